@@ -1,0 +1,244 @@
+//! Package catalogers, one per ecosystem (the way syft organises them): each
+//! knows which image paths it needs, parses them, and keeps its test
+//! fixtures beside it.
+//!
+//! The image layer reader calls [`wants`] for every tar entry and keeps only
+//! the files some cataloger asked for, so [`run`] sees a small squashed tree.
+//! A damaged package database must never stop a scan: parse problems become
+//! [`Catalog::warnings`], and whatever could be read is still reported.
+
+pub mod dpkg;
+pub mod osrelease;
+
+use serde::Serialize;
+
+use crate::image::fs::FileTree;
+
+/// The distribution, from os-release(5). Package catalogers need it for
+/// purl namespaces and `distro=` qualifiers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OsInfo {
+    /// `ID`, lower case (`debian`, `ubuntu`, `alpine`); `linux` when unset,
+    /// as os-release(5) prescribes.
+    pub id: String,
+    pub id_like: Vec<String>,
+    pub version_id: Option<String>,
+    pub version_codename: Option<String>,
+    pub name: Option<String>,
+    pub pretty_name: Option<String>,
+}
+
+impl OsInfo {
+    /// True when the distribution is `id` or declares itself like it.
+    pub fn is_like(&self, id: &str) -> bool {
+        self.id == id || self.id_like.iter().any(|l| l == id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ecosystem {
+    Deb,
+}
+
+impl Ecosystem {
+    /// The purl type.
+    pub fn purl_type(self) -> &'static str {
+        match self {
+            Ecosystem::Deb => "deb",
+        }
+    }
+}
+
+/// One installed package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Package {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    /// As the package manager prints it, epoch included
+    /// (`1:2.38.1-5+deb12u3`), so that it compares with `dpkg -l` output.
+    pub version: String,
+    pub arch: Option<String>,
+    /// For deb packages always set: when the database names no source, the
+    /// source is the binary package itself at the binary's version.
+    pub source_name: Option<String>,
+    pub source_version: Option<String>,
+    /// The file the package was found in, e.g. `var/lib/dpkg/status`.
+    pub location: String,
+    /// Index of the image layer that brought this version of the package.
+    pub layer: usize,
+}
+
+/// What the catalogers found in one image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Catalog {
+    pub os: Option<OsInfo>,
+    pub packages: Vec<Package>,
+    /// Human-readable problems (damaged databases, unreadable os-release);
+    /// shown in reports, never fatal.
+    pub warnings: Vec<String>,
+}
+
+pub trait Cataloger: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Whether the image reader must keep the file at `path` (normalised, no
+    /// leading slash). Called for every tar entry: keep it cheap.
+    fn wants(&self, path: &str) -> bool;
+    fn catalog(&self, files: &FileTree, os: Option<&OsInfo>, out: &mut Catalog);
+}
+
+/// os-release comes first: the package catalogers that follow get its result.
+static CATALOGERS: &[&dyn Cataloger] = &[&osrelease::OsReleaseCataloger, &dpkg::DpkgCataloger];
+
+/// Every cataloger, in the order [`run`] calls them (os-release first).
+pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
+    vec![
+        Box::new(osrelease::OsReleaseCataloger),
+        Box::new(dpkg::DpkgCataloger),
+    ]
+}
+
+/// Union of all catalogers' path patterns.
+pub fn wants(path: &str) -> bool {
+    CATALOGERS.iter().any(|c| c.wants(path))
+}
+
+/// Runs every cataloger over the squashed tree. Packages come out sorted
+/// (ecosystem, name, version, arch) so that output does not depend on
+/// hash or file order.
+pub fn run(files: &FileTree) -> Catalog {
+    let mut out = Catalog::default();
+    for c in CATALOGERS {
+        let os = out.os.clone();
+        c.catalog(files, os.as_ref(), &mut out);
+    }
+    out.packages.sort_by(|a, b| {
+        (a.ecosystem, &a.name, &a.version, &a.arch, &a.location).cmp(&(
+            b.ecosystem,
+            &b.name,
+            &b.version,
+            &b.arch,
+            &b.location,
+        ))
+    });
+    out
+}
+
+/// A garbage database can yield thousands of identical complaints; a report
+/// needs the first few and the count.
+pub(crate) struct WarningSink<'a> {
+    out: &'a mut Vec<String>,
+    prefix: String,
+    emitted: usize,
+    dropped: usize,
+}
+
+impl<'a> WarningSink<'a> {
+    const MAX: usize = 20;
+
+    pub(crate) fn new(out: &'a mut Vec<String>, prefix: impl Into<String>) -> Self {
+        WarningSink {
+            out,
+            prefix: prefix.into(),
+            emitted: 0,
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, msg: impl std::fmt::Display) {
+        if self.emitted < Self::MAX {
+            self.out.push(format!("{}: {msg}", self.prefix));
+            self.emitted += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
+impl Drop for WarningSink<'_> {
+    fn drop(&mut self) {
+        if self.dropped > 0 {
+            self.out.push(format!(
+                "{}: {} more problems not shown",
+                self.prefix, self.dropped
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::fs::FileEntry;
+
+    fn file(t: &mut FileTree, path: &str, data: &[u8], layer: usize) {
+        t.files.insert(
+            path.into(),
+            FileEntry {
+                data: data.to_vec(),
+                layer,
+            },
+        );
+    }
+
+    #[test]
+    fn wants_is_the_union_of_catalogers() {
+        for p in [
+            "etc/os-release",
+            "usr/lib/os-release",
+            "var/lib/dpkg/status",
+            "var/lib/dpkg/status.d/libc6",
+            "var/lib/dpkg/info/bash.list",
+        ] {
+            assert!(wants(p), "{p}");
+        }
+        for p in [
+            "var/lib/dpkg/status-old",
+            "var/lib/dpkg/available",
+            "etc/passwd",
+            "usr/bin/bash",
+            "var/lib/dpkg/info/bash.md5sums",
+        ] {
+            assert!(!wants(p), "{p}");
+        }
+        assert_eq!(catalogers().len(), CATALOGERS.len());
+    }
+
+    #[test]
+    fn run_passes_os_release_to_package_catalogers() {
+        let mut t = FileTree::default();
+        file(
+            &mut t,
+            "usr/lib/os-release",
+            include_bytes!("osrelease/fixtures/debian-12"),
+            0,
+        );
+        t.symlinks
+            .insert("etc/os-release".into(), "../usr/lib/os-release".into());
+        file(
+            &mut t,
+            "var/lib/dpkg/status",
+            b"Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n\n\
+              Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n",
+            1,
+        );
+        let c = run(&t);
+        assert_eq!(c.os.as_ref().unwrap().id, "debian");
+        let names: Vec<_> = c.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["bash", "zlib1g"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn warning_sink_caps_and_counts() {
+        let mut w = Vec::new();
+        {
+            let mut s = WarningSink::new(&mut w, "x");
+            for i in 0..100 {
+                s.push(i);
+            }
+        }
+        assert_eq!(w.len(), WarningSink::MAX + 1);
+        assert_eq!(w.last().unwrap(), "x: 80 more problems not shown");
+    }
+}

@@ -1,0 +1,615 @@
+//! Pulling an image from a registry into the squashed view the catalogers
+//! read: reference → manifest (index → the requested platform) → config →
+//! layers streamed with their digests verified and whiteouts applied.
+//!
+//! The layer streaming is written here rather than taken from an OCI client
+//! crate because the gate needs three things those crates do not give
+//! together: memory bounded by the files the catalogers want (a pull keeps
+//! package databases, never whole layers), whiteouts and opaque directories
+//! applied before any cataloger sees a file (so a package removed in a later
+//! layer is not reported), and nothing written to disk (no scratch space to
+//! size, no hostile path that could land outside it). The registry protocol
+//! itself is a handful of GETs, and owning it lets every failure become an
+//! error that tells the pipeline operator what to do.
+
+pub mod error;
+pub mod fs;
+pub mod layer;
+pub mod manifest;
+pub mod platform;
+pub mod reference;
+mod registry;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt, TryFutureExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+pub use error::{FailureClass, ImageError, ReferenceProblem};
+pub use fs::{FileEntry, FileTree};
+pub use manifest::{HistoryEntry, ImageConfig};
+pub use platform::Platform;
+pub use reference::ImageRef;
+pub use registry::Credentials;
+
+use layer::{Budget, LayerFailure, LayerSource};
+use manifest::{MANIFEST_ACCEPT, Manifest, ManifestProblem};
+use registry::{RegistryClient, RegistryOptions, Target};
+
+/// Decides which regular files (normalised paths, no leading `/`) are kept.
+pub type Wants = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Bounds on what one pull may cost; the defaults fit real images with
+/// room to spare and stop hostile ones early.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_manifest_bytes: u64,
+    pub max_config_bytes: u64,
+    pub max_layers: usize,
+    /// Wanted files larger than this are skipped with a warning.
+    pub max_file_bytes: u64,
+    /// All layers decompressed, together.
+    pub max_decompressed_bytes: u64,
+    /// All kept file contents, together.
+    pub max_kept_bytes: u64,
+    /// Layers downloaded and read at once.
+    pub parallel_layers: usize,
+    /// Tries per request (and per layer download) before giving up.
+    pub max_attempts: u32,
+    /// First retry delay; it doubles on each further try.
+    pub retry_base_delay: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 << 20,
+            max_config_bytes: 8 << 20,
+            max_layers: 256,
+            max_file_bytes: 64 << 20,
+            max_decompressed_bytes: 64 << 30,
+            max_kept_bytes: 1 << 30,
+            parallel_layers: 3,
+            max_attempts: 4,
+            retry_base_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    pub platform: Platform,
+    /// `host:port` entries reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    pub credentials: Option<Credentials>,
+    pub limits: Limits,
+    pub user_agent: String,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::default(),
+            insecure_registries: Vec::new(),
+            credentials: None,
+            limits: Limits::default(),
+            user_agent: concat!("scangate/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// A layer as the manifest and config describe it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Layer {
+    /// Digest of the blob as stored (compressed).
+    pub digest: String,
+    /// Digest of the uncompressed tar (`rootfs.diff_ids`).
+    pub diff_id: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// Everything about an image except its files: what `resolve` returns.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    pub reference: ImageRef,
+    /// Digest of the platform manifest (what is scanned).
+    pub manifest_digest: String,
+    /// Digest of the multi-platform index, when the reference named one.
+    pub index_digest: Option<String>,
+    pub config_digest: String,
+    pub platform: Platform,
+    pub layers: Vec<Layer>,
+    pub config: ImageConfig,
+    /// Manifest annotations (e.g. `org.opencontainers.image.base.name`).
+    pub annotations: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PulledImage {
+    pub reference: ImageRef,
+    /// Digest of the platform manifest actually scanned.
+    pub manifest_digest: String,
+    pub index_digest: Option<String>,
+    pub config_digest: String,
+    pub platform: Platform,
+    pub layers: Vec<Layer>,
+    pub config: ImageConfig,
+    pub annotations: BTreeMap<String, String>,
+    /// Wanted files and all symlinks, whiteouts applied.
+    pub files: FileTree,
+    /// Things a person should know (skipped entries, platform fallbacks).
+    pub warnings: Vec<String>,
+}
+
+/// Resolves `reference` to its platform manifest and config, without
+/// downloading layers (cheap: for digests and metadata).
+pub async fn resolve(
+    reference: &ImageRef,
+    opts: &PullOptions,
+) -> Result<ResolvedImage, ImageError> {
+    let client = client(reference, opts)?;
+    resolve_with(&client, reference, opts).await
+}
+
+/// Pulls `reference` for `opts.platform` and returns its metadata and the
+/// files `wants` asked for, as the final (squashed) filesystem has them.
+pub async fn pull(
+    reference: &ImageRef,
+    opts: &PullOptions,
+    wants: Wants,
+) -> Result<PulledImage, ImageError> {
+    tracing::info!(image = %reference, platform = %opts.platform, "pulling image");
+    let started = std::time::Instant::now();
+    let client = client(reference, opts)?;
+    let resolved = resolve_with(&client, reference, opts).await?;
+    let (files, layer_warnings, decompressed) =
+        read_layers(&client, &resolved, opts, wants).await?;
+    let mut warnings = resolved.warnings;
+    warnings.extend(layer_warnings);
+    for w in &warnings {
+        tracing::debug!(image = %reference, "{w}");
+    }
+    tracing::info!(
+        image = %reference,
+        digest = %resolved.manifest_digest,
+        layers = resolved.layers.len(),
+        files = files.files.len(),
+        symlinks = files.symlinks.len(),
+        warnings = warnings.len(),
+        decompressed_bytes = decompressed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "pulled image"
+    );
+    Ok(PulledImage {
+        reference: resolved.reference,
+        manifest_digest: resolved.manifest_digest,
+        index_digest: resolved.index_digest,
+        config_digest: resolved.config_digest,
+        platform: resolved.platform,
+        layers: resolved.layers,
+        config: resolved.config,
+        annotations: resolved.annotations,
+        files,
+        warnings,
+    })
+}
+
+fn client(reference: &ImageRef, opts: &PullOptions) -> Result<RegistryClient, ImageError> {
+    RegistryClient::new(
+        reference,
+        &RegistryOptions {
+            insecure_registries: &opts.insecure_registries,
+            credentials: opts.credentials.as_ref(),
+            user_agent: &opts.user_agent,
+            max_attempts: opts.limits.max_attempts,
+            base_delay: opts.limits.retry_base_delay,
+        },
+    )
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+async fn resolve_with(
+    client: &RegistryClient,
+    reference: &ImageRef,
+    opts: &PullOptions,
+) -> Result<ResolvedImage, ImageError> {
+    let image = reference.to_string();
+    let limits = &opts.limits;
+    let mut warnings = Vec::new();
+    let manifest_problem = |p: ManifestProblem, what: &str| match p {
+        ManifestProblem::Unsupported(detail) => ImageError::Unsupported {
+            reference: image.clone(),
+            detail,
+        },
+        ManifestProblem::Invalid(detail) => ImageError::Protocol {
+            registry: reference.registry.clone(),
+            what: what.to_owned(),
+            detail,
+        },
+    };
+
+    let top_ref = reference.manifest_reference();
+    let (bytes, content_type, header_digest) = client
+        .get_bytes(
+            Target::Manifest(top_ref),
+            Some(MANIFEST_ACCEPT),
+            limits.max_manifest_bytes,
+        )
+        .await?;
+    let top_digest = sha256_digest(&bytes);
+    let expected = reference.digest.clone().or_else(|| {
+        // Registries report the digest of what they sent; a different one
+        // means something in between altered the manifest.
+        header_digest.filter(|d| d.starts_with("sha256:"))
+    });
+    if let Some(expected) = expected
+        && expected != top_digest
+    {
+        return Err(ImageError::DigestMismatch {
+            what: format!("the manifest of {image}"),
+            digest: expected,
+            actual: top_digest,
+        });
+    }
+    let what_top = format!("manifest {top_ref}");
+    let (manifest, manifest_digest, index_digest, platform_from_index) =
+        match manifest::parse_manifest(&bytes, content_type.as_deref())
+            .map_err(|p| manifest_problem(p, &what_top))?
+        {
+            Manifest::Image(m) => (m, top_digest, None, None),
+            Manifest::Index(index) => {
+                let entries = index.image_entries();
+                let candidates: Vec<Option<Platform>> = entries
+                    .iter()
+                    .map(|d| d.platform.as_ref().map(Platform::from))
+                    .collect();
+                let chosen = match opts.platform.select(&candidates) {
+                    Some(i) => entries[i],
+                    None if entries.is_empty()
+                        && index.manifests.len() == 1
+                        && index.manifests[0].platform.is_none() =>
+                    {
+                        warnings.push(format!(
+                            "the index of {image} has one manifest and no platform for it; \
+                             scanning that manifest"
+                        ));
+                        &index.manifests[0]
+                    }
+                    None => {
+                        return Err(ImageError::PlatformNotFound {
+                            reference: image.clone(),
+                            wanted: opts.platform.to_string(),
+                            available: candidates
+                                .iter()
+                                .flatten()
+                                .map(Platform::to_string)
+                                .collect(),
+                        });
+                    }
+                };
+                let child_digest = chosen.digest.clone();
+                let (child, child_type, _) = client
+                    .get_bytes(
+                        Target::Manifest(&child_digest),
+                        Some(MANIFEST_ACCEPT),
+                        limits.max_manifest_bytes,
+                    )
+                    .await?;
+                let actual = sha256_digest(&child);
+                if actual != child_digest {
+                    return Err(ImageError::DigestMismatch {
+                        what: format!("the platform manifest of {image}"),
+                        digest: child_digest,
+                        actual,
+                    });
+                }
+                let what = format!("manifest {child_digest}");
+                match manifest::parse_manifest(&child, child_type.as_deref())
+                    .map_err(|p| manifest_problem(p, &what))?
+                {
+                    Manifest::Image(m) => (
+                        m,
+                        child_digest,
+                        Some(top_digest),
+                        chosen.platform.as_ref().map(Platform::from),
+                    ),
+                    Manifest::Index(_) => {
+                        return Err(ImageError::Unsupported {
+                            reference: image.clone(),
+                            detail: "its index points to another index (nested indexes are \
+                                     not supported)"
+                                .into(),
+                        });
+                    }
+                }
+            }
+        };
+
+    if manifest.layers.len() > limits.max_layers {
+        return Err(ImageError::LimitExceeded {
+            reference: image.clone(),
+            detail: format!(
+                "it has {} layers; at most {} are read",
+                manifest.layers.len(),
+                limits.max_layers
+            ),
+        });
+    }
+    for l in &manifest.layers {
+        if let Some(mt) = &l.media_type {
+            check_layer_media_type(mt).map_err(|detail| ImageError::Unsupported {
+                reference: image.clone(),
+                detail: format!("layer {}: {detail}", l.digest),
+            })?;
+        }
+    }
+
+    let config_digest = manifest.config.digest.clone();
+    let (config_bytes, _, _) = client
+        .get_bytes(Target::Blob(&config_digest), None, limits.max_config_bytes)
+        .await?;
+    let actual = sha256_digest(&config_bytes);
+    if actual != config_digest {
+        return Err(ImageError::DigestMismatch {
+            what: format!("the config of {image}"),
+            digest: config_digest,
+            actual,
+        });
+    }
+    let config = manifest::parse_config(&config_bytes).map_err(|detail| ImageError::Protocol {
+        registry: reference.registry.clone(),
+        what: format!("config {config_digest}"),
+        detail,
+    })?;
+    if config.os == "windows" {
+        return Err(ImageError::Unsupported {
+            reference: image.clone(),
+            detail: "Windows container images are not supported".into(),
+        });
+    }
+    if config.diff_ids.len() != manifest.layers.len() {
+        return Err(ImageError::Protocol {
+            registry: reference.registry.clone(),
+            what: format!("config {config_digest}"),
+            detail: format!(
+                "the config lists {} layers (rootfs.diff_ids) but the manifest has {}",
+                config.diff_ids.len(),
+                manifest.layers.len()
+            ),
+        });
+    }
+    let config_platform = Platform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: config.variant.clone(),
+    };
+    let platform = match platform_from_index {
+        Some(p) => p,
+        None => {
+            if !config.os.is_empty() && !opts.platform.accepts(&config_platform) {
+                warnings.push(format!(
+                    "{image} is a single-platform {config_platform} image, not the requested \
+                     {}; scanning it anyway",
+                    opts.platform
+                ));
+            }
+            config_platform
+        }
+    };
+
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(&config.diff_ids)
+        .map(|(d, diff_id)| Layer {
+            digest: d.digest.clone(),
+            diff_id: diff_id.clone(),
+            media_type: d.media_type.clone().unwrap_or_default(),
+            size: d.size,
+        })
+        .collect();
+    Ok(ResolvedImage {
+        reference: reference.clone(),
+        manifest_digest,
+        index_digest,
+        config_digest,
+        platform,
+        layers,
+        config,
+        annotations: manifest.annotations,
+        warnings,
+    })
+}
+
+/// Only filesystem layers can be read; anything else (zstd for now, OCI
+/// artifact payloads) is refused before any download.
+fn check_layer_media_type(mt: &str) -> Result<(), String> {
+    if mt.ends_with("zstd") {
+        return Err(format!(
+            "media type {mt} (zstd) is not supported yet; push the image with gzip layers \
+             (e.g. docker buildx build --output type=image,compression=gzip,force-compression=true)"
+        ));
+    }
+    let known = [
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    ];
+    if known.contains(&mt) {
+        Ok(())
+    } else {
+        Err(format!("media type {mt} is not a filesystem layer"))
+    }
+}
+
+/// Cancels the layer readers still running when the pull ends early
+/// (an error in another layer, or the caller dropping the future).
+struct CancelOnDrop(Arc<Budget>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+async fn read_layers(
+    client: &RegistryClient,
+    image: &ResolvedImage,
+    opts: &PullOptions,
+    wants: Wants,
+) -> Result<(FileTree, Vec<String>, u64), ImageError> {
+    let limits = &opts.limits;
+    let budget = Budget::new(
+        limits.max_file_bytes,
+        limits.max_decompressed_bytes,
+        limits.max_kept_bytes,
+    );
+    let _cancel = CancelOnDrop(budget.clone());
+    let reference = image.reference.to_string();
+    // The futures are collected first: a lazy `map` closure inside the
+    // stream would make the whole pull future fail the `Send` check that
+    // `tokio::spawn` needs (a higher-ranked lifetime limitation of rustc).
+    let fetches: Vec<_> = image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            fetch_layer(client, &reference, l, budget.clone(), wants.clone())
+                .map_ok(move |c| (i, c))
+        })
+        .collect();
+    let mut results = futures_util::stream::iter(fetches).buffered(limits.parallel_layers.max(1));
+
+    let mut tree = FileTree::default();
+    let mut warnings = Vec::new();
+    // `buffered` yields in layer order, so merging here respects the
+    // overlay order however the downloads interleave.
+    while let Some(next) = results.next().await {
+        let (i, changes) = next?;
+        let layer = &image.layers[i];
+        let label = format!(
+            "layer {} ({})",
+            i + 1,
+            &layer.digest[..layer.digest.len().min(19)]
+        );
+        tracing::debug!(
+            image = %reference,
+            layer = %layer.digest,
+            entries = changes.entries,
+            decompressed_bytes = changes.decompressed_bytes,
+            kept_bytes = changes.kept_bytes,
+            "read layer"
+        );
+        warnings.extend(changes.warnings.iter().map(|w| format!("{label}: {w}")));
+        let mut merge_warnings = Vec::new();
+        layer::apply_layer(&mut tree, changes, i, &mut merge_warnings);
+        warnings.extend(merge_warnings.into_iter().map(|w| format!("{label}: {w}")));
+    }
+    Ok((tree, warnings, budget.decompressed_bytes()))
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, io::Error>> + Send>>;
+
+async fn fetch_layer(
+    client: &RegistryClient,
+    reference: &str,
+    layer: &Layer,
+    budget: Arc<Budget>,
+    wants: Wants,
+) -> Result<layer::LayerChanges, ImageError> {
+    let source = Arc::new(LayerSource {
+        digest: layer.digest.clone(),
+        media_type: Some(layer.media_type.clone()).filter(|m| !m.is_empty()),
+        size: Some(layer.size),
+    });
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let resp = client.get(Target::Blob(&layer.digest), None).await?;
+        let stream: ByteStream = Box::pin(
+            resp.bytes_stream()
+                .map_err(|e| io::Error::other(registry::error_chain(&e))),
+        );
+        // The bridge must be made on the runtime; it blocks on it from the
+        // blocking thread, keeping gzip and tar work off the async workers.
+        let reader = SyncIoBridge::new(StreamReader::new(stream));
+        let (source2, budget2, wants2) = (source.clone(), budget.clone(), wants.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            layer::read_layer(reader, &source2, &*wants2, &budget2)
+        })
+        .await
+        .map_err(|e| ImageError::Internal {
+            reference: reference.to_owned(),
+            detail: format!("layer reader task failed: {e}"),
+        })?;
+        match outcome {
+            Ok(changes) => return Ok(changes),
+            Err(LayerFailure::Source(detail)) if attempt < client.max_attempts() => {
+                tracing::warn!(image = %reference, layer = %layer.digest, attempt, "download failed: {detail}; retrying");
+                tokio::time::sleep(client.backoff(attempt)).await;
+            }
+            Err(failure) => return Err(layer_error(failure, client, reference, layer, attempt)),
+        }
+    }
+}
+
+fn layer_error(
+    failure: LayerFailure,
+    client: &RegistryClient,
+    reference: &str,
+    layer: &Layer,
+    attempts: u32,
+) -> ImageError {
+    let digest = layer.digest.clone();
+    match failure {
+        LayerFailure::Source(detail) => ImageError::Unavailable {
+            registry: client.registry().to_owned(),
+            attempts,
+            detail: format!("downloading layer {digest} failed: {detail}"),
+        },
+        LayerFailure::Cancelled => ImageError::Internal {
+            reference: reference.to_owned(),
+            detail: format!("reading layer {digest} was cancelled"),
+        },
+        LayerFailure::DigestMismatch { actual } => ImageError::DigestMismatch {
+            what: format!("layer {digest}"),
+            digest,
+            actual,
+        },
+        LayerFailure::Oversize { declared } => ImageError::CorruptLayer {
+            digest,
+            detail: format!(
+                "the registry sent more than the {declared} bytes the manifest declares"
+            ),
+        },
+        LayerFailure::Limit(detail) => ImageError::LimitExceeded {
+            reference: reference.to_owned(),
+            detail: format!("{detail} (reading layer {digest})"),
+        },
+        LayerFailure::Corrupt(detail) => ImageError::CorruptLayer {
+            digest,
+            detail: format!("not a valid gzip/tar stream: {detail}"),
+        },
+        LayerFailure::Unsupported(detail) => ImageError::Unsupported {
+            reference: reference.to_owned(),
+            detail: format!("layer {digest}: {detail}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

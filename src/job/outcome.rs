@@ -1,0 +1,183 @@
+//! The one result an acknowledged job gets, and the text a person reads in
+//! the pipeline console.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::inspector::Severity;
+use crate::pipeline::{PipelineError, ScanReport};
+use crate::policy::Verdict;
+use crate::util::truncate_chars;
+
+/// CodePipeline's limits (aws-models: ExecutionSummary, Message).
+pub const MAX_SUMMARY: usize = 2_048;
+pub const MAX_MESSAGE: usize = 5_000;
+
+/// The `FailureType` values scangate uses (DESIGN.md, "What the pipeline
+/// gets back").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    JobFailed,
+    ConfigurationError,
+    PermissionError,
+    SystemUnavailable,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::JobFailed => "JobFailed",
+            FailureKind::ConfigurationError => "ConfigurationError",
+            FailureKind::PermissionError => "PermissionError",
+            FailureKind::SystemUnavailable => "SystemUnavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Success {
+        summary: String,
+        variables: BTreeMap<String, String>,
+    },
+    Failure {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+impl Outcome {
+    pub fn failure(kind: FailureKind, message: impl Into<String>) -> Outcome {
+        Outcome::Failure {
+            kind,
+            message: truncate_chars(&message.into(), MAX_MESSAGE),
+        }
+    }
+
+    pub fn from_error(job_id: &str, err: &PipelineError) -> Outcome {
+        let kind = err.failure_kind();
+        let mut msg = err.to_string();
+        if matches!(err, PipelineError::Internal(_)) {
+            let _ = write!(
+                msg,
+                " (an unexpected error in scangate; look up job {job_id} in the worker logs)"
+            );
+        }
+        Outcome::failure(kind, msg)
+    }
+
+    pub fn from_report(job_id: &str, r: &ScanReport) -> Outcome {
+        let d = &r.decision;
+        let c = d.counts;
+        let counts = format!(
+            "{} critical, {} high, {} medium, {} low, {} other",
+            c.critical, c.high, c.medium, c.low, c.other
+        );
+        match d.verdict {
+            Verdict::Pass => {
+                let mut variables = BTreeMap::new();
+                let mut put = |k: &str, v: String| {
+                    variables.insert(k.to_owned(), v);
+                };
+                put("VERDICT", d.verdict.to_string());
+                put(
+                    "HIGHEST_SEVERITY",
+                    d.highest.map_or("NONE", Severity::as_str).to_owned(),
+                );
+                put("CRITICAL", c.critical.to_string());
+                put("HIGH", c.high.to_string());
+                put("MEDIUM", c.medium.to_string());
+                put("LOW", c.low.to_string());
+                put("OTHER", c.other.to_string());
+                put("SUPPRESSED", "0".to_owned());
+                put("COMPONENTS", r.packages.to_string());
+                put("IMAGE_DIGEST", r.manifest_digest.clone());
+                if let Some(u) = &r.report_uri {
+                    put("REPORT_URI", u.clone());
+                }
+                if let Some(u) = &r.sbom_uri {
+                    put("SBOM_URI", u.clone());
+                }
+                let summary = format!(
+                    "PASS {}@{}: {counts} in {} packages (job {job_id})",
+                    r.image, r.manifest_digest, r.packages
+                );
+                Outcome::Success {
+                    summary: truncate_chars(&summary, MAX_SUMMARY),
+                    variables,
+                }
+            }
+            Verdict::Fail => {
+                let mut m = String::new();
+                let _ = write!(
+                    m,
+                    "Image {}@{} failed the vulnerability gate: ",
+                    r.image, r.manifest_digest
+                );
+                let reasons: Vec<String> = d.violations.iter().map(|v| v.to_string()).collect();
+                let _ = writeln!(
+                    m,
+                    "{}{}.",
+                    reasons.join(", "),
+                    if r.fixable_only {
+                        " counting only fixable findings"
+                    } else {
+                        ""
+                    }
+                );
+                let _ = writeln!(m, "Findings: {counts} ({} packages scanned).", r.packages);
+                if let Some(u) = &r.report_uri {
+                    let _ = writeln!(m, "Report: {u}");
+                }
+                let _ = writeln!(m, "Worst findings:");
+                let mut shown = std::collections::BTreeSet::new();
+                for f in r
+                    .result
+                    .findings
+                    .iter()
+                    .filter(|f| d.violating_ids.contains(&f.id))
+                {
+                    if !shown.insert((f.id.clone(), f.package.clone())) {
+                        continue;
+                    }
+                    let line = format!(
+                        "- {} {} in {} {} → {}{}{}\n",
+                        f.severity.as_str(),
+                        f.id,
+                        f.package,
+                        f.version,
+                        f.fixed_version.as_deref().unwrap_or("no fix yet"),
+                        f.cvss_score
+                            .map(|s| format!(", CVSS {s}"))
+                            .unwrap_or_default(),
+                        f.epss.map(|s| format!(", EPSS {s:.3}")).unwrap_or_default(),
+                    );
+                    // Leave room for the closing line rather than cutting a
+                    // finding in half.
+                    if m.chars().count() + line.chars().count() > MAX_MESSAGE - 120 {
+                        let _ = writeln!(m, "- … and more (see the report)");
+                        break;
+                    }
+                    m.push_str(&line);
+                }
+                let _ = write!(m, "Job {job_id}.");
+                Outcome::failure(FailureKind::JobFailed, m)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_messages_are_cut_to_the_limit() {
+        let o = Outcome::failure(FailureKind::JobFailed, "x".repeat(10_000));
+        let Outcome::Failure { message, .. } = o else {
+            panic!()
+        };
+        assert_eq!(message.chars().count(), MAX_MESSAGE);
+        assert!(message.ends_with('…'));
+    }
+}

@@ -1,0 +1,20 @@
+//! scangate: a container-image security gate for AWS CodePipeline.
+//!
+//! Modules follow the data flow of one job:
+//! `job` (claim, configuration, result) → `image` (registry pull, layers,
+//! whiteouts) → `catalog` (packages per ecosystem) → `sbom` (CycloneDX 1.5)
+//! → `inspector` (ScanSbom, findings) → `policy` (verdict) → `report`.
+//! `worker` runs the poll loop that drives jobs; `pipeline` is the one
+//! function that takes an image reference to a verdict, shared by the worker
+//! and the CLI.
+
+pub mod catalog;
+pub mod image;
+pub mod inspector;
+pub mod job;
+pub mod pipeline;
+pub mod policy;
+pub mod report;
+pub mod sbom;
+pub mod util;
+pub mod worker;

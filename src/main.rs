@@ -1,0 +1,272 @@
+//! The `scangate` command line (DESIGN.md, "Command line").
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use scangate::image::{ImageRef, Platform};
+use scangate::inspector::{Inspector, RetryPolicy};
+use scangate::pipeline::{self, Context, ScanRequest};
+use scangate::policy::{Policy, Thresholds, Verdict, cfg as pcfg};
+use scangate::worker::{self, WorkerConfig, cfg::RegistryArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "scangate",
+    version,
+    about = "Container-image security gate for AWS CodePipeline"
+)]
+struct Cli {
+    /// Log format: json (default for the worker) or text.
+    #[arg(long, global = true, env = "SCANGATE_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the CodePipeline job worker (the production entry point).
+    Worker(WorkerConfig),
+    /// Scan one image: SBOM, Amazon Inspector ScanSbom, policy.
+    /// Exit code 0 pass, 1 policy failure, 2 error.
+    Scan(ScanArgs),
+    /// Print the CycloneDX 1.5 SBOM of an image (no AWS calls).
+    Sbom(SbomArgs),
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// Image reference: host/repo:tag, host/repo@sha256:…, or a Docker Hub name.
+    image: String,
+    /// Platform to pick from a multi-platform index.
+    #[arg(long, default_value = "linux/amd64")]
+    platform: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Findings allowed at CRITICAL ("unlimited" for no limit).
+    #[arg(long, default_value = "0")]
+    critical_threshold: String,
+    #[arg(long, default_value = "0")]
+    high_threshold: String,
+    #[arg(long, default_value = "unlimited")]
+    medium_threshold: String,
+    #[arg(long, default_value = "unlimited")]
+    low_threshold: String,
+    /// Thresholds count only findings that have a fixed version.
+    #[arg(long)]
+    fixable_only: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ScanFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScanFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(clap::Args)]
+struct SbomArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Write the SBOM here instead of stdout.
+    #[arg(long, short)]
+    output: Option<std::path::PathBuf>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_format = match cli.command {
+        Command::Worker(_) => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    init_logging(cli.log_format.unwrap_or(default_format));
+    match cli.command {
+        Command::Worker(cfg) => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            match worker::run(cfg, sdk).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "worker failed to start");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Scan(args) => scan(args).await,
+        Command::Sbom(args) => sbom(args).await,
+    }
+}
+
+fn parse_image(a: &ImageArgs) -> Result<(ImageRef, Platform), String> {
+    let image = a
+        .image
+        .parse::<ImageRef>()
+        .map_err(|e| format!("invalid image reference {:?}: {e}", a.image))?;
+    let platform = a
+        .platform
+        .parse::<Platform>()
+        .map_err(|e| format!("invalid platform {:?}: {e}", a.platform))?;
+    Ok((image, platform))
+}
+
+async fn sbom(args: SbomArgs) -> ExitCode {
+    let run = async {
+        let (image, platform) = parse_image(&args.image)?;
+        let pull = worker::pull_options(&args.image.registry);
+        let s = pipeline::build_sbom(&pull, &image, &platform)
+            .await
+            .map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(&s.bom).map_err(|e| e.to_string())?;
+        match &args.output {
+            Some(p) => {
+                std::fs::write(p, &json).map_err(|e| format!("writing {}: {e}", p.display()))?
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&json)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        eprintln!(
+            "{}: {} packages, digest {}",
+            image,
+            s.catalog.packages.len(),
+            s.pulled.manifest_digest
+        );
+        Ok::<(), String>(())
+    };
+    match run.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn scan(args: ScanArgs) -> ExitCode {
+    let run = async {
+        let (image, platform) = parse_image(&args.image)?;
+        let policy = Policy {
+            thresholds: Thresholds {
+                critical: pcfg::parse_threshold("--critical-threshold", &args.critical_threshold)
+                    .map_err(|e| e.to_string())?,
+                high: pcfg::parse_threshold("--high-threshold", &args.high_threshold)
+                    .map_err(|e| e.to_string())?,
+                medium: pcfg::parse_threshold("--medium-threshold", &args.medium_threshold)
+                    .map_err(|e| e.to_string())?,
+                low: pcfg::parse_threshold("--low-threshold", &args.low_threshold)
+                    .map_err(|e| e.to_string())?,
+                other: None,
+            },
+            fixable_only: args.fixable_only,
+        };
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let ctx = Context {
+            pull: worker::pull_options(&args.image.registry),
+            inspector: Inspector::new(&sdk, RetryPolicy::default()),
+        };
+        let report = pipeline::scan(
+            &ctx,
+            &ScanRequest {
+                image,
+                platform,
+                policy,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let text = match args.format {
+            ScanFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
+                "image": report.image,
+                "digest": report.manifest_digest,
+                "verdict": report.decision.verdict,
+                "counts": report.decision.counts,
+                "violations": report.decision.violations,
+                "packages": report.packages,
+                "findings": report.result.findings,
+            }))
+            .map_err(|e| e.to_string())?,
+            ScanFormat::Markdown => scangate::report::markdown::render("-", &report),
+            ScanFormat::Table => table(&report),
+        };
+        println!("{text}");
+        Ok::<Verdict, String>(report.decision.verdict)
+    };
+    match run.await {
+        Ok(Verdict::Pass) => ExitCode::SUCCESS,
+        Ok(Verdict::Fail) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn table(r: &pipeline::ScanReport) -> String {
+    use std::fmt::Write as _;
+    let d = &r.decision;
+    let c = d.counts;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}@{}", r.image, r.manifest_digest);
+    let _ = writeln!(
+        s,
+        "{} — {} critical, {} high, {} medium, {} low, {} other in {} packages",
+        d.verdict, c.critical, c.high, c.medium, c.low, c.other, r.packages
+    );
+    for v in &d.violations {
+        let _ = writeln!(s, "  violated: {v}");
+    }
+    if !r.result.findings.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:<9} {:<20} {:<24} {:<28} FIXED",
+            "SEVERITY", "ID", "PACKAGE", "INSTALLED"
+        );
+        for f in &r.result.findings {
+            let _ = writeln!(
+                s,
+                "{:<9} {:<20} {:<24} {:<28} {}",
+                f.severity.as_str(),
+                f.id,
+                f.package,
+                f.version,
+                f.fixed_version.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,210 @@
+//! Image reference → verdict: the stages of one scan, shared by the worker
+//! and the CLI.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::catalog;
+use crate::image::{self, ImageError, ImageRef, Platform, PullOptions};
+use crate::inspector::{Inspector, InspectorError, MAX_COMPONENTS, ScanResult};
+use crate::job::artifact::ArtifactError;
+use crate::job::{ConfigError, FailureKind};
+use crate::policy::{Decision, Policy};
+use crate::sbom;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("building the SBOM failed: {0}")]
+    Sbom(String),
+    #[error(transparent)]
+    Inspector(#[from] InspectorError),
+    #[error(
+        "worker shutting down: the job did not finish within the shutdown grace period; retry the action"
+    )]
+    ShuttingDown,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PipelineError {
+    pub fn failure_kind(&self) -> FailureKind {
+        use image::FailureClass as C;
+        match self {
+            PipelineError::Config(_) => FailureKind::ConfigurationError,
+            PipelineError::Artifact(e) if e.is_permission() => FailureKind::PermissionError,
+            PipelineError::Artifact(e) if e.is_unavailable() => FailureKind::SystemUnavailable,
+            PipelineError::Artifact(_) => FailureKind::ConfigurationError,
+            PipelineError::Image(e) => match e.failure_class() {
+                C::Configuration => FailureKind::ConfigurationError,
+                C::Permission => FailureKind::PermissionError,
+                C::NotFound | C::Corrupt => FailureKind::JobFailed,
+                C::Unavailable => FailureKind::SystemUnavailable,
+            },
+            PipelineError::Inspector(e) => match e {
+                InspectorError::AccessDenied(_) => FailureKind::PermissionError,
+                InspectorError::Throttled { .. } | InspectorError::Unavailable { .. } => {
+                    FailureKind::SystemUnavailable
+                }
+                InspectorError::Validation(_) | InspectorError::EmptyAnswer => {
+                    FailureKind::JobFailed
+                }
+            },
+            PipelineError::ShuttingDown => FailureKind::SystemUnavailable,
+            PipelineError::Sbom(_) | PipelineError::Internal(_) => FailureKind::JobFailed,
+        }
+    }
+}
+
+/// What a scan needs besides the request: shared by all jobs of a worker.
+#[derive(Clone)]
+pub struct Context {
+    pub pull: PullOptions,
+    pub inspector: Inspector,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub image: ImageRef,
+    pub platform: Platform,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub pull_ms: u64,
+    pub catalog_ms: u64,
+    pub inspector_ms: u64,
+    pub total_ms: u64,
+}
+
+/// Everything one scan produced.
+#[derive(Debug, Clone)]
+pub struct ScanReport {
+    pub image: String,
+    pub manifest_digest: String,
+    pub index_digest: Option<String>,
+    pub config_digest: String,
+    pub os: Option<String>,
+    /// Packages catalogued (binary packages; source groupings not counted).
+    pub packages: usize,
+    /// Components in the SBOM, nested included.
+    pub sbom_components: usize,
+    pub sbom: serde_json::Value,
+    pub sbom_parts: usize,
+    pub result: ScanResult,
+    pub decision: Decision,
+    pub fixable_only: bool,
+    pub warnings: Vec<String>,
+    pub timings: Timings,
+    pub report_uri: Option<String>,
+    pub sbom_uri: Option<String>,
+}
+
+/// The SBOM of an image, without Inspector: `scangate sbom` and the first
+/// half of every scan.
+pub struct ImageSbom {
+    pub pulled: image::PulledImage,
+    pub catalog: catalog::Catalog,
+    pub bom: sbom::Bom,
+    pub pull_ms: u64,
+    pub catalog_ms: u64,
+}
+
+pub async fn build_sbom(
+    pull: &PullOptions,
+    reference: &ImageRef,
+    platform: &Platform,
+) -> Result<ImageSbom, PipelineError> {
+    let t0 = Instant::now();
+    let mut opts = pull.clone();
+    opts.platform = platform.clone();
+    let pulled = image::pull(reference, &opts, Arc::new(catalog::wants)).await?;
+    let pull_ms = t0.elapsed().as_millis() as u64;
+    let t1 = Instant::now();
+    let catalog = catalog::run(&pulled.files);
+    let meta = sbom::ImageMeta {
+        reference: reference.to_string(),
+        manifest_digest: pulled.manifest_digest.clone(),
+        config_digest: pulled.config_digest.clone(),
+        index_digest: pulled.index_digest.clone(),
+        layer_diff_ids: pulled.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        layer_digests: pulled.layers.iter().map(|l| l.digest.clone()).collect(),
+    };
+    let bom = sbom::build(&catalog, &meta, &sbom::SbomOptions::default());
+    let catalog_ms = t1.elapsed().as_millis() as u64;
+    Ok(ImageSbom {
+        pulled,
+        catalog,
+        bom,
+        pull_ms,
+        catalog_ms,
+    })
+}
+
+pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, PipelineError> {
+    let t0 = Instant::now();
+    let ImageSbom {
+        pulled,
+        catalog,
+        bom,
+        pull_ms,
+        catalog_ms,
+    } = build_sbom(&ctx.pull, &req.image, &req.platform).await?;
+    tracing::info!(
+        digest = %pulled.manifest_digest,
+        layers = pulled.layers.len(),
+        packages = catalog.packages.len(),
+        pull_ms,
+        catalog_ms,
+        "image catalogued"
+    );
+    let parts = sbom::split(&bom, MAX_COMPONENTS);
+    let parts_json = parts
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
+    let t2 = Instant::now();
+    let result = ctx.inspector.scan(&parts_json).await?;
+    let inspector_ms = t2.elapsed().as_millis() as u64;
+    let decision = req.policy.decide(&result.findings);
+    let sbom = serde_json::to_value(&bom)
+        .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
+    let mut warnings = pulled.warnings.clone();
+    warnings.extend(catalog.warnings.iter().cloned());
+    warnings.extend(result.warnings.iter().cloned());
+    Ok(ScanReport {
+        image: req.image.to_string(),
+        manifest_digest: pulled.manifest_digest.clone(),
+        index_digest: pulled.index_digest.clone(),
+        config_digest: pulled.config_digest.clone(),
+        os: catalog
+            .os
+            .as_ref()
+            .map(|o| o.pretty_name.clone().unwrap_or_else(|| o.id.clone())),
+        packages: catalog.packages.len(),
+        sbom_components: sbom::component_count(&bom),
+        sbom,
+        sbom_parts: parts_json.len(),
+        result,
+        decision,
+        fixable_only: req.policy.fixable_only,
+        warnings,
+        timings: Timings {
+            pull_ms,
+            catalog_ms,
+            inspector_ms,
+            total_ms: t0.elapsed().as_millis() as u64,
+        },
+        report_uri: None,
+        sbom_uri: None,
+    })
+}

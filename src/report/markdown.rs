@@ -1,0 +1,58 @@
+//! `report.md`: what an operator reads first.
+
+use std::fmt::Write as _;
+
+use crate::pipeline::ScanReport;
+
+pub fn render(job_id: &str, r: &ScanReport) -> String {
+    let d = &r.decision;
+    let c = d.counts;
+    let mut s = String::new();
+    let _ = writeln!(s, "# scangate: {} — {}\n", r.image, d.verdict);
+    let _ = writeln!(s, "- job: `{job_id}`");
+    let _ = writeln!(s, "- digest: `{}`", r.manifest_digest);
+    if let Some(os) = &r.os {
+        let _ = writeln!(s, "- OS: {os}");
+    }
+    let _ = writeln!(s, "- packages: {}", r.packages);
+    let _ = writeln!(
+        s,
+        "\n| critical | high | medium | low | other |\n|---:|---:|---:|---:|---:|"
+    );
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} | {} |\n",
+        c.critical, c.high, c.medium, c.low, c.other
+    );
+    if !d.violations.is_empty() {
+        let _ = writeln!(s, "## Why it failed\n");
+        for v in &d.violations {
+            let _ = writeln!(s, "- {v}");
+        }
+        s.push('\n');
+    }
+    if !r.result.findings.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Findings\n\n| severity | id | package | installed | fixed |\n|---|---|---|---|---|"
+        );
+        for f in &r.result.findings {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                f.severity.as_str(),
+                f.id,
+                f.package,
+                f.version,
+                f.fixed_version.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(s, "\n## Warnings\n");
+        for w in &r.warnings {
+            let _ = writeln!(s, "- {w}");
+        }
+    }
+    s
+}

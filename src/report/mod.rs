@@ -1,0 +1,257 @@
+//! The reports store: `{reports}/jobs/{jobId}/` with the job record, the
+//! SBOM and the findings, and `{reports}/index/{pipeline}/…` so jobs can be
+//! listed per pipeline without a database (DESIGN.md, "Reports store").
+
+pub mod markdown;
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::job::JobInfo;
+use crate::pipeline::{PipelineError, ScanReport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "SCANGATE_REPORTS {0:?} is not supported: use s3://bucket/prefix or file:///absolute/dir"
+    )]
+    BadUri(String),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("writing s3://{bucket}/{key}: {message}")]
+    S3 {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    #[error("serialising {0}: {1}")]
+    Json(&'static str, serde_json::Error),
+}
+
+#[derive(Clone)]
+pub enum ReportStore {
+    Dir(PathBuf),
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+pub struct Uris {
+    pub report: String,
+    pub sbom: String,
+}
+
+impl ReportStore {
+    pub fn open(
+        uri: &str,
+        sdk: &aws_config::SdkConfig,
+        force_path_style: bool,
+    ) -> Result<ReportStore, ReportError> {
+        if let Some(path) = uri.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(ReportError::BadUri(uri.to_owned()));
+            }
+            return Ok(ReportStore::Dir(PathBuf::from(path)));
+        }
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(ReportError::BadUri(uri.to_owned()));
+            }
+            let conf = aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(force_path_style)
+                .build();
+            return Ok(ReportStore::S3 {
+                client: aws_sdk_s3::Client::from_conf(conf),
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        Err(ReportError::BadUri(uri.to_owned()))
+    }
+
+    fn uri(&self, key: &str) -> String {
+        match self {
+            ReportStore::Dir(d) => format!("file://{}", d.join(key).display()),
+            ReportStore::S3 { bucket, prefix, .. } => {
+                format!("s3://{bucket}/{}", join(prefix, key))
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ReportError> {
+        match self {
+            ReportStore::Dir(d) => {
+                let path = d.join(key);
+                let io = |source| ReportError::Io {
+                    path: path.display().to_string(),
+                    source,
+                };
+                if let Some(parent) = path.parent() {
+                    tokio::fs::create_dir_all(parent).await.map_err(io)?;
+                }
+                // Write then rename, so a reader never sees half a file.
+                let tmp = path.with_extension("tmp");
+                tokio::fs::write(&tmp, body).await.map_err(io)?;
+                tokio::fs::rename(&tmp, &path).await.map_err(io)
+            }
+            ReportStore::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = join(prefix, key);
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .content_type(content_type)
+                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+                    .body(body.into())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ReportError::S3 {
+                        bucket: bucket.clone(),
+                        key,
+                        message: crate::inspector::describe(&e),
+                    })
+            }
+        }
+    }
+
+    fn record(job: &JobInfo, worker_id: &str) -> serde_json::Value {
+        json!({
+            "job_id": job.id,
+            "pipeline": job.pipeline,
+            "stage": job.stage,
+            "action": job.action,
+            "pipeline_execution_id": job.pipeline_execution_id,
+            "action_execution_id": job.action_execution_id,
+            "worker_id": worker_id,
+            "version": env!("CARGO_PKG_VERSION"),
+            "finished": now(),
+        })
+    }
+
+    pub async fn save(
+        &self,
+        job: &JobInfo,
+        worker_id: &str,
+        r: &ScanReport,
+    ) -> Result<Uris, ReportError> {
+        let dir = format!("jobs/{}", job.id);
+        let mut record = Self::record(job, worker_id);
+        let d = &r.decision;
+        record["image"] = json!({
+            "reference": r.image,
+            "digest": r.manifest_digest,
+            "index_digest": r.index_digest,
+            "config_digest": r.config_digest,
+            "os": r.os,
+        });
+        record["verdict"] = json!(d.verdict);
+        record["counts"] = json!(d.counts);
+        record["highest_severity"] = json!(d.highest);
+        record["violations"] = json!(d.violations);
+        record["packages"] = json!(r.packages);
+        record["sbom_components"] = json!(r.sbom_components);
+        record["scan_calls"] = json!(r.result.calls);
+        record["timings"] = json!(r.timings);
+        record["warnings"] = json!(r.warnings);
+        self.put(
+            &format!("{dir}/sbom.cdx.json"),
+            js("the SBOM", &r.sbom)?,
+            "application/vnd.cyclonedx+json",
+        )
+        .await?;
+        self.put(
+            &format!("{dir}/findings.json"),
+            js("findings", &json!(r.result.findings))?,
+            "application/json",
+        )
+        .await?;
+        self.put(
+            &format!("{dir}/report.md"),
+            markdown::render(&job.id, r).into_bytes(),
+            "text/markdown",
+        )
+        .await?;
+        self.finish(job, &dir, record).await?;
+        Ok(Uris {
+            report: self.uri(&format!("{dir}/report.md")),
+            sbom: self.uri(&format!("{dir}/sbom.cdx.json")),
+        })
+    }
+
+    pub async fn save_failure(
+        &self,
+        job: &JobInfo,
+        worker_id: &str,
+        e: &PipelineError,
+    ) -> Result<(), ReportError> {
+        let dir = format!("jobs/{}", job.id);
+        let mut record = Self::record(job, worker_id);
+        record["verdict"] = json!("ERROR");
+        record["failure_type"] = json!(e.failure_kind().as_str());
+        record["message"] = json!(e.to_string());
+        record["image"] = json!({ "reference": job.configuration.get("ImageUrl") });
+        self.finish(job, &dir, record).await
+    }
+
+    /// The record goes last: its presence means the job's files are complete.
+    async fn finish(
+        &self,
+        job: &JobInfo,
+        dir: &str,
+        record: serde_json::Value,
+    ) -> Result<(), ReportError> {
+        let body =
+            serde_json::to_vec_pretty(&record).map_err(|e| ReportError::Json("record", e))?;
+        self.put(
+            &format!("{dir}/record.json"),
+            body.clone(),
+            "application/json",
+        )
+        .await?;
+        let pipeline = if job.pipeline.is_empty() {
+            "_"
+        } else {
+            job.pipeline.as_str()
+        };
+        let stamp = record["finished"]
+            .as_str()
+            .unwrap_or_default()
+            .replace(':', "");
+        self.put(
+            &format!("index/{pipeline}/{stamp}-{}.json", job.id),
+            body,
+            "application/json",
+        )
+        .await
+    }
+}
+
+fn js(what: &'static str, v: &serde_json::Value) -> Result<Vec<u8>, ReportError> {
+    serde_json::to_vec_pretty(v).map_err(|e| ReportError::Json(what, e))
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}/{key}")
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

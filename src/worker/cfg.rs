@@ -1,0 +1,104 @@
+//! Worker settings: every flag is also an environment variable (DESIGN.md,
+//! "Worker configuration").
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::util::parse_duration;
+
+/// The `FailureType`-independent action categories CodePipeline accepts.
+const CATEGORIES: [&str; 7] = [
+    "Source", "Build", "Deploy", "Test", "Invoke", "Approval", "Compute",
+];
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    /// Custom action type provider (the owner is always `Custom`).
+    #[arg(long, env = "SCANGATE_PROVIDER", default_value = "ScanGate")]
+    pub provider: String,
+    /// Action category of the custom action type.
+    #[arg(long, env = "SCANGATE_CATEGORY", default_value = "Test", value_parser = parse_category)]
+    pub category: String,
+    /// Version of the custom action type.
+    #[arg(
+        long = "action-version",
+        env = "SCANGATE_ACTION_VERSION",
+        default_value = "1"
+    )]
+    pub action_version: String,
+    /// Jobs processed at once by this worker.
+    #[arg(long, env = "SCANGATE_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+    /// Idle poll interval (jittered; backs off on throttling).
+    #[arg(long, env = "SCANGATE_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Where job records and reports go: s3://bucket/prefix or file:///dir.
+    #[arg(long, env = "SCANGATE_REPORTS")]
+    pub reports: Option<String>,
+    /// Address of /healthz, /metrics and /jobs; "off" disables it.
+    #[arg(long, env = "SCANGATE_HEALTH_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_health_addr)]
+    pub health_addr: Option<SocketAddr>,
+    /// On SIGTERM: stop polling, finish in-flight jobs, fail what is left
+    /// before this runs out.
+    #[arg(long, env = "SCANGATE_SHUTDOWN_GRACE", default_value = "100s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Path-style S3 addressing (S3-compatible servers).
+    #[arg(long, env = "SCANGATE_S3_FORCE_PATH_STYLE", default_value_t = false)]
+    pub s3_force_path_style: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Comma list of host:port reached over plain HTTP.
+    #[arg(long, env = "SCANGATE_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// Registry user for Basic/token auth (registries other than ECR).
+    #[arg(long, env = "SCANGATE_REGISTRY_USERNAME")]
+    pub registry_username: Option<String>,
+    /// Registry password; never logged.
+    #[arg(long, env = "SCANGATE_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub registry_password: Option<String>,
+}
+
+fn parse_category(s: &str) -> Result<String, String> {
+    CATEGORIES
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(s))
+        .map(|c| (*c).to_owned())
+        .ok_or_else(|| {
+            format!(
+                "unknown action category {s:?}; one of {}",
+                CATEGORIES.join(", ")
+            )
+        })
+}
+
+fn parse_health_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.eq_ignore_ascii_case("off") || s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|e| format!("invalid address {s:?}: {e} (e.g. 0.0.0.0:8080, or off)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_are_canonicalised() {
+        assert_eq!(parse_category("test").unwrap(), "Test");
+        assert!(parse_category("Scan").unwrap_err().contains("Build"));
+    }
+
+    #[test]
+    fn health_addr_off() {
+        assert_eq!(parse_health_addr("off").unwrap(), None);
+        assert!(parse_health_addr("nonsense").is_err());
+    }
+}

@@ -1,0 +1,374 @@
+//! `scangate worker`: the CodePipeline job worker.
+//!
+//! CodePipeline's job queue is the coordinator: every worker polls, the
+//! first to acknowledge a job owns it, and scale comes from running more
+//! workers. Within one worker a semaphore bounds the jobs in flight.
+
+pub mod api;
+pub mod cfg;
+pub mod health;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+pub use cfg::WorkerConfig;
+
+use crate::image::{Credentials, PullOptions};
+use crate::inspector::{Inspector, RetryPolicy};
+use crate::job::{FailureKind, JobConfig, JobInfo, Outcome};
+use crate::pipeline::{self, Context, PipelineError, ScanRequest};
+use crate::report::ReportStore;
+use api::{Api, ApiError};
+use health::State;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+    #[error("could not start the health server on {addr}: {source}")]
+    Health {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a job task needs, shared.
+struct Shared {
+    api: Api,
+    ctx: Context,
+    reports: Option<ReportStore>,
+    state: Arc<State>,
+    worker_id: String,
+    sdk: aws_config::SdkConfig,
+    s3_force_path_style: bool,
+}
+
+pub fn pull_options(r: &cfg::RegistryArgs) -> PullOptions {
+    PullOptions {
+        insecure_registries: r.insecure_registries.clone(),
+        credentials: match (&r.registry_username, &r.registry_password) {
+            (Some(u), Some(p)) => Some(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            _ => None,
+        },
+        ..PullOptions::default()
+    }
+}
+
+pub async fn run(cfg: WorkerConfig, sdk: aws_config::SdkConfig) -> Result<(), WorkerError> {
+    let api = Api::new(&sdk, &cfg.category, &cfg.provider, &cfg.action_version)
+        .map_err(WorkerError::Config)?;
+    let reports = match &cfg.reports {
+        Some(uri) => Some(
+            ReportStore::open(uri, &sdk, cfg.s3_force_path_style)
+                .map_err(|e| WorkerError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let worker_id = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "scangate".into()),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let state = Arc::new(State::new(cfg.concurrency));
+    if let Some(addr) = cfg.health_addr {
+        health::serve(addr, state.clone())
+            .await
+            .map_err(|source| WorkerError::Health { addr, source })?;
+    }
+    let shared = Arc::new(Shared {
+        api,
+        ctx: Context {
+            pull: pull_options(&cfg.registry),
+            inspector: Inspector::new(&sdk, RetryPolicy::default()),
+        },
+        reports,
+        state: state.clone(),
+        worker_id: worker_id.clone(),
+        sdk: sdk.clone(),
+        s3_force_path_style: cfg.s3_force_path_style,
+    });
+    tracing::info!(
+        worker_id,
+        provider = %cfg.provider,
+        category = %cfg.category,
+        version = %cfg.action_version,
+        concurrency = cfg.concurrency,
+        region = %shared.api.region,
+        "worker started"
+    );
+
+    // stop: no more polling. abort: in-flight jobs give up and report.
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let grace = cfg.shutdown_grace;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            grace_s = grace.as_secs(),
+            "shutdown requested: no new jobs, draining"
+        );
+        let _ = stop_tx.send(true);
+        // Keep a margin for the result calls themselves.
+        let margin = (grace / 10).clamp(Duration::from_secs(1), Duration::from_secs(10));
+        tokio::time::sleep(grace.saturating_sub(margin)).await;
+        let _ = abort_tx.send(true);
+    });
+
+    let slots = Arc::new(Semaphore::new(cfg.concurrency as usize));
+    let freed = Arc::new(Notify::new());
+    let mut tasks = JoinSet::new();
+    let mut failures = 0u32;
+    let mut missing_type_reported = false;
+
+    while !*stop_rx.borrow() {
+        while tasks.try_join_next().is_some() {}
+        let free = slots.available_permits() as u32;
+        if free == 0 {
+            tokio::select! {
+                _ = freed.notified() => {}
+                _ = stop_rx.changed() => {}
+            }
+            continue;
+        }
+        let wait = match shared.api.poll(free).await {
+            Ok(jobs) => {
+                failures = 0;
+                missing_type_reported = false;
+                state.polled();
+                if jobs.is_empty() {
+                    Some(jitter(cfg.poll_interval))
+                } else {
+                    for job in jobs {
+                        let info = JobInfo::from_sdk(&job);
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            // CodePipeline gave more than we asked for; the
+                            // job returns to the queue when its ack times out.
+                            tracing::warn!(job_id = %info.id, "no free slot for an extra job; leaving it");
+                            continue;
+                        };
+                        let shared = shared.clone();
+                        let freed = freed.clone();
+                        let abort_rx = abort_rx.clone();
+                        tasks.spawn(async move {
+                            handle_job(shared, info, abort_rx).await;
+                            drop(permit);
+                            freed.notify_one();
+                        });
+                    }
+                    None
+                }
+            }
+            Err(e @ ApiError::ActionTypeNotFound { .. }) => {
+                // Say it once, clearly, then retry slowly: the stack may
+                // still be deploying, and a crash loop helps nobody.
+                if !missing_type_reported {
+                    tracing::error!(error = %e, "cannot poll for jobs");
+                    missing_type_reported = true;
+                }
+                state.poll_error();
+                Some(Duration::from_secs(60))
+            }
+            Err(e) => {
+                failures += 1;
+                state.poll_error();
+                let wait = api::backoff(failures + 2).max(cfg.poll_interval);
+                if failures <= 3 || failures.is_power_of_two() {
+                    tracing::warn!(error = %e, failures, wait_ms = wait.as_millis() as u64, "PollForJobs failed");
+                }
+                Some(wait)
+            }
+        };
+        if let Some(wait) = wait {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop_rx.changed() => {}
+            }
+        }
+    }
+
+    tracing::info!(
+        in_flight = tasks.len(),
+        "stopped polling; waiting for in-flight jobs"
+    );
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.8 + rand::random::<f64>() * 0.4)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Receiver<bool>) {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        pipeline = %job.pipeline,
+        stage = %job.stage,
+        action = %job.action,
+        execution_id = job.pipeline_execution_id.as_deref().unwrap_or(""),
+    );
+    async move {
+        match shared.api.acknowledge(&job.id, &job.nonce).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!("job not InProgress after acknowledge; another worker has it");
+                return;
+            }
+            Err(ApiError::Lost(m)) => {
+                tracing::debug!(message = %m, "job taken by another worker");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not acknowledge job; it returns to the queue");
+                return;
+            }
+        }
+        let started = Instant::now();
+        shared.state.job_started(&job);
+        tracing::info!("job acknowledged");
+
+        // The scan runs in its own task so that a panic is caught as a
+        // JoinError rather than taking the result with it.
+        let mut work = tokio::spawn({
+            let shared = shared.clone();
+            let job = job.clone();
+            async move { process(&shared, &job).await }.in_current_span()
+        });
+        let outcome = tokio::select! {
+            r = &mut work => match r {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(error = %e, "job task panicked");
+                    Outcome::failure(
+                        FailureKind::JobFailed,
+                        format!("internal error: scangate crashed while scanning ({e}); look up job {} in the worker logs", job.id),
+                    )
+                }
+            },
+            _ = abort_rx.wait_for(|a| *a) => {
+                work.abort();
+                Outcome::from_error(&job.id, &PipelineError::ShuttingDown)
+            }
+        };
+        let (result, kind) = match &outcome {
+            Outcome::Success { .. } => ("success", None),
+            Outcome::Failure { kind, .. } => ("failure", Some(kind.as_str())),
+        };
+        match shared.api.put_result(&job.id, &outcome).await {
+            Ok(()) => tracing::info!(
+                result,
+                failure_type = kind.unwrap_or(""),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "job result sent"
+            ),
+            Err(e) => tracing::error!(error = %e, result, "could not send the job result"),
+        }
+        shared.state.job_finished(&job.id, kind);
+    }
+    .instrument(span)
+    .await
+}
+
+async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
+    let unknown = JobConfig::unknown_keys(&job.configuration);
+    if !unknown.is_empty() {
+        tracing::warn!(keys = ?unknown, "ignoring configuration properties this worker does not know");
+    }
+    let cfg = match JobConfig::parse(&job.configuration) {
+        Ok(c) => c,
+        Err(e) => return Outcome::from_error(&job.id, &e.into()),
+    };
+    let image = match cfg.image.clone() {
+        Some(i) => i,
+        None => match image_from_artifact(shared, job).await {
+            Ok(i) => i,
+            Err(e) => return Outcome::from_error(&job.id, &e),
+        },
+    };
+    tracing::info!(image = %image, platform = %cfg.platform, "scanning");
+    let req = ScanRequest {
+        image,
+        platform: cfg.platform.clone(),
+        policy: cfg.policy.clone(),
+    };
+    match pipeline::scan(&shared.ctx, &req).await {
+        Ok(mut report) => {
+            if let Some(store) = &shared.reports {
+                match store.save(job, &shared.worker_id, &report).await {
+                    Ok(uris) => {
+                        report.report_uri = Some(uris.report);
+                        report.sbom_uri = Some(uris.sbom);
+                    }
+                    // Losing the report must not lose the verdict.
+                    Err(e) => tracing::error!(error = %e, "could not store the job's reports"),
+                }
+            }
+            tracing::info!(
+                verdict = %report.decision.verdict,
+                critical = report.decision.counts.critical,
+                high = report.decision.counts.high,
+                medium = report.decision.counts.medium,
+                low = report.decision.counts.low,
+                other = report.decision.counts.other,
+                packages = report.packages,
+                digest = %report.manifest_digest,
+                total_ms = report.timings.total_ms,
+                "scan finished"
+            );
+            Outcome::from_report(&job.id, &report)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, failure_type = e.failure_kind().as_str(), "scan failed");
+            if let Some(store) = &shared.reports
+                && let Err(se) = store.save_failure(job, &shared.worker_id, &e).await
+            {
+                tracing::error!(error = %se, "could not store the job record");
+            }
+            Outcome::from_error(&job.id, &e)
+        }
+    }
+}
+
+async fn image_from_artifact(
+    shared: &Shared,
+    job: &JobInfo,
+) -> Result<crate::image::ImageRef, PipelineError> {
+    use crate::job::{ConfigError, artifact};
+    if job.input_artifacts.is_empty() {
+        return Err(ConfigError::NoImage.into());
+    }
+    let zip = artifact::download(&shared.sdk, job, shared.s3_force_path_style).await?;
+    let text = artifact::image_from_zip(&zip)?;
+    tracing::info!(image = %text, "image taken from the input artifact");
+    text.parse().map_err(|e: crate::image::ImageError| {
+        ConfigError::BadImageUrl {
+            value: text.clone(),
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}
