@@ -9,6 +9,7 @@
 //! and the CLI.
 
 pub mod catalog;
+pub mod demo;
 pub mod image;
 pub mod inspector;
 pub mod job;

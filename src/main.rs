@@ -40,6 +40,14 @@ enum Command {
     Scan(ScanArgs),
     /// Print the CycloneDX 1.5 SBOM of an image (no AWS calls).
     Sbom(SbomArgs),
+    /// The whole loop on this machine with no AWS account: embedded
+    /// CodePipeline and Inspector emulators, a bundled image, reports in a
+    /// local folder.
+    Demo {
+        /// Where the job records and reports go.
+        #[arg(long, default_value = "scangate-demo-reports")]
+        reports: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -89,9 +97,9 @@ struct SbomArgs {
     output: Option<std::path::PathBuf>,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -108,11 +116,13 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_format = match cli.command {
-        Command::Worker(_) => LogFormat::Json,
-        _ => LogFormat::Text,
+    let (default_format, default_level) = match cli.command {
+        Command::Worker(_) => (LogFormat::Json, "info"),
+        // The demo prints its own story; the worker's logs are detail.
+        Command::Demo { .. } => (LogFormat::Text, "warn"),
+        _ => (LogFormat::Text, "info"),
     };
-    init_logging(cli.log_format.unwrap_or(default_format));
+    init_logging(cli.log_format.unwrap_or(default_format), default_level);
     match cli.command {
         Command::Worker(cfg) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -126,6 +136,15 @@ async fn main() -> ExitCode {
         }
         Command::Scan(args) => scan(args).await,
         Command::Sbom(args) => sbom(args).await,
+        Command::Demo { reports } => {
+            match scangate::demo::run(scangate::demo::DemoOptions { reports }).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 

@@ -61,7 +61,17 @@ pub fn pull_options(r: &cfg::RegistryArgs) -> PullOptions {
     }
 }
 
+/// Runs until SIGTERM or SIGINT, then drains (DESIGN.md).
 pub async fn run(cfg: WorkerConfig, sdk: aws_config::SdkConfig) -> Result<(), WorkerError> {
+    run_until(cfg, sdk, shutdown_signal()).await
+}
+
+/// Runs until `shutdown` completes, then drains like on SIGTERM.
+pub async fn run_until(
+    cfg: WorkerConfig,
+    sdk: aws_config::SdkConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
     let api = Api::new(&sdk, &cfg.category, &cfg.provider, &cfg.action_version)
         .map_err(WorkerError::Config)?;
     let reports = match &cfg.reports {
@@ -109,7 +119,7 @@ pub async fn run(cfg: WorkerConfig, sdk: aws_config::SdkConfig) -> Result<(), Wo
     let (abort_tx, abort_rx) = watch::channel(false);
     let grace = cfg.shutdown_grace;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!(
             grace_s = grace.as_secs(),
             "shutdown requested: no new jobs, draining"

@@ -1,0 +1,480 @@
+//! End to end: the real `scangate worker` binary against the CodePipeline
+//! and Inspector emulators and the real Debian `docker-registry`, with
+//! images pushed by our own code or by skopeo.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
+use integration_tests::faults::{FaultKind, FaultRule};
+use integration_tests::registry::Registry;
+use integration_tests::{EmulatorOptions, Emulators, corpus, images};
+
+/// Builds the scangate binary once per test run (cargo has released its lock
+/// by the time tests run), so `cargo test` alone is enough.
+fn scangate_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let ws = corpus::workspace_dir();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "scangate", "--bin", "scangate"])
+            .current_dir(&ws)
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building scangate failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ws.join("target"));
+        target.join("debug/scangate")
+    })
+}
+
+struct Worker {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(emus: &Emulators, registry: &Registry, reports: &Path, extra: &[(&str, &str)]) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("worker.log");
+        let mut cmd = Command::new(scangate_bin());
+        cmd.arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL_CODEPIPELINE", &emus.urls.codepipeline)
+            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &emus.urls.inspector)
+            .env("SCANGATE_INSECURE_REGISTRIES", &registry.addr)
+            .env("SCANGATE_POLL_INTERVAL", "200ms")
+            .env("SCANGATE_HEALTH_ADDR", "off")
+            .env("SCANGATE_REPORTS", format!("file://{}", reports.display()))
+            .env("RUST_LOG", "info,scangate=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Worker {
+            child: cmd.spawn().expect("starting scangate worker"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// Waits for the process to exit; returns its code.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Env {
+    emus: Emulators,
+    registry: Registry,
+    reports: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let emus = integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
+            .await
+            .expect("starting emulators");
+        Env {
+            emus,
+            registry: Registry::start().expect("starting docker-registry"),
+            reports: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn worker(&self, extra: &[(&str, &str)]) -> Worker {
+        Worker::start(&self.emus, &self.registry, self.reports.path(), extra)
+    }
+
+    fn job(&self, config: &[(&str, &str)]) -> String {
+        let mut j = NewJob::default();
+        j.pipeline_name = "app-pipeline".into();
+        j.stage_name = "Scan".into();
+        j.action_name = "ImageScan".into();
+        j.configuration = config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.emus.codepipeline.enqueue_job(j)
+    }
+
+    async fn result(&self, id: &str, w: &Worker) -> JobSnapshot {
+        match self
+            .emus
+            .codepipeline
+            .wait_for_result(id, Duration::from_secs(120))
+            .await
+        {
+            Some(s) if s.result.is_some() => s,
+            other => panic!(
+                "job {id} got no result: {other:?}\n--- worker log ---\n{}",
+                w.log()
+            ),
+        }
+    }
+
+    /// The image built from Amazon's own SBOM of debian:latest (2024), so
+    /// its packages are the ones the real Inspector answer covers.
+    async fn push_debian_fixture(&self, tag: &str) -> String {
+        let img = images::image_from_inspector_fixture(
+            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
+        )
+        .expect("building the fixture image");
+        img.push(&self.registry.addr, &format!("fixture/debian:{tag}"), None)
+            .await
+            .expect("pushing")
+    }
+}
+
+fn success(s: &JobSnapshot) -> &BTreeMap<String, String> {
+    match &s.result {
+        Some(JobResult::Success(r)) => &r.output_variables,
+        other => panic!("expected success, got {other:?}"),
+    }
+}
+
+fn failure(s: &JobSnapshot) -> (String, String) {
+    match &s.result {
+        Some(JobResult::Failure(f)) => (format!("{:?}", f.failure_type), f.message.clone()),
+        other => panic!("expected failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pass_with_real_counts_and_digest() {
+    let env = Env::new().await;
+    let digest = env.push_debian_fixture("2024").await;
+    let w = env.worker(&[]);
+    let image = env.registry.reference("fixture/debian:2024");
+    let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
+    let snap = env.result(&id, &w).await;
+    let v = success(&snap);
+    // The real ScanSbom answer for this SBOM: 0/1/1/0/7.
+    assert_eq!(v["VERDICT"], "PASS");
+    assert_eq!(v["CRITICAL"], "0");
+    assert_eq!(v["HIGH"], "1");
+    assert_eq!(v["MEDIUM"], "1");
+    assert_eq!(v["LOW"], "0");
+    assert_eq!(v["OTHER"], "7");
+    assert_eq!(v["HIGHEST_SEVERITY"], "HIGH");
+    assert_eq!(v["IMAGE_DIGEST"], digest);
+    assert!(v["COMPONENTS"].parse::<usize>().unwrap() > 80, "{v:?}");
+    assert_eq!(snap.result_calls, 1);
+    // The job's record and SBOM are in the reports store.
+    let dir = env.reports.path().join("jobs").join(&id);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("record.json")).unwrap()).unwrap();
+    assert_eq!(record["verdict"], "PASS");
+    assert_eq!(record["image"]["digest"], digest.as_str());
+    assert!(dir.join("sbom.cdx.json").exists());
+    assert!(v["REPORT_URI"].starts_with("file://"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_names_the_threshold_and_the_findings() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    let w = env.worker(&[]);
+    let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/debian:2024"))]);
+    let snap = env.result(&id, &w).await;
+    let (kind, msg) = failure(&snap);
+    assert_eq!(kind, "JobFailed");
+    assert!(msg.contains("1 HIGH (threshold 0)"), "{msg}");
+    assert!(msg.contains("CVE-2023-50387"), "{msg}");
+    assert!(msg.contains("systemd"), "{msg}");
+    assert!(msg.contains(&id), "{msg}");
+    assert!(msg.chars().count() <= 5000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fixable_only_and_lenient_thresholds_pass() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    let w = env.worker(&[]);
+    // The one HIGH (CVE-2023-50387, systemd) has no fixed version in the
+    // real answer, so counting only fixable findings passes.
+    let id = env.job(&[
+        ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
+        ("FixableOnly", "true"),
+    ]);
+    let snap = env.result(&id, &w).await;
+    assert_eq!(success(&snap)["HIGH"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_configuration_is_a_configuration_error() {
+    let env = Env::new().await;
+    let w = env.worker(&[]);
+    let bad_ref = env.job(&[("ImageUrl", "Not An Image::ref")]);
+    let bad_threshold = env.job(&[
+        ("ImageUrl", "127.0.0.1:1/x:1"),
+        ("HighThreshold", "lots"),
+    ]);
+    let bad_platform = env.job(&[("ImageUrl", "127.0.0.1:1/x:1"), ("Platform", "amd64")]);
+    for (id, needle) in [
+        (bad_ref, "ImageUrl"),
+        (bad_threshold, "HighThreshold"),
+        (bad_platform, "Platform"),
+    ] {
+        let (kind, msg) = failure(&env.result(&id, &w).await);
+        assert_eq!(kind, "ConfigurationError", "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_tag_is_image_not_found() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    let w = env.worker(&[]);
+    let image = env.registry.reference("fixture/debian:does-not-exist");
+    let id = env.job(&[("ImageUrl", &image)]);
+    let (kind, msg) = failure(&env.result(&id, &w).await);
+    assert_eq!(kind, "JobFailed");
+    assert!(msg.contains("image not found"), "{msg}");
+    assert!(msg.contains(&image), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_scansbom_still_succeeds() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    env.emus
+        .faults
+        .set(vec![FaultRule::new("ScanSbom", FaultKind::Throttle).times(2)])
+        .unwrap();
+    let w = env.worker(&[]);
+    let id = env.job(&[
+        ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
+        ("HighThreshold", "unlimited"),
+    ]);
+    let snap = env.result(&id, &w).await;
+    assert_eq!(success(&snap)["HIGH"], "1");
+    let calls = env.emus.inspector.calls();
+    assert_eq!(calls.iter().filter(|c| c.status == Some(429)).count(), 2);
+    assert_eq!(calls.iter().filter(|c| c.status == Some(200)).count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspector_access_denied_is_a_permission_error() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    env.emus
+        .faults
+        .set(vec![FaultRule::new("ScanSbom", FaultKind::AccessDenied)])
+        .unwrap();
+    let w = env.worker(&[]);
+    let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/debian:2024"))]);
+    let (kind, msg) = failure(&env.result(&id, &w).await);
+    assert_eq!(kind, "PermissionError", "{msg}");
+    assert!(msg.contains("inspector-scan:ScanSbom"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_sbom_is_split_under_the_limit() {
+    let env = Env::new().await;
+    let img = images::big_dpkg_image(5_600).unwrap();
+    img.push(&env.registry.addr, "fixture/big:1", None)
+        .await
+        .unwrap();
+    let w = env.worker(&[]);
+    let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/big:1"))]);
+    let snap = env.result(&id, &w).await;
+    assert_eq!(success(&snap)["COMPONENTS"], "5600");
+    let calls = env.emus.inspector.calls();
+    assert!(calls.len() >= 2, "{calls:?}");
+    for c in &calls {
+        let n = c.request["componentCount"].as_u64().unwrap();
+        assert!(n <= 5_000, "a ScanSbom call carried {n} components");
+        assert_eq!(c.status, Some(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_forty_jobs_exactly_one_result_each() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    let image = env.registry.reference("fixture/debian:2024");
+    let w1 = env.worker(&[("SCANGATE_CONCURRENCY", "3")]);
+    let w2 = env.worker(&[("SCANGATE_CONCURRENCY", "3")]);
+    let ids: Vec<String> = (0..40)
+        .map(|i| {
+            if i % 4 == 0 {
+                env.job(&[("ImageUrl", &image)])
+            } else {
+                env.job(&[("ImageUrl", &image), ("HighThreshold", "5")])
+            }
+        })
+        .collect();
+    for id in &ids {
+        env.result(id, &w1).await;
+    }
+    let mut passed = 0;
+    for id in &ids {
+        let s = env.emus.codepipeline.job(id).unwrap();
+        assert_eq!(s.result_calls, 1, "job {id} had {} result calls", s.result_calls);
+        assert!(matches!(s.status, JobStatus::Succeeded | JobStatus::Failed));
+        if s.status == JobStatus::Succeeded {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 30);
+    // Both workers took part.
+    for w in [&w1, &w2] {
+        assert!(w.log().contains("job result sent"), "{}", w.log());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_in_flight_jobs() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    env.emus
+        .faults
+        .set(vec![FaultRule::new("ScanSbom", FaultKind::Delay { ms: 3_000 }).times(1)])
+        .unwrap();
+    let mut w = env.worker(&[("SCANGATE_SHUTDOWN_GRACE", "60s")]);
+    let id = env.job(&[
+        ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
+        ("HighThreshold", "5"),
+    ]);
+    wait_status(&env, &id, JobStatus::InProgress).await;
+    w.signal("TERM");
+    assert_eq!(w.wait_exit(Duration::from_secs(60)), Some(0), "{}", w.log());
+    let s = env.emus.codepipeline.job(&id).unwrap();
+    assert_eq!(s.status, JobStatus::Succeeded, "{}", w.log());
+    // No polling after the signal: a job queued now stays queued.
+    let late = env.job(&[("ImageUrl", "x/y:1")]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.emus.codepipeline.job(&late).unwrap().status, JobStatus::Created);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_fails_what_the_grace_period_cannot_finish() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    env.emus
+        .faults
+        .set(vec![FaultRule::new("ScanSbom", FaultKind::Delay { ms: 30_000 })])
+        .unwrap();
+    let mut w = env.worker(&[("SCANGATE_SHUTDOWN_GRACE", "3s")]);
+    let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/debian:2024"))]);
+    wait_status(&env, &id, JobStatus::InProgress).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.signal("TERM");
+    assert_eq!(w.wait_exit(Duration::from_secs(20)), Some(0), "{}", w.log());
+    let (kind, msg) = failure(&env.emus.codepipeline.job(&id).unwrap());
+    assert_eq!(kind, "SystemUnavailable");
+    assert!(msg.contains("worker shutting down"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_action_type_is_reported_once_and_the_worker_stays_up() {
+    let env = Env::new().await;
+    let mut w = env.worker(&[("SCANGATE_PROVIDER", "NoSuchProvider")]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(w.child.try_wait().unwrap(), None, "worker exited: {}", w.log());
+    let log = w.log();
+    assert_eq!(log.matches("was not found in region").count(), 1, "{log}");
+    assert!(log.contains("Custom/Test/NoSuchProvider/1"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_reach_the_log() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    let w = env.worker(&[("SCANGATE_REGISTRY_PASSWORD", "registry-pass-123"), ("SCANGATE_REGISTRY_USERNAME", "u")]);
+    let id = env.job(&[
+        ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
+        ("HighThreshold", "5"),
+        ("SecretToken", "config-secret-456"),
+    ]);
+    env.result(&id, &w).await;
+    let log = w.log();
+    for secret in ["registry-pass-123", "config-secret-456", "test-secret"] {
+        assert!(!log.contains(secret), "{secret} leaked into the log");
+    }
+    // Nor the artifact credentials the job carried.
+    assert!(!log.contains("secretAccessKey"), "{log}");
+    assert!(!log.contains("sessionToken"), "{log}");
+}
+
+async fn wait_status(env: &Env, id: &str, want: JobStatus) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if env.emus.codepipeline.job(id).map(|s| s.status) == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("job {id} never reached {want:?}");
+}
+
+/// The corpus debian-base image (debootstrap, three layers with whiteouts),
+/// pushed with skopeo: every package of the ground truth is found.
+#[tokio::test(flavor = "multi_thread")]
+async fn corpus_debian_base_end_to_end() {
+    let dir = corpus::ensure_corpus(&["debian-base"]).expect("building the corpus");
+    let env = Env::new().await;
+    let digest = corpus::push_oci_layout(&env.registry, &dir.join("debian-base"), "corpus/debian-base:1")
+        .expect("skopeo push");
+    let w = env.worker(&[]);
+    let started = Instant::now();
+    let id = env.job(&[("ImageUrl", &env.registry.reference("corpus/debian-base:1"))]);
+    let snap = env.result(&id, &w).await;
+    let elapsed = started.elapsed();
+    let v = success(&snap);
+    let expected: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(corpus::expected_path("debian-base")).unwrap()).unwrap();
+    assert_eq!(v["COMPONENTS"], expected.len().to_string());
+    assert_eq!(v["IMAGE_DIGEST"], digest);
+    // Score the stored SBOM with the corpus scorer.
+    let sbom = env.reports.path().join("jobs").join(&id).join("sbom.cdx.json");
+    let out = Command::new("python3")
+        .arg(corpus::shared_dir().join("corpus/score.py"))
+        .arg(corpus::expected_path("debian-base"))
+        .arg(&sbom)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("debian-base job took {elapsed:?}\n{text}");
+    assert!(text.contains("recall=1.0000 precision=1.0000"), "{text}");
+}
