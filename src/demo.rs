@@ -92,19 +92,30 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
                 ("HighThreshold", "5".to_owned()),
             ],
         ),
-        ("broken", vec![("ImageUrl", format!("{reg_addr}/demo/debian:no-such-tag"))]),
+        (
+            "broken",
+            vec![("ImageUrl", format!("{reg_addr}/demo/debian:no-such-tag"))],
+        ),
     ];
     let mut ids = Vec::new();
     for (name, config) in &jobs {
-        let mut j = NewJob::default();
-        j.pipeline_name = format!("demo-{name}");
-        j.stage_name = "Scan".into();
-        j.action_name = "ScanGate".into();
-        j.configuration = config.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let j = NewJob {
+            pipeline_name: format!("demo-{name}"),
+            stage_name: "Scan".into(),
+            action_name: "ScanGate".into(),
+            configuration: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ..NewJob::default()
+        };
         ids.push((*name, emus.codepipeline.enqueue_job(j)));
     }
     println!("scangate demo");
-    println!("  CodePipeline + Inspector emulators: {}", emus.urls.codepipeline);
+    println!(
+        "  CodePipeline + Inspector emulators: {}",
+        emus.urls.codepipeline
+    );
     println!("  image: {image_ref} ({})", image.manifest_digest);
     println!("  reports: {}\n", reports.display());
 
@@ -112,7 +123,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&emus.urls.codepipeline)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "AKIDDEMO", "demo", None, None, "scangate-demo",
+            "AKIDDEMO",
+            "demo",
+            None,
+            None,
+            "scangate-demo",
         ))
         .load()
         .await;
@@ -123,7 +138,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         concurrency: 2,
         poll_interval: Duration::from_millis(200),
         reports: Some(format!("file://{}", reports.display())),
-        health_addr: None,
+        health_addr: worker::cfg::HealthAddr(None),
         shutdown_grace: Duration::from_secs(10),
         registry: RegistryArgs {
             insecure_registries: vec![reg_addr.to_string()],
@@ -167,7 +182,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             }
             None => println!("  no result"),
         }
-        println!("  record: {}\n", reports.join("jobs").join(id).join("record.json").display());
+        println!(
+            "  record: {}\n",
+            reports.join("jobs").join(id).join("record.json").display()
+        );
     }
     emus.shutdown().await;
     Ok(())

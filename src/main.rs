@@ -289,3 +289,32 @@ fn table(r: &pipeline::ScanReport) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks its definitions only when a command is parsed: check
+    /// them all here rather than in production.
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        for args in [
+            vec!["scangate", "worker"],
+            vec![
+                "scangate",
+                "worker",
+                "--health-addr",
+                "off",
+                "--concurrency",
+                "4",
+            ],
+            vec!["scangate", "scan", "r/x:1", "--high-threshold", "3"],
+            vec!["scangate", "sbom", "r/x:1"],
+            vec!["scangate", "demo"],
+        ] {
+            Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+}

@@ -297,9 +297,9 @@ async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Recei
 // harness modules (registry, images) are declared below
 pub mod corpus;
 pub mod images;
+pub mod oci_server;
 pub mod process;
 pub mod registry;
-pub mod oci_server;
 
 /// Real Inspector data bundled for `scangate demo` (see assets/demo/PROVENANCE.md).
 pub mod demo_assets {

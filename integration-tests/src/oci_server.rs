@@ -16,11 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
+/// A stored manifest: media type and bytes.
+type Manifest = (String, Arc<Vec<u8>>);
+
 #[derive(Default)]
 struct Store {
     blobs: HashMap<String, Arc<Vec<u8>>>,
     /// (repository, tag or digest) → (media type, bytes)
-    manifests: HashMap<(String, String), (String, Arc<Vec<u8>>)>,
+    manifests: HashMap<(String, String), Manifest>,
 }
 
 #[derive(Clone, Default)]

@@ -13,23 +13,42 @@ use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
 use integration_tests::{EmulatorOptions, Emulators, corpus, images};
 
-/// Builds the scangate binary once per test run (cargo has released its lock
-/// by the time tests run), so `cargo test` alone is enough.
+/// The scangate binary under test. `cargo test` does not build another
+/// package's binaries, so it is built here when it is missing or older than
+/// the sources (`.ci/run` builds it beforehand, so CI never waits here).
 fn scangate_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let ws = corpus::workspace_dir();
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "scangate", "--bin", "scangate"])
-            .current_dir(&ws)
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building scangate failed");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| ws.join("target"));
-        target.join("debug/scangate")
+        let bin = target.join("debug/scangate");
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let newest_source = newest_mtime(&ws.join("src"))
+            .max(newest_mtime(&ws.join("integration-tests/src")))
+            .max(newest_mtime(&ws.join("Cargo.lock")));
+        if built.is_none_or(|b| Some(b) < newest_source) {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "scangate", "--bin", "scangate"])
+                .current_dir(&ws)
+                .status()
+                .expect("running cargo build");
+            assert!(status.success(), "building scangate failed");
+        }
+        bin
     })
+}
+
+fn newest_mtime(p: &Path) -> Option<std::time::SystemTime> {
+    let m = std::fs::metadata(p).ok()?;
+    let mut newest = m.modified().ok();
+    if m.is_dir() {
+        for e in std::fs::read_dir(p).ok()?.flatten() {
+            newest = newest.max(newest_mtime(&e.path()));
+        }
+    }
+    newest
 }
 
 struct Worker {
@@ -39,7 +58,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(emus: &Emulators, registry: &Registry, reports: &Path, extra: &[(&str, &str)]) -> Worker {
+    fn start(
+        emus: &Emulators,
+        registry: &Registry,
+        reports: &Path,
+        extra: &[(&str, &str)],
+    ) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("worker.log");
         let mut cmd = Command::new(scangate_bin());
@@ -110,9 +134,10 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        let emus = integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-            .await
-            .expect("starting emulators");
+        let emus =
+            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
+                .await
+                .expect("starting emulators");
         Env {
             emus,
             registry: Registry::start().expect("starting docker-registry"),
@@ -125,29 +150,37 @@ impl Env {
     }
 
     fn job(&self, config: &[(&str, &str)]) -> String {
-        let mut j = NewJob::default();
-        j.pipeline_name = "app-pipeline".into();
-        j.stage_name = "Scan".into();
-        j.action_name = "ImageScan".into();
-        j.configuration = config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let j = NewJob {
+            pipeline_name: "app-pipeline".into(),
+            stage_name: "Scan".into(),
+            action_name: "ImageScan".into(),
+            configuration: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..NewJob::default()
+        };
         self.emus.codepipeline.enqueue_job(j)
     }
 
     async fn result(&self, id: &str, w: &Worker) -> JobSnapshot {
-        match self
-            .emus
-            .codepipeline
-            .wait_for_result(id, Duration::from_secs(120))
-            .await
-        {
-            Some(s) if s.result.is_some() => s,
-            other => panic!(
-                "job {id} got no result: {other:?}\n--- worker log ---\n{}",
-                w.log()
-            ),
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(s) = self.emus.codepipeline.job(id)
+                && s.result.is_some()
+            {
+                return s;
+            }
+            // A worker that died will never answer: say so at once.
+            let exited =
+                w.child.id() > 0 && std::fs::metadata(format!("/proc/{}", w.child.id())).is_err();
+            if exited || Instant::now() > deadline {
+                panic!(
+                    "job {id} got no result (worker exited: {exited})\n--- worker log ---\n{}",
+                    w.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -244,10 +277,7 @@ async fn bad_configuration_is_a_configuration_error() {
     let env = Env::new().await;
     let w = env.worker(&[]);
     let bad_ref = env.job(&[("ImageUrl", "Not An Image::ref")]);
-    let bad_threshold = env.job(&[
-        ("ImageUrl", "127.0.0.1:1/x:1"),
-        ("HighThreshold", "lots"),
-    ]);
+    let bad_threshold = env.job(&[("ImageUrl", "127.0.0.1:1/x:1"), ("HighThreshold", "lots")]);
     let bad_platform = env.job(&[("ImageUrl", "127.0.0.1:1/x:1"), ("Platform", "amd64")]);
     for (id, needle) in [
         (bad_ref, "ImageUrl"),
@@ -279,7 +309,9 @@ async fn throttled_scansbom_still_succeeds() {
     env.push_debian_fixture("2024").await;
     env.emus
         .faults
-        .set(vec![FaultRule::new("ScanSbom", FaultKind::Throttle).times(2)])
+        .set(vec![
+            FaultRule::new("ScanSbom", FaultKind::Throttle).times(2),
+        ])
         .unwrap();
     let w = env.worker(&[]);
     let id = env.job(&[
@@ -350,7 +382,11 @@ async fn two_workers_forty_jobs_exactly_one_result_each() {
     let mut passed = 0;
     for id in &ids {
         let s = env.emus.codepipeline.job(id).unwrap();
-        assert_eq!(s.result_calls, 1, "job {id} had {} result calls", s.result_calls);
+        assert_eq!(
+            s.result_calls, 1,
+            "job {id} had {} result calls",
+            s.result_calls
+        );
         assert!(matches!(s.status, JobStatus::Succeeded | JobStatus::Failed));
         if s.status == JobStatus::Succeeded {
             passed += 1;
@@ -369,7 +405,9 @@ async fn sigterm_drains_in_flight_jobs() {
     env.push_debian_fixture("2024").await;
     env.emus
         .faults
-        .set(vec![FaultRule::new("ScanSbom", FaultKind::Delay { ms: 3_000 }).times(1)])
+        .set(vec![
+            FaultRule::new("ScanSbom", FaultKind::Delay { ms: 3_000 }).times(1),
+        ])
         .unwrap();
     let mut w = env.worker(&[("SCANGATE_SHUTDOWN_GRACE", "60s")]);
     let id = env.job(&[
@@ -384,7 +422,10 @@ async fn sigterm_drains_in_flight_jobs() {
     // No polling after the signal: a job queued now stays queued.
     let late = env.job(&[("ImageUrl", "x/y:1")]);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(env.emus.codepipeline.job(&late).unwrap().status, JobStatus::Created);
+    assert_eq!(
+        env.emus.codepipeline.job(&late).unwrap().status,
+        JobStatus::Created
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -393,7 +434,10 @@ async fn sigterm_fails_what_the_grace_period_cannot_finish() {
     env.push_debian_fixture("2024").await;
     env.emus
         .faults
-        .set(vec![FaultRule::new("ScanSbom", FaultKind::Delay { ms: 30_000 })])
+        .set(vec![FaultRule::new(
+            "ScanSbom",
+            FaultKind::Delay { ms: 30_000 },
+        )])
         .unwrap();
     let mut w = env.worker(&[("SCANGATE_SHUTDOWN_GRACE", "3s")]);
     let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/debian:2024"))]);
@@ -411,7 +455,12 @@ async fn missing_action_type_is_reported_once_and_the_worker_stays_up() {
     let env = Env::new().await;
     let mut w = env.worker(&[("SCANGATE_PROVIDER", "NoSuchProvider")]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.child.try_wait().unwrap(), None, "worker exited: {}", w.log());
+    assert_eq!(
+        w.child.try_wait().unwrap(),
+        None,
+        "worker exited: {}",
+        w.log()
+    );
     let log = w.log();
     assert_eq!(log.matches("was not found in region").count(), 1, "{log}");
     assert!(log.contains("Custom/Test/NoSuchProvider/1"), "{log}");
@@ -421,7 +470,10 @@ async fn missing_action_type_is_reported_once_and_the_worker_stays_up() {
 async fn secrets_never_reach_the_log() {
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
-    let w = env.worker(&[("SCANGATE_REGISTRY_PASSWORD", "registry-pass-123"), ("SCANGATE_REGISTRY_USERNAME", "u")]);
+    let w = env.worker(&[
+        ("SCANGATE_REGISTRY_PASSWORD", "registry-pass-123"),
+        ("SCANGATE_REGISTRY_USERNAME", "u"),
+    ]);
     let id = env.job(&[
         ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
         ("HighThreshold", "5"),
@@ -454,8 +506,12 @@ async fn wait_status(env: &Env, id: &str, want: JobStatus) {
 async fn corpus_debian_base_end_to_end() {
     let dir = corpus::ensure_corpus(&["debian-base"]).expect("building the corpus");
     let env = Env::new().await;
-    let digest = corpus::push_oci_layout(&env.registry, &dir.join("debian-base"), "corpus/debian-base:1")
-        .expect("skopeo push");
+    let digest = corpus::push_oci_layout(
+        &env.registry,
+        &dir.join("debian-base"),
+        "corpus/debian-base:1",
+    )
+    .expect("skopeo push");
     let w = env.worker(&[]);
     let started = Instant::now();
     let id = env.job(&[("ImageUrl", &env.registry.reference("corpus/debian-base:1"))]);
@@ -463,11 +519,17 @@ async fn corpus_debian_base_end_to_end() {
     let elapsed = started.elapsed();
     let v = success(&snap);
     let expected: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(corpus::expected_path("debian-base")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(corpus::expected_path("debian-base")).unwrap())
+            .unwrap();
     assert_eq!(v["COMPONENTS"], expected.len().to_string());
     assert_eq!(v["IMAGE_DIGEST"], digest);
     // Score the stored SBOM with the corpus scorer.
-    let sbom = env.reports.path().join("jobs").join(&id).join("sbom.cdx.json");
+    let sbom = env
+        .reports
+        .path()
+        .join("jobs")
+        .join(&id)
+        .join("sbom.cdx.json");
     let out = Command::new("python3")
         .arg(corpus::shared_dir().join("corpus/score.py"))
         .arg(corpus::expected_path("debian-base"))

@@ -39,7 +39,7 @@ pub struct WorkerConfig {
     pub reports: Option<String>,
     /// Address of /healthz, /metrics and /jobs; "off" disables it.
     #[arg(long, env = "SCANGATE_HEALTH_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_health_addr)]
-    pub health_addr: Option<SocketAddr>,
+    pub health_addr: HealthAddr,
     /// On SIGTERM: stop polling, finish in-flight jobs, fail what is left
     /// before this runs out.
     #[arg(long, env = "SCANGATE_SHUTDOWN_GRACE", default_value = "100s", value_parser = parse_duration)]
@@ -77,12 +77,17 @@ fn parse_category(s: &str) -> Result<String, String> {
         })
 }
 
-fn parse_health_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+/// `None` when the health server is switched off. A newtype because clap
+/// gives `Option` fields a meaning of its own (flag absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthAddr(pub Option<SocketAddr>);
+
+fn parse_health_addr(s: &str) -> Result<HealthAddr, String> {
     if s.eq_ignore_ascii_case("off") || s.is_empty() {
-        return Ok(None);
+        return Ok(HealthAddr(None));
     }
     s.parse()
-        .map(Some)
+        .map(|a| HealthAddr(Some(a)))
         .map_err(|e| format!("invalid address {s:?}: {e} (e.g. 0.0.0.0:8080, or off)"))
 }
 
@@ -98,7 +103,7 @@ mod tests {
 
     #[test]
     fn health_addr_off() {
-        assert_eq!(parse_health_addr("off").unwrap(), None);
+        assert_eq!(parse_health_addr("off").unwrap(), HealthAddr(None));
         assert!(parse_health_addr("nonsense").is_err());
     }
 }

@@ -87,7 +87,7 @@ pub async fn run_until(
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let state = Arc::new(State::new(cfg.concurrency));
-    if let Some(addr) = cfg.health_addr {
+    if let Some(addr) = cfg.health_addr.0 {
         health::serve(addr, state.clone())
             .await
             .map_err(|source| WorkerError::Health { addr, source })?;
