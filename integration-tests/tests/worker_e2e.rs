@@ -540,3 +540,156 @@ async fn corpus_debian_base_end_to_end() {
     eprintln!("debian-base job took {elapsed:?}\n{text}");
     assert!(text.contains("recall=1.0000 precision=1.0000"), "{text}");
 }
+
+async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKIDEXAMPLE",
+            "test-secret",
+            None,
+            None,
+            "test",
+        ))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn artifact_zip(name: &str, body: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut buf);
+    z.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(body.as_bytes()).unwrap();
+    z.finish().unwrap();
+    buf.into_inner()
+}
+
+/// Reports land in S3 (moto) under the documented keys, encrypted; the
+/// image comes from `imageDetail.json` in the input artifact, read with the
+/// job's own credentials, when `ImageUrl` is not set.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_in_s3_and_image_from_the_input_artifact() {
+    let moto = integration_tests::process::MotoServer::start()
+        .expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
+    let s3 = s3_client(&moto.endpoint).await;
+    for b in ["reports", "artifacts"] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let env = Env::new().await;
+    let digest = env.push_debian_fixture("2024").await;
+    let image = env.registry.reference("fixture/debian:2024");
+    let key = "app-pipeline/BuildOutpu/abc123.zip";
+    s3.put_object()
+        .bucket("artifacts")
+        .key(key)
+        .body(artifact_zip("imageDetail.json", &format!(r#"{{"ImageURI":"{image}"}}"#)).into())
+        .send()
+        .await
+        .unwrap();
+    let w = env.worker(&[
+        ("SCANGATE_REPORTS", "s3://reports/scangate"),
+        ("SCANGATE_S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
+    ]);
+    let job = NewJob {
+        pipeline_name: "app-pipeline".into(),
+        stage_name: "Scan".into(),
+        action_name: "ImageScan".into(),
+        configuration: [("HighThreshold".to_string(), "5".to_string())].into(),
+        input_artifacts: vec![integration_tests::codepipeline::Artifact::s3(
+            "BuildOutput",
+            "artifacts",
+            key,
+        )],
+        ..NewJob::default()
+    };
+    let id = env.emus.codepipeline.enqueue_job(job);
+    let snap = env.result(&id, &w).await;
+    let v = success(&snap);
+    assert_eq!(v["IMAGE_DIGEST"], digest);
+    assert_eq!(
+        v["REPORT_URI"],
+        format!("s3://reports/scangate/jobs/{id}/report.md")
+    );
+    assert_eq!(
+        v["SBOM_URI"],
+        format!("s3://reports/scangate/jobs/{id}/sbom.cdx.json")
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket("reports")
+        .prefix("scangate/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    for f in ["record.json", "sbom.cdx.json", "findings.json", "report.md"] {
+        let want = format!("scangate/jobs/{id}/{f}");
+        assert!(
+            keys.contains(&want.as_str()),
+            "{want} missing from {keys:?}"
+        );
+    }
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("scangate/index/app-pipeline/")
+                && k.ends_with(&format!("{id}.json"))),
+        "{keys:?}"
+    );
+    let head = s3
+        .head_object()
+        .bucket("reports")
+        .key(format!("scangate/jobs/{id}/record.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256)
+    );
+}
+
+/// No ImageUrl and an artifact without imageDetail.json: a configuration
+/// error that says what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn artifact_without_an_image_file_is_a_configuration_error() {
+    let moto = integration_tests::process::MotoServer::start()
+        .expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
+    let s3 = s3_client(&moto.endpoint).await;
+    s3.create_bucket().bucket("artifacts").send().await.unwrap();
+    s3.put_object()
+        .bucket("artifacts")
+        .key("src.zip")
+        .body(artifact_zip("README.md", "hello").into())
+        .send()
+        .await
+        .unwrap();
+    let env = Env::new().await;
+    let w = env.worker(&[
+        ("SCANGATE_S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
+    ]);
+    let job = NewJob {
+        input_artifacts: vec![integration_tests::codepipeline::Artifact::s3(
+            "Source",
+            "artifacts",
+            "src.zip",
+        )],
+        ..NewJob::default()
+    };
+    let id = env.emus.codepipeline.enqueue_job(job);
+    let (kind, msg) = failure(&env.result(&id, &w).await);
+    assert_eq!(kind, "ConfigurationError");
+    assert!(
+        msg.contains("imageDetail.json") && msg.contains("ImageUrl"),
+        "{msg}"
+    );
+}

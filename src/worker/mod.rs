@@ -261,29 +261,16 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         shared.state.job_started(&job);
         tracing::info!("job acknowledged");
 
-        // The scan runs in its own task so that a panic is caught as a
-        // JoinError rather than taking the result with it.
-        let mut work = tokio::spawn({
-            let shared = shared.clone();
-            let job = job.clone();
-            async move { process(&shared, &job).await }.in_current_span()
-        });
-        let outcome = tokio::select! {
-            r = &mut work => match r {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!(error = %e, "job task panicked");
-                    Outcome::failure(
-                        FailureKind::JobFailed,
-                        format!("internal error: scangate crashed while scanning ({e}); look up job {} in the worker logs", job.id),
-                    )
-                }
+        let outcome = guarded(
+            {
+                let shared = shared.clone();
+                let job = job.clone();
+                async move { process(&shared, &job).await }.in_current_span()
             },
-            _ = abort_rx.wait_for(|a| *a) => {
-                work.abort();
-                Outcome::from_error(&job.id, &PipelineError::ShuttingDown)
-            }
-        };
+            &job.id,
+            &mut abort_rx,
+        )
+        .await;
         let (result, kind) = match &outcome {
             Outcome::Success { .. } => ("success", None),
             Outcome::Failure { kind, .. } => ("failure", Some(kind.as_str())),
@@ -301,6 +288,34 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
     }
     .instrument(span)
     .await
+}
+
+/// Runs a job's work so that whatever happens it ends in an outcome: the
+/// work runs in its own task, so a panic is caught as a JoinError rather
+/// than taking the job's one result with it, and the shutdown deadline turns
+/// unfinished work into SystemUnavailable.
+async fn guarded(
+    work: impl std::future::Future<Output = Outcome> + Send + 'static,
+    job_id: &str,
+    abort_rx: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let mut task = tokio::spawn(work);
+    tokio::select! {
+        r = &mut task => match r {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "job task panicked");
+                Outcome::failure(
+                    FailureKind::JobFailed,
+                    format!("internal error: scangate crashed while scanning ({e}); look up job {job_id} in the worker logs"),
+                )
+            }
+        },
+        _ = abort_rx.wait_for(|a| *a) => {
+            task.abort();
+            Outcome::from_error(job_id, &PipelineError::ShuttingDown)
+        }
+    }
 }
 
 async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
@@ -381,4 +396,47 @@ async fn image_from_artifact(
         }
         .into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_still_gets_a_job_failed_outcome() {
+        let (_tx, mut rx) = watch::channel(false);
+        let o = guarded(
+            async {
+                let missing: Option<u8> = None;
+                Outcome::failure(
+                    FailureKind::SystemUnavailable,
+                    missing.expect("a bug").to_string(),
+                )
+            },
+            "job-1",
+            &mut rx,
+        )
+        .await;
+        let Outcome::Failure { kind, message } = o else {
+            panic!("expected a failure")
+        };
+        assert_eq!(kind, FailureKind::JobFailed);
+        assert!(message.contains("job-1"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn the_shutdown_deadline_fails_unfinished_work() {
+        let (tx, mut rx) = watch::channel(false);
+        let work = async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Outcome::failure(FailureKind::JobFailed, "never")
+        };
+        let guard = tokio::spawn(async move { guarded(work, "job-2", &mut rx).await });
+        tx.send(true).unwrap();
+        let Outcome::Failure { kind, message } = guard.await.unwrap() else {
+            panic!("expected a failure")
+        };
+        assert_eq!(kind, FailureKind::SystemUnavailable);
+        assert!(message.contains("worker shutting down"), "{message}");
+    }
 }
