@@ -407,7 +407,7 @@ mod tests {
         let (_tx, mut rx) = watch::channel(false);
         let o = guarded(
             async {
-                let missing: Option<u8> = None;
+                let missing: Option<u8> = std::hint::black_box(None);
                 Outcome::failure(
                     FailureKind::SystemUnavailable,
                     missing.expect("a bug").to_string(),
