@@ -693,3 +693,80 @@ async fn artifact_without_an_image_file_is_a_configuration_error() {
         "{msg}"
     );
 }
+
+/// A registry with htpasswd Basic auth: the worker's credentials get the
+/// image; a wrong password is a PermissionError that says what to check and
+/// does not echo the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_registry_and_wrong_credentials() {
+    let mut env = Env::new().await;
+    env.registry =
+        Registry::start_with_auth("ci-user", "right-password-789").expect("registry with auth");
+    let img = images::image_from_inspector_fixture(
+        &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
+    )
+    .unwrap();
+    let digest = img
+        .push(
+            &env.registry.addr,
+            "private/debian:1",
+            env.registry.credentials.as_ref(),
+        )
+        .await
+        .unwrap();
+    let image = env.registry.reference("private/debian:1");
+
+    let good = env.worker(&[
+        ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
+        ("SCANGATE_REGISTRY_PASSWORD", "right-password-789"),
+    ]);
+    let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "5")]);
+    assert_eq!(
+        success(&env.result(&id, &good).await)["IMAGE_DIGEST"],
+        digest
+    );
+    drop(good);
+
+    let bad = env.worker(&[
+        ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
+        ("SCANGATE_REGISTRY_PASSWORD", "wrong-password-000"),
+    ]);
+    let id = env.job(&[("ImageUrl", &image)]);
+    let (kind, msg) = failure(&env.result(&id, &bad).await);
+    assert_eq!(kind, "PermissionError", "{msg}");
+    assert!(!msg.contains("wrong-password-000"), "{msg}");
+    assert!(!bad.log().contains("wrong-password-000"));
+
+    let anonymous = env.worker(&[]);
+    let id = env.job(&[("ImageUrl", &image)]);
+    let (kind, msg) = failure(&env.result(&id, &anonymous).await);
+    assert_eq!(kind, "PermissionError", "{msg}");
+}
+
+/// Throttled and failing PollForJobs calls back off and recover.
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_throttling_and_errors_back_off_and_recover() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    env.emus
+        .faults
+        .set(vec![
+            FaultRule::new("PollForJobs", FaultKind::Throttle).times(3),
+            FaultRule::new("PollForJobs", FaultKind::Error5xx).times(2),
+            FaultRule::new("PutJobSuccessResult", FaultKind::Error5xx).times(1),
+        ])
+        .unwrap();
+    let w = env.worker(&[]);
+    let id = env.job(&[
+        ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
+        ("HighThreshold", "5"),
+    ]);
+    let snap = env.result(&id, &w).await;
+    assert_eq!(success(&snap)["VERDICT"], "PASS");
+    let calls = env.emus.codepipeline.calls();
+    let count = |op: &str| calls.iter().filter(|c| c.operation == op).count();
+    // The 5xx on the result was retried: two calls, one recorded result.
+    assert_eq!(count("PutJobSuccessResult"), 2);
+    assert_eq!(snap.result_calls, 1);
+    assert!(count("PollForJobs") >= 6, "{}", count("PollForJobs"));
+}

@@ -188,7 +188,7 @@ pub async fn run_until(
             Err(e) => {
                 failures += 1;
                 state.poll_error();
-                let wait = api::backoff(failures + 2).max(cfg.poll_interval);
+                let wait = api::backoff(failures).max(cfg.poll_interval);
                 if failures <= 3 || failures.is_power_of_two() {
                     tracing::warn!(error = %e, failures, wait_ms = wait.as_millis() as u64, "PollForJobs failed");
                 }
