@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use scangate::image::{ImageRef, Platform};
+use scangate::image::{ImageSource, Platform};
 use scangate::inspector::{Inspector, RetryPolicy};
-use scangate::pipeline::{self, Context, ScanRequest};
-use scangate::policy::{Policy, Thresholds, Verdict, cfg as pcfg};
+use scangate::pipeline::{self, Context};
+use scangate::policy::{Policy, PolicyFile, PolicyOverrides, Verdict, cfg as pcfg};
 use scangate::worker::{self, WorkerConfig, cfg::RegistryArgs};
 
 #[derive(Parser)]
@@ -40,6 +40,9 @@ enum Command {
     Scan(ScanArgs),
     /// Print the CycloneDX 1.5 SBOM of an image (no AWS calls).
     Sbom(SbomArgs),
+    /// Policy files (DESIGN.md, "Policy file").
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// The whole loop on this machine with no AWS account: embedded
     /// CodePipeline and Inspector emulators, a bundled image, reports in a
     /// local folder.
@@ -50,9 +53,21 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file and print the policy it describes.
+    /// Exit code 0 valid, 1 invalid, 2 unreadable.
+    Check {
+        /// The policy file (YAML, or JSON with a .json name).
+        file: std::path::PathBuf,
+    },
+}
+
 #[derive(clap::Args)]
 struct ImageArgs {
-    /// Image reference: host/repo:tag, host/repo@sha256:…, or a Docker Hub name.
+    /// Image: host/repo:tag, host/repo@sha256:…, a Docker Hub name,
+    /// oci:DIR[:tag] (OCI image layout) or docker-archive:FILE.tar
+    /// (`docker save` output).
     image: String,
     /// Platform to pick from a multi-platform index.
     #[arg(long, default_value = "linux/amd64")]
@@ -65,16 +80,24 @@ struct ImageArgs {
 struct ScanArgs {
     #[command(flatten)]
     image: ImageArgs,
-    /// Findings allowed at CRITICAL ("unlimited" for no limit).
-    #[arg(long, default_value = "0")]
-    critical_threshold: String,
-    #[arg(long, default_value = "0")]
-    high_threshold: String,
-    #[arg(long, default_value = "unlimited")]
-    medium_threshold: String,
-    #[arg(long, default_value = "unlimited")]
-    low_threshold: String,
-    /// Thresholds count only findings that have a fixed version.
+    /// A policy file (YAML or JSON); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<std::path::PathBuf>,
+    /// Findings allowed at CRITICAL ("unlimited" for no limit) [default: 0,
+    /// or the policy file's].
+    #[arg(long)]
+    critical_threshold: Option<String>,
+    /// [default: 0, or the policy file's]
+    #[arg(long)]
+    high_threshold: Option<String>,
+    /// [default: unlimited, or the policy file's]
+    #[arg(long)]
+    medium_threshold: Option<String>,
+    /// [default: unlimited, or the policy file's]
+    #[arg(long)]
+    low_threshold: Option<String>,
+    /// Thresholds count only findings that have a fixed version (overrides
+    /// the policy file's fixable_only).
     #[arg(long)]
     fixable_only: bool,
     #[arg(long, value_enum, default_value = "table")]
@@ -136,6 +159,7 @@ async fn main() -> ExitCode {
         }
         Command::Scan(args) => scan(args).await,
         Command::Sbom(args) => sbom(args).await,
+        Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Demo { reports } => {
             match scangate::demo::run(scangate::demo::DemoOptions { reports }).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -148,11 +172,9 @@ async fn main() -> ExitCode {
     }
 }
 
-fn parse_image(a: &ImageArgs) -> Result<(ImageRef, Platform), String> {
-    let image = a
-        .image
-        .parse::<ImageRef>()
-        .map_err(|e| format!("invalid image reference {:?}: {e}", a.image))?;
+fn parse_image(a: &ImageArgs) -> Result<(ImageSource, Platform), String> {
+    // The error already names the input.
+    let image = a.image.parse::<ImageSource>().map_err(|e| e.to_string())?;
     let platform = a
         .platform
         .parse::<Platform>()
@@ -199,35 +221,15 @@ async fn sbom(args: SbomArgs) -> ExitCode {
 async fn scan(args: ScanArgs) -> ExitCode {
     let run = async {
         let (image, platform) = parse_image(&args.image)?;
-        let policy = Policy {
-            thresholds: Thresholds {
-                critical: pcfg::parse_threshold("--critical-threshold", &args.critical_threshold)
-                    .map_err(|e| e.to_string())?,
-                high: pcfg::parse_threshold("--high-threshold", &args.high_threshold)
-                    .map_err(|e| e.to_string())?,
-                medium: pcfg::parse_threshold("--medium-threshold", &args.medium_threshold)
-                    .map_err(|e| e.to_string())?,
-                low: pcfg::parse_threshold("--low-threshold", &args.low_threshold)
-                    .map_err(|e| e.to_string())?,
-                other: None,
-            },
-            fixable_only: args.fixable_only,
-        };
+        let policy = scan_policy(&args)?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let ctx = Context {
             pull: worker::pull_options(&args.image.registry),
             inspector: Inspector::new(&sdk, RetryPolicy::default()),
         };
-        let report = pipeline::scan(
-            &ctx,
-            &ScanRequest {
-                image,
-                platform,
-                policy,
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let report = pipeline::scan_source(&ctx, &image, &platform, &policy)
+            .await
+            .map_err(|e| e.to_string())?;
         let text = match args.format {
             ScanFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
                 "image": report.image,
@@ -235,6 +237,10 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 "verdict": report.decision.verdict,
                 "counts": report.decision.counts,
                 "violations": report.decision.violations,
+                "suppressed": report.decision.suppressed,
+                "suppressions": report.decision.suppressions,
+                "expired_rules": report.decision.expired_rules,
+                "stale_rules": report.decision.stale_rules,
                 "packages": report.packages,
                 "findings": report.result.findings,
             }))
@@ -255,6 +261,92 @@ async fn scan(args: ScanArgs) -> ExitCode {
     }
 }
 
+/// The flags' policy, on top of the policy file when one is given.
+fn scan_policy(args: &ScanArgs) -> Result<Policy, String> {
+    let threshold = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| pcfg::parse_threshold(name, v))
+            .transpose()
+            .map_err(|e| e.to_string())
+    };
+    let overrides = PolicyOverrides {
+        critical: threshold("--critical-threshold", &args.critical_threshold)?,
+        high: threshold("--high-threshold", &args.high_threshold)?,
+        medium: threshold("--medium-threshold", &args.medium_threshold)?,
+        low: threshold("--low-threshold", &args.low_threshold)?,
+        other: None,
+        fixable_only: args.fixable_only.then_some(true),
+    };
+    match &args.policy {
+        None => Ok(overrides.apply(Policy::default())),
+        Some(path) => {
+            let file = read_policy_file(path).map_err(|(_, e)| e)?;
+            for w in file.warnings(scangate::policy::file::today_utc()) {
+                eprintln!("warning: {w}");
+            }
+            Ok(file.to_policy(&overrides))
+        }
+    }
+}
+
+/// Reads and parses a policy file; the exit code says which went wrong.
+fn read_policy_file(path: &std::path::Path) -> Result<PolicyFile, (u8, String)> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| (2, format!("reading {name}: {e}")))?;
+    PolicyFile::parse(&name, &text).map_err(|e| (1, e.to_string()))
+}
+
+fn policy_check(path: &std::path::Path) -> ExitCode {
+    let file = match read_policy_file(path) {
+        Ok(f) => f,
+        Err((code, e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(code);
+        }
+    };
+    let today = scangate::policy::file::today_utc();
+    let p = file.to_policy(&PolicyOverrides::default());
+    let limit = |t: Option<u64>| t.map_or("unlimited".to_owned(), |n| n.to_string());
+    let t = p.thresholds;
+    println!("{}: valid (version {})", path.display(), file.version);
+    println!(
+        "thresholds: critical {}, high {}, medium {}, low {}, other {}",
+        limit(t.critical),
+        limit(t.high),
+        limit(t.medium),
+        limit(t.low),
+        limit(t.other)
+    );
+    println!("fixable_only: {}", p.fixable_only);
+    println!("fail_on_kev: {}", p.fail_on_kev);
+    println!(
+        "epss_threshold: {}",
+        p.epss_threshold
+            .map_or("none".to_owned(), |e| e.to_string())
+    );
+    if !p.fail_on_ids.is_empty() {
+        println!(
+            "fail_on_ids: {}",
+            p.fail_on_ids.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    for r in &p.ignore {
+        println!(
+            "ignore {r}{}: {}",
+            if r.is_expired(today) {
+                " [EXPIRED]"
+            } else {
+                ""
+            },
+            r.reason
+        );
+    }
+    for w in file.warnings(today) {
+        println!("warning: {w}");
+    }
+    ExitCode::SUCCESS
+}
+
 fn table(r: &pipeline::ScanReport) -> String {
     use std::fmt::Write as _;
     let d = &r.decision;
@@ -268,6 +360,15 @@ fn table(r: &pipeline::ScanReport) -> String {
     );
     for v in &d.violations {
         let _ = writeln!(s, "  violated: {v}");
+    }
+    for x in &d.suppressions {
+        let _ = writeln!(s, "  suppressed: {} in {}: {}", x.id, x.package, x.reason);
+    }
+    for r in &d.expired_rules {
+        let _ = writeln!(s, "  expired ignore rule, no longer applied: {r}");
+    }
+    for r in &d.stale_rules {
+        let _ = writeln!(s, "  ignore rule matched nothing: {r}");
     }
     if !r.result.findings.is_empty() {
         let _ = writeln!(
@@ -312,6 +413,15 @@ mod tests {
             ],
             vec!["scangate", "scan", "r/x:1", "--high-threshold", "3"],
             vec!["scangate", "sbom", "r/x:1"],
+            vec![
+                "scangate",
+                "scan",
+                "r/x:1",
+                "--policy",
+                "p.yaml",
+                "--fixable-only",
+            ],
+            vec!["scangate", "policy", "check", "p.yaml"],
             vec!["scangate", "demo"],
         ] {
             Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));

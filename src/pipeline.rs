@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::catalog;
-use crate::image::{self, ImageError, ImageRef, Platform, PullOptions};
+use crate::image::{self, ImageError, ImageRef, ImageSource, Platform, PullOptions};
 use crate::inspector::{Inspector, InspectorError, MAX_COMPONENTS, ScanResult};
 use crate::job::artifact::ArtifactError;
 use crate::job::{ConfigError, FailureKind};
@@ -70,6 +70,9 @@ pub struct Context {
     pub inspector: Inspector,
 }
 
+/// A job's scan. The image is a registry reference by type: a pipeline
+/// job must never make the worker read its local disk (the command line
+/// scans local sources with [`scan_source`]).
 #[derive(Debug, Clone)]
 pub struct ScanRequest {
     pub image: ImageRef,
@@ -120,13 +123,13 @@ pub struct ImageSbom {
 
 pub async fn build_sbom(
     pull: &PullOptions,
-    reference: &ImageRef,
+    reference: &ImageSource,
     platform: &Platform,
 ) -> Result<ImageSbom, PipelineError> {
     let t0 = Instant::now();
     let mut opts = pull.clone();
     opts.platform = platform.clone();
-    let pulled = image::pull(reference, &opts, Arc::new(catalog::wants)).await?;
+    let pulled = image::pull_source(reference, &opts, Arc::new(catalog::wants)).await?;
     let pull_ms = t0.elapsed().as_millis() as u64;
     let t1 = Instant::now();
     let catalog = catalog::run(&pulled.files);
@@ -149,7 +152,19 @@ pub async fn build_sbom(
     })
 }
 
+/// A job's scan: registry images only.
 pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, PipelineError> {
+    let source = ImageSource::Registry(req.image.clone());
+    scan_source(ctx, &source, &req.platform, &req.policy).await
+}
+
+/// Scans an image from any source, local ones included (command line).
+pub async fn scan_source(
+    ctx: &Context,
+    source: &ImageSource,
+    platform: &Platform,
+    policy: &Policy,
+) -> Result<ScanReport, PipelineError> {
     let t0 = Instant::now();
     let ImageSbom {
         pulled,
@@ -157,7 +172,7 @@ pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, Pipeli
         bom,
         pull_ms,
         catalog_ms,
-    } = build_sbom(&ctx.pull, &req.image, &req.platform).await?;
+    } = build_sbom(&ctx.pull, source, platform).await?;
     tracing::info!(
         digest = %pulled.manifest_digest,
         layers = pulled.layers.len(),
@@ -175,14 +190,14 @@ pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, Pipeli
     let t2 = Instant::now();
     let result = ctx.inspector.scan(&parts_json).await?;
     let inspector_ms = t2.elapsed().as_millis() as u64;
-    let decision = req.policy.decide(&result.findings);
+    let decision = policy.decide(&result.findings);
     let sbom = serde_json::to_value(&bom)
         .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
     let mut warnings = pulled.warnings.clone();
     warnings.extend(catalog.warnings.iter().cloned());
     warnings.extend(result.warnings.iter().cloned());
     Ok(ScanReport {
-        image: req.image.to_string(),
+        image: source.to_string(),
         manifest_digest: pulled.manifest_digest.clone(),
         index_digest: pulled.index_digest.clone(),
         config_digest: pulled.config_digest.clone(),
@@ -196,7 +211,7 @@ pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, Pipeli
         sbom_parts: parts_json.len(),
         result,
         decision,
-        fixable_only: req.policy.fixable_only,
+        fixable_only: policy.fixable_only,
         warnings,
         timings: Timings {
             pull_ms,

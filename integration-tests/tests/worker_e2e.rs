@@ -770,3 +770,92 @@ async fn poll_throttling_and_errors_back_off_and_recover() {
     assert_eq!(snap.result_calls, 1);
     assert!(count("PollForJobs") >= 6, "{}", count("PollForJobs"));
 }
+
+/// A PolicyFile in the input artifact: a live ignore rule for the debian
+/// fixture's one HIGH (CVE-2023-50387 in systemd) passes the gate with
+/// SUPPRESSED=1; the same rule past its `expires` date no longer applies and
+/// the failure says so; a PolicyFile missing from the artifact is a
+/// ConfigurationError naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_file_from_the_input_artifact() {
+    let moto = integration_tests::process::MotoServer::start()
+        .expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
+    let s3 = s3_client(&moto.endpoint).await;
+    s3.create_bucket().bucket("artifacts").send().await.unwrap();
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    let image = env.registry.reference("fixture/debian:2024");
+    let policy = |expires: &str| {
+        format!(
+            "version: 1\nignore:\n  - id: CVE-2023-50387\n    package: pkg:deb/debian/systemd\n    reason: resolved does not validate DNSSEC here\n    expires: {expires}\n"
+        )
+    };
+    for (key, body) in [
+        ("app/live.zip", policy("2099-12-31")),
+        ("app/expired.zip", policy("2024-01-31")),
+    ] {
+        s3.put_object()
+            .bucket("artifacts")
+            .key(key)
+            .body(artifact_zip("policy/scangate.yaml", &body).into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let w = env.worker(&[
+        ("SCANGATE_S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
+    ]);
+    let job = |key: &str, file: &str| NewJob {
+        pipeline_name: "app-pipeline".into(),
+        stage_name: "Scan".into(),
+        action_name: "ImageScan".into(),
+        configuration: [
+            ("ImageUrl".to_string(), image.clone()),
+            ("PolicyFile".to_string(), file.to_string()),
+        ]
+        .into(),
+        input_artifacts: vec![integration_tests::codepipeline::Artifact::s3(
+            "BuildOutput",
+            "artifacts",
+            key,
+        )],
+        ..NewJob::default()
+    };
+
+    let id = env
+        .emus
+        .codepipeline
+        .enqueue_job(job("app/live.zip", "policy/scangate.yaml"));
+    let snap = env.result(&id, &w).await;
+    let v = success(&snap);
+    assert_eq!(v["VERDICT"], "PASS");
+    assert_eq!(v["SUPPRESSED"], "1");
+    assert_eq!(v["HIGH"], "1", "the counts still show the finding");
+
+    let id = env
+        .emus
+        .codepipeline
+        .enqueue_job(job("app/expired.zip", "policy/scangate.yaml"));
+    let snap = env.result(&id, &w).await;
+    let (kind, message) = failure(&snap);
+    assert_eq!(kind, "JobFailed");
+    assert!(message.contains("1 HIGH (threshold 0)"), "{message}");
+    assert!(
+        message.contains("expired ignore rules, no longer applied: CVE-2023-50387"),
+        "{message}"
+    );
+
+    let id = env
+        .emus
+        .codepipeline
+        .enqueue_job(job("app/live.zip", "scangate.yaml"));
+    let snap = env.result(&id, &w).await;
+    let (kind, message) = failure(&snap);
+    assert_eq!(kind, "ConfigurationError");
+    assert!(
+        message.contains("policy file scangate.yaml: not found in the input artifact"),
+        "{message}"
+    );
+    assert!(message.contains("policy/scangate.yaml"), "{message}");
+}

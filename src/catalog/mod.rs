@@ -7,8 +7,11 @@
 //! A damaged package database must never stop a scan: parse problems become
 //! [`Catalog::warnings`], and whatever could be read is still reported.
 
+pub mod apk;
 pub mod dpkg;
+pub mod npm;
 pub mod osrelease;
+pub mod python;
 
 use serde::Serialize;
 
@@ -39,6 +42,9 @@ impl OsInfo {
 #[serde(rename_all = "lowercase")]
 pub enum Ecosystem {
     Deb,
+    Apk,
+    Pypi,
+    Npm,
 }
 
 impl Ecosystem {
@@ -46,6 +52,9 @@ impl Ecosystem {
     pub fn purl_type(self) -> &'static str {
         match self {
             Ecosystem::Deb => "deb",
+            Ecosystem::Apk => "apk",
+            Ecosystem::Pypi => "pypi",
+            Ecosystem::Npm => "npm",
         }
     }
 }
@@ -59,8 +68,9 @@ pub struct Package {
     /// (`1:2.38.1-5+deb12u3`), so that it compares with `dpkg -l` output.
     pub version: String,
     pub arch: Option<String>,
-    /// For deb packages always set: when the database names no source, the
-    /// source is the binary package itself at the binary's version.
+    /// For deb and apk packages always set: when the database names no
+    /// source (apk: origin), the source is the binary package itself at the
+    /// binary's version. Language packages have none.
     pub source_name: Option<String>,
     pub source_version: Option<String>,
     /// The file the package was found in, e.g. `var/lib/dpkg/status`.
@@ -88,13 +98,22 @@ pub trait Cataloger: Send + Sync {
 }
 
 /// os-release comes first: the package catalogers that follow get its result.
-static CATALOGERS: &[&dyn Cataloger] = &[&osrelease::OsReleaseCataloger, &dpkg::DpkgCataloger];
+static CATALOGERS: &[&dyn Cataloger] = &[
+    &osrelease::OsReleaseCataloger,
+    &dpkg::DpkgCataloger,
+    &apk::ApkCataloger,
+    &python::PythonCataloger,
+    &npm::NpmCataloger,
+];
 
 /// Every cataloger, in the order [`run`] calls them (os-release first).
 pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
     vec![
         Box::new(osrelease::OsReleaseCataloger),
         Box::new(dpkg::DpkgCataloger),
+        Box::new(apk::ApkCataloger),
+        Box::new(python::PythonCataloger),
+        Box::new(npm::NpmCataloger),
     ]
 }
 
@@ -189,6 +208,12 @@ mod tests {
             "var/lib/dpkg/status",
             "var/lib/dpkg/status.d/libc6",
             "var/lib/dpkg/info/bash.list",
+            "lib/apk/db/installed",
+            "usr/local/lib/python3.9/site-packages/Flask-1.1.2.dist-info/METADATA",
+            "usr/lib/python3/dist-packages/six-1.15.0.egg-info/PKG-INFO",
+            "usr/lib/python3/dist-packages/mercurial-6.3.2-py3.11.egg-info",
+            "app/node_modules/express/package.json",
+            "app/node_modules/@hapi/hoek/package.json",
         ] {
             assert!(wants(p), "{p}");
         }
@@ -198,6 +223,9 @@ mod tests {
             "etc/passwd",
             "usr/bin/bash",
             "var/lib/dpkg/info/bash.md5sums",
+            "app/package.json",
+            "usr/local/lib/python3.9/site-packages/flask/__init__.py",
+            "lib/apk/db/triggers",
         ] {
             assert!(!wants(p), "{p}");
         }

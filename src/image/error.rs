@@ -36,6 +36,8 @@ pub enum ReferenceProblem {
     TagTooLong(usize),
     BadDigest(String),
     UnsupportedDigestAlgorithm(String),
+    /// `oci:` or `docker-archive:` without a usable path.
+    BadLocalSource(String),
 }
 
 impl fmt::Display for ReferenceProblem {
@@ -76,6 +78,7 @@ impl fmt::Display for ReferenceProblem {
             Self::UnsupportedDigestAlgorithm(a) => {
                 write!(f, "digest algorithm {a:?} is not supported (only sha256)")
             }
+            Self::BadLocalSource(d) => f.write_str(d),
         }
     }
 }
@@ -173,6 +176,11 @@ pub enum ImageError {
     #[error("cannot set up the registry client: {0}")]
     Client(String),
 
+    /// A local image (`oci:` layout or `docker-archive:` file) that cannot
+    /// be read or is not laid out as its format requires.
+    #[error("cannot read local image {image}: {detail}")]
+    LocalImage { image: String, detail: String },
+
     /// A bug: a worker task died.
     #[error("internal error while pulling {reference}: {detail}")]
     Internal { reference: String, detail: String },
@@ -193,6 +201,7 @@ impl ImageError {
             | Self::CorruptLayer { .. }
             | Self::Unsupported { .. }
             | Self::LimitExceeded { .. }
+            | Self::LocalImage { .. }
             | Self::Internal { .. } => FailureClass::Corrupt,
         }
     }

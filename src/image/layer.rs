@@ -72,7 +72,12 @@ impl Budget {
 #[derive(Debug, Clone)]
 pub struct LayerSource {
     /// Expected `sha256:` digest of the bytes as stored (compressed).
+    /// Empty when the store has no blob digest (a `docker save` archive):
+    /// then `diff_id` must be set, and the blob digest is only computed
+    /// ([`LayerChanges::digest`]).
     pub digest: String,
+    /// Expected `sha256:` digest of the uncompressed tar, checked when set.
+    pub diff_id: Option<String>,
     pub media_type: Option<String>,
     /// Declared size; more bytes than this is an error.
     pub size: Option<u64>,
@@ -86,6 +91,10 @@ pub enum LayerFailure {
     Source(String),
     Cancelled,
     DigestMismatch {
+        actual: String,
+    },
+    /// The uncompressed tar does not have the expected `diff_id`.
+    DiffIdMismatch {
         actual: String,
     },
     /// More bytes than the descriptor's size.
@@ -126,6 +135,19 @@ pub struct LayerChanges {
     pub decompressed_bytes: u64,
     pub kept_bytes: u64,
     pub entries: u64,
+    /// `sha256:` digest of the blob as read (compressed bytes).
+    pub digest: String,
+    /// How the blob was compressed (found from its magic bytes).
+    pub compression: Compression,
+}
+
+/// Layer compression, as the magic bytes show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Zstd,
 }
 
 impl LayerChanges {
@@ -155,6 +177,7 @@ pub fn read_layer<R: Read>(
         declared: source.size,
         failure: None,
         budget,
+        actual: None,
     };
     let mut changes = LayerChanges::default();
     let walked = walk(&mut verifier, source, wants, budget, &mut changes);
@@ -190,6 +213,7 @@ pub fn read_layer<R: Read>(
     };
     match outcome {
         Ok(()) => {
+            changes.digest = verifier.actual.take().unwrap_or_default();
             if changes.suppressed_warnings > 0 {
                 let n = changes.suppressed_warnings;
                 changes
@@ -227,12 +251,16 @@ fn walk<R: Read>(
         }
     }
     let magic = &magic[..got];
-    let gzip = detect_compression(magic, source.media_type.as_deref())?;
+    let compression = detect_compression(magic, source.media_type.as_deref())?;
+    changes.compression = compression;
     let compressed = io::Cursor::new(magic.to_vec()).chain(&mut *verifier);
-    let decompressed: Box<dyn Read + '_> = if gzip {
-        Box::new(MultiGzDecoder::new(compressed))
-    } else {
-        Box::new(compressed)
+    let decompressed: Box<dyn Read + '_> = match compression {
+        Compression::Gzip => Box::new(MultiGzDecoder::new(compressed)),
+        // A streaming decoder: memory is its window, whatever the layer size.
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(compressed).map_err(corrupt)?)
+        }
+        Compression::None => Box::new(compressed),
     };
     let limit_hit = Cell::new(false);
     let mut counted = Counted {
@@ -240,8 +268,26 @@ fn walk<R: Read>(
         count: 0,
         budget,
         limit_hit: &limit_hit,
+        hasher: source.diff_id.as_ref().map(|_| Sha256::new()),
     };
-    let result = read_entries(&mut counted, wants, budget, changes);
+    let mut result = read_entries(&mut counted, wants, budget, changes);
+    if let Some(expected) = &source.diff_id {
+        // The diff_id covers the whole tar, padding after the end marker
+        // too; and wrong content explains a parse error better than the
+        // parse error does.
+        let drained = io::copy(&mut counted, &mut io::sink());
+        match (&result, drained) {
+            (Ok(()), Err(e)) => result = Err(corrupt(e)),
+            (Ok(()) | Err(LayerFailure::Corrupt(_)), Ok(_)) => {
+                let hasher = counted.hasher.take().unwrap_or_default();
+                let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+                if &actual != expected {
+                    result = Err(LayerFailure::DiffIdMismatch { actual });
+                }
+            }
+            _ => {}
+        }
+    }
     changes.decompressed_bytes = counted.count;
     if limit_hit.get() {
         return Err(LayerFailure::Limit(format!(
@@ -252,27 +298,24 @@ fn walk<R: Read>(
     result
 }
 
-/// `true` for gzip. The magic bytes decide over the media type, because
-/// some tools label uncompressed layers as gzip and the reverse.
-fn detect_compression(magic: &[u8], media_type: Option<&str>) -> Result<bool, LayerFailure> {
+/// The magic bytes decide over the media type, because some tools label
+/// uncompressed layers as gzip and the reverse.
+fn detect_compression(
+    magic: &[u8],
+    _media_type: Option<&str>,
+) -> Result<Compression, LayerFailure> {
     if magic.starts_with(&[0x1f, 0x8b]) {
-        return Ok(true);
+        return Ok(Compression::Gzip);
     }
-    if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || media_type.is_some_and(|m| m.ends_with("zstd"))
-    {
-        return Err(LayerFailure::Unsupported(
-            "zstd-compressed layers are not supported yet; push the image with gzip \
-             layers (e.g. docker buildx build --output type=image,compression=gzip,force-compression=true)"
-                .into(),
-        ));
+    if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok(Compression::Zstd);
     }
     if magic.starts_with(b"BZh") || magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         return Err(LayerFailure::Unsupported(
             "bzip2/xz-compressed layers are not supported; push the image with gzip layers".into(),
         ));
     }
-    Ok(false)
+    Ok(Compression::None)
 }
 
 fn read_entries<R: Read>(
@@ -533,6 +576,8 @@ struct Verifier<'b, R> {
     declared: Option<u64>,
     failure: Option<LayerFailure>,
     budget: &'b Budget,
+    /// The digest computed by `finish`.
+    actual: Option<String>,
 }
 
 impl<R: Read> Read for Verifier<'_, R> {
@@ -567,9 +612,12 @@ impl<R> Verifier<'_, R> {
             "sha256:{}",
             hex::encode(std::mem::take(&mut self.hasher).finalize())
         );
-        if actual != self.expected {
+        // An empty expectation: the store has no blob digest, the caller
+        // checks the diff_id instead.
+        if !self.expected.is_empty() && actual != self.expected {
             return Err(LayerFailure::DigestMismatch { actual });
         }
+        self.actual = Some(actual);
         Ok(())
     }
 }
@@ -581,6 +629,8 @@ struct Counted<'a, R> {
     count: u64,
     budget: &'a Budget,
     limit_hit: &'a Cell<bool>,
+    /// Hashes the uncompressed tar when its diff_id is to be checked.
+    hasher: Option<Sha256>,
 }
 
 impl<R: Read> Read for Counted<'_, R> {
@@ -595,6 +645,9 @@ impl<R: Read> Read for Counted<'_, R> {
         if total > self.budget.max_decompressed {
             self.limit_hit.set(true);
             return Err(io::Error::other("decompressed size limit reached"));
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
         }
         Ok(n)
     }
@@ -672,6 +725,7 @@ pub(crate) mod tests {
             digest: digest(blob),
             media_type: Some("application/vnd.oci.image.layer.v1.tar+gzip".into()),
             size: Some(blob.len() as u64),
+            diff_id: None,
         }
     }
 
@@ -998,12 +1052,63 @@ pub(crate) mod tests {
         assert_eq!(budget.kept_bytes(), 0);
     }
 
-    #[test]
-    fn zstd_is_unsupported_and_cancel_stops() {
-        let blob = [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
-        let err = read_layer(&blob[..], &source(&blob), &want_all, &budget()).unwrap_err();
-        assert!(matches!(err, LayerFailure::Unsupported(m) if m.contains("zstd")));
+    pub fn zstd(data: &[u8]) -> Vec<u8> {
+        zstd::stream::encode_all(data, 3).unwrap()
+    }
 
+    #[test]
+    fn zstd_layers_round_trip() {
+        let tar = tar_bytes(&[
+            E::File("var/lib/dpkg/status", b"Package: a\n"),
+            E::Sym("bin", "usr/bin"),
+        ]);
+        let blob = zstd(&tar);
+        assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        let mut src = source(&blob);
+        src.media_type = Some("application/vnd.oci.image.layer.v1.tar+zstd".into());
+        src.diff_id = Some(digest(&tar));
+        let changes = read_layer(&blob[..], &src, &want_all, &budget()).unwrap();
+        assert_eq!(changes.compression, super::Compression::Zstd);
+        assert_eq!(changes.digest, digest(&blob));
+        assert_eq!(changes.decompressed_bytes, tar.len() as u64);
+        let mut tree = FileTree::default();
+        apply_layer(&mut tree, changes, 0, &mut Vec::new());
+        assert_eq!(tree.files["var/lib/dpkg/status"].data, b"Package: a\n");
+        assert_eq!(tree.symlinks["bin"], "usr/bin");
+
+        // Truncated zstd is corrupt (or a digest mismatch), never a success.
+        let cut = &blob[..blob.len() - 8];
+        assert!(read_layer(cut, &source(cut), &want_all, &budget()).is_err());
+    }
+
+    #[test]
+    fn diff_id_is_checked_and_blob_digest_may_be_unknown() {
+        let tar = tar_bytes(&[E::File("f", b"1")]);
+        for blob in [tar.clone(), gzip(&tar), zstd(&tar)] {
+            let src = LayerSource {
+                digest: String::new(),
+                diff_id: Some(digest(&tar)),
+                media_type: None,
+                size: Some(blob.len() as u64),
+            };
+            let changes = read_layer(&blob[..], &src, &want_all, &budget()).unwrap();
+            assert_eq!(changes.digest, digest(&blob));
+            let wrong = LayerSource {
+                diff_id: Some(digest(b"other")),
+                ..src
+            };
+            let err = read_layer(&blob[..], &wrong, &want_all, &budget()).unwrap_err();
+            assert_eq!(
+                err,
+                LayerFailure::DiffIdMismatch {
+                    actual: digest(&tar)
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn cancel_stops() {
         let blob = gzip(&tar_bytes(&[E::File("f", b"1")]));
         let b = budget();
         b.cancel();

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod platform;
 pub mod reference;
 mod registry;
+pub mod source;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -36,6 +37,7 @@ pub use manifest::{HistoryEntry, ImageConfig};
 pub use platform::Platform;
 pub use reference::ImageRef;
 pub use registry::Credentials;
+pub use source::{ImageSource, pull_source};
 
 use layer::{Budget, LayerFailure, LayerSource};
 use manifest::{MANIFEST_ACCEPT, Manifest, ManifestProblem};
@@ -133,7 +135,9 @@ pub struct ResolvedImage {
 
 #[derive(Debug, Clone)]
 pub struct PulledImage {
-    pub reference: ImageRef,
+    /// Where the image came from (a registry reference, or a local
+    /// `oci:`/`docker-archive:` source).
+    pub reference: ImageSource,
     /// Digest of the platform manifest actually scanned.
     pub manifest_digest: String,
     pub index_digest: Option<String>,
@@ -188,7 +192,7 @@ pub async fn pull(
         "pulled image"
     );
     Ok(PulledImage {
-        reference: resolved.reference,
+        reference: ImageSource::Registry(resolved.reference),
         manifest_digest: resolved.manifest_digest,
         index_digest: resolved.index_digest,
         config_digest: resolved.config_digest,
@@ -431,15 +435,9 @@ async fn resolve_with(
     })
 }
 
-/// Only filesystem layers can be read; anything else (zstd for now, OCI
-/// artifact payloads) is refused before any download.
-fn check_layer_media_type(mt: &str) -> Result<(), String> {
-    if mt.ends_with("zstd") {
-        return Err(format!(
-            "media type {mt} (zstd) is not supported yet; push the image with gzip layers \
-             (e.g. docker buildx build --output type=image,compression=gzip,force-compression=true)"
-        ));
-    }
+/// Only filesystem layers can be read; anything else (OCI artifact
+/// payloads) is refused before any download.
+pub(crate) fn check_layer_media_type(mt: &str) -> Result<(), String> {
     let known = [
         "application/vnd.docker.image.rootfs.diff.tar",
         "application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -448,11 +446,55 @@ fn check_layer_media_type(mt: &str) -> Result<(), String> {
         "application/vnd.oci.image.layer.v1.tar+gzip",
         "application/vnd.oci.image.layer.nondistributable.v1.tar",
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
     ];
     if known.contains(&mt) {
         Ok(())
     } else {
         Err(format!("media type {mt} is not a filesystem layer"))
+    }
+}
+
+/// Turns a layer failure into an image error for a local source, where
+/// there is no registry to blame and no retry to make.
+pub(crate) fn local_layer_error(failure: LayerFailure, image: &str, layer: &Layer) -> ImageError {
+    let digest = layer.digest.clone();
+    match failure {
+        LayerFailure::Source(detail) => ImageError::LocalImage {
+            image: image.to_owned(),
+            detail: format!("reading layer {digest} failed: {detail}"),
+        },
+        LayerFailure::Cancelled => ImageError::Internal {
+            reference: image.to_owned(),
+            detail: format!("reading layer {digest} was cancelled"),
+        },
+        LayerFailure::DigestMismatch { actual } => ImageError::DigestMismatch {
+            what: format!("layer {digest} of {image}"),
+            digest,
+            actual,
+        },
+        LayerFailure::DiffIdMismatch { actual } => ImageError::DigestMismatch {
+            what: format!("the uncompressed content of layer {digest} of {image}"),
+            digest: layer.diff_id.clone(),
+            actual,
+        },
+        LayerFailure::Oversize { declared } => ImageError::CorruptLayer {
+            digest,
+            detail: format!("the blob is larger than the {declared} bytes its descriptor declares"),
+        },
+        LayerFailure::Limit(detail) => ImageError::LimitExceeded {
+            reference: image.to_owned(),
+            detail: format!("{detail} (reading layer {digest})"),
+        },
+        LayerFailure::Corrupt(detail) => ImageError::CorruptLayer {
+            digest,
+            detail: format!("not a valid gzip/zstd/tar stream: {detail}"),
+        },
+        LayerFailure::Unsupported(detail) => ImageError::Unsupported {
+            reference: image.to_owned(),
+            detail: format!("layer {digest}: {detail}"),
+        },
     }
 }
 
@@ -535,6 +577,7 @@ async fn fetch_layer(
         digest: layer.digest.clone(),
         media_type: Some(layer.media_type.clone()).filter(|m| !m.is_empty()),
         size: Some(layer.size),
+        diff_id: None,
     });
     let mut attempt = 0;
     loop {
@@ -590,6 +633,11 @@ fn layer_error(
             digest,
             actual,
         },
+        LayerFailure::DiffIdMismatch { actual } => ImageError::DigestMismatch {
+            what: format!("the uncompressed content of layer {digest}"),
+            digest: layer.diff_id.clone(),
+            actual,
+        },
         LayerFailure::Oversize { declared } => ImageError::CorruptLayer {
             digest,
             detail: format!(
@@ -602,7 +650,7 @@ fn layer_error(
         },
         LayerFailure::Corrupt(detail) => ImageError::CorruptLayer {
             digest,
-            detail: format!("not a valid gzip/tar stream: {detail}"),
+            detail: format!("not a valid gzip/zstd/tar stream: {detail}"),
         },
         LayerFailure::Unsupported(detail) => ImageError::Unsupported {
             reference: reference.to_owned(),

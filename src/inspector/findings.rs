@@ -64,6 +64,9 @@ pub struct Finding {
     pub cvss_vector: Option<String>,
     pub epss: Option<f64>,
     pub exploit_available: bool,
+    /// When CISA added it to the Known Exploited Vulnerabilities catalog
+    /// (`cisa_kev_date_added` property, e.g. `2022-04-06T00:00:00Z`).
+    pub kev_date_added: Option<String>,
     /// Name, version and purl (percent-decoded) of the affected component as
     /// returned by the service.
     pub package: String,
@@ -194,6 +197,7 @@ pub fn from_answer(answer: &Value) -> Vec<Finding> {
                 .and_then(|r| r["score"].as_f64())
         });
         let exploit_available = prop(v, &format!("{PROP}exploit_available")) == Some("true");
+        let kev_date_added = prop(v, &format!("{PROP}cisa_kev_date_added")).map(str::to_owned);
         for a in v["affects"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
             let Some(r) = a["ref"].as_str() else { continue };
             let comp = comps.get(r);
@@ -205,6 +209,7 @@ pub fn from_answer(answer: &Value) -> Vec<Finding> {
                 cvss_vector: cvss_vector.clone(),
                 epss,
                 exploit_available,
+                kev_date_added: kev_date_added.clone(),
                 package: comp.map(|c| c.name.clone()).unwrap_or_default(),
                 version: comp.map(|c| c.version.clone()).unwrap_or_default(),
                 purl: comp.map(|c| c.purl.clone()).unwrap_or_default(),
@@ -305,6 +310,22 @@ mod tests {
         assert_eq!(high.severity, Severity::High);
         assert_eq!(high.severity_source.as_deref(), Some("NVD"));
         assert_eq!(high.cvss_score, Some(7.5));
+    }
+
+    #[test]
+    fn kev_date_is_read_from_the_answer() {
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(fixtures().join("../dockerfile-checks-inspector-scan-cdx.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let fs = from_answer(&doc["sbom"]);
+        let sudo = fs.iter().find(|f| f.id == "CVE-2021-3156").unwrap();
+        assert_eq!(sudo.kev_date_added.as_deref(), Some("2022-04-06T00:00:00Z"));
+        assert_eq!(
+            fs.iter().filter(|f| f.kev_date_added.is_some()).count(),
+            fs.iter().filter(|f| f.id == "CVE-2021-3156").count()
+        );
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum ArtifactError {
     NoImageFile,
     #[error("{file} in the input artifact is not valid: {reason}")]
     BadImageFile { file: &'static str, reason: String },
+    #[error("{path} is not in the input artifact (it holds: {listing})")]
+    MissingFile { path: String, listing: String },
+    #[error("{path} in the input artifact cannot be read: {reason}")]
+    UnreadableFile { path: String, reason: String },
 }
 
 impl ArtifactError {
@@ -156,6 +160,62 @@ pub fn image_from_zip(bytes: &[u8]) -> Result<String, ArtifactError> {
     Err(ArtifactError::NoImageFile)
 }
 
+/// Reads the text file at `path` inside an artifact zip (a leading `./` or
+/// `/` is ignored; the match is otherwise exact). At most 1 MiB.
+pub fn file_from_zip(bytes: &[u8], path: &str) -> Result<String, ArtifactError> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| ArtifactError::NotZip(e.to_string()))?;
+    let norm = |p: &str| {
+        p.trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_owned()
+    };
+    let want = norm(path);
+    let names: Vec<String> = (0..zip.len())
+        .filter_map(|i| {
+            zip.name_for_index(i)
+                .and_then(|n| n.ok())
+                .map(|n| n.to_string())
+        })
+        .collect();
+    let Some(idx) = names.iter().position(|n| norm(n) == want) else {
+        const SHOWN: usize = 10;
+        let mut listing = names
+            .iter()
+            .filter(|n| !n.ends_with('/'))
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if names.len() > SHOWN {
+            listing.push_str(", …");
+        }
+        if listing.is_empty() {
+            listing = "no files".into();
+        }
+        return Err(ArtifactError::MissingFile {
+            path: path.to_owned(),
+            listing,
+        });
+    };
+    let unreadable = |reason: String| ArtifactError::UnreadableFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut entry = zip.by_index(idx).map_err(|e| unreadable(e.to_string()))?;
+    if entry.size() > MAX_ENTRY_BYTES {
+        return Err(unreadable(format!(
+            "it is larger than {MAX_ENTRY_BYTES} bytes"
+        )));
+    }
+    let mut text = String::new();
+    (&mut entry)
+        .take(MAX_ENTRY_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok(text)
+}
+
 fn parse_image_detail(text: &str) -> Result<String, String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     v["ImageURI"]
@@ -222,6 +282,29 @@ mod tests {
                 .to_string()
                 .contains("several")
         );
+    }
+
+    #[test]
+    fn named_files() {
+        let z = zip_with("policy/scangate.yaml", "version: 1\n");
+        assert_eq!(
+            file_from_zip(&z, "policy/scangate.yaml").unwrap(),
+            "version: 1\n"
+        );
+        assert_eq!(
+            file_from_zip(&z, "./policy/scangate.yaml").unwrap(),
+            "version: 1\n"
+        );
+        let e = file_from_zip(&z, "scangate.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("scangate.yaml is not in the input artifact"),
+            "{e}"
+        );
+        assert!(e.contains("policy/scangate.yaml"), "{e}");
+        assert!(matches!(
+            file_from_zip(b"nope", "x"),
+            Err(ArtifactError::NotZip(_))
+        ));
     }
 
     #[test]

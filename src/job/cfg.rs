@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::image::{ImageRef, Platform};
-use crate::policy::{Policy, PolicyError, Thresholds, cfg as pcfg};
+use crate::policy::{
+    Policy, PolicyError, PolicyFile, PolicyFileError, PolicyOverrides, cfg as pcfg,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -25,6 +27,12 @@ pub enum ConfigError {
     BadPlatform { value: String, reason: String },
     #[error("Engine {value:?} is not supported by this worker: use \"inspector\"")]
     BadEngine { value: String },
+    #[error(
+        "PolicyFile {file:?} is set but the job has no input artifact to read it from: give the action an input artifact that contains it"
+    )]
+    PolicyFileWithoutArtifact { file: String },
+    #[error(transparent)]
+    PolicyFile(#[from] PolicyFileError),
 }
 
 /// Property names of the custom action type (DESIGN.md).
@@ -55,7 +63,12 @@ pub mod prop {
 pub struct JobConfig {
     /// `None`: take the image from the input artifact.
     pub image: Option<ImageRef>,
+    /// The policy from the properties alone (defaults where unset); with a
+    /// policy file use [`JobConfig::policy_with_file`].
     pub policy: Policy,
+    /// The threshold and FixableOnly properties that were set: they
+    /// override a policy file.
+    pub overrides: PolicyOverrides,
     pub platform: Platform,
     pub policy_file: Option<String>,
 }
@@ -75,21 +88,20 @@ impl JobConfig {
             })
             .transpose()?;
 
-        let mut thresholds = Thresholds::default();
+        let mut overrides = PolicyOverrides::default();
         for (name, slot) in [
-            (prop::CRITICAL, &mut thresholds.critical),
-            (prop::HIGH, &mut thresholds.high),
-            (prop::MEDIUM, &mut thresholds.medium),
-            (prop::LOW, &mut thresholds.low),
+            (prop::CRITICAL, &mut overrides.critical),
+            (prop::HIGH, &mut overrides.high),
+            (prop::MEDIUM, &mut overrides.medium),
+            (prop::LOW, &mut overrides.low),
         ] {
             if let Some(v) = get(name) {
-                *slot = pcfg::parse_threshold(name, v)?;
+                *slot = Some(pcfg::parse_threshold(name, v)?);
             }
         }
-        let fixable_only = match get(prop::FIXABLE_ONLY) {
-            Some(v) => pcfg::parse_bool(prop::FIXABLE_ONLY, v)?,
-            None => false,
-        };
+        overrides.fixable_only = get(prop::FIXABLE_ONLY)
+            .map(|v| pcfg::parse_bool(prop::FIXABLE_ONLY, v))
+            .transpose()?;
         let platform = match get(prop::PLATFORM) {
             Some(v) => v
                 .parse::<Platform>()
@@ -108,13 +120,16 @@ impl JobConfig {
         }
         Ok(JobConfig {
             image,
-            policy: Policy {
-                thresholds,
-                fixable_only,
-            },
+            policy: overrides.apply(Policy::default()),
+            overrides,
             platform,
             policy_file: get(prop::POLICY_FILE).map(str::to_owned),
         })
+    }
+
+    /// The policy of a policy file with the set properties applied on top.
+    pub fn policy_with_file(&self, file: &PolicyFile) -> Policy {
+        file.to_policy(&self.overrides)
     }
 
     /// Property names the action type does not declare. Logged by name only:
@@ -130,6 +145,7 @@ impl JobConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Thresholds;
 
     fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()
@@ -180,6 +196,32 @@ mod tests {
             let e = JobConfig::parse(&map(&[kv])).unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
         }
+    }
+
+    #[test]
+    fn properties_override_the_policy_file() {
+        let f = PolicyFile::parse(
+            "p.yaml",
+            "version: 1\nthresholds: {critical: 3, high: 3, medium: 3}\nfixable_only: true\nfail_on_kev: true\n",
+        )
+        .unwrap();
+        let c = JobConfig::parse(&map(&[
+            ("HighThreshold", "unlimited"),
+            ("FixableOnly", "false"),
+        ]))
+        .unwrap();
+        let p = c.policy_with_file(&f);
+        assert_eq!(p.thresholds.critical, Some(3));
+        assert_eq!(p.thresholds.high, None);
+        assert_eq!(p.thresholds.medium, Some(3));
+        assert!(!p.fixable_only);
+        assert!(p.fail_on_kev);
+        // Without properties the file decides.
+        let c = JobConfig::parse(&map(&[])).unwrap();
+        let p = c.policy_with_file(&f);
+        assert_eq!(p.thresholds.high, Some(3));
+        assert!(p.fixable_only);
+        assert_eq!(c.policy, Policy::default());
     }
 
     #[test]

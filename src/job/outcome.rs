@@ -89,7 +89,7 @@ impl Outcome {
                 put("MEDIUM", c.medium.to_string());
                 put("LOW", c.low.to_string());
                 put("OTHER", c.other.to_string());
-                put("SUPPRESSED", "0".to_owned());
+                put("SUPPRESSED", d.suppressed.to_string());
                 put("COMPONENTS", r.packages.to_string());
                 put("IMAGE_DIGEST", r.manifest_digest.clone());
                 if let Some(u) = &r.report_uri {
@@ -99,8 +99,16 @@ impl Outcome {
                     put("SBOM_URI", u.clone());
                 }
                 let summary = format!(
-                    "PASS {}@{}: {counts} in {} packages (job {job_id})",
-                    r.image, r.manifest_digest, r.packages
+                    "PASS {}@{}: {counts}{} in {} packages{} (job {job_id})",
+                    r.image,
+                    r.manifest_digest,
+                    if d.suppressed > 0 {
+                        format!(" ({} suppressed by the policy file)", d.suppressed)
+                    } else {
+                        String::new()
+                    },
+                    r.packages,
+                    rules_note(d),
                 );
                 Outcome::Success {
                     summary: truncate_chars(&summary, MAX_SUMMARY),
@@ -126,6 +134,20 @@ impl Outcome {
                     }
                 );
                 let _ = writeln!(m, "Findings: {counts} ({} packages scanned).", r.packages);
+                if d.suppressed > 0 {
+                    let ids: std::collections::BTreeSet<&str> =
+                        d.suppressions.iter().map(|s| s.id.as_str()).collect();
+                    let _ = writeln!(
+                        m,
+                        "Suppressed by the policy file: {} ({}).",
+                        d.suppressed,
+                        truncate_chars(&ids.into_iter().collect::<Vec<_>>().join(", "), 300)
+                    );
+                }
+                let note = rules_note(d);
+                if !note.is_empty() {
+                    let _ = writeln!(m, "Policy file{note}.");
+                }
                 if let Some(u) = &r.report_uri {
                     let _ = writeln!(m, "Report: {u}");
                 }
@@ -165,6 +187,37 @@ impl Outcome {
             }
         }
     }
+}
+
+/// "; expired ignore rules (no longer applied): …; stale ignore rules
+/// (matched nothing): …", or nothing.
+fn rules_note(d: &crate::policy::Decision) -> String {
+    let list = |rules: &[crate::policy::IgnoreRule]| {
+        truncate_chars(
+            &rules
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            400,
+        )
+    };
+    let mut s = String::new();
+    if !d.expired_rules.is_empty() {
+        let _ = write!(
+            s,
+            "; expired ignore rules, no longer applied: {}",
+            list(&d.expired_rules)
+        );
+    }
+    if !d.stale_rules.is_empty() {
+        let _ = write!(
+            s,
+            "; ignore rules that matched nothing: {}",
+            list(&d.stale_rules)
+        );
+    }
+    s
 }
 
 #[cfg(test)]

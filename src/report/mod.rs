@@ -157,6 +157,9 @@ impl ReportStore {
             "os": r.os,
         });
         record["verdict"] = json!(d.verdict);
+        if d.verdict == crate::policy::Verdict::Fail {
+            record["failure_type"] = json!(crate::job::FailureKind::JobFailed.as_str());
+        }
         record["counts"] = json!(d.counts);
         record["highest_severity"] = json!(d.highest);
         record["violations"] = json!(d.violations);

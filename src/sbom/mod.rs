@@ -4,7 +4,8 @@
 //! `metadata.component` (type `container`, `image_id` and `layer_diff_id`
 //! properties), an `operating-system` component, OS packages as
 //! `application` components with `amazon:inspector:sbom_generator:*`
-//! properties. The Debian specifics are in [`deb`].
+//! properties. The Debian specifics are in [`deb`], Alpine's in [`apk`],
+//! language packages' (`library` components) in [`lang`].
 //!
 //! We add our own `scangate:*` properties: the image reference and digests
 //! on the metadata component, and on every package the layer(s) that
@@ -15,7 +16,9 @@
 //! image, comp-2 the OS); components are sorted by name, so the same image
 //! always gives the same document apart from serial number and timestamp.
 
+mod apk;
 mod deb;
+mod lang;
 pub mod model;
 #[cfg(test)]
 mod tests;
@@ -45,9 +48,11 @@ pub mod props {
     /// One per layer, in layer order: the compressed blob digests.
     pub const IMAGE_LAYER_DIGEST: &str = "scangate:image:layer_digest";
     /// Index into the image's layers; repeated when a source package's
-    /// binaries came from several layers.
+    /// binaries, or the copies of a language package, came from several
+    /// layers.
     pub const LAYER: &str = "scangate:layer";
-    /// Path (no leading slash) of the database the package was read from.
+    /// Path (no leading slash) of the database the package was read from;
+    /// repeated for a language package installed in several places.
     pub const LOCATION: &str = "scangate:location";
 }
 
@@ -111,6 +116,8 @@ pub fn build(catalog: &Catalog, image: &ImageMeta, opts: &SbomOptions) -> Bom {
     for (eco, list) in by_eco {
         match eco {
             Ecosystem::Deb => pkgs.extend(deb::components(&list, catalog.os.as_ref())),
+            Ecosystem::Apk => pkgs.extend(apk::components(&list, catalog.os.as_ref())),
+            Ecosystem::Pypi | Ecosystem::Npm => pkgs.extend(lang::components(eco, &list)),
         }
     }
     pkgs.sort_by(|a, b| (&a.name, &a.version, &a.purl).cmp(&(&b.name, &b.version, &b.purl)));

@@ -473,6 +473,8 @@ fn our_model_reads_and_writes_their_documents() {
         "python_latest.json",
         "ubuntu_latest.json",
         "ubuntu_14.04-dockerfile-checks.json",
+        "alpine_3.18.2.json",
+        "node_latest.json",
     ] {
         let path = PathBuf::from(file!()).with_file_name("fixtures").join(name);
         let text = std::fs::read_to_string(path).unwrap();
@@ -688,4 +690,259 @@ fn os_without_name_or_codename() {
     let bom = build(&catalog, &image(), &fixed());
     assert_eq!(bom.components[0].name, "Linux");
     assert_eq!(bom.components[0].version, None);
+}
+
+// ---------------------------------------------------------------------------
+// apk, pypi, npm.
+
+const ALPINE_3_16: &[u8] = include_bytes!("../catalog/osrelease/fixtures/alpine-3.16");
+
+fn amazon_props(c: &Component) -> Vec<(&str, &str)> {
+    c.properties
+        .iter()
+        .filter(|p| {
+            p.name
+                .starts_with("amazon:inspector:sbom_generator:source_")
+        })
+        .map(|p| (p.name.as_str(), p.value.as_str()))
+        .collect()
+}
+
+fn purls_of(bom: &Bom, ty: &str) -> BTreeSet<String> {
+    purls(bom)
+        .into_iter()
+        .filter(|p| p.starts_with(&format!("pkg:{ty}/")))
+        .collect()
+}
+
+/// Rebuilds `lib/apk/db/installed` from Inspector's Alpine SBOM: same purls,
+/// same flat layout, same properties.
+#[test]
+fn alpine_fixture_round_trips() {
+    let theirs = fixture("alpine_3.18.2.json");
+    let mut db = String::new();
+    for c in &theirs.components {
+        let Some(p) = c.purl.as_deref().filter(|p| p.starts_with("pkg:apk/")) else {
+            continue;
+        };
+        let arch = p.split("arch=").nth(1).unwrap().split('&').next().unwrap();
+        db += &format!(
+            "C:Q1x=\nP:{}\nV:{}\nA:{arch}\nS:1\n\n",
+            c.name,
+            c.version.as_deref().unwrap()
+        );
+    }
+    let os_release = b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.18.2\n";
+    let t = tree(&[
+        ("usr/lib/os-release", os_release, 0),
+        ("lib/apk/db/installed", db.as_bytes(), 1),
+    ]);
+    let c = catalog::run(&t);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let ours = build(&c, &image(), &fixed());
+    assert_eq!(purls_of(&ours, "apk").len(), 10);
+    assert_eq!(purls_of(&ours, "apk"), purls_of(&theirs, "apk"));
+    assert_eq!(component_count(&ours), component_count(&theirs));
+    assert_eq!(
+        (&ours.components[0].name, &ours.components[0].version),
+        (&theirs.components[0].name, &theirs.components[0].version)
+    );
+    let theirs_by_purl: BTreeMap<_, _> = theirs
+        .components
+        .iter()
+        .filter_map(|c| Some((c.purl.clone()?, c)))
+        .collect();
+    for c in ours.components.iter().skip(1) {
+        let t = theirs_by_purl[c.purl.as_ref().unwrap()];
+        assert_eq!((c.kind, &c.name, &c.version), (t.kind, &t.name, &t.version));
+        assert_eq!(amazon_props(c), amazon_props(t), "{:?}", c.purl);
+        assert_eq!(c.property_values(props::LAYER).collect::<Vec<_>>(), ["1"]);
+        assert_eq!(
+            c.property_values(props::LOCATION).collect::<Vec<_>>(),
+            ["lib/apk/db/installed"]
+        );
+        assert!(c.components.is_empty());
+    }
+}
+
+/// The corpus's Alpine database (the 14 packages of
+/// `expected/alpine-like.json`) with its Alpine 3.16 os-release.
+#[test]
+fn alpine_corpus_database() {
+    let t = tree(&[
+        ("usr/lib/os-release", ALPINE_3_16, 0),
+        (
+            "lib/apk/db/installed",
+            include_bytes!("../catalog/apk/fixtures/installed"),
+            0,
+        ),
+    ]);
+    let c = catalog::run(&t);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let bom = build(&c, &image(), &fixed());
+    let apk = purls_of(&bom, "apk");
+    assert_eq!(apk.len(), 14);
+    assert!(apk.contains("pkg:apk/alpine/musl@1.2.3-r0?arch=x86_64&distro=3.16.2"));
+    assert!(apk.contains("pkg:apk/alpine/ssl_client@1.35.0-r17?arch=x86_64&distro=3.16.2"));
+    assert_eq!(
+        (bom.components[0].kind, bom.components[0].name.as_str()),
+        (ComponentType::OperatingSystem, "Alpine Linux")
+    );
+}
+
+/// Writes a metadata file at every pypi/npm component's `source_path` of an
+/// Inspector SBOM, catalogs them and requires the same purls; where
+/// Inspector lists one purl at several paths we write one component with
+/// every path as a `scangate:location`.
+fn check_language_round_trip(name: &str, min: usize) {
+    let theirs = fixture(name);
+    let mut paths: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut theirs_by_purl = BTreeMap::new();
+    for c in all_components(&theirs) {
+        let Some(purl) = c.purl.clone() else { continue };
+        let pypi = purl.starts_with("pkg:pypi/");
+        if !(pypi || purl.starts_with("pkg:npm/")) || c.name.is_empty() {
+            // Inspector also lists `pkg:npm/` for nameless
+            // `dist/esm/package.json` markers; those are not packages.
+            continue;
+        }
+        let path = c.property_values(props::SOURCE_PATH).next().unwrap();
+        let path = path.strip_prefix('/').unwrap().to_owned();
+        assert!(catalog::wants(&path), "{path}");
+        let version = c.version.as_deref().unwrap();
+        let data = if pypi {
+            format!(
+                "Metadata-Version: 2.1\nName: {}\nVersion: {version}\n",
+                c.name
+            )
+        } else {
+            serde_json::json!({"name": c.name, "version": version}).to_string()
+        };
+        files.push((path.clone(), data.into_bytes()));
+        paths.entry(purl.clone()).or_default().insert(path);
+        theirs_by_purl.insert(purl, c);
+    }
+    assert!(
+        theirs_by_purl.len() >= min,
+        "{name}: {}",
+        theirs_by_purl.len()
+    );
+    let mut t = tree(&[("usr/lib/os-release", DEBIAN_12, 0)]);
+    for (p, d) in files {
+        t.files.insert(p, FileEntry { data: d, layer: 2 });
+    }
+    let c = catalog::run(&t);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let ours = build(&c, &image(), &fixed());
+    let ours_lang: BTreeSet<String> = purls_of(&ours, "pypi")
+        .into_iter()
+        .chain(purls_of(&ours, "npm"))
+        .collect();
+    assert_eq!(
+        ours_lang,
+        theirs_by_purl.keys().cloned().collect::<BTreeSet<_>>(),
+        "{name}"
+    );
+    for c in ours.components.iter().skip(1) {
+        let purl = c.purl.as_ref().unwrap();
+        let t = theirs_by_purl[purl];
+        assert_eq!((c.kind, &c.version), (t.kind, &t.version), "{purl}");
+        assert_eq!(c.kind, ComponentType::Library);
+        let ours_amazon = amazon_props(c);
+        let theirs_amazon = amazon_props(t);
+        // Scanner and collector as theirs; the path one of theirs.
+        assert_eq!(ours_amazon[..2], theirs_amazon[..2], "{purl}");
+        let source = ours_amazon[2].1.strip_prefix('/').unwrap();
+        assert!(paths[purl].contains(source), "{purl}: {source}");
+        assert_eq!(
+            c.property_values(props::LOCATION).collect::<BTreeSet<_>>(),
+            paths[purl].iter().map(String::as_str).collect(),
+            "{purl}"
+        );
+    }
+}
+
+#[test]
+fn python_fixture_language_round_trips() {
+    check_language_round_trip("python_latest.json", 4);
+}
+
+/// 259 npm components (scoped ones, nested `node_modules`, one purl at
+/// several paths) and a Debian egg-info.
+#[test]
+fn node_fixture_language_round_trips() {
+    check_language_round_trip("node_latest.json", 200);
+}
+
+#[test]
+fn language_purls() {
+    use crate::catalog::Ecosystem;
+    assert_eq!(
+        lang::purl(Ecosystem::Npm, "@colors/colors", "1.5.0").unwrap(),
+        "pkg:npm/%40colors/colors@1.5.0"
+    );
+    assert_eq!(
+        lang::purl(Ecosystem::Npm, "ipaddr.js", "1.9.1").unwrap(),
+        "pkg:npm/ipaddr.js@1.9.1"
+    );
+    assert_eq!(
+        lang::purl(Ecosystem::Pypi, "typing_extensions", "4.3.0").unwrap(),
+        "pkg:pypi/typing-extensions@4.3.0"
+    );
+    assert_eq!(
+        lang::purl(Ecosystem::Pypi, "Flask", "1.1.2+local.1").unwrap(),
+        "pkg:pypi/flask@1.1.2%2Blocal.1"
+    );
+}
+
+fn small_polyglot_catalog() -> Catalog {
+    let sp = "usr/local/lib/python3.11/site-packages";
+    let t = tree(&[
+        ("usr/lib/os-release", ALPINE_3_16, 0),
+        (
+            "lib/apk/db/installed",
+            b"P:musl\nV:1.2.3-r0\nA:x86_64\no:musl\n\nP:libssl1.1\nV:1.1.1q-r0\nA:x86_64\no:openssl\n",
+            0,
+        ),
+        (
+            &format!("{sp}/Flask-1.1.2.dist-info/METADATA"),
+            b"Metadata-Version: 2.1\nName: Flask\nVersion: 1.1.2\n",
+            1,
+        ),
+        (
+            &format!("{sp}/typing_extensions-4.3.0.dist-info/METADATA"),
+            b"Metadata-Version: 2.1\nName: typing_extensions\nVersion: 4.3.0\n",
+            1,
+        ),
+        (
+            "app/node_modules/@hapi/hoek/package.json",
+            br#"{"name":"@hapi/hoek","version":"8.2.4"}"#,
+            2,
+        ),
+        (
+            "app/node_modules/ms/package.json",
+            br#"{"name":"ms","version":"2.1.3"}"#,
+            2,
+        ),
+        (
+            "app/node_modules/send/node_modules/ms/package.json",
+            br#"{"name":"ms","version":"2.1.3"}"#,
+            3,
+        ),
+        (
+            "app/package.json",
+            br#"{"name":"app","version":"1.0.0","private":true}"#,
+            3,
+        ),
+    ]);
+    catalog::run(&t)
+}
+
+#[test]
+fn small_polyglot_snapshot() {
+    let c = small_polyglot_catalog();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let bom = build(&c, &image(), &fixed());
+    snapshot("small-polyglot.json", &bom);
 }

@@ -327,18 +327,42 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::from_error(&job.id, &e.into()),
     };
-    let image = match cfg.image.clone() {
-        Some(i) => i,
-        None => match image_from_artifact(shared, job).await {
+    // One download serves both the image reference and the policy file.
+    let zip = if cfg.image.is_none() || cfg.policy_file.is_some() {
+        match artifact_zip(shared, job, &cfg).await {
+            Ok(z) => Some(z),
+            Err(e) => return Outcome::from_error(&job.id, &e),
+        }
+    } else {
+        None
+    };
+    let image = match (cfg.image.clone(), &zip) {
+        (Some(i), _) => i,
+        (None, Some(zip)) => match image_from_zip(zip) {
             Ok(i) => i,
             Err(e) => return Outcome::from_error(&job.id, &e),
         },
+        (None, None) => {
+            return Outcome::from_error(&job.id, &crate::job::ConfigError::NoImage.into());
+        }
     };
-    tracing::info!(image = %image, platform = %cfg.platform, "scanning");
+    let policy = match (&cfg.policy_file, &zip) {
+        (Some(path), Some(zip)) => match policy_from_zip(zip, path) {
+            Ok(file) => {
+                for w in file.warnings(crate::policy::file::today_utc()) {
+                    tracing::warn!(policy_file = %path, "{w}");
+                }
+                cfg.policy_with_file(&file)
+            }
+            Err(e) => return Outcome::from_error(&job.id, &e),
+        },
+        _ => cfg.policy.clone(),
+    };
+    tracing::info!(image = %image, platform = %cfg.platform, policy_file = cfg.policy_file.as_deref().unwrap_or(""), "scanning");
     let req = ScanRequest {
         image,
         platform: cfg.platform.clone(),
-        policy: cfg.policy.clone(),
+        policy,
     };
     match pipeline::scan(&shared.ctx, &req).await {
         Ok(mut report) => {
@@ -378,16 +402,27 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
     }
 }
 
-async fn image_from_artifact(
+/// The input artifact zip, for the image reference and/or the policy file.
+async fn artifact_zip(
     shared: &Shared,
     job: &JobInfo,
-) -> Result<crate::image::ImageRef, PipelineError> {
+    cfg: &JobConfig,
+) -> Result<Vec<u8>, PipelineError> {
     use crate::job::{ConfigError, artifact};
     if job.input_artifacts.is_empty() {
-        return Err(ConfigError::NoImage.into());
+        return Err(match (&cfg.image, &cfg.policy_file) {
+            (None, _) => ConfigError::NoImage,
+            (Some(_), Some(file)) => ConfigError::PolicyFileWithoutArtifact { file: file.clone() },
+            (Some(_), None) => ConfigError::NoImage,
+        }
+        .into());
     }
-    let zip = artifact::download(&shared.sdk, job, shared.s3_force_path_style).await?;
-    let text = artifact::image_from_zip(&zip)?;
+    Ok(artifact::download(&shared.sdk, job, shared.s3_force_path_style).await?)
+}
+
+fn image_from_zip(zip: &[u8]) -> Result<crate::image::ImageRef, PipelineError> {
+    use crate::job::{ConfigError, artifact};
+    let text = artifact::image_from_zip(zip)?;
     tracing::info!(image = %text, "image taken from the input artifact");
     text.parse().map_err(|e: crate::image::ImageError| {
         ConfigError::BadImageUrl {
@@ -396,6 +431,30 @@ async fn image_from_artifact(
         }
         .into()
     })
+}
+
+/// The PolicyFile from the input artifact: missing, unreadable or invalid
+/// is a ConfigurationError naming the file and the problem.
+fn policy_from_zip(zip: &[u8], path: &str) -> Result<crate::policy::PolicyFile, PipelineError> {
+    use crate::job::{ConfigError, artifact::ArtifactError};
+    let bad = |message: String| -> PipelineError {
+        ConfigError::PolicyFile(crate::policy::PolicyFileError {
+            file: path.to_owned(),
+            message,
+        })
+        .into()
+    };
+    // A missing policy file is the action's configuration, not the artifact's.
+    let text = crate::job::artifact::file_from_zip(zip, path).map_err(|e| match e {
+        ArtifactError::MissingFile { listing, .. } => bad(format!(
+            "not found in the input artifact (it holds: {listing})"
+        )),
+        ArtifactError::UnreadableFile { reason, .. } => {
+            bad(format!("cannot be read from the input artifact: {reason}"))
+        }
+        e => e.into(),
+    })?;
+    crate::policy::PolicyFile::parse(path, &text).map_err(|e| ConfigError::PolicyFile(e).into())
 }
 
 #[cfg(test)]

@@ -1,0 +1,764 @@
+//! Where an image comes from: a registry, an OCI image layout directory
+//! (`oci:DIR[:tag]`) or a `docker save` archive (`docker-archive:FILE.tar`).
+//!
+//! Local sources are read with the same layer reader as registry pulls
+//! (digests verified, whiteouts applied, nothing extracted to disk). Only
+//! the command line accepts them: a pipeline job names a registry image,
+//! because a job must never make the worker read its own disk.
+//!
+//! A `docker save` archive is read in two passes over the file instead of
+//! being unpacked: the first indexes where each tar entry's data lies (its
+//! `manifest.json` may come after the layers), the second seeks to the
+//! config and to each layer in turn. Memory stays bounded by what the
+//! catalogers keep, whatever the archive size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use super::error::{ImageError, ReferenceProblem};
+use super::fs::FileTree;
+use super::layer::{self, Budget, Compression, LayerSource};
+use super::manifest::{self, Descriptor, ImageConfig, Manifest, ManifestProblem};
+use super::platform::Platform;
+use super::reference::ImageRef;
+use super::{Layer, PullOptions, PulledImage, Wants, sha256_digest};
+
+/// The annotation an OCI layout's `index.json` names tags with.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Nested indexes followed in an OCI layout before giving up.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// An image to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A registry reference (`host/repo:tag`, `host/repo@sha256:…`).
+    Registry(ImageRef),
+    /// An OCI image layout directory, optionally with the tag to pick
+    /// from its `index.json` (`org.opencontainers.image.ref.name`).
+    OciLayout { dir: PathBuf, tag: Option<String> },
+    /// A `docker save` tar file.
+    DockerArchive { path: PathBuf },
+}
+
+impl ImageSource {
+    /// The registry reference, for a registry source.
+    pub fn registry_ref(&self) -> Option<&ImageRef> {
+        match self {
+            ImageSource::Registry(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl From<ImageRef> for ImageSource {
+    fn from(r: ImageRef) -> Self {
+        ImageSource::Registry(r)
+    }
+}
+
+impl fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageSource::Registry(r) => r.fmt(f),
+            ImageSource::OciLayout { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                match tag {
+                    Some(t) => write!(f, ":{t}"),
+                    None => Ok(()),
+                }
+            }
+            ImageSource::DockerArchive { path } => write!(f, "docker-archive:{}", path.display()),
+        }
+    }
+}
+
+/// `oci:DIR[:tag]`, `docker-archive:FILE`, anything else a registry
+/// reference. In `oci:`, text after the last `:` is the tag when it is a
+/// valid tag (letters, digits, `_`, `.`, `-`, no `/`).
+impl FromStr for ImageSource {
+    type Err = ImageError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |detail: &str| ImageError::InvalidReference {
+            input: s.to_owned(),
+            problem: ReferenceProblem::BadLocalSource(detail.to_owned()),
+        };
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, tag) = match rest.rsplit_once(':') {
+                Some((d, t)) if is_tag(t) => (d, Some(t.to_owned())),
+                _ => (rest, None),
+            };
+            if dir.is_empty() {
+                return Err(invalid(
+                    "oci: needs the path of an OCI image layout directory (oci:DIR[:tag])",
+                ));
+            }
+            return Ok(ImageSource::OciLayout {
+                dir: PathBuf::from(dir),
+                tag,
+            });
+        }
+        if let Some(path) = s.strip_prefix("docker-archive:") {
+            if path.is_empty() {
+                return Err(invalid(
+                    "docker-archive: needs the path of a `docker save` tar file",
+                ));
+            }
+            return Ok(ImageSource::DockerArchive {
+                path: PathBuf::from(path),
+            });
+        }
+        s.parse::<ImageRef>().map(ImageSource::Registry)
+    }
+}
+
+fn is_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && !t.starts_with(['.', '-'])
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Pulls an image from any source; see [`super::pull`] for what comes back.
+///
+/// For a `docker-archive:` source, which has no registry manifest,
+/// `manifest_digest` is the config digest (the image ID `docker images`
+/// shows) and a warning says so; layer digests are those of the layer
+/// files as stored, verified through the config's `rootfs.diff_ids`.
+pub async fn pull_source(
+    source: &ImageSource,
+    opts: &PullOptions,
+    wants: Wants,
+) -> Result<PulledImage, ImageError> {
+    match source {
+        ImageSource::Registry(r) => super::pull(r, opts, wants).await,
+        local => {
+            tracing::info!(image = %local, platform = %opts.platform, "reading local image");
+            let started = std::time::Instant::now();
+            let (local, opts2) = (local.clone(), opts.clone());
+            let name = local.to_string();
+            let pulled = tokio::task::spawn_blocking(move || pull_local(&local, &opts2, &*wants))
+                .await
+                .map_err(|e| ImageError::Internal {
+                    reference: name.clone(),
+                    detail: format!("local image reader task failed: {e}"),
+                })??;
+            tracing::info!(
+                image = %name,
+                digest = %pulled.manifest_digest,
+                layers = pulled.layers.len(),
+                files = pulled.files.files.len(),
+                warnings = pulled.warnings.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "read local image"
+            );
+            Ok(pulled)
+        }
+    }
+}
+
+/// Blocking: reads a local source.
+pub(crate) fn pull_local(
+    source: &ImageSource,
+    opts: &PullOptions,
+    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Result<PulledImage, ImageError> {
+    match source {
+        ImageSource::Registry(r) => Err(ImageError::Internal {
+            reference: r.to_string(),
+            detail: "a registry reference is not a local source".into(),
+        }),
+        ImageSource::OciLayout { dir, tag } => pull_oci(source, dir, tag.as_deref(), opts, wants),
+        ImageSource::DockerArchive { path } => pull_archive(source, path, opts, wants),
+    }
+}
+
+// ---------------------------------------------------------------- shared
+
+struct Ctx<'a> {
+    image: String,
+    opts: &'a PullOptions,
+}
+
+impl Ctx<'_> {
+    fn bad(&self, detail: impl Into<String>) -> ImageError {
+        ImageError::LocalImage {
+            image: self.image.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    fn io(&self, what: &str, path: &Path, e: io::Error) -> ImageError {
+        if e.kind() == io::ErrorKind::NotFound {
+            ImageError::NotFound {
+                reference: self.image.clone(),
+                what: format!("{what} {} does not exist", path.display()),
+            }
+        } else {
+            self.bad(format!("reading {what} {}: {e}", path.display()))
+        }
+    }
+
+    fn manifest_problem(&self, p: ManifestProblem, what: &str) -> ImageError {
+        match p {
+            ManifestProblem::Unsupported(detail) => ImageError::Unsupported {
+                reference: self.image.clone(),
+                detail,
+            },
+            ManifestProblem::Invalid(detail) => self.bad(format!("{what}: {detail}")),
+        }
+    }
+
+    /// Checks the config as a registry pull does and parses it.
+    fn config(&self, bytes: &[u8], digest: &str, layers: usize) -> Result<ImageConfig, ImageError> {
+        let config =
+            manifest::parse_config(bytes).map_err(|d| self.bad(format!("config {digest}: {d}")))?;
+        if config.os == "windows" {
+            return Err(ImageError::Unsupported {
+                reference: self.image.clone(),
+                detail: "Windows container images are not supported".into(),
+            });
+        }
+        if config.diff_ids.len() != layers {
+            return Err(self.bad(format!(
+                "the config lists {} layers (rootfs.diff_ids) but the manifest has {layers}",
+                config.diff_ids.len()
+            )));
+        }
+        if layers > self.opts.limits.max_layers {
+            return Err(ImageError::LimitExceeded {
+                reference: self.image.clone(),
+                detail: format!(
+                    "it has {layers} layers; at most {} are read",
+                    self.opts.limits.max_layers
+                ),
+            });
+        }
+        Ok(config)
+    }
+
+    fn budget(&self) -> Arc<Budget> {
+        let l = &self.opts.limits;
+        Budget::new(l.max_file_bytes, l.max_decompressed_bytes, l.max_kept_bytes)
+    }
+
+    /// Reads one layer and merges it into `tree`; returns the reader's
+    /// findings (digest, compression) for the caller's [`Layer`].
+    fn apply(
+        &self,
+        reader: impl Read,
+        layer: &Layer,
+        index: usize,
+        source: &LayerSource,
+        acc: &mut Accumulated,
+        wants: &(dyn Fn(&str) -> bool + Send + Sync),
+    ) -> Result<(String, Compression), ImageError> {
+        let changes = layer::read_layer(reader, source, wants, &acc.budget)
+            .map_err(|f| super::local_layer_error(f, &self.image, layer))?;
+        let found = (changes.digest.clone(), changes.compression);
+        let label = format!(
+            "layer {} ({})",
+            index + 1,
+            &found.0[..found.0.len().min(19)]
+        );
+        acc.warnings
+            .extend(changes.warnings.iter().map(|w| format!("{label}: {w}")));
+        let mut merge = Vec::new();
+        layer::apply_layer(&mut acc.tree, changes, index, &mut merge);
+        acc.warnings
+            .extend(merge.into_iter().map(|w| format!("{label}: {w}")));
+        Ok(found)
+    }
+}
+
+struct Accumulated {
+    tree: FileTree,
+    warnings: Vec<String>,
+    budget: Arc<Budget>,
+}
+
+fn config_platform(config: &ImageConfig) -> Platform {
+    Platform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: config.variant.clone(),
+    }
+}
+
+fn warn_platform(ctx: &Ctx<'_>, p: &Platform, warnings: &mut Vec<String>) {
+    if !p.os.is_empty() && !ctx.opts.platform.accepts(p) {
+        warnings.push(format!(
+            "{} is a single-platform {p} image, not the requested {}; scanning it anyway",
+            ctx.image, ctx.opts.platform
+        ));
+    }
+}
+
+fn read_limited(ctx: &Ctx<'_>, what: &str, path: &Path, max: u64) -> Result<Vec<u8>, ImageError> {
+    let f = File::open(path).map_err(|e| ctx.io(what, path, e))?;
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ctx.io(what, path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(ImageError::LimitExceeded {
+            reference: ctx.image.clone(),
+            detail: format!("{what} {} is larger than {max} bytes", path.display()),
+        });
+    }
+    Ok(bytes)
+}
+
+fn hex_of(digest: &str) -> Option<&str> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+// ------------------------------------------------------------ OCI layout
+
+fn pull_oci(
+    source: &ImageSource,
+    dir: &Path,
+    tag: Option<&str>,
+    opts: &PullOptions,
+    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Result<PulledImage, ImageError> {
+    let ctx = Ctx {
+        image: source.to_string(),
+        opts,
+    };
+    let limits = &opts.limits;
+    let mut warnings = Vec::new();
+    let blob_path = |digest: &str| -> Result<PathBuf, ImageError> {
+        let hex = hex_of(digest).ok_or_else(|| ImageError::Unsupported {
+            reference: ctx.image.clone(),
+            detail: format!("digest {digest:?} is not a sha256 digest"),
+        })?;
+        Ok(dir.join("blobs").join("sha256").join(hex))
+    };
+    // Reads a blob, verified against its digest.
+    let blob = |what: &str, digest: &str, max: u64| -> Result<Vec<u8>, ImageError> {
+        let bytes = read_limited(&ctx, what, &blob_path(digest)?, max)?;
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(ImageError::DigestMismatch {
+                what: format!("{what} of {}", ctx.image),
+                digest: digest.to_owned(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    };
+
+    let index_path = dir.join("index.json");
+    let index_bytes = read_limited(
+        &ctx,
+        "the OCI layout index",
+        &index_path,
+        limits.max_manifest_bytes,
+    )?;
+    let top = match manifest::parse_manifest(&index_bytes, Some(manifest::OCI_INDEX))
+        .map_err(|p| ctx.manifest_problem(p, "index.json"))?
+    {
+        Manifest::Index(i) => i,
+        Manifest::Image(_) => return Err(ctx.bad("index.json is not an image index")),
+    };
+    // The tag picks among index.json's entries; without one, the only
+    // entry, or the platform when the entries are platform manifests.
+    let tagged: Vec<&Descriptor> = match tag {
+        Some(t) => top
+            .manifests
+            .iter()
+            .filter(|d| {
+                d.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .is_some_and(|n| n == t)
+            })
+            .collect(),
+        None => top.manifests.iter().collect(),
+    };
+    let mut chosen: Descriptor = match tagged.as_slice() {
+        [] if tag.is_some() => {
+            let tags: Vec<&str> = top
+                .manifests
+                .iter()
+                .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
+                .collect();
+            return Err(ImageError::NotFound {
+                reference: ctx.image.clone(),
+                what: format!(
+                    "no tag {:?} in index.json; tags there: {}",
+                    tag.unwrap_or_default(),
+                    if tags.is_empty() {
+                        "none".into()
+                    } else {
+                        tags.join(", ")
+                    }
+                ),
+            });
+        }
+        [] => return Err(ctx.bad("index.json lists no manifests")),
+        [one] => (*one).clone(),
+        many if tag.is_none() && many.iter().all(|d| d.platform.is_none()) => {
+            let tags: Vec<&str> = many
+                .iter()
+                .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
+                .collect();
+            return Err(ctx.bad(format!(
+                "index.json lists {} images; name one as oci:DIR:TAG (tags: {})",
+                many.len(),
+                if tags.is_empty() {
+                    "none".into()
+                } else {
+                    tags.join(", ")
+                }
+            )));
+        }
+        many => select_platform(&ctx, many)?.clone(),
+    };
+    let mut platform_from_index = chosen.platform.as_ref().map(Platform::from);
+    let mut index_digest = None;
+    let mut depth = 0;
+    let image_manifest = loop {
+        let bytes = blob("the manifest", &chosen.digest, limits.max_manifest_bytes)?;
+        let what = format!("manifest {}", chosen.digest);
+        match manifest::parse_manifest(&bytes, chosen.media_type.as_deref())
+            .map_err(|p| ctx.manifest_problem(p, &what))?
+        {
+            Manifest::Image(m) => break m,
+            Manifest::Index(i) => {
+                depth += 1;
+                if depth > MAX_INDEX_DEPTH {
+                    return Err(ctx.bad("indexes nest too deeply"));
+                }
+                index_digest = Some(chosen.digest.clone());
+                let entries = i.image_entries();
+                let next = if entries.is_empty() && i.manifests.len() == 1 {
+                    &i.manifests[0]
+                } else {
+                    select_platform(&ctx, &entries)?
+                };
+                chosen = next.clone();
+                if let Some(p) = &chosen.platform {
+                    platform_from_index = Some(Platform::from(p));
+                }
+            }
+        }
+    };
+    let manifest_digest = chosen.digest.clone();
+    for l in &image_manifest.layers {
+        if let Some(mt) = &l.media_type {
+            super::check_layer_media_type(mt).map_err(|detail| ImageError::Unsupported {
+                reference: ctx.image.clone(),
+                detail: format!("layer {}: {detail}", l.digest),
+            })?;
+        }
+    }
+    let config_digest = image_manifest.config.digest.clone();
+    let config_bytes = blob("the config", &config_digest, limits.max_config_bytes)?;
+    let config = ctx.config(&config_bytes, &config_digest, image_manifest.layers.len())?;
+    let platform = match platform_from_index {
+        Some(p) => p,
+        None => {
+            let p = config_platform(&config);
+            warn_platform(&ctx, &p, &mut warnings);
+            p
+        }
+    };
+    let layers: Vec<Layer> = image_manifest
+        .layers
+        .iter()
+        .zip(&config.diff_ids)
+        .map(|(d, diff_id)| Layer {
+            digest: d.digest.clone(),
+            diff_id: diff_id.clone(),
+            media_type: d.media_type.clone().unwrap_or_default(),
+            size: d.size,
+        })
+        .collect();
+
+    let mut acc = Accumulated {
+        tree: FileTree::default(),
+        warnings,
+        budget: ctx.budget(),
+    };
+    for (i, l) in layers.iter().enumerate() {
+        let path = blob_path(&l.digest)?;
+        let file = File::open(&path).map_err(|e| ctx.io("layer", &path, e))?;
+        let src = LayerSource {
+            digest: l.digest.clone(),
+            media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
+            size: Some(l.size),
+            diff_id: None,
+        };
+        ctx.apply(
+            BufReader::with_capacity(1 << 16, file),
+            l,
+            i,
+            &src,
+            &mut acc,
+            wants,
+        )?;
+    }
+    Ok(PulledImage {
+        reference: source.clone(),
+        manifest_digest,
+        index_digest,
+        config_digest,
+        platform,
+        layers,
+        config,
+        annotations: image_manifest.annotations,
+        files: acc.tree,
+        warnings: acc.warnings,
+    })
+}
+
+fn select_platform<'d>(
+    ctx: &Ctx<'_>,
+    entries: &[&'d Descriptor],
+) -> Result<&'d Descriptor, ImageError> {
+    let candidates: Vec<Option<Platform>> = entries
+        .iter()
+        .map(|d| d.platform.as_ref().map(Platform::from))
+        .collect();
+    match ctx.opts.platform.select(&candidates) {
+        Some(i) => Ok(entries[i]),
+        None => Err(ImageError::PlatformNotFound {
+            reference: ctx.image.clone(),
+            wanted: ctx.opts.platform.to_string(),
+            available: candidates
+                .iter()
+                .flatten()
+                .map(Platform::to_string)
+                .collect(),
+        }),
+    }
+}
+
+// -------------------------------------------------------- docker archive
+
+/// Where an entry's data lies in the archive file.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    offset: u64,
+    size: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ArchiveEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// Pass one: the data span of every regular file in the archive (by
+/// cleaned path, the last entry winning), reading headers only.
+fn index_archive(ctx: &Ctx<'_>, path: &Path) -> Result<HashMap<String, Span>, ImageError> {
+    let file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+    let mut archive = tar::Archive::new(file);
+    let bad = |e: io::Error| ctx.bad(format!("not a valid tar file: {e}"));
+    let mut spans = HashMap::new();
+    let mut links: Vec<(String, String)> = Vec::new();
+    for entry in archive.entries_with_seek().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let Some(name) = layer::clean_path(&raw) else {
+            continue;
+        };
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                spans.insert(
+                    name,
+                    Span {
+                        offset: entry.raw_file_position(),
+                        size: entry.size(),
+                    },
+                );
+            }
+            // Some writers store repeated layers as links to the first copy.
+            kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                let target = if kind == tar::EntryType::Symlink && !target.starts_with('/') {
+                    match name.rsplit_once('/') {
+                        Some((dir, _)) => format!("{dir}/{target}"),
+                        None => target,
+                    }
+                } else {
+                    target
+                };
+                if let Some(t) = layer::clean_path(&target) {
+                    links.push((name, t));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, target) in links {
+        if let Some(span) = spans.get(&target).copied() {
+            spans.entry(name).or_insert(span);
+        }
+    }
+    Ok(spans)
+}
+
+fn pull_archive(
+    source: &ImageSource,
+    path: &Path,
+    opts: &PullOptions,
+    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Result<PulledImage, ImageError> {
+    let ctx = Ctx {
+        image: source.to_string(),
+        opts,
+    };
+    let limits = &opts.limits;
+    let spans = index_archive(&ctx, path)?;
+    let mut file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+    let mut read_entry = |name: &str, what: &str, max: u64| -> Result<Vec<u8>, ImageError> {
+        let span = spans
+            .get(name)
+            .ok_or_else(|| ctx.bad(format!("the archive has no {what} {name:?}")))?;
+        if span.size > max {
+            return Err(ImageError::LimitExceeded {
+                reference: ctx.image.clone(),
+                detail: format!("{what} {name} is larger than {max} bytes"),
+            });
+        }
+        let mut bytes = Vec::with_capacity(span.size as usize);
+        file.seek(SeekFrom::Start(span.offset))
+            .and_then(|_| (&mut file).take(span.size).read_to_end(&mut bytes))
+            .map_err(|e| ctx.io(what, path, e))?;
+        Ok(bytes)
+    };
+
+    let manifest_bytes = read_entry("manifest.json", "manifest", limits.max_manifest_bytes)
+        .map_err(|e| match e {
+            ImageError::LocalImage { .. } => {
+                ctx.bad("the archive has no manifest.json; is it `docker save` output?")
+            }
+            e => e,
+        })?;
+    let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| ctx.bad(format!("manifest.json: {e}")))?;
+    let entry = match entries.as_slice() {
+        [one] => one,
+        [] => return Err(ctx.bad("manifest.json lists no images")),
+        many => {
+            let tags: Vec<String> = many
+                .iter()
+                .map(|e| {
+                    e.repo_tags
+                        .as_ref()
+                        .and_then(|t| t.first().cloned())
+                        .unwrap_or_else(|| e.config.clone())
+                })
+                .collect();
+            return Err(ImageError::Unsupported {
+                reference: ctx.image.clone(),
+                detail: format!(
+                    "the archive holds {} images ({}); save one image per archive",
+                    many.len(),
+                    tags.join(", ")
+                ),
+            });
+        }
+    };
+    let config_name = layer::clean_path(&entry.config)
+        .ok_or_else(|| ctx.bad(format!("config path {:?} leaves the archive", entry.config)))?;
+    let config_bytes = read_entry(&config_name, "config", limits.max_config_bytes)?;
+    let config_digest = sha256_digest(&config_bytes);
+    // The config is named after its digest (`<hex>.json` or
+    // `blobs/sha256/<hex>`): check it when it is.
+    let stem = config_name
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".json");
+    if let Some(named) = hex_of(&format!("sha256:{stem}"))
+        && format!("sha256:{named}") != config_digest
+    {
+        return Err(ImageError::DigestMismatch {
+            what: format!("the config of {}", ctx.image),
+            digest: format!("sha256:{named}"),
+            actual: config_digest,
+        });
+    }
+    let config = ctx.config(&config_bytes, &config_digest, entry.layers.len())?;
+    let platform = config_platform(&config);
+    let mut warnings = vec![format!(
+        "{} is a docker-archive with no registry manifest: the digest reported is the \
+         config digest (image ID) {config_digest}",
+        ctx.image
+    )];
+    warn_platform(&ctx, &platform, &mut warnings);
+
+    let mut acc = Accumulated {
+        tree: FileTree::default(),
+        warnings,
+        budget: ctx.budget(),
+    };
+    let mut layers = Vec::with_capacity(entry.layers.len());
+    for (i, (name, diff_id)) in entry.layers.iter().zip(&config.diff_ids).enumerate() {
+        let clean = layer::clean_path(name)
+            .ok_or_else(|| ctx.bad(format!("layer path {name:?} leaves the archive")))?;
+        let span = *spans
+            .get(&clean)
+            .ok_or_else(|| ctx.bad(format!("the archive has no layer {name:?}")))?;
+        file.seek(SeekFrom::Start(span.offset))
+            .map_err(|e| ctx.io("layer", path, e))?;
+        let mut l = Layer {
+            // Replaced by the digest of the file as read.
+            digest: diff_id.clone(),
+            diff_id: diff_id.clone(),
+            media_type: String::new(),
+            size: span.size,
+        };
+        let src = LayerSource {
+            // No blob digest in a docker-archive: the diff_id is checked.
+            digest: String::new(),
+            diff_id: Some(diff_id.clone()),
+            media_type: None,
+            size: Some(span.size),
+        };
+        let reader = BufReader::with_capacity(1 << 16, (&mut file).take(span.size));
+        let (digest, compression) = ctx.apply(reader, &l, i, &src, &mut acc, wants)?;
+        l.digest = digest;
+        l.media_type = match compression {
+            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
+            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+        .to_owned();
+        layers.push(l);
+    }
+    Ok(PulledImage {
+        reference: source.clone(),
+        manifest_digest: config_digest.clone(),
+        index_digest: None,
+        config_digest,
+        platform,
+        layers,
+        config,
+        annotations: BTreeMap::new(),
+        files: acc.tree,
+        warnings: acc.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests;

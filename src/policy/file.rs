@@ -1,0 +1,640 @@
+//! The policy file (DESIGN.md, "Policy file"): YAML or JSON, `version: 1`.
+//!
+//! Every error names the field (serde path, e.g. `ignore[0].reason`) and,
+//! where the parser knows it, the line and column. Unknown fields are
+//! rejected, so a misspelt `fail_on_kev` cannot silently weaken the gate.
+//!
+//! Action properties (or command-line flags) override the file's thresholds
+//! and `fixable_only`: see [`PolicyOverrides`].
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::Date;
+
+use super::{Policy, Thresholds};
+
+/// The only version this scangate reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("policy file {file}: {message}")]
+pub struct PolicyFileError {
+    pub file: String,
+    pub message: String,
+}
+
+/// The file as written. `None` fields were not set in the file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(deserialize_with = "de_version")]
+    pub version: u32,
+    #[serde(default)]
+    pub thresholds: FileThresholds,
+    #[serde(default)]
+    pub fixable_only: Option<bool>,
+    #[serde(default)]
+    pub fail_on_kev: bool,
+    #[serde(default, deserialize_with = "de_epss")]
+    pub epss_threshold: Option<f64>,
+    #[serde(default, deserialize_with = "de_ids")]
+    pub fail_on_ids: Vec<String>,
+    #[serde(default)]
+    pub ignore: Vec<IgnoreRule>,
+    /// Accepted and validated, not applied yet: findings are not attributed
+    /// to layers. Ignoring it is the safe direction (it can only relax the
+    /// gate for inherited findings); `policy check` and the worker say so.
+    #[serde(default)]
+    pub base_image: Option<BaseImage>,
+}
+
+/// Per-severity limits in the file: a missing key keeps the default
+/// (critical 0, high 0, the rest unlimited), `null` means unlimited.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileThresholds {
+    #[serde(default, deserialize_with = "de_set")]
+    pub critical: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "de_set")]
+    pub high: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "de_set")]
+    pub medium: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "de_set")]
+    pub low: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "de_set")]
+    pub other: Option<Option<u64>>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BaseImage {
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub thresholds: FileThresholds,
+}
+
+/// Suppresses one vulnerability id, optionally only in components whose
+/// purl starts with `package`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreRule {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    /// A purl prefix (`purl` is accepted as another name). It matches at a
+    /// purl boundary only: `pkg:deb/debian/openssl` matches
+    /// `pkg:deb/debian/openssl@3.0.11-1?arch=amd64` but not
+    /// `pkg:deb/debian/openssl-provider-legacy@…`.
+    #[serde(
+        default,
+        alias = "purl",
+        deserialize_with = "de_opt_nonempty",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub package: Option<String>,
+    /// Required: an exception nobody can explain is not an exception.
+    #[serde(deserialize_with = "de_reason")]
+    pub reason: String,
+    /// The last day the rule applies (UTC); from the next day on it is
+    /// expired and the findings count again.
+    #[serde(
+        default,
+        deserialize_with = "de_date",
+        serialize_with = "ser_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires: Option<Date>,
+}
+
+impl IgnoreRule {
+    pub fn is_expired(&self, today: Date) -> bool {
+        self.expires.is_some_and(|e| today > e)
+    }
+
+    /// Whether the rule names this finding (expiry aside).
+    pub fn matches(&self, id: &str, purl: &str) -> bool {
+        self.id.eq_ignore_ascii_case(id)
+            && self
+                .package
+                .as_deref()
+                .is_none_or(|p| purl_has_prefix(purl, p))
+    }
+}
+
+impl std::fmt::Display for IgnoreRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.id)?;
+        if let Some(p) = &self.package {
+            write!(f, " in {p}")?;
+        }
+        if let Some(e) = self.expires {
+            write!(f, " (expires {})", fmt_date(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `prefix` is a prefix of `purl` ending at a purl boundary: the end, or
+/// before `@`, `?`, `#`, `/`, or the prefix itself ends with one of them.
+/// Both sides are compared percent-decoded (the service encodes `+`, `~`).
+pub fn purl_has_prefix(purl: &str, prefix: &str) -> bool {
+    let purl = crate::inspector::findings::percent_decode(purl);
+    let prefix = crate::inspector::findings::percent_decode(prefix);
+    let Some(rest) = purl.strip_prefix(prefix.as_str()) else {
+        return false;
+    };
+    rest.is_empty()
+        || prefix.ends_with(['@', '?', '#', '/', '&'])
+        || rest.starts_with(['@', '?', '#', '/'])
+}
+
+/// What action properties or command-line flags set; they win over the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyOverrides {
+    pub critical: Option<Option<u64>>,
+    pub high: Option<Option<u64>>,
+    pub medium: Option<Option<u64>>,
+    pub low: Option<Option<u64>>,
+    pub other: Option<Option<u64>>,
+    pub fixable_only: Option<bool>,
+}
+
+impl PolicyOverrides {
+    pub fn apply(&self, mut p: Policy) -> Policy {
+        let t = &mut p.thresholds;
+        for (o, slot) in [
+            (self.critical, &mut t.critical),
+            (self.high, &mut t.high),
+            (self.medium, &mut t.medium),
+            (self.low, &mut t.low),
+            (self.other, &mut t.other),
+        ] {
+            if let Some(v) = o {
+                *slot = v;
+            }
+        }
+        if let Some(v) = self.fixable_only {
+            p.fixable_only = v;
+        }
+        p
+    }
+}
+
+impl FileThresholds {
+    fn apply(&self, mut t: Thresholds) -> Thresholds {
+        for (o, slot) in [
+            (self.critical, &mut t.critical),
+            (self.high, &mut t.high),
+            (self.medium, &mut t.medium),
+            (self.low, &mut t.low),
+            (self.other, &mut t.other),
+        ] {
+            if let Some(v) = o {
+                *slot = v;
+            }
+        }
+        t
+    }
+}
+
+impl PolicyFile {
+    /// Parses `text`; `name` (the file's path) picks the format: `.json`
+    /// is JSON, `.yaml`/`.yml` YAML, anything else JSON if it starts with
+    /// `{`, else YAML.
+    pub fn parse(name: &str, text: &str) -> Result<PolicyFile, PolicyFileError> {
+        let err = |message: String| PolicyFileError {
+            file: name.to_owned(),
+            message,
+        };
+        let lower = name.to_ascii_lowercase();
+        let json = lower.ends_with(".json")
+            || (!lower.ends_with(".yaml")
+                && !lower.ends_with(".yml")
+                && text.trim_start().starts_with('{'));
+        if json {
+            let de = &mut serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize::<_, PolicyFile>(de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                err(if path == "." || inner.is_eof() && path.is_empty() {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                })
+            })
+        } else {
+            if text.trim().is_empty() {
+                return Err(err(
+                    "the file is empty (expected at least `version: 1`)".into()
+                ));
+            }
+            // serde_yaml_ng's message already carries the path and the
+            // line/column ("ignore[0]: missing field `reason` at line 6
+            // column 5").
+            serde_yaml_ng::from_str::<PolicyFile>(text).map_err(|e| {
+                let mut m = e.to_string();
+                // Our checks on a top-level field are placed at the start of
+                // the document: point at the field's own line instead.
+                if let Some(line) = top_level_line(text, &m) {
+                    if let Some(i) = m.rfind(" at line ") {
+                        m.truncate(i);
+                    }
+                    m.push_str(&format!(" at line {line}"));
+                }
+                err(m)
+            })
+        }
+    }
+
+    /// The policy this file describes, with `overrides` applied on top.
+    pub fn to_policy(&self, overrides: &PolicyOverrides) -> Policy {
+        let base = Policy {
+            thresholds: self.thresholds.apply(Thresholds::default()),
+            fixable_only: self.fixable_only.unwrap_or(false),
+            fail_on_kev: self.fail_on_kev,
+            epss_threshold: self.epss_threshold,
+            fail_on_ids: self.fail_on_ids.iter().cloned().collect(),
+            ignore: self.ignore.clone(),
+        };
+        overrides.apply(base)
+    }
+
+    /// Things worth telling the author that do not make the file invalid.
+    pub fn warnings(&self, today: Date) -> Vec<String> {
+        let mut w = Vec::new();
+        let fail_ids: BTreeSet<String> = self
+            .fail_on_ids
+            .iter()
+            .map(|s| s.to_ascii_uppercase())
+            .collect();
+        for (i, r) in self.ignore.iter().enumerate() {
+            if r.is_expired(today) {
+                w.push(format!(
+                    "ignore[{i}] ({r}) has expired: its findings count again"
+                ));
+            }
+            if fail_ids.contains(&r.id.to_ascii_uppercase()) {
+                w.push(format!(
+                    "ignore[{i}] ({r}) also appears in fail_on_ids: while the ignore rule is live it wins"
+                ));
+            }
+        }
+        if self.base_image.is_some() {
+            w.push(
+                "base_image is accepted but not applied yet: every finding is gated by the top-level rules"
+                    .into(),
+            );
+        }
+        w
+    }
+}
+
+/// For the messages of our own checks on top-level fields (`version: …`,
+/// `epss_threshold must …`, `fail_on_ids entries …`), the 1-based line of
+/// that field.
+fn top_level_line(text: &str, message: &str) -> Option<usize> {
+    let key = ["version:", "epss_threshold must", "fail_on_ids entries"]
+        .into_iter()
+        .find(|k| message.starts_with(k))?
+        .split([':', ' '])
+        .next()?;
+    text.lines()
+        .position(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
+}
+
+pub fn today_utc() -> Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+pub fn fmt_date(d: Date) -> String {
+    d.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_else(|_| d.to_string())
+}
+
+fn de_version<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = u32::deserialize(d)?;
+    if v != VERSION {
+        return Err(serde::de::Error::custom(format!(
+            "version: unsupported policy file version {v}; this scangate reads version {VERSION}"
+        )));
+    }
+    Ok(v)
+}
+
+/// Present (even as `null`) → `Some(value)`; absent → `None` via `default`.
+fn de_set<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+fn de_epss<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    if let Some(x) = v
+        && !(0.0..=1.0).contains(&x)
+    {
+        return Err(serde::de::Error::custom(format!(
+            "epss_threshold must be between 0 and 1 (a probability), got {x}"
+        )));
+    }
+    Ok(v)
+}
+
+// serde_yaml_ng places a custom error at the enclosing mapping (its path and
+// line), so these messages name the field themselves.
+fn nonempty<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(serde::de::Error::custom(format!(
+            "{field} must not be empty"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    nonempty(d, "id")
+}
+
+fn de_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    nonempty(d, "reason")
+}
+
+fn de_opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) if s.trim().is_empty() => Err(serde::de::Error::custom(
+            "package must not be empty (leave it out to match every package)",
+        )),
+        o => Ok(o.map(|s| s.trim().to_owned())),
+    }
+}
+
+fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    if v.iter().any(|s| s.trim().is_empty()) {
+        return Err(serde::de::Error::custom(
+            "fail_on_ids entries must not be empty",
+        ));
+    }
+    Ok(v.into_iter().map(|s| s.trim().to_owned()).collect())
+}
+
+fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    Date::parse(
+        s.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map(Some)
+    .map_err(|e| {
+        serde::de::Error::custom(format!(
+            "expires must be a date YYYY-MM-DD, got {s:?} ({e})"
+        ))
+    })
+}
+
+fn ser_date<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&fmt_date(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    const FULL: &str = r#"version: 1
+thresholds: { critical: 0, high: 2, medium: null }
+fixable_only: true
+fail_on_kev: true
+epss_threshold: 0.7
+fail_on_ids: [CVE-2021-44228]
+ignore:
+  - id: CVE-2023-0464
+    package: pkg:deb/debian/openssl
+    reason: not reachable from our code
+    expires: 2027-01-31
+  - id: CVE-2024-1
+    purl: pkg:npm/lodash
+    reason: dev only
+base_image:
+  ref: public.ecr.aws/docker/library/debian:bookworm-slim
+  thresholds: { critical: null, high: null }
+"#;
+
+    fn parse(name: &str, text: &str) -> Result<PolicyFile, String> {
+        PolicyFile::parse(name, text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn yaml_full_example() {
+        let f = parse("scangate.yaml", FULL).unwrap();
+        assert_eq!(f.version, 1);
+        assert_eq!(f.thresholds.high, Some(Some(2)));
+        assert_eq!(f.thresholds.medium, Some(None));
+        assert_eq!(f.thresholds.low, None);
+        assert_eq!(f.fixable_only, Some(true));
+        assert!(f.fail_on_kev);
+        assert_eq!(f.epss_threshold, Some(0.7));
+        assert_eq!(f.fail_on_ids, vec!["CVE-2021-44228"]);
+        assert_eq!(f.ignore.len(), 2);
+        assert_eq!(f.ignore[0].expires, Some(date!(2027 - 01 - 31)));
+        assert_eq!(f.ignore[1].package.as_deref(), Some("pkg:npm/lodash"));
+        assert!(f.base_image.is_some());
+        let p = f.to_policy(&PolicyOverrides::default());
+        assert_eq!(
+            p.thresholds,
+            Thresholds {
+                critical: Some(0),
+                high: Some(2),
+                medium: None,
+                low: None,
+                other: None
+            }
+        );
+        assert!(p.fixable_only && p.fail_on_kev);
+        assert!(p.fail_on_ids.contains("CVE-2021-44228"));
+    }
+
+    #[test]
+    fn json_is_read_too() {
+        let f = parse(
+            "policy.json",
+            r#"{"version": 1, "thresholds": {"critical": 1, "low": 10},
+                "ignore": [{"id": "CVE-1", "reason": "r", "expires": "2026-01-01"}]}"#,
+        )
+        .unwrap();
+        let p = f.to_policy(&PolicyOverrides::default());
+        assert_eq!(p.thresholds.critical, Some(1));
+        assert_eq!(p.thresholds.high, Some(0), "default kept");
+        assert_eq!(p.thresholds.low, Some(10));
+        // Sniffed without an extension.
+        assert!(parse("policy", r#"{"version": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn minimal_file_is_the_default_policy() {
+        let p = parse("p.yml", "version: 1\n")
+            .unwrap()
+            .to_policy(&PolicyOverrides::default());
+        assert_eq!(p, Policy::default());
+    }
+
+    #[test]
+    fn missing_reason_names_the_rule_and_the_line() {
+        let e = parse(
+            "p.yaml",
+            "version: 1\nignore:\n  - id: CVE-1\n    package: pkg:deb/debian/x\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("p.yaml"), "{e}");
+        assert!(e.contains("ignore[0]"), "{e}");
+        assert!(e.contains("reason"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = parse(
+            "p.yaml",
+            "version: 1\nignore:\n  - id: CVE-1\n    reason: '  '\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("ignore[0]") && e.contains("reason must not be empty"),
+            "{e}"
+        );
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_the_line() {
+        let e = parse("p.yaml", "version: 1\nfail_on_kev: true\nfial_on_ids: []\n").unwrap_err();
+        assert!(e.contains("unknown field `fial_on_ids`"), "{e}");
+        assert!(e.contains("expected one of"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = parse("p.yaml", "version: 1\nthresholds: { critcal: 1 }\n").unwrap_err();
+        assert!(e.contains("thresholds"), "{e}");
+        assert!(e.contains("critcal"), "{e}");
+        let e = parse(
+            "p.json",
+            "{\n  \"version\": 1,\n  \"ignore\": [{\"id\": \"A\", \"reason\": \"r\", \"until\": \"x\"}]\n}",
+        )
+        .unwrap_err();
+        assert!(e.contains("ignore[0]"), "{e}");
+        assert!(e.contains("unknown field `until`"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_field_and_line() {
+        for (text, needles) in [
+            (
+                "version: 2\n",
+                &["version: unsupported policy file version 2", "line 1"][..],
+            ),
+            ("fail_on_kev: true\n", &["missing field `version`"][..]),
+            (
+                "# policy\nversion: 1\nepss_threshold: 7\n",
+                &["epss_threshold must be between 0 and 1", "line 3"][..],
+            ),
+            (
+                "version: 1\nthresholds:\n  high: lots\n",
+                &["thresholds.high", "line 3"][..],
+            ),
+            (
+                "version: 1\nthresholds:\n  high: -1\n",
+                &["thresholds.high", "line 3"][..],
+            ),
+            (
+                "version: 1\nignore:\n  - id: A\n    reason: r\n    expires: 31/01/2027\n",
+                &["ignore[0]", "expires must be a date YYYY-MM-DD", "line 3"][..],
+            ),
+            (
+                "version: 1\nfixable_only: perhaps\n",
+                &["fixable_only", "line 2"][..],
+            ),
+            ("version: 1\nignore: [\n", &["line"][..]),
+            ("", &["empty"][..]),
+        ] {
+            let e = parse("p.yaml", text).unwrap_err();
+            for n in needles {
+                assert!(e.contains(n), "{text:?}: {e} lacks {n}");
+            }
+        }
+        let e = parse(
+            "p.json",
+            "{\n  \"version\": 1,\n  \"epss_threshold\": \"high\"\n}",
+        )
+        .unwrap_err();
+        assert!(e.contains("epss_threshold") && e.contains("line 3"), "{e}");
+        let e = parse("p.json", "{\"version\": 1,").unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let f = parse(
+            "p.yaml",
+            "version: 1\nthresholds: { critical: 5, high: 5, low: 1 }\nfixable_only: true\n",
+        )
+        .unwrap();
+        let o = PolicyOverrides {
+            high: Some(None),
+            critical: Some(Some(0)),
+            fixable_only: Some(false),
+            ..Default::default()
+        };
+        let p = f.to_policy(&o);
+        assert_eq!(p.thresholds.critical, Some(0));
+        assert_eq!(p.thresholds.high, None);
+        assert_eq!(p.thresholds.low, Some(1), "not overridden: the file's");
+        assert!(!p.fixable_only);
+    }
+
+    #[test]
+    fn purl_prefixes_match_at_boundaries() {
+        let purl = "pkg:deb/debian/openssl@3.0.11-1~deb12u2?arch=amd64&distro=bookworm";
+        assert!(purl_has_prefix(purl, "pkg:deb/debian/openssl"));
+        assert!(purl_has_prefix(purl, "pkg:deb/debian/"));
+        assert!(purl_has_prefix(purl, "pkg:deb/debian"));
+        assert!(purl_has_prefix(
+            purl,
+            "pkg:deb/debian/openssl@3.0.11-1~deb12u2"
+        ));
+        assert!(purl_has_prefix(
+            purl,
+            "pkg:deb/debian/openssl@3.0.11-1%7Edeb12u2"
+        ));
+        assert!(purl_has_prefix(purl, purl));
+        assert!(!purl_has_prefix(purl, "pkg:deb/debian/open"));
+        assert!(!purl_has_prefix(purl, "pkg:deb/debian/openssl@3.0"));
+        assert!(!purl_has_prefix(
+            "pkg:deb/debian/openssl-provider-legacy@3",
+            "pkg:deb/debian/openssl"
+        ));
+        assert!(!purl_has_prefix(purl, "pkg:rpm/"));
+    }
+
+    #[test]
+    fn warnings_for_expired_conflicting_and_unapplied() {
+        let f = parse(
+            "p.yaml",
+            "version: 1\nfail_on_ids: [cve-1]\nignore:\n  - {id: CVE-1, reason: r, expires: 2020-01-01}\nbase_image: {ref: x}\n",
+        )
+        .unwrap();
+        let w = f.warnings(date!(2026 - 01 - 01)).join("\n");
+        assert!(w.contains("expired"), "{w}");
+        assert!(w.contains("fail_on_ids"), "{w}");
+        assert!(w.contains("base_image"), "{w}");
+        assert!(f.ignore[0].is_expired(date!(2020 - 01 - 02)));
+        assert!(
+            !f.ignore[0].is_expired(date!(2020 - 01 - 01)),
+            "applies on its last day"
+        );
+    }
+}

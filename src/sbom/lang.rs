@@ -1,0 +1,91 @@
+//! Language packages (pypi, npm) the way inspector-sbomgen writes them
+//! (its `python` and `node` SBOMs): flat `library` components,
+//! purl `pkg:pypi/<PEP 503 name>@<version>` or `pkg:npm/<name>@<version>`
+//! (a scope is the purl namespace, so `@` is encoded:
+//! `pkg:npm/%40colors/colors@1.5.0`), properties `source_file_scanner` and
+//! `source_package_collector` (`python-pkg`, `javascript-nodejs`) and
+//! `source_path`, the metadata file with a leading `/`.
+//!
+//! Where we differ: inspector-sbomgen writes one component per metadata
+//! file, so the same package installed in several places (npm's nested
+//! `node_modules`, two Python versions) appears several times with the same
+//! purl. We write one component per purl, its `source_path` the first
+//! location by path, and every location and layer as `scangate:*`
+//! properties, so that a finding names each place it applies to.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use packageurl::PackageUrl;
+
+use super::model::{Component, ComponentType};
+use super::props;
+use crate::catalog::python::normalize_name;
+use crate::catalog::{Ecosystem, Package};
+
+fn collector(eco: Ecosystem) -> &'static str {
+    match eco {
+        Ecosystem::Pypi => "python-pkg",
+        Ecosystem::Npm => "javascript-nodejs",
+        // Not a language ecosystem; never called with one.
+        Ecosystem::Deb | Ecosystem::Apk => "",
+    }
+}
+
+pub(super) fn purl(eco: Ecosystem, name: &str, version: &str) -> Option<String> {
+    let build = || -> Result<String, packageurl::Error> {
+        let mut u = match eco {
+            Ecosystem::Pypi => PackageUrl::new("pypi", normalize_name(name))?,
+            _ => match name.strip_prefix('@').and_then(|s| s.split_once('/')) {
+                Some((scope, n)) => {
+                    let mut u = PackageUrl::new(eco.purl_type(), n)?;
+                    u.with_namespace(format!("@{scope}"))?;
+                    u
+                }
+                None => PackageUrl::new(eco.purl_type(), name)?,
+            },
+        };
+        u.with_version(version)?;
+        Ok(u.to_string())
+    };
+    match build() {
+        Ok(u) => Some(u),
+        Err(e) => {
+            tracing::warn!(package = name, version, error = %e, "no purl for package");
+            None
+        }
+    }
+}
+
+/// One component per purl (bom-refs unset).
+pub(super) fn components(eco: Ecosystem, pkgs: &[&Package]) -> Vec<Component> {
+    // Keyed by purl; packages without one stay apart by name and version.
+    let mut groups: BTreeMap<(Option<String>, String, String), Vec<&Package>> = BTreeMap::new();
+    for p in pkgs {
+        let u = purl(eco, &p.name, &p.version);
+        let key = match u {
+            Some(u) => (Some(u), String::new(), String::new()),
+            None => (None, p.name.clone(), p.version.clone()),
+        };
+        groups.entry(key).or_default().push(p);
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for ((u, _, _), mut members) in groups {
+        members.sort_by(|a, b| (&a.location, &a.name).cmp(&(&b.location, &b.name)));
+        let primary = members[0];
+        let mut c = Component::new(ComponentType::Library, primary.name.as_str());
+        c.version = Some(primary.version.clone());
+        c.purl = u;
+        c = c
+            .with_property(props::SOURCE_FILE_SCANNER, collector(eco))
+            .with_property(props::SOURCE_PACKAGE_COLLECTOR, collector(eco))
+            .with_property(props::SOURCE_PATH, format!("/{}", primary.location));
+        for layer in members.iter().map(|p| p.layer).collect::<BTreeSet<_>>() {
+            c = c.with_property(props::LAYER, layer.to_string());
+        }
+        for loc in members.iter().map(|p| &p.location).collect::<BTreeSet<_>>() {
+            c = c.with_property(props::LOCATION, loc.as_str());
+        }
+        out.push(c);
+    }
+    out
+}
