@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -175,4 +176,42 @@ fn which(prog: &str) -> Option<PathBuf> {
             .map(|d| d.join(prog))
             .find(|p| p.is_file())
     })
+}
+
+/// The scangate binary under test. `cargo test` does not build another
+/// package's binaries, so it is built here when it is missing or older than
+/// the sources (`.ci/run` builds it beforehand, so CI never waits here).
+pub fn scangate_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let ws = workspace_dir();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ws.join("target"));
+        let bin = target.join("debug/scangate");
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let newest_source = newest_mtime(&ws.join("src"))
+            .max(newest_mtime(&ws.join("integration-tests/src")))
+            .max(newest_mtime(&ws.join("Cargo.lock")));
+        if built.is_none_or(|b| Some(b) < newest_source) {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "scangate", "--bin", "scangate"])
+                .current_dir(&ws)
+                .status()
+                .expect("running cargo build");
+            assert!(status.success(), "building scangate failed");
+        }
+        bin
+    })
+}
+
+fn newest_mtime(p: &Path) -> Option<std::time::SystemTime> {
+    let m = std::fs::metadata(p).ok()?;
+    let mut newest = m.modified().ok();
+    if m.is_dir() {
+        for e in std::fs::read_dir(p).ok()?.flatten() {
+            newest = newest.max(newest_mtime(&e.path()));
+        }
+    }
+    newest
 }

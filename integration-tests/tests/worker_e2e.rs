@@ -5,51 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
 use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
 use integration_tests::{EmulatorOptions, Emulators, corpus, images};
-
-/// The scangate binary under test. `cargo test` does not build another
-/// package's binaries, so it is built here when it is missing or older than
-/// the sources (`.ci/run` builds it beforehand, so CI never waits here).
-fn scangate_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let ws = corpus::workspace_dir();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| ws.join("target"));
-        let bin = target.join("debug/scangate");
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        let newest_source = newest_mtime(&ws.join("src"))
-            .max(newest_mtime(&ws.join("integration-tests/src")))
-            .max(newest_mtime(&ws.join("Cargo.lock")));
-        if built.is_none_or(|b| Some(b) < newest_source) {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "scangate", "--bin", "scangate"])
-                .current_dir(&ws)
-                .status()
-                .expect("running cargo build");
-            assert!(status.success(), "building scangate failed");
-        }
-        bin
-    })
-}
-
-fn newest_mtime(p: &Path) -> Option<std::time::SystemTime> {
-    let m = std::fs::metadata(p).ok()?;
-    let mut newest = m.modified().ok();
-    if m.is_dir() {
-        for e in std::fs::read_dir(p).ok()?.flatten() {
-            newest = newest.max(newest_mtime(&e.path()));
-        }
-    }
-    newest
-}
 
 struct Worker {
     child: Child,
@@ -66,7 +27,7 @@ impl Worker {
     ) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("worker.log");
-        let mut cmd = Command::new(scangate_bin());
+        let mut cmd = Command::new(corpus::scangate_bin());
         cmd.arg("worker")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
