@@ -820,3 +820,36 @@ async fn policy_file_from_the_input_artifact() {
     );
     assert!(message.contains("policy/scangate.yaml"), "{message}");
 }
+
+/// `/healthz`, `/metrics` and `/jobs` answer while the worker runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_metrics_and_jobs_endpoints() {
+    let env = Env::new().await;
+    env.push_debian_fixture("2024").await;
+    let port = integration_tests::process::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let w = env.worker(&[("SCANGATE_HEALTH_ADDR", &addr)]);
+    let id = env.job(&[
+        ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
+        ("HighThreshold", "5"),
+    ]);
+    env.result(&id, &w).await;
+    let get = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move {
+            let r = reqwest::get(&url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("scangate_jobs_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("scangate_jobs_in_flight 0"), "{metrics}");
+    let (status, jobs) = get("/jobs").await;
+    assert_eq!(status, 200);
+    assert!(jobs.contains("\"running\""), "{jobs}");
+}
