@@ -185,6 +185,17 @@ impl Drop for WarningSink<'_> {
     }
 }
 
+/// A parser's problem text quotes at most 80 characters of the offending
+/// input: enough to find it, bounded for garbage databases.
+pub(crate) fn excerpt(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        s.chars().take(MAX).chain("…".chars()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

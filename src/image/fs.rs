@@ -104,6 +104,24 @@ impl FileTree {
     }
 }
 
+impl FileTree {
+    /// A tree of regular files (path, content, layer), for tests.
+    #[cfg(test)]
+    pub fn from_files(files: &[(&str, &[u8], usize)]) -> FileTree {
+        let mut t = FileTree::default();
+        for (path, data, layer) in files {
+            t.files.insert(
+                (*path).into(),
+                FileEntry {
+                    data: data.to_vec(),
+                    layer: *layer,
+                },
+            );
+        }
+        t
+    }
+}
+
 /// Normalises a tar entry path: strips `./` and leading `/`, drops empty and
 /// `.` components. `..` components are kept for `resolve` to handle; the
 /// layer reader rejects entries that would escape the root.

@@ -12,16 +12,7 @@ const UBUNTU_22_04: &[u8] = include_bytes!("../catalog/osrelease/fixtures/ubuntu
 const UBUNTU_14_04: &[u8] = include_bytes!("../catalog/osrelease/fixtures/ubuntu-14.04");
 
 fn tree(files: &[(&str, &[u8], usize)]) -> FileTree {
-    let mut t = FileTree::default();
-    for (p, d, layer) in files {
-        t.files.insert(
-            (*p).into(),
-            FileEntry {
-                data: d.to_vec(),
-                layer: *layer,
-            },
-        );
-    }
+    let mut t = FileTree::from_files(files);
     t.symlinks
         .insert("etc/os-release".into(), "../usr/lib/os-release".into());
     t

@@ -7,6 +7,7 @@
 //! apk rewrites the whole database on every `apk add`, so every package is
 //! attributed to the layer of the last database write.
 
+use crate::catalog::excerpt;
 use std::collections::BTreeSet;
 
 use super::{Catalog, Cataloger, Ecosystem, OsInfo, Package, WarningSink};
@@ -211,15 +212,6 @@ fn installed(r: Record, errors: &mut Vec<ApkError>) -> Option<Installed> {
 /// Names, versions, architectures: printable, no blanks.
 fn valid_token(v: &str) -> bool {
     !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic())
-}
-
-fn excerpt(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        s.chars().take(MAX).chain("…".chars()).collect()
-    }
 }
 
 #[cfg(test)]

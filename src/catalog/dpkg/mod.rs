@@ -12,6 +12,7 @@
 //! itself is rewritten by every later `apt-get install` and would attribute
 //! every package to the last layer that installed anything.
 
+use crate::catalog::excerpt;
 use std::collections::BTreeSet;
 
 use super::{Catalog, Cataloger, Ecosystem, OsInfo, Package, WarningSink};
@@ -379,15 +380,6 @@ fn valid_field_name(n: &str) -> bool {
 /// being put into a purl.
 fn valid_token(v: &str) -> bool {
     !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic())
-}
-
-fn excerpt(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        s.chars().take(MAX).chain("…".chars()).collect()
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! skipped without a warning (npm writes such markers itself).
 
 use super::{Catalog, Cataloger, Ecosystem, OsInfo, Package};
+use crate::catalog::excerpt;
 use crate::image::fs::FileTree;
 
 /// npm's own limit on package names.
@@ -178,32 +179,12 @@ fn valid_version(v: &str) -> bool {
     !v.is_empty() && v.len() <= MAX_VERSION && v.chars().all(|c| c.is_ascii_graphic())
 }
 
-fn excerpt(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        s.chars().take(MAX).chain("…".chars()).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::fs::FileEntry;
 
     fn tree(files: &[(&str, &[u8], usize)]) -> FileTree {
-        let mut t = FileTree::default();
-        for (p, d, l) in files {
-            t.files.insert(
-                (*p).into(),
-                FileEntry {
-                    data: d.to_vec(),
-                    layer: *l,
-                },
-            );
-        }
-        t
+        FileTree::from_files(files)
     }
 
     fn catalog(t: &FileTree) -> Catalog {

@@ -13,6 +13,7 @@
 //! whiteouts take care of `pip uninstall` in a later layer.
 
 use super::{Catalog, Cataloger, Ecosystem, OsInfo, Package, WarningSink};
+use crate::catalog::excerpt;
 use crate::image::fs::FileTree;
 
 /// Longest value kept for a field we read; longer is damage, not data.
@@ -242,32 +243,12 @@ pub fn normalize_name(name: &str) -> String {
     out
 }
 
-fn excerpt(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        s.chars().take(MAX).chain("…".chars()).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::fs::FileEntry;
 
     fn tree(files: &[(&str, &[u8], usize)]) -> FileTree {
-        let mut t = FileTree::default();
-        for (p, d, l) in files {
-            t.files.insert(
-                (*p).into(),
-                FileEntry {
-                    data: d.to_vec(),
-                    layer: *l,
-                },
-            );
-        }
-        t
+        FileTree::from_files(files)
     }
 
     fn catalog(t: &FileTree) -> Catalog {
