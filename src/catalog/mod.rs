@@ -8,10 +8,17 @@
 //! [`Catalog::warnings`], and whatever could be read is still reported.
 
 pub mod apk;
+pub mod dotnet;
 pub mod dpkg;
+pub mod golang;
+pub mod java;
 pub mod npm;
 pub mod osrelease;
+pub mod php;
 pub mod python;
+pub mod rpm;
+pub mod ruby;
+pub mod rust;
 
 use serde::Serialize;
 
@@ -43,8 +50,15 @@ impl OsInfo {
 pub enum Ecosystem {
     Deb,
     Apk,
+    Rpm,
     Pypi,
     Npm,
+    Golang,
+    Cargo,
+    Maven,
+    Gem,
+    Composer,
+    Nuget,
 }
 
 impl Ecosystem {
@@ -54,8 +68,25 @@ impl Ecosystem {
             Ecosystem::Deb => "deb",
             Ecosystem::Apk => "apk",
             Ecosystem::Pypi => "pypi",
+            Ecosystem::Rpm => "rpm",
             Ecosystem::Npm => "npm",
+            Ecosystem::Golang => "golang",
+            Ecosystem::Cargo => "cargo",
+            Ecosystem::Maven => "maven",
+            Ecosystem::Gem => "gem",
+            Ecosystem::Composer => "composer",
+            Ecosystem::Nuget => "nuget",
         }
+    }
+
+    /// Types whose purl has a namespace. [`Package::name`] then holds
+    /// `namespace/name` (`org.yaml/snakeyaml`, `github.com/google/uuid`,
+    /// `guzzlehttp/psr7`, npm's `@hapi/hoek`), split at the last `/`.
+    pub fn namespaced(self) -> bool {
+        matches!(
+            self,
+            Ecosystem::Npm | Ecosystem::Golang | Ecosystem::Maven | Ecosystem::Composer
+        )
     }
 }
 
@@ -102,8 +133,15 @@ static CATALOGERS: &[&dyn Cataloger] = &[
     &osrelease::OsReleaseCataloger,
     &dpkg::DpkgCataloger,
     &apk::ApkCataloger,
+    &rpm::RpmCataloger,
     &python::PythonCataloger,
     &npm::NpmCataloger,
+    &golang::GoCataloger,
+    &rust::RustCataloger,
+    &java::JavaCataloger,
+    &ruby::RubyCataloger,
+    &php::PhpCataloger,
+    &dotnet::DotnetCataloger,
 ];
 
 /// Every cataloger, in the order [`run`] calls them (os-release first).
@@ -112,8 +150,15 @@ pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
         Box::new(osrelease::OsReleaseCataloger),
         Box::new(dpkg::DpkgCataloger),
         Box::new(apk::ApkCataloger),
+        Box::new(rpm::RpmCataloger),
         Box::new(python::PythonCataloger),
         Box::new(npm::NpmCataloger),
+        Box::new(golang::GoCataloger),
+        Box::new(rust::RustCataloger),
+        Box::new(java::JavaCataloger),
+        Box::new(ruby::RubyCataloger),
+        Box::new(php::PhpCataloger),
+        Box::new(dotnet::DotnetCataloger),
     ]
 }
 

@@ -22,12 +22,21 @@ use super::props;
 use crate::catalog::python::normalize_name;
 use crate::catalog::{Ecosystem, Package};
 
-fn collector(eco: Ecosystem) -> &'static str {
+/// inspector-sbomgen's collector names where its SBOMs show them
+/// (python-pkg, javascript-nodejs, go-binary, java-jar); the others follow
+/// its naming pattern.
+fn collector(eco: Ecosystem) -> (&'static str, &'static str) {
     match eco {
-        Ecosystem::Pypi => "python-pkg",
-        Ecosystem::Npm => "javascript-nodejs",
-        // Not a language ecosystem; never called with one.
-        Ecosystem::Deb | Ecosystem::Apk => "",
+        Ecosystem::Pypi => ("python-pkg", "python-pkg"),
+        Ecosystem::Npm => ("javascript-nodejs", "javascript-nodejs"),
+        Ecosystem::Golang => ("binaries", "go-binary"),
+        Ecosystem::Cargo => ("binaries", "rust-binary"),
+        Ecosystem::Maven => ("java-jar", "java-jar"),
+        Ecosystem::Gem => ("ruby-gem", "ruby-gem"),
+        Ecosystem::Composer => ("php-composer", "php-composer"),
+        Ecosystem::Nuget => ("dotnet-deps", "dotnet-deps"),
+        // OS ecosystems have their own modules; never called with one.
+        Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Rpm => ("", ""),
     }
 }
 
@@ -35,14 +44,15 @@ pub(super) fn purl(eco: Ecosystem, name: &str, version: &str) -> Option<String> 
     let build = || -> Result<String, packageurl::Error> {
         let mut u = match eco {
             Ecosystem::Pypi => PackageUrl::new("pypi", normalize_name(name))?,
-            _ => match name.strip_prefix('@').and_then(|s| s.split_once('/')) {
-                Some((scope, n)) => {
+            _ if eco.namespaced() => match name.rsplit_once('/') {
+                Some((ns, n)) if !ns.is_empty() && !n.is_empty() => {
                     let mut u = PackageUrl::new(eco.purl_type(), n)?;
-                    u.with_namespace(format!("@{scope}"))?;
+                    u.with_namespace(ns)?;
                     u
                 }
-                None => PackageUrl::new(eco.purl_type(), name)?,
+                _ => PackageUrl::new(eco.purl_type(), name)?,
             },
+            _ => PackageUrl::new(eco.purl_type(), name)?,
         };
         u.with_version(version)?;
         Ok(u.to_string())
@@ -76,8 +86,8 @@ pub(super) fn components(eco: Ecosystem, pkgs: &[&Package]) -> Vec<Component> {
         c.version = Some(primary.version.clone());
         c.purl = u;
         c = c
-            .with_property(props::SOURCE_FILE_SCANNER, collector(eco))
-            .with_property(props::SOURCE_PACKAGE_COLLECTOR, collector(eco))
+            .with_property(props::SOURCE_FILE_SCANNER, collector(eco).0)
+            .with_property(props::SOURCE_PACKAGE_COLLECTOR, collector(eco).1)
             .with_property(props::SOURCE_PATH, format!("/{}", primary.location));
         for layer in members.iter().map(|p| p.layer).collect::<BTreeSet<_>>() {
             c = c.with_property(props::LAYER, layer.to_string());

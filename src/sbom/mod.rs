@@ -19,6 +19,7 @@
 mod apk;
 mod deb;
 mod lang;
+mod rpm;
 pub mod model;
 #[cfg(test)]
 mod tests;
@@ -117,7 +118,8 @@ pub fn build(catalog: &Catalog, image: &ImageMeta, opts: &SbomOptions) -> Bom {
         match eco {
             Ecosystem::Deb => pkgs.extend(deb::components(&list, catalog.os.as_ref())),
             Ecosystem::Apk => pkgs.extend(apk::components(&list, catalog.os.as_ref())),
-            Ecosystem::Pypi | Ecosystem::Npm => pkgs.extend(lang::components(eco, &list)),
+            Ecosystem::Rpm => pkgs.extend(rpm::components(&list, catalog.os.as_ref())),
+            _ => pkgs.extend(lang::components(eco, &list)),
         }
     }
     pkgs.sort_by(|a, b| (&a.name, &a.version, &a.purl).cmp(&(&b.name, &b.version, &b.purl)));
