@@ -125,8 +125,25 @@ pub trait Cataloger: Send + Sync {
     /// Whether the image reader must keep the file at `path` (normalised, no
     /// leading slash). Called for every tar entry: keep it cheap.
     fn wants(&self, path: &str) -> bool;
+    /// Whether a regular file that no path pattern asked for is wanted for
+    /// its content: Go and Rust executables carry their build metadata
+    /// wherever they are installed. `head` is the file's first bytes (at
+    /// most [`SNIFF_LEN`], fewer for a short file), `mode` its tar mode.
+    fn sniff(&self, _path: &str, _mode: u32, _head: &[u8]) -> bool {
+        false
+    }
+    /// Shrinks a kept file to what [`Cataloger::catalog`] needs, right after
+    /// it is read, so that a large binary or jar is not held in memory until
+    /// every layer has been read. The result replaces the file's data in the
+    /// [`FileTree`]; the default keeps it whole.
+    fn reduce(&self, _path: &str, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
     fn catalog(&self, files: &FileTree, os: Option<&OsInfo>, out: &mut Catalog);
 }
+
+/// How many leading bytes [`Cataloger::sniff`] gets.
+pub const SNIFF_LEN: usize = 64;
 
 /// os-release comes first: the package catalogers that follow get its result.
 static CATALOGERS: &[&dyn Cataloger] = &[
