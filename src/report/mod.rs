@@ -3,6 +3,7 @@
 //! listed per pipeline without a database (DESIGN.md, "Reports store").
 
 pub mod markdown;
+pub mod read;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,15 @@ pub enum ReportStore {
         prefix: String,
     },
 }
+
+/// One rendered report file.
+pub struct ReportFile {
+    pub name: &'static str,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+const RECORD: &str = "record.json";
 
 pub struct Uris {
     pub report: String,
@@ -140,13 +150,8 @@ impl ReportStore {
         })
     }
 
-    pub async fn save(
-        &self,
-        job: &JobInfo,
-        worker_id: &str,
-        r: &ScanReport,
-    ) -> Result<Uris, ReportError> {
-        let dir = format!("jobs/{}", job.id);
+    /// The job record of a finished scan (`record.json`).
+    pub fn record_of(job: &JobInfo, worker_id: &str, r: &ScanReport) -> serde_json::Value {
         let mut record = Self::record(job, worker_id);
         let d = &r.decision;
         record["image"] = json!({
@@ -168,24 +173,55 @@ impl ReportStore {
         record["scan_calls"] = json!(r.result.calls);
         record["timings"] = json!(r.timings);
         record["warnings"] = json!(r.warnings);
-        self.put(
-            &format!("{dir}/sbom.cdx.json"),
-            js("the SBOM", &r.sbom)?,
-            "application/vnd.cyclonedx+json",
-        )
-        .await?;
-        self.put(
-            &format!("{dir}/findings.json"),
-            js("findings", &json!(r.result.findings))?,
-            "application/json",
-        )
-        .await?;
-        self.put(
-            &format!("{dir}/report.md"),
-            markdown::render(&job.id, r).into_bytes(),
-            "text/markdown",
-        )
-        .await?;
+        record
+    }
+
+    /// Every file a finished scan produces, `record.json` last. The reports
+    /// store and the action's output artifact both take this one list, so a
+    /// report format added here reaches both.
+    pub fn files(
+        job: &JobInfo,
+        record: &serde_json::Value,
+        r: &ScanReport,
+    ) -> Result<Vec<ReportFile>, ReportError> {
+        Ok(vec![
+            ReportFile {
+                name: "sbom.cdx.json",
+                body: js("the SBOM", &r.sbom)?,
+                content_type: "application/vnd.cyclonedx+json",
+            },
+            ReportFile {
+                name: "findings.json",
+                body: js("findings", &json!(r.result.findings))?,
+                content_type: "application/json",
+            },
+            ReportFile {
+                name: "report.md",
+                body: markdown::render(&job.id, r).into_bytes(),
+                content_type: "text/markdown",
+            },
+            ReportFile {
+                name: RECORD,
+                body: js("record", record)?,
+                content_type: "application/json",
+            },
+        ])
+    }
+
+    pub async fn save(
+        &self,
+        job: &JobInfo,
+        worker_id: &str,
+        r: &ScanReport,
+    ) -> Result<Uris, ReportError> {
+        let dir = format!("jobs/{}", job.id);
+        let record = Self::record_of(job, worker_id, r);
+        for f in Self::files(job, &record, r)? {
+            if f.name != RECORD {
+                self.put(&format!("{dir}/{}", f.name), f.body, f.content_type)
+                    .await?;
+            }
+        }
         self.finish(job, &dir, record).await?;
         Ok(Uris {
             report: self.uri(&format!("{dir}/report.md")),
