@@ -19,8 +19,8 @@
 mod apk;
 mod deb;
 mod lang;
-mod rpm;
 pub mod model;
+mod rpm;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +52,10 @@ pub mod props {
     /// binaries, or the copies of a language package, came from several
     /// layers.
     pub const LAYER: &str = "scangate:layer";
+    /// The diff_id of each `scangate:layer`, in the same order: an index
+    /// alone means nothing to a reader who has only the SBOM, and diff_ids
+    /// are what base-image matching compares.
+    pub const LAYER_DIFF_ID_OF: &str = "scangate:layer_diff_id";
     /// Path (no leading slash) of the database the package was read from;
     /// repeated for a language package installed in several places.
     pub const LOCATION: &str = "scangate:location";
@@ -123,6 +127,9 @@ pub fn build(catalog: &Catalog, image: &ImageMeta, opts: &SbomOptions) -> Bom {
         }
     }
     pkgs.sort_by(|a, b| (&a.name, &a.version, &a.purl).cmp(&(&b.name, &b.version, &b.purl)));
+    for c in &mut pkgs {
+        add_layer_diff_ids(c, &image.layer_diff_ids);
+    }
     components.extend(pkgs);
 
     let mut n = 1;
@@ -144,6 +151,23 @@ pub fn build(catalog: &Catalog, image: &ImageMeta, opts: &SbomOptions) -> Bom {
             component: image_c,
         },
         components,
+    }
+}
+
+fn add_layer_diff_ids(c: &mut Component, diff_ids: &[String]) {
+    let ids: Vec<String> = c
+        .property_values(props::LAYER)
+        .filter_map(|l| l.parse::<usize>().ok())
+        .filter_map(|l| diff_ids.get(l).cloned())
+        .collect();
+    for id in ids {
+        c.properties.push(Property {
+            name: props::LAYER_DIFF_ID_OF.to_owned(),
+            value: id,
+        });
+    }
+    for k in &mut c.components {
+        add_layer_diff_ids(k, diff_ids);
     }
 }
 

@@ -170,6 +170,8 @@ fn real_status_follows_inspector_conventions() {
             "scangate:layer=0",
             "scangate:layer=1",
             "scangate:location=var/lib/dpkg/status",
+            "scangate:layer_diff_id=sha256:d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0",
+            "scangate:layer_diff_id=sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
         ]
     );
     assert_eq!(
