@@ -13,6 +13,7 @@ pub mod demo;
 pub mod image;
 pub mod inspector;
 pub mod job;
+pub mod jobs;
 pub mod pipeline;
 pub mod policy;
 pub mod report;

@@ -43,6 +43,11 @@ enum Command {
     /// Policy files (DESIGN.md, "Policy file").
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Past and running jobs, from the reports store (and CodePipeline for
+    /// a job with no record yet). Exit code 0, or 2 on an error or an
+    /// unknown job.
+    #[command(subcommand)]
+    Jobs(scangate::jobs::JobsCommand),
     /// The whole loop on this machine with no AWS account: embedded
     /// CodePipeline and Inspector emulators, a bundled image, reports in a
     /// local folder.
@@ -143,6 +148,8 @@ async fn main() -> ExitCode {
         Command::Worker(_) => (LogFormat::Json, "info"),
         // The demo prints its own story; the worker's logs are detail.
         Command::Demo { .. } => (LogFormat::Text, "warn"),
+        // Output is the point; SDK chatter would bury it.
+        Command::Jobs(_) => (LogFormat::Text, "warn"),
         _ => (LogFormat::Text, "info"),
     };
     init_logging(cli.log_format.unwrap_or(default_format), default_level);
@@ -160,6 +167,13 @@ async fn main() -> ExitCode {
         Command::Scan(args) => scan(args).await,
         Command::Sbom(args) => sbom(args).await,
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
+        Command::Jobs(cmd) => match scangate::jobs::run(cmd).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Demo { reports } => {
             match scangate::demo::run(scangate::demo::DemoOptions { reports }).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -423,6 +437,22 @@ mod tests {
             ],
             vec!["scangate", "policy", "check", "p.yaml"],
             vec!["scangate", "demo"],
+            vec![
+                "scangate",
+                "jobs",
+                "list",
+                "--reports",
+                "file:///r",
+                "--pipeline",
+                "app",
+                "--since",
+                "7d",
+                "--verdict",
+                "fail",
+                "--format",
+                "json",
+            ],
+            vec!["scangate", "jobs", "show", "--reports", "s3://b/p", "ID"],
         ] {
             Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }
