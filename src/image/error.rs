@@ -111,20 +111,23 @@ pub enum ImageError {
     /// The registry (or its token service) did not accept our identity:
     /// anonymous when no credentials were configured, or the configured ones.
     #[error(
-        "registry {registry} denied access to repo {repository} (HTTP {status}){}: {hint}",
+        "registry {registry} denied access to repo {repository} (HTTP {status}, tried {method}){}: {hint}",
         detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
     )]
     Unauthorized {
         registry: String,
         repository: String,
         status: u16,
+        /// Where the credentials came from ([`super::auth::AuthMethod`]),
+        /// never the secret.
+        method: String,
         detail: Option<String>,
         hint: &'static str,
     },
 
     /// 403: authenticated, but not allowed to pull.
     #[error(
-        "registry {registry} denied access to repo {repository} (HTTP {status}){}: \
+        "registry {registry} denied access to repo {repository} (HTTP {status}, tried {method}){}: \
          the worker's registry credentials lack pull permission on this repository",
         detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
     )]
@@ -132,7 +135,20 @@ pub enum ImageError {
         registry: String,
         repository: String,
         status: u16,
+        method: String,
         detail: Option<String>,
+    },
+
+    /// A credential source failed: a credential helper missing or failing,
+    /// a Docker config that cannot be read, `ecr:GetAuthorizationToken`
+    /// refused. `class` is the source's own judgement (a refusal is a
+    /// permission problem, a timeout an availability problem).
+    #[error("cannot get credentials for registry {registry} from {method}: {detail}")]
+    CredentialLookup {
+        registry: String,
+        method: String,
+        detail: String,
+        class: FailureClass,
     },
 
     #[error("image not found: {reference} ({what})")]
@@ -194,6 +210,7 @@ impl ImageError {
             | Self::PlatformNotFound { .. }
             | Self::Client(_) => FailureClass::Configuration,
             Self::Unauthorized { .. } | Self::Denied { .. } => FailureClass::Permission,
+            Self::CredentialLookup { class, .. } => *class,
             Self::NotFound { .. } => FailureClass::NotFound,
             Self::Unavailable { .. } => FailureClass::Unavailable,
             Self::DigestMismatch { .. }
@@ -217,12 +234,13 @@ mod tests {
             registry: "127.0.0.1:5000".into(),
             repository: "x".into(),
             status: 401,
+            method: "anonymous".into(),
             detail: None,
             hint: "check the worker's registry credentials",
         };
         assert_eq!(
             e.to_string(),
-            "registry 127.0.0.1:5000 denied access to repo x (HTTP 401): \
+            "registry 127.0.0.1:5000 denied access to repo x (HTTP 401, tried anonymous): \
              check the worker's registry credentials"
         );
         assert_eq!(e.failure_class(), FailureClass::Permission);

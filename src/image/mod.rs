@@ -12,6 +12,7 @@
 //! itself is a handful of GETs, and owning it lets every failure become an
 //! error that tells the pipeline operator what to do.
 
+pub mod auth;
 pub mod error;
 pub mod fs;
 pub mod layer;
@@ -31,6 +32,7 @@ use futures_util::{Stream, StreamExt, TryFutureExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+pub use auth::{AuthMethod, RegistryAuth};
 pub use error::{FailureClass, ImageError, ReferenceProblem};
 pub use fs::{FileEntry, FileTree};
 pub use manifest::{HistoryEntry, ImageConfig};
@@ -89,6 +91,9 @@ pub struct PullOptions {
     /// `host:port` entries reached over plain HTTP.
     pub insecure_registries: Vec<String>,
     pub credentials: Option<Credentials>,
+    /// The other credential sources (ECR, Docker config) and their caches;
+    /// clones share the caches.
+    pub auth: RegistryAuth,
     pub limits: Limits,
     pub user_agent: String,
 }
@@ -99,6 +104,7 @@ impl Default for PullOptions {
             platform: Platform::default(),
             insecure_registries: Vec::new(),
             credentials: None,
+            auth: RegistryAuth::default(),
             limits: Limits::default(),
             user_agent: concat!("scangate/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
@@ -211,6 +217,7 @@ fn client(reference: &ImageRef, opts: &PullOptions) -> Result<RegistryClient, Im
         &RegistryOptions {
             insecure_registries: &opts.insecure_registries,
             credentials: opts.credentials.as_ref(),
+            auth: &opts.auth,
             user_agent: &opts.user_agent,
             max_attempts: opts.limits.max_attempts,
             base_delay: opts.limits.retry_base_delay,

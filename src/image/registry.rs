@@ -1,8 +1,20 @@
 //! A Docker Registry HTTP API v2 / OCI distribution client for pulls: GET of
 //! manifests and blobs, with the three ways registries authenticate
-//! (anonymous, Basic, Bearer tokens from a token service), bounded retries
-//! of what is worth retrying, and registry answers turned into errors a
-//! pipeline operator can act on.
+//! (anonymous, Basic, Bearer tokens from a token service) and credentials
+//! from [`super::auth`], bounded retries of what is worth retrying, and
+//! registry answers turned into errors a pipeline operator can act on.
+//!
+//! Redirects (blob downloads from S3, CDNs) are followed here, not by
+//! reqwest, so that the rule is visible and tested: the `Authorization`
+//! header goes only to the registry's own scheme, host and port, never to
+//! where a redirect points elsewhere (the target URL carries its own
+//! signature, and our token or password is not its business).
+//!
+//! `SCANGATE_REGISTRY_RESOLVE` (comma list of `HOST=IP`) pins registry host
+//! names to addresses, like curl's `--resolve`: for registries reached under
+//! a name that DNS does not know (the ECR end-to-end tests use an
+//! ECR-shaped host name on 127.0.0.1; split-horizon networks). The port
+//! still comes from the reference.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,12 +23,20 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE,
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
+use super::auth::token::{DEFAULT_EXPIRES_IN, TokenKey};
+use super::auth::{AuthMethod, RegistryAuth, Resolved, Secret};
 use super::error::ImageError;
 use super::reference::ImageRef;
+
+/// See the module documentation.
+pub const RESOLVE_ENV: &str = "SCANGATE_REGISTRY_RESOLVE";
+const MAX_REDIRECTS: usize = 10;
+/// Token lifetimes beyond this are not believed.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 const HINT_NO_CREDENTIALS: &str = "the registry requires authentication and the worker has no \
     credentials for it: give the worker registry credentials (Docker config, \
@@ -84,10 +104,12 @@ enum AuthMode {
 
 struct AuthState {
     mode: AuthMode,
-    /// Bearer tokens by scope, so that blob requests reuse the token the
-    /// manifest request obtained.
-    tokens: HashMap<String, String>,
-    scope: Option<String>,
+    /// Found on the first 401; `None` until then.
+    resolved: Option<Resolved>,
+    /// The Bearer token in use, where it is cached, and whether it came
+    /// from the cache (a cached token the registry refuses is fetched anew
+    /// once; a fresh one that is refused is a refusal).
+    bearer: Option<(String, TokenKey, bool)>,
 }
 
 /// A client for one repository of one registry, for the duration of a pull.
@@ -98,7 +120,9 @@ pub(crate) struct RegistryClient {
     repository: String,
     /// The reference as the user wrote it (normalised), for "not found".
     image: String,
-    credentials: Option<Credentials>,
+    /// `SCANGATE_REGISTRY_USERNAME`/`_PASSWORD`, for [`RegistryAuth::resolve`].
+    configured: Option<Credentials>,
+    sources: RegistryAuth,
     insecure_hosts: Vec<String>,
     max_attempts: u32,
     base_delay: Duration,
@@ -108,6 +132,7 @@ pub(crate) struct RegistryClient {
 pub(crate) struct RegistryOptions<'a> {
     pub insecure_registries: &'a [String],
     pub credentials: Option<&'a Credentials>,
+    pub auth: &'a RegistryAuth,
     pub user_agent: &'a str,
     pub max_attempts: u32,
     pub base_delay: Duration,
@@ -132,10 +157,18 @@ impl RegistryClient {
             .collect();
         let insecure = insecure_hosts.contains(&reference.registry.to_ascii_lowercase());
         let scheme = if insecure { "http" } else { "https" };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(opts.user_agent)
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
+            // Followed by `get`, which decides where credentials go.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Ok(pins) = std::env::var(RESOLVE_ENV) {
+            for (host, addr) in parse_resolve(&pins).map_err(ImageError::Client)? {
+                builder = builder.resolve(&host, addr);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| ImageError::Client(error_chain(&e)))?;
         Ok(RegistryClient {
@@ -147,14 +180,15 @@ impl RegistryClient {
             ),
             repository: reference.repository.clone(),
             image: reference.to_string(),
-            credentials: opts.credentials.cloned(),
+            configured: opts.credentials.cloned(),
+            sources: opts.auth.clone(),
             insecure_hosts,
             max_attempts: opts.max_attempts.max(1),
             base_delay: opts.base_delay,
             auth: Mutex::new(AuthState {
                 mode: AuthMode::Anonymous,
-                tokens: HashMap::new(),
-                scope: None,
+                resolved: None,
+                bearer: None,
             }),
         })
     }
@@ -198,6 +232,9 @@ impl RegistryClient {
             if status.is_success() {
                 return Ok(resp);
             }
+            if status.is_redirection() && resp.headers().contains_key(LOCATION) {
+                return self.follow_redirects(resp, target, accept, small).await;
+            }
             let headers = resp.headers().clone();
             let errors = error_body(resp).await;
             match status {
@@ -213,6 +250,7 @@ impl RegistryClient {
                         registry: self.registry.clone(),
                         repository: self.repository.clone(),
                         status: status.as_u16(),
+                        method: self.method().to_string(),
                         detail: errors.message(),
                     });
                 }
@@ -290,30 +328,136 @@ impl RegistryClient {
         }
     }
 
+    /// Follows the `Location` of a redirect answer, up to
+    /// [`MAX_REDIRECTS`] hops. Credentials go only to the registry itself.
+    async fn follow_redirects(
+        &self,
+        first: Response,
+        target: Target<'_>,
+        accept: Option<&str>,
+        small: bool,
+    ) -> Result<Response, ImageError> {
+        let what = target.describe();
+        let protocol = |detail: String| ImageError::Protocol {
+            registry: self.registry.clone(),
+            what: what.clone(),
+            detail,
+        };
+        let registry_origin = Url::parse(&self.base)
+            .map_err(|e| ImageError::Client(e.to_string()))?
+            .origin();
+        let mut resp = first;
+        for _ in 0..MAX_REDIRECTS {
+            let location = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| protocol("a redirect with an unreadable Location".into()))?;
+            let next = resp
+                .url()
+                .join(location)
+                .map_err(|e| protocol(format!("redirect to an invalid Location: {e}")))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(protocol(format!("redirect to a {} URL", next.scheme())));
+            }
+            let same_origin = next.origin() == registry_origin;
+            tracing::debug!(registry = %self.registry, %what, to = %next.origin().ascii_serialization(), same_origin, "following a redirect");
+            resp = self
+                .send_retrying(&what, || {
+                    let mut req = self.http.get(next.clone());
+                    if let Some(a) = accept {
+                        req = req.header(ACCEPT, a);
+                    }
+                    if small {
+                        req = req.timeout(SMALL_REQUEST_TIMEOUT);
+                    }
+                    if same_origin {
+                        self.authorize(req)
+                    } else {
+                        req
+                    }
+                })
+                .await?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if status.is_redirection() && resp.headers().contains_key(LOCATION) {
+                continue;
+            }
+            let host = next.host_str().unwrap_or_default().to_owned();
+            let errors = error_body(resp).await;
+            if status == StatusCode::NOT_FOUND {
+                return Err(ImageError::NotFound {
+                    reference: self.image.clone(),
+                    what: errors.not_found_what(target),
+                });
+            }
+            return Err(protocol(format!(
+                "the redirect target {host} answered HTTP {}{}",
+                status.as_u16(),
+                errors
+                    .message()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )));
+        }
+        Err(protocol(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+
     fn authorize(&self, req: RequestBuilder) -> RequestBuilder {
         let state = self.auth.lock().expect("auth state lock");
-        match (state.mode, &self.credentials) {
-            (AuthMode::Basic, Some(c)) => req.basic_auth(&c.username, Some(&c.password)),
-            (AuthMode::Bearer, _) => match state.scope.as_ref().and_then(|s| state.tokens.get(s)) {
-                Some(token) => req.bearer_auth(token),
+        match state.mode {
+            AuthMode::Basic => match state.resolved.as_ref().and_then(Resolved::basic) {
+                Some(c) => req.basic_auth(&c.username, Some(&c.password)),
                 None => req,
             },
-            _ => req,
+            AuthMode::Bearer => match &state.bearer {
+                Some((token, _, _)) => req.bearer_auth(token),
+                None => req,
+            },
+            AuthMode::Anonymous => req,
         }
     }
 
+    /// What was tried, for errors.
+    fn method(&self) -> AuthMethod {
+        let state = self.auth.lock().expect("auth state lock");
+        state
+            .resolved
+            .as_ref()
+            .map(|r| r.method.clone())
+            .unwrap_or(AuthMethod::Anonymous)
+    }
+
     fn unauthorized(&self, status: StatusCode, detail: Option<String>) -> ImageError {
+        let method = self.method();
         ImageError::Unauthorized {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
             status: status.as_u16(),
-            detail,
-            hint: if self.credentials.is_some() {
-                HINT_CREDENTIALS
-            } else {
+            hint: if method == AuthMethod::Anonymous {
                 HINT_NO_CREDENTIALS
+            } else {
+                HINT_CREDENTIALS
             },
+            method: method.to_string(),
+            detail,
         }
+    }
+
+    /// The credentials for this registry, found on first need.
+    async fn resolved(&self) -> Result<Resolved, ImageError> {
+        if let Some(r) = &self.auth.lock().expect("auth state lock").resolved {
+            return Ok(r.clone());
+        }
+        let r = self
+            .sources
+            .resolve(&self.registry, self.configured.as_ref())
+            .await?;
+        tracing::debug!(registry = %self.registry, method = %r.method, "registry credentials");
+        self.auth.lock().expect("auth state lock").resolved = Some(r.clone());
+        Ok(r)
     }
 
     /// Reacts to a 401: gets a Bearer token, or switches to Basic.
@@ -328,12 +472,48 @@ impl RegistryClient {
             .filter_map(|v| v.to_str().ok())
             .flat_map(parse_challenges)
             .collect();
+        let resolved = self.resolved().await?;
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-            return self.fetch_token(bearer).await;
+            let scope = bearer
+                .params
+                .get("scope")
+                .cloned()
+                .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+            let key = TokenKey {
+                registry: self.registry.to_ascii_lowercase(),
+                scope,
+                identity: resolved.identity_key(),
+            };
+            let refused = {
+                let mut state = self.auth.lock().expect("auth state lock");
+                match state.bearer.take() {
+                    Some((_, k, from_cache)) if k == key => Some(from_cache),
+                    _ => None,
+                }
+            };
+            let cached = match refused {
+                // A token fetched just now for this very scope was refused.
+                Some(false) => {
+                    return Err(self.unauthorized(StatusCode::UNAUTHORIZED, errors.message()));
+                }
+                Some(true) => {
+                    self.sources.tokens().remove(&key);
+                    None
+                }
+                None => self.sources.tokens().get(&key),
+            };
+            let (token, from_cache) = match cached {
+                Some(t) => (t, true),
+                None => (self.fetch_token(bearer, &resolved, &key).await?, false),
+            };
+            let mut state = self.auth.lock().expect("auth state lock");
+            state.mode = AuthMode::Bearer;
+            state.bearer = Some((token, key, from_cache));
+            return Ok(());
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             let mut state = self.auth.lock().expect("auth state lock");
-            if self.credentials.is_some() && state.mode != AuthMode::Basic {
+            if resolved.basic().is_some() && state.mode != AuthMode::Basic {
                 state.mode = AuthMode::Basic;
                 return Ok(());
             }
@@ -341,7 +521,15 @@ impl RegistryClient {
         Err(self.unauthorized(StatusCode::UNAUTHORIZED, errors.message()))
     }
 
-    async fn fetch_token(&self, challenge: &Challenge) -> Result<(), ImageError> {
+    /// Gets a token from the service a Bearer challenge names: GET with
+    /// Basic credentials (or none), or the OAuth2 refresh-token POST for an
+    /// identity token. Caches it for its `expires_in`.
+    async fn fetch_token(
+        &self,
+        challenge: &Challenge,
+        resolved: &Resolved,
+        key: &TokenKey,
+    ) -> Result<String, ImageError> {
         let protocol = |detail: String| ImageError::Protocol {
             registry: self.registry.clone(),
             what: "authentication challenge".into(),
@@ -359,7 +547,7 @@ impl RegistryClient {
             (None, _) => return Err(protocol(format!("token realm {realm:?} has no host"))),
         };
         if url.scheme() != "https"
-            && self.credentials.is_some()
+            && resolved.secret.is_some()
             && !self
                 .insecure_hosts
                 .contains(&realm_host.to_ascii_lowercase())
@@ -373,28 +561,49 @@ impl RegistryClient {
                 self.registry
             )));
         }
-        let scope = challenge
-            .params
-            .get("scope")
-            .cloned()
-            .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-        {
+        let scope = key.scope.clone();
+        let service = challenge.params.get("service");
+        // The refresh token goes in a form body, never in a URL (URLs end
+        // up in logs and error chains).
+        let refresh_form = match &resolved.secret {
+            Some(Secret::IdentityToken(t)) => {
+                // reqwest's Url encodes a query exactly as a form body is.
+                let mut form = Url::parse("http://form.invalid/").expect("static URL");
+                form.query_pairs_mut()
+                    .append_pair("grant_type", "refresh_token")
+                    .extend_pairs(service.map(|s| ("service", s.as_str())))
+                    .append_pair("scope", &scope)
+                    .append_pair("client_id", "scangate")
+                    .append_pair("refresh_token", t);
+                Some(form.query().unwrap_or_default().to_owned())
+            }
+            _ => None,
+        };
+        if refresh_form.is_none() {
             let mut q = url.query_pairs_mut();
-            if let Some(service) = challenge.params.get("service") {
-                q.append_pair("service", service);
+            if let Some(s) = service {
+                q.append_pair("service", s);
             }
             q.append_pair("scope", &scope);
-            if let Some(c) = &self.credentials {
+            if let Some(c) = resolved.basic() {
                 q.append_pair("account", &c.username);
             }
         }
         let what = format!("token from {realm_host}");
         let resp = self
-            .send_retrying(&what, || {
-                let req = self.http.get(url.clone()).timeout(SMALL_REQUEST_TIMEOUT);
-                match &self.credentials {
-                    Some(c) => req.basic_auth(&c.username, Some(&c.password)),
-                    None => req,
+            .send_retrying(&what, || match &refresh_form {
+                Some(form) => self
+                    .http
+                    .post(url.clone())
+                    .timeout(SMALL_REQUEST_TIMEOUT)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(form.clone()),
+                None => {
+                    let req = self.http.get(url.clone()).timeout(SMALL_REQUEST_TIMEOUT);
+                    match resolved.basic() {
+                        Some(c) => req.basic_auth(&c.username, Some(&c.password)),
+                        None => req,
+                    }
                 }
             })
             .await?;
@@ -436,19 +645,27 @@ impl RegistryClient {
             token: Option<String>,
             #[serde(default)]
             access_token: Option<String>,
+            #[serde(default)]
+            expires_in: Option<u64>,
         }
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| protocol(format!("token response is not valid JSON: {e}")))?;
         let token = parsed
             .token
+            .filter(|t| !t.is_empty())
             .or(parsed.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| protocol("token response has no token".into()))?;
-        let mut state = self.auth.lock().expect("auth state lock");
-        state.mode = AuthMode::Bearer;
-        state.tokens.insert(scope.clone(), token);
-        state.scope = Some(scope);
-        Ok(())
+        let lifetime = parsed
+            .expires_in
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_EXPIRES_IN)
+            .min(MAX_TOKEN_LIFETIME);
+        self.sources
+            .tokens()
+            .insert(key.clone(), token.clone(), lifetime);
+        Ok(token)
     }
 
     /// Sends, retrying connection failures, 429 and 5xx with exponential
@@ -517,6 +734,25 @@ impl RegistryClient {
             chain
         }
     }
+}
+
+/// `HOST=IP[,HOST=IP…]` (see the module documentation).
+fn parse_resolve(spec: &str) -> Result<Vec<(String, std::net::SocketAddr)>, String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let bad = || format!("{RESOLVE_ENV}: {entry:?} is not HOST=IP");
+            let (host, ip) = entry.split_once('=').ok_or_else(bad)?;
+            let ip: std::net::IpAddr = ip.trim().parse().map_err(|_| bad())?;
+            let host = host.trim().to_ascii_lowercase();
+            if host.is_empty() || host.contains(['/', ':']) {
+                return Err(bad());
+            }
+            // Port 0: the port of the URL is used.
+            Ok((host, std::net::SocketAddr::new(ip, 0)))
+        })
+        .collect()
 }
 
 fn retryable(status: StatusCode) -> bool {
