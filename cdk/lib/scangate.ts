@@ -1,0 +1,493 @@
+import * as path from 'path';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Size, Stack, Token } from 'aws-cdk-lib';
+import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+/** CodePipeline's action categories (DESIGN.md: SCANGATE_CATEGORY). */
+export const ACTION_CATEGORIES = ['Source', 'Build', 'Deploy', 'Test', 'Invoke', 'Approval', 'Compute'] as const;
+export type ActionCategory = (typeof ACTION_CATEGORIES)[number];
+
+/**
+ * The custom action type's configuration properties: DESIGN.md, "The custom
+ * action type". None is required (ImageUrl falls back to the input
+ * artifact, the thresholds have defaults) and none is queryable: CodePipeline
+ * only accepts a queryable property that is also required, and the worker
+ * polls for every job of its action type.
+ */
+export const ACTION_PROPERTIES: ReadonlyArray<{ name: string; type: 'String' | 'Number' | 'Boolean'; description: string }> = [
+  {
+    name: 'ImageUrl',
+    type: 'String',
+    description: 'Image to scan, usually #{BuildVariables.IMAGE_URL}. Default: imageDetail.json or imagedefinitions.json in the input artifact',
+  },
+  { name: 'CriticalThreshold', type: 'Number', description: 'CRITICAL findings allowed; the gate fails when there are more. Default 0' },
+  { name: 'HighThreshold', type: 'Number', description: 'HIGH findings allowed; the gate fails when there are more. Default 0' },
+  { name: 'MediumThreshold', type: 'Number', description: 'MEDIUM findings allowed; the gate fails when there are more. Default unlimited' },
+  { name: 'LowThreshold', type: 'Number', description: 'LOW findings allowed; the gate fails when there are more. Default unlimited' },
+  { name: 'FixableOnly', type: 'Boolean', description: 'Thresholds count only findings that have a fixed version. Default false' },
+  { name: 'PolicyFile', type: 'String', description: 'Path of a policy file (YAML or JSON) inside the input artifact; the properties above override it' },
+  { name: 'Platform', type: 'String', description: 'Which image of a multi-platform index to scan. Default linux/amd64' },
+  {
+    name: 'Engine',
+    type: 'String',
+    description: 'inspector (native SBOM + Inspector ScanSbom, the default), ecr-basic or ecr-enhanced',
+  },
+];
+
+/** Fargate allows at most 120 s between SIGTERM and SIGKILL. */
+const MAX_STOP_TIMEOUT = Duration.seconds(120);
+/** Room between the worker's own grace period and SIGKILL to send the last results. */
+const STOP_MARGIN = Duration.seconds(20);
+
+export interface ScanGateProps {
+  /** Custom action type provider; the owner is always `Custom`. @default 'ScanGate' */
+  readonly provider?: string;
+  /** Action category. @default 'Test' */
+  readonly category?: ActionCategory;
+  /**
+   * Action type version. A custom action type cannot be changed in place:
+   * bump this when the properties or the URL templates change.
+   * @default '1'
+   */
+  readonly actionVersion?: string;
+
+  /**
+   * The worker image. Give either this or `imageUri`; with neither, the
+   * image is built from the repository's Dockerfile at deploy time (needs
+   * Docker where `cdk deploy` runs).
+   */
+  readonly image?: ecs.ContainerImage;
+  /** A pushed worker image, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/scangate:1.2.0`. */
+  readonly imageUri?: string;
+  /**
+   * The container health check runs `bash` with its `/dev/tcp` device
+   * against `/healthz`, because the image from the repository's Dockerfile
+   * (debian:bookworm-slim) has bash but neither curl nor wget. Turn it off
+   * for an image without bash.
+   * @default true
+   */
+  readonly containerHealthCheck?: boolean;
+
+  /** The VPC for the workers. @default a new VPC: 2 AZs, public subnets and private subnets with one NAT gateway */
+  readonly vpc?: ec2.IVpc;
+  /** Where the tasks run; they need outbound HTTPS (registries, AWS APIs). @default private subnets with egress */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /** An existing cluster (must be in `vpc`). @default a new cluster */
+  readonly cluster?: ecs.ICluster;
+
+  /** Task CPU units. The worker streams layers and needs little CPU. @default 512 (0.5 vCPU) */
+  readonly cpu?: number;
+  /** Task memory in MiB. @default 1024 */
+  readonly memoryLimitMiB?: number;
+  /** Jobs one worker processes at once (SCANGATE_CONCURRENCY). @default 2 */
+  readonly concurrency?: number;
+  /**
+   * How long a stopping worker may finish in-flight jobs
+   * (SCANGATE_SHUTDOWN_GRACE). The container's stop timeout is this plus
+   * 20 s, and Fargate caps that at 120 s.
+   * @default 100 seconds
+   */
+  readonly shutdownGrace?: Duration;
+  /** Port of /healthz, /metrics and /jobs (SCANGATE_HEALTH_ADDR is 0.0.0.0:PORT). @default 8080 */
+  readonly healthPort?: number;
+  /** More worker environment (e.g. SCANGATE_POLL_INTERVAL, RUST_LOG). Overrides nothing set here. */
+  readonly environment?: Record<string, string>;
+
+  /** Fewest workers. @default 1 */
+  readonly minWorkers?: number;
+  /** Most workers. @default 4 */
+  readonly maxWorkers?: number;
+  /**
+   * Tasks at creation. Left unset, CloudFormation keeps the running count on
+   * updates so a deploy does not undo auto-scaling.
+   * @default undefined (1 at creation, then auto-scaling's choice)
+   */
+  readonly desiredCount?: number;
+  /** Average CPU the target-tracking policy aims for. @default 60 */
+  readonly targetCpuUtilization?: number;
+  /**
+   * Let auto-scaling remove workers. A worker removed by scale-in gets
+   * SIGTERM and fails the jobs it cannot finish within `shutdownGrace`.
+   * @default true
+   */
+  readonly scaleIn?: boolean;
+
+  /** Key prefix of the reports inside the bucket (no leading slash). @default '' */
+  readonly reportsPrefix?: string;
+  /** Delete reports after this long. @default 400 days */
+  readonly reportsExpiration?: Duration;
+  /** Keep old object versions (deleted after 30 days). @default false */
+  readonly reportsVersioned?: boolean;
+  /**
+   * Base of the S3 console links in the action's URL templates.
+   * @default 'https://s3.console.aws.amazon.com/s3' (the `aws` partition)
+   */
+  readonly reportsConsoleUrl?: string;
+  /** Encrypt the reports bucket with this KMS key. @default S3-managed keys (SSE-S3) */
+  readonly reportsEncryptionKey?: kms.IKey;
+
+  /**
+   * ECR repositories the worker may pull from (cross-account ones too, if
+   * their repository policy allows this account).
+   * @default every repository of this account and region
+   */
+  readonly ecrRepositoryArns?: string[];
+
+  /** @default three months */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * scangate as a CodePipeline custom action: the action type, the reports
+ * bucket and an auto-scaled ECS Fargate service of workers that poll
+ * CodePipeline for the action type's jobs. CodePipeline queues the jobs and
+ * hands each to one poller, so more workers means more throughput and no
+ * coordination between them is needed.
+ */
+export class ScanGate extends Construct {
+  public readonly actionType: codepipeline.CfnCustomActionType;
+  public readonly provider: string;
+  public readonly category: ActionCategory;
+  public readonly actionVersion: string;
+  public readonly reportsBucket: s3.Bucket;
+  /** `s3://bucket/prefix`, the worker's SCANGATE_REPORTS */
+  public readonly reportsUri: string;
+  public readonly cluster: ecs.ICluster;
+  public readonly service: ecs.FargateService;
+  public readonly taskDefinition: ecs.FargateTaskDefinition;
+  public readonly container: ecs.ContainerDefinition;
+  public readonly logGroup: logs.LogGroup;
+  public readonly taskRole: iam.Role;
+
+  constructor(scope: Construct, id: string, props: ScanGateProps = {}) {
+    super(scope, id);
+
+    this.provider = props.provider ?? 'ScanGate';
+    this.category = props.category ?? 'Test';
+    this.actionVersion = props.actionVersion ?? '1';
+    validate(props, this.category);
+
+    const prefix = normalizePrefix(props.reportsPrefix ?? '');
+    const shutdownGrace = props.shutdownGrace ?? Duration.seconds(100);
+    const healthPort = props.healthPort ?? 8080;
+
+    // Reports: job records, SBOMs, findings, rendered reports.
+    this.reportsBucket = new s3.Bucket(this, 'Reports', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      encryption: props.reportsEncryptionKey ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
+      encryptionKey: props.reportsEncryptionKey,
+      // one data key per bucket instead of one KMS call per object
+      bucketKeyEnabled: props.reportsEncryptionKey ? true : undefined,
+      versioned: props.reportsVersioned ?? false,
+      lifecycleRules: [
+        {
+          id: 'expire-reports',
+          expiration: props.reportsExpiration ?? Duration.days(400),
+          noncurrentVersionExpiration: props.reportsVersioned ? Duration.days(30) : undefined,
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
+      // audit trail of past gate decisions: never deleted with the stack
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.reportsUri = `s3://${this.reportsBucket.bucketName}/${prefix}`;
+
+    // The action type. {ExternalExecutionId} is the job id (the worker sets
+    // it so), which is also the directory of the job's reports.
+    // S3 console links of the `aws` partition; see reportsConsoleUrl for others.
+    const s3Console = props.reportsConsoleUrl ?? 'https://s3.console.aws.amazon.com/s3';
+    this.actionType = new codepipeline.CfnCustomActionType(this, 'ActionType', {
+      category: this.category,
+      provider: this.provider,
+      version: this.actionVersion,
+      configurationProperties: ACTION_PROPERTIES.map((p) => ({
+        name: p.name,
+        type: p.type,
+        description: p.description,
+        key: false,
+        required: false,
+        secret: false,
+        queryable: false,
+      })),
+      inputArtifactDetails: { minimumCount: 0, maximumCount: 1 },
+      outputArtifactDetails: { minimumCount: 0, maximumCount: 1 },
+      settings: {
+        entityUrlTemplate: `${s3Console}/buckets/${this.reportsBucket.bucketName}?region=${Stack.of(this).region}&prefix=${prefix}jobs/`,
+        executionUrlTemplate: `${s3Console}/object/${this.reportsBucket.bucketName}?region=${Stack.of(this).region}&prefix=${prefix}jobs/{ExternalExecutionId}/report.html`,
+      },
+    });
+
+    // Network and cluster.
+    const vpc =
+      props.vpc ??
+      props.cluster?.vpc ??
+      new ec2.Vpc(this, 'Vpc', {
+        maxAzs: 2,
+        natGateways: 1,
+        subnetConfiguration: [
+          { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+          { name: 'workers', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+        ],
+      });
+    this.cluster = props.cluster ?? new ecs.Cluster(this, 'Cluster', { vpc });
+
+    // Least-privilege task role (README.md, "IAM").
+    this.taskRole = new iam.Role(this, 'TaskRole', {
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
+      description: 'scangate worker: CodePipeline custom action jobs, Inspector ScanSbom, ECR pulls, reports bucket',
+    });
+    this.grantWorkerPermissions(this.taskRole, prefix, props);
+
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDef', {
+      cpu: props.cpu ?? 512,
+      memoryLimitMiB: props.memoryLimitMiB ?? 1024,
+      taskRole: this.taskRole,
+      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+    });
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const stopTimeout = Duration.seconds(shutdownGrace.toSeconds() + STOP_MARGIN.toSeconds());
+    this.container = this.taskDefinition.addContainer('worker', {
+      image: workerImage(props),
+      command: ['worker'],
+      environment: {
+        ...props.environment,
+        SCANGATE_PROVIDER: this.provider,
+        SCANGATE_CATEGORY: this.category,
+        SCANGATE_ACTION_VERSION: this.actionVersion,
+        SCANGATE_CONCURRENCY: String(props.concurrency ?? 2),
+        SCANGATE_REPORTS: this.reportsUri,
+        SCANGATE_HEALTH_ADDR: `0.0.0.0:${healthPort}`,
+        SCANGATE_SHUTDOWN_GRACE: `${shutdownGrace.toSeconds()}s`,
+        SCANGATE_LOG_FORMAT: 'json',
+      },
+      logging: ecs.LogDrivers.awsLogs({
+        logGroup: this.logGroup,
+        streamPrefix: 'scangate',
+        // a slow CloudWatch must not stall the worker's stderr
+        mode: ecs.AwsLogDriverMode.NON_BLOCKING,
+        maxBufferSize: Size.mebibytes(25),
+      }),
+      portMappings: [{ containerPort: healthPort, name: 'health' }],
+      healthCheck: props.containerHealthCheck === false ? undefined : healthCheck(healthPort),
+      stopTimeout,
+      // the worker keeps images, SBOMs and reports in memory; nothing is written to disk
+      readonlyRootFilesystem: true,
+    });
+
+    // No inbound rule: /healthz is checked from inside the task.
+    const securityGroup = new ec2.SecurityGroup(this, 'WorkerSecurityGroup', {
+      vpc,
+      description: 'scangate workers: outbound only (registries, AWS APIs)',
+      allowAllOutbound: true,
+    });
+
+    this.service = new ecs.FargateService(this, 'Service', {
+      cluster: this.cluster,
+      taskDefinition: this.taskDefinition,
+      desiredCount: props.desiredCount,
+      vpcSubnets: props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [securityGroup],
+      assignPublicIp: false,
+      // a rolling deploy starts new workers before stopping old ones, so
+      // polling never pauses; old ones drain within the stop timeout
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      circuitBreaker: { rollback: true },
+      propagateTags: ecs.PropagatedTagSource.SERVICE,
+    });
+
+    // CodePipeline has no queue-depth metric to scale on; busy workers burn
+    // CPU on layer decompression and cataloguing, so CPU is the proxy.
+    const scaling = this.service.autoScaleTaskCount({
+      minCapacity: props.minWorkers ?? 1,
+      maxCapacity: props.maxWorkers ?? 4,
+    });
+    scaling.scaleOnCpuUtilization('Cpu', {
+      targetUtilizationPercent: props.targetCpuUtilization ?? 60,
+      scaleOutCooldown: Duration.seconds(60),
+      // slow scale-in: removing a worker interrupts its jobs
+      scaleInCooldown: Duration.minutes(10),
+      disableScaleIn: props.scaleIn === false,
+    });
+  }
+
+  /** Action type ARN, the only resource PollForJobs can be scoped to. */
+  public get actionTypeArn(): string {
+    return actionTypeArn(Stack.of(this), this.category, this.provider, this.actionVersion);
+  }
+
+  private grantWorkerPermissions(role: iam.Role, prefix: string, props: ScanGateProps): void {
+    const stack = Stack.of(this);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PollOwnActionType',
+        actions: ['codepipeline:PollForJobs'],
+        resources: [actionTypeArn(stack, this.category, this.provider, this.actionVersion)],
+      }),
+    );
+    // IAM has no resource type for these: a job id is not an ARN. The job id
+    // and nonce come from PollForJobs, which is scoped above.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'AnswerJobs',
+        actions: [
+          'codepipeline:AcknowledgeJob',
+          'codepipeline:GetJobDetails',
+          'codepipeline:PutJobSuccessResult',
+          'codepipeline:PutJobFailureResult',
+        ],
+        resources: ['*'],
+      }),
+    );
+    // ScanSbom takes a document and reads no AWS resource: no resource type.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'ScanSbom', actions: ['inspector-scan:ScanSbom'], resources: ['*'] }),
+    );
+    // The registry token is account-wide by design: no resource type.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'EcrToken', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'EcrPull',
+        actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+        resources: props.ecrRepositoryArns?.length
+          ? props.ecrRepositoryArns
+          : [stack.formatArn({ service: 'ecr', resource: 'repository', resourceName: '*' })],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReportsReadWrite',
+        actions: ['s3:PutObject', 's3:GetObject'],
+        resources: [this.reportsBucket.arnForObjects(`${prefix}*`)],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReportsList',
+        actions: ['s3:ListBucket'],
+        resources: [this.reportsBucket.bucketArn],
+        conditions: prefix ? { StringLike: { 's3:prefix': [`${prefix}*`] } } : undefined,
+      }),
+    );
+    if (props.reportsEncryptionKey) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReportsKey',
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [props.reportsEncryptionKey.keyArn],
+        }),
+      );
+    }
+    // Input and output artifacts are read and written with the temporary
+    // credentials PollForJobs returns for each job, so the role needs no
+    // access to the pipelines' artifact buckets.
+  }
+}
+
+/** `arn:PARTITION:codepipeline:REGION:ACCOUNT:actiontype:Custom/CATEGORY/PROVIDER/VERSION` */
+export function actionTypeArn(stack: Stack, category: string, provider: string, version: string): string {
+  return stack.formatArn({
+    service: 'codepipeline',
+    resource: 'actiontype',
+    resourceName: `Custom/${category}/${provider}/${version}`,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+}
+
+/** The repository root: the Dockerfile and the sources it copies. */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+function workerImage(props: ScanGateProps): ecs.ContainerImage {
+  if (props.image) return props.image;
+  if (props.imageUri) return ecs.ContainerImage.fromRegistry(props.imageUri);
+  return ecs.ContainerImage.fromAsset(REPO_ROOT, {
+    file: 'Dockerfile',
+    platform: Platform.LINUX_AMD64,
+    // Only what the Dockerfile copies: the repository root also holds
+    // target/ (gigabytes of build output and image corpus) and this app's
+    // node_modules, which would otherwise be hashed and staged into cdk.out.
+    exclude: ['*', '!Dockerfile', '!Cargo.toml', '!Cargo.lock', '!src', '!integration-tests', 'integration-tests/target'],
+  });
+}
+
+/**
+ * `/healthz` over bash's /dev/tcp: the image has no curl or wget, and the
+ * scangate binary has no probe subcommand. HTTP/1.0 makes the server close
+ * the connection, so the read ends.
+ */
+function healthCheck(port: number): ecs.HealthCheck {
+  const script =
+    `exec 3<>/dev/tcp/127.0.0.1/${port} && ` +
+    `printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && ` +
+    `read -r status <&3 && [[ $status == HTTP/1.?' 200 '* ]]`;
+  return {
+    command: ['CMD', '/bin/bash', '-c', script],
+    interval: Duration.seconds(30),
+    timeout: Duration.seconds(5),
+    retries: 3,
+    startPeriod: Duration.seconds(30),
+  };
+}
+
+function normalizePrefix(prefix: string): string {
+  const p = prefix.replace(/^\/+|\/+$/g, '');
+  return p ? `${p}/` : '';
+}
+
+function validate(props: ScanGateProps, category: string): void {
+  if (props.image && props.imageUri) {
+    throw new Error('ScanGate: give image or imageUri, not both');
+  }
+  if (!(ACTION_CATEGORIES as readonly string[]).includes(category)) {
+    throw new Error(`ScanGate: unknown action category ${JSON.stringify(category)}; one of ${ACTION_CATEGORIES.join(', ')}`);
+  }
+  const grace = props.shutdownGrace;
+  if (grace && !Token.isUnresolved(grace.toSeconds()) && grace.toSeconds() + STOP_MARGIN.toSeconds() > MAX_STOP_TIMEOUT.toSeconds()) {
+    throw new Error(
+      `ScanGate: shutdownGrace ${grace.toSeconds()} s plus ${STOP_MARGIN.toSeconds()} s margin exceeds Fargate's ${MAX_STOP_TIMEOUT.toSeconds()} s stop timeout`,
+    );
+  }
+  const min = props.minWorkers ?? 1;
+  const max = props.maxWorkers ?? 4;
+  if (min < 0 || max < 1 || min > max) {
+    throw new Error(`ScanGate: need 0 <= minWorkers <= maxWorkers and maxWorkers >= 1 (got ${min}..${max})`);
+  }
+  const c = props.concurrency ?? 2;
+  if (!Number.isInteger(c) || c < 1 || c > 64) {
+    throw new Error(`ScanGate: concurrency must be an integer in 1..64 (got ${c}), as the worker accepts`);
+  }
+  if (props.reportsPrefix !== undefined && /[{}?&#]/.test(props.reportsPrefix)) {
+    throw new Error(`ScanGate: reportsPrefix ${JSON.stringify(props.reportsPrefix)} would break the report URLs`);
+  }
+}
+
+/** CfnOutputs of the things a pipeline author and an operator need. */
+export function addOutputs(scope: Construct, gate: ScanGate): void {
+  new CfnOutput(scope, 'ReportsBucketName', { value: gate.reportsBucket.bucketName, description: 'Reports bucket' });
+  new CfnOutput(scope, 'ReportsUri', { value: gate.reportsUri, description: 'SCANGATE_REPORTS of the workers' });
+  new CfnOutput(scope, 'ActionTypeId', {
+    value: `Custom/${gate.category}/${gate.provider}/${gate.actionVersion}`,
+    description: 'Action type owner/category/provider/version for pipeline actions',
+  });
+  new CfnOutput(scope, 'ActionTypeArn', { value: gate.actionTypeArn });
+  new CfnOutput(scope, 'ServiceName', { value: gate.service.serviceName, description: 'ECS service of the workers' });
+  new CfnOutput(scope, 'ClusterName', { value: gate.cluster.clusterName });
+  new CfnOutput(scope, 'LogGroupName', { value: gate.logGroup.logGroupName });
+}
