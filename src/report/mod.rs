@@ -168,6 +168,12 @@ impl ReportStore {
         record["counts"] = json!(d.counts);
         record["highest_severity"] = json!(d.highest);
         record["violations"] = json!(d.violations);
+        // The policy file's effect, so a PASS can be audited later: what was
+        // suppressed and why, and which ignore rules need attention.
+        record["suppressed"] = json!(d.suppressed);
+        record["suppressions"] = json!(d.suppressions);
+        record["expired_rules"] = json!(d.expired_rules);
+        record["stale_rules"] = json!(d.stale_rules);
         record["packages"] = json!(r.packages);
         record["sbom_components"] = json!(r.sbom_components);
         record["scan_calls"] = json!(r.result.calls);
