@@ -3,6 +3,7 @@ import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Size, Stack, Token } fro
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -262,7 +263,7 @@ export class ScanGate extends Construct {
 
     const stopTimeout = Duration.seconds(shutdownGrace.toSeconds() + STOP_MARGIN.toSeconds());
     this.container = this.taskDefinition.addContainer('worker', {
-      image: workerImage(props),
+      image: workerImage(this, props),
       command: ['worker'],
       environment: {
         ...props.environment,
@@ -414,17 +415,39 @@ export function actionTypeArn(stack: Stack, category: string, provider: string, 
 /** The repository root: the Dockerfile and the sources it copies. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
-function workerImage(props: ScanGateProps): ecs.ContainerImage {
+function workerImage(scope: Construct, props: ScanGateProps): ecs.ContainerImage {
   if (props.image) return props.image;
-  if (props.imageUri) return ecs.ContainerImage.fromRegistry(props.imageUri);
+  if (props.imageUri) {
+    // A private ECR image needs pull permissions on the execution role,
+    // which fromRegistry does not grant; fromEcrRepository does.
+    const ecrImage = parseEcrImageUri(props.imageUri);
+    if (ecrImage) {
+      const repo = ecr.Repository.fromRepositoryArn(scope, 'WorkerImageRepository', ecrImage.repositoryArn);
+      return ecs.ContainerImage.fromEcrRepository(repo, ecrImage.tagOrDigest);
+    }
+    return ecs.ContainerImage.fromRegistry(props.imageUri);
+  }
   return ecs.ContainerImage.fromAsset(REPO_ROOT, {
     file: 'Dockerfile',
     platform: Platform.LINUX_AMD64,
     // Only what the Dockerfile copies: the repository root also holds
     // target/ (gigabytes of build output and image corpus) and this app's
     // node_modules, which would otherwise be hashed and staged into cdk.out.
+    // test/app.test.ts checks this list against the Dockerfile's COPY lines.
     exclude: ['*', '!Dockerfile', '!Cargo.toml', '!Cargo.lock', '!src', '!integration-tests', 'integration-tests/target'],
   });
+}
+
+/**
+ * `ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPO[:TAG|@sha256:…]` as a
+ * repository ARN and a tag or digest; undefined for any other registry.
+ */
+export function parseEcrImageUri(uri: string): { repositoryArn: string; tagOrDigest: string } | undefined {
+  const m = /^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?\/([a-z0-9][a-z0-9._\/-]*?)(?:@(sha256:[a-f0-9]{64})|:([\w][\w.-]{0,127}))?$/.exec(uri);
+  if (!m) return undefined;
+  const [, account, region, cn, repo, digest, tag] = m;
+  const partition = cn ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
+  return { repositoryArn: `arn:${partition}:ecr:${region}:${account}:repository/${repo}`, tagOrDigest: digest ?? tag ?? 'latest' };
 }
 
 /**

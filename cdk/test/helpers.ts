@@ -9,6 +9,8 @@ const cdkJson = require('../cdk.json') as { context: Record<string, unknown> };
 export const ACCOUNT = '123456789012';
 export const REGION = 'eu-west-1';
 export const IMAGE_URI = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/scangate:test`;
+/** IMAGE_URI as the template writes it (through the ECR repository, see flat()). */
+export const IMAGE_IN_TEMPLATE = `${ACCOUNT}.dkr.ecr.${REGION}.\${AWS::URLSuffix}/scangate:test`;
 
 export function newApp(context: Record<string, unknown> = {}): App {
   return new App({ context: { ...cdkJson.context, ...context } });

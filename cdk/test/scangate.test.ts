@@ -3,8 +3,8 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { ScanGate } from '../lib/scangate';
-import { ACCOUNT, IMAGE_URI, flat, newApp, only, REGION, roleStatements, synth } from './helpers';
+import { parseEcrImageUri, ScanGate } from '../lib/scangate';
+import { ACCOUNT, IMAGE_IN_TEMPLATE, IMAGE_URI, flat, newApp, only, REGION, roleStatements, synth } from './helpers';
 
 /**
  * DESIGN.md, "The custom action type": kept in sync by hand on purpose, so
@@ -229,7 +229,7 @@ describe('worker service', () => {
     expect([td.Cpu, td.Memory]).toEqual(['512', '1024']);
     expect(td.RequiresCompatibilities).toEqual(['FARGATE']);
     const c = td.ContainerDefinitions[0];
-    expect(c.Image).toBe(IMAGE_URI);
+    expect(flat(c.Image)).toBe(IMAGE_IN_TEMPLATE);
     expect(c.Command).toEqual(['worker']);
     // covers SCANGATE_SHUTDOWN_GRACE (100 s) and is Fargate's maximum
     expect(c.StopTimeout).toBe(120);
@@ -324,4 +324,44 @@ describe('worker service', () => {
     const policy = only(template, 'AWS::ApplicationAutoScaling::ScalingPolicy').Properties;
     expect(policy.TargetTrackingScalingPolicyConfiguration.DisableScaleIn).toBe(true);
   });
+});
+
+describe('worker image', () => {
+  function executionRoleStatements(imageUri: string) {
+    const { template, gate, stack } = synth({ imageUri });
+    const role = stack.getLogicalId(gate.taskDefinition.executionRole!.node.defaultChild as any);
+    const image = only(template, 'AWS::ECS::TaskDefinition').Properties.ContainerDefinitions[0].Image;
+    return { image: flat(image), list: roleStatements(template, role) };
+  }
+
+  test('a private ECR image gives the execution role pull rights on exactly that repository', () => {
+    const digest = 'sha256:' + 'ab'.repeat(32);
+    const { image, list } = executionRoleStatements(`210987654321.dkr.ecr.us-east-1.amazonaws.com/team/scangate@${digest}`);
+    expect(image).toBe(`210987654321.dkr.ecr.us-east-1.\${AWS::URLSuffix}/team/scangate@${digest}`);
+    const pull = list.find((s) => s.Action.includes('ecr:BatchGetImage'))!;
+    expect(pull.Resource).toEqual(['arn:aws:ecr:us-east-1:210987654321:repository/team/scangate']);
+    expect(list.find((s) => s.Action.includes('ecr:GetAuthorizationToken'))!.Resource).toEqual(['*']);
+  });
+
+  test('another registry is used as given, with no ECR rights', () => {
+    const { image, list } = executionRoleStatements('ghcr.io/acme/scangate:1.2.0');
+    expect(image).toBe('ghcr.io/acme/scangate:1.2.0');
+    expect(list.flatMap((s) => s.Action).filter((a) => a.startsWith('ecr:'))).toEqual([]);
+  });
+
+  test.each([
+    ['123456789012.dkr.ecr.eu-west-1.amazonaws.com/scangate', 'arn:aws:ecr:eu-west-1:123456789012:repository/scangate', 'latest'],
+    ['123456789012.dkr.ecr.eu-west-1.amazonaws.com/a/b:v1.2', 'arn:aws:ecr:eu-west-1:123456789012:repository/a/b', 'v1.2'],
+    ['123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/s:1', 'arn:aws-cn:ecr:cn-north-1:123456789012:repository/s', '1'],
+    ['123456789012.dkr.ecr.us-gov-west-1.amazonaws.com/s:1', 'arn:aws-us-gov:ecr:us-gov-west-1:123456789012:repository/s', '1'],
+  ])('parseEcrImageUri(%s)', (uri, repositoryArn, tagOrDigest) => {
+    expect(parseEcrImageUri(uri)).toEqual({ repositoryArn, tagOrDigest });
+  });
+
+  test.each(['public.ecr.aws/acme/scangate:1', 'debian:bookworm', 'localhost:5000/scangate:1', '12345.dkr.ecr.eu-west-1.amazonaws.com/x:1'])(
+    'parseEcrImageUri(%s) is not a private ECR image',
+    (uri) => {
+      expect(parseEcrImageUri(uri)).toBeUndefined();
+    },
+  );
 });
