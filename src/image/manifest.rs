@@ -202,6 +202,61 @@ fn check_digest(d: &str) -> Result<(), ManifestProblem> {
         .map_err(|p| ManifestProblem::Unsupported(format!("descriptor {d:?}: {p}")))
 }
 
+/// OCI annotations naming the image this one was built on
+/// (image-spec `annotations.md`); BuildKit sets them on the manifest, and
+/// some pipelines set the same keys as config labels.
+pub const BASE_NAME_ANNOTATION: &str = "org.opencontainers.image.base.name";
+pub const BASE_DIGEST_ANNOTATION: &str = "org.opencontainers.image.base.digest";
+
+/// The base image an image names for itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseAnnotation {
+    /// `org.opencontainers.image.base.name`, e.g. `docker.io/library/debian:bookworm`.
+    pub name: String,
+    /// `org.opencontainers.image.base.digest`, when set and well formed.
+    pub digest: Option<String>,
+    /// Taken from config labels rather than manifest annotations.
+    pub from_labels: bool,
+}
+
+impl BaseAnnotation {
+    /// The manifest's annotations win over the config's labels: they are
+    /// what the builder that resolved the base wrote. Values are untrusted
+    /// input; a malformed digest is dropped rather than failing the scan.
+    pub fn find(
+        annotations: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<BaseAnnotation> {
+        [(annotations, false), (labels, true)]
+            .into_iter()
+            .find_map(|(map, from_labels)| {
+                let name = map.get(BASE_NAME_ANNOTATION)?.trim();
+                if name.is_empty() {
+                    return None;
+                }
+                let digest = map
+                    .get(BASE_DIGEST_ANNOTATION)
+                    .map(|d| d.trim())
+                    .filter(|d| parse_digest(d).is_ok())
+                    .map(str::to_owned);
+                Some(BaseAnnotation {
+                    name: name.to_owned(),
+                    digest,
+                    from_labels,
+                })
+            })
+    }
+
+    /// The reference to resolve: the name pinned to the digest when there is
+    /// one (a tag may have moved since the build; the digest has not).
+    pub fn reference(&self) -> String {
+        match &self.digest {
+            Some(d) if !self.name.contains('@') => format!("{}@{d}", self.name),
+            _ => self.name.clone(),
+        }
+    }
+}
+
 /// The parts of the image configuration that scanning and reports use.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageConfig {
@@ -285,6 +340,44 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_annotations_from_the_manifest_then_the_labels() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let ann = m(&[
+            (BASE_NAME_ANNOTATION, "docker.io/library/debian:bookworm"),
+            (BASE_DIGEST_ANNOTATION, &d),
+        ]);
+        let labels = m(&[(BASE_NAME_ANNOTATION, "alpine:3")]);
+        let b = BaseAnnotation::find(&ann, &labels).unwrap();
+        assert!(!b.from_labels);
+        assert_eq!(
+            b.reference(),
+            format!("docker.io/library/debian:bookworm@{d}")
+        );
+        let b = BaseAnnotation::find(&BTreeMap::new(), &labels).unwrap();
+        assert!(b.from_labels);
+        assert_eq!(b.reference(), "alpine:3");
+        // A malformed digest is dropped; a digest without a name is no base.
+        let bad = m(&[
+            (BASE_NAME_ANNOTATION, "x:1"),
+            (BASE_DIGEST_ANNOTATION, "md5:zz"),
+        ]);
+        assert_eq!(
+            BaseAnnotation::find(&bad, &BTreeMap::new())
+                .unwrap()
+                .reference(),
+            "x:1"
+        );
+        let only = m(&[(BASE_DIGEST_ANNOTATION, &d), (BASE_NAME_ANNOTATION, " ")]);
+        assert!(BaseAnnotation::find(&only, &BTreeMap::new()).is_none());
+    }
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";

@@ -42,9 +42,8 @@ pub struct PolicyFile {
     pub fail_on_ids: Vec<String>,
     #[serde(default)]
     pub ignore: Vec<IgnoreRule>,
-    /// Accepted and validated, not applied yet: findings are not attributed
-    /// to layers. Ignoring it is the safe direction (it can only relax the
-    /// gate for inherited findings); `policy check` and the worker say so.
+    /// Thresholds for findings only base-image layers brought
+    /// ([`super::base`]).
     #[serde(default)]
     pub base_image: Option<BaseImage>,
 }
@@ -69,7 +68,7 @@ pub struct FileThresholds {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BaseImage {
-    #[serde(default, rename = "ref")]
+    #[serde(default, rename = "ref", deserialize_with = "de_opt_ref")]
     pub reference: Option<String>,
     #[serde(default)]
     pub thresholds: FileThresholds,
@@ -256,8 +255,16 @@ impl PolicyFile {
             epss_threshold: self.epss_threshold,
             fail_on_ids: self.fail_on_ids.iter().cloned().collect(),
             ignore: self.ignore.clone(),
+            base_image: None,
         };
-        overrides.apply(base)
+        let mut p = overrides.apply(base);
+        // Resolved after the overrides: a severity the section leaves out
+        // follows the top-level threshold actually in force.
+        p.base_image = self.base_image.as_ref().map(|b| super::BaseImagePolicy {
+            reference: b.reference.clone(),
+            thresholds: b.thresholds.apply(p.thresholds),
+        });
+        p
     }
 
     /// Things worth telling the author that do not make the file invalid.
@@ -280,9 +287,11 @@ impl PolicyFile {
                 ));
             }
         }
-        if self.base_image.is_some() {
+        if let Some(b) = &self.base_image
+            && b.thresholds == FileThresholds::default()
+        {
             w.push(
-                "base_image is accepted but not applied yet: every finding is gated by the top-level rules"
+                "base_image sets no thresholds: inherited findings are gated like the image's own"
                     .into(),
             );
         }
@@ -368,6 +377,15 @@ fn de_opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
     match Option::<String>::deserialize(d)? {
         Some(s) if s.trim().is_empty() => Err(serde::de::Error::custom(
             "package must not be empty (leave it out to match every package)",
+        )),
+        o => Ok(o.map(|s| s.trim().to_owned())),
+    }
+}
+
+fn de_opt_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) if s.trim().is_empty() => Err(serde::de::Error::custom(
+            "base_image.ref must not be empty (leave it out to use the image's org.opencontainers.image.base.* annotations)",
         )),
         o => Ok(o.map(|s| s.trim().to_owned())),
     }
@@ -462,6 +480,38 @@ base_image:
         );
         assert!(p.fixable_only && p.fail_on_kev);
         assert!(p.fail_on_ids.contains("CVE-2021-44228"));
+    }
+
+    #[test]
+    fn base_image_thresholds_default_to_the_top_level_ones_in_force() {
+        let f = parse("scangate.yaml", FULL).unwrap();
+        let b = f.to_policy(&PolicyOverrides::default()).base_image.unwrap();
+        assert_eq!(
+            b.reference.as_deref(),
+            Some("public.ecr.aws/docker/library/debian:bookworm-slim")
+        );
+        assert_eq!(b.thresholds.critical, None, "null: report only");
+        assert_eq!(b.thresholds.high, None);
+        let f = parse(
+            "p.yaml",
+            "version: 1\nthresholds: { medium: 5 }\nbase_image:\n  thresholds: { critical: 3 }\n",
+        )
+        .unwrap();
+        let o = PolicyOverrides {
+            high: Some(Some(7)),
+            ..Default::default()
+        };
+        let p = f.to_policy(&o);
+        let b = p.base_image.unwrap();
+        assert_eq!(b.reference, None, "from the image's annotations");
+        assert_eq!(b.thresholds.critical, Some(3));
+        assert_eq!(b.thresholds.high, Some(7), "the action property in force");
+        assert_eq!(b.thresholds.medium, Some(5), "the file's top level");
+        assert_eq!(p.thresholds.critical, Some(0), "the top level is untouched");
+        let e = parse("p.yaml", "version: 1\nbase_image: { ref: ' ' }\n").unwrap_err();
+        assert!(e.contains("base_image.ref must not be empty"), "{e}");
+        let e = parse("p.yaml", "version: 1\nbase_image: { image: x }\n").unwrap_err();
+        assert!(e.contains("unknown field `image`"), "{e}");
     }
 
     #[test]
@@ -630,7 +680,7 @@ base_image:
         let w = f.warnings(date!(2026 - 01 - 01)).join("\n");
         assert!(w.contains("expired"), "{w}");
         assert!(w.contains("fail_on_ids"), "{w}");
-        assert!(w.contains("base_image"), "{w}");
+        assert!(w.contains("base_image sets no thresholds"), "{w}");
         assert!(f.ignore[0].is_expired(date!(2020 - 01 - 02)));
         assert!(
             !f.ignore[0].is_expired(date!(2020 - 01 - 01)),

@@ -6,6 +6,7 @@
 //! numbers a user sees in the console, in our output variables and in
 //! Inspector's answer agree.
 
+pub mod base;
 pub mod cfg;
 pub mod file;
 
@@ -13,6 +14,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+pub use base::{Attribution, BaseImageDecision, BaseImagePolicy, BaseLayers, BaseSource};
 pub use cfg::{PolicyError, Thresholds};
 pub use file::{IgnoreRule, PolicyFile, PolicyFileError, PolicyOverrides};
 
@@ -34,6 +36,9 @@ pub struct Policy {
     /// These vulnerability ids fail the gate (compared case-insensitively).
     pub fail_on_ids: BTreeSet<String>,
     pub ignore: Vec<IgnoreRule>,
+    /// Thresholds of their own for findings only base-image layers brought
+    /// ([`base`]).
+    pub base_image: Option<BaseImagePolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,6 +123,13 @@ pub enum Violation {
         count: u64,
         threshold: u64,
     },
+    /// More distinct inherited ids (findings only base-image layers
+    /// brought) at a severity than the `base_image` threshold allows.
+    BaseImageThreshold {
+        severity: Severity,
+        count: u64,
+        threshold: u64,
+    },
     /// The id is listed in `fail_on_ids`.
     FailOnIds { id: String, package: String },
     /// `fail_on_kev` and the finding is in CISA KEV.
@@ -139,7 +151,7 @@ impl Violation {
     /// The vulnerability a per-finding violation names.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Violation::Threshold { .. } => None,
+            Violation::Threshold { .. } | Violation::BaseImageThreshold { .. } => None,
             Violation::FailOnIds { id, .. }
             | Violation::Kev { id, .. }
             | Violation::Epss { id, .. } => Some(id),
@@ -162,6 +174,15 @@ impl std::fmt::Display for Violation {
                 count,
                 threshold,
             } => write!(f, "{count} {} (threshold {threshold})", severity.as_str()),
+            Violation::BaseImageThreshold {
+                severity,
+                count,
+                threshold,
+            } => write!(
+                f,
+                "{count} {} inherited from the base image (base_image threshold {threshold})",
+                severity.as_str()
+            ),
             Violation::FailOnIds { id, package } => {
                 write!(f, "{id}{} (listed in fail_on_ids)", pkg(package))
             }
@@ -207,8 +228,9 @@ pub struct Decision {
     /// All findings, per severity (what the report shows), suppressed ones
     /// included.
     pub counts: Counts,
-    /// What the thresholds were compared with: without suppressed findings,
-    /// and only fixable ones with `fixable_only`.
+    /// What the top-level thresholds were compared with: without suppressed
+    /// findings, only fixable ones with `fixable_only`, and without inherited
+    /// ones when a base image is applied.
     pub gated_counts: Counts,
     pub highest: Option<Severity>,
     pub violations: Vec<Violation>,
@@ -222,6 +244,8 @@ pub struct Decision {
     pub expired_rules: Vec<IgnoreRule>,
     /// Live ignore rules that matched no finding (candidates for removal).
     pub stale_rules: Vec<IgnoreRule>,
+    /// Present when the policy has a `base_image` section.
+    pub base_image: Option<BaseImageDecision>,
 }
 
 impl Policy {
@@ -237,11 +261,42 @@ impl Policy {
     /// ignores it, the exception wins until it expires (`policy check` warns
     /// about the overlap).
     pub fn decide_on(&self, findings: &[Finding], today: time::Date) -> Decision {
+        self.decide_with(findings, today, None)
+    }
+
+    /// Decides with the findings attributed to image layers.
+    ///
+    /// With a `base_image` section and a base image that the scanned image
+    /// is built on, the gate is split: findings only base layers brought
+    /// (inherited) are counted against the `base_image` thresholds, all
+    /// others against the top-level ones. A vulnerability id that also
+    /// affects a component of the image's own layers counts only there, so
+    /// the split never lets an own finding through. Ignore rules and
+    /// `fixable_only` apply to both sides; `fail_on_ids`, KEV and EPSS apply
+    /// to every finding wherever it came from (a known-exploited
+    /// vulnerability is the team's problem even in a base layer; a reasoned
+    /// ignore rule is the way to accept it). When the base cannot be
+    /// resolved, the decision says so and the top-level thresholds apply to
+    /// everything.
+    pub fn decide_with(
+        &self,
+        findings: &[Finding],
+        today: time::Date,
+        attribution: Option<&Attribution>,
+    ) -> Decision {
         let counts = Counts::of(findings);
+        let mut base_decision = self
+            .base_image
+            .as_ref()
+            .map(|b| BaseImageDecision::new(b, attribution));
+        let inherited: Vec<bool> = match (&base_decision, attribution) {
+            (Some(d), Some(a)) if d.applied => a.inherited(findings.len()),
+            _ => vec![false; findings.len()],
+        };
         let mut used = vec![false; self.ignore.len()];
         let mut suppressions = Vec::new();
-        let mut kept: Vec<&Finding> = Vec::new();
-        for f in findings {
+        let mut kept: Vec<(usize, &Finding)> = Vec::new();
+        for (i, f) in findings.iter().enumerate() {
             let mut first: Option<&IgnoreRule> = None;
             for (i, r) in self.ignore.iter().enumerate() {
                 if !r.is_expired(today) && r.matches(&f.id, &f.purl) {
@@ -258,7 +313,7 @@ impl Policy {
                     reason: r.reason.clone(),
                     expires: r.expires.map(file::fmt_date),
                 }),
-                None => kept.push(f),
+                None => kept.push((i, f)),
             }
         }
         let suppressed = suppressions
@@ -280,39 +335,103 @@ impl Policy {
             .map(|(r, _)| r.clone())
             .collect();
 
-        let gated: Vec<&Finding> = kept
+        let gated: Vec<(usize, &Finding)> = kept
             .iter()
             .copied()
-            .filter(|f| !self.fixable_only || f.fixed_version.is_some())
+            .filter(|(_, f)| !self.fixable_only || f.fixed_version.is_some())
             .collect();
-        let gated_counts = Counts::of(gated.iter().copied());
+        let own: Vec<&Finding> = gated
+            .iter()
+            .filter(|(i, _)| !inherited[*i])
+            .map(|(_, f)| *f)
+            .collect();
+        let own_ids: BTreeSet<&str> = own.iter().map(|f| f.id.as_str()).collect();
+        let gated_inherited: Vec<&Finding> = gated
+            .iter()
+            .filter(|(i, f)| inherited[*i] && !own_ids.contains(f.id.as_str()))
+            .map(|(_, f)| *f)
+            .collect();
+        let gated_counts = Counts::of(own.iter().copied());
         let mut violations = Vec::new();
-        for s in Severity::ALL_DESC {
-            if let Some(threshold) = self.thresholds.get(s) {
-                let count = gated_counts.get(s);
-                if count > threshold {
-                    violations.push(Violation::Threshold {
-                        severity: s,
-                        count,
-                        threshold,
-                    });
+        let mut violating_ids: BTreeSet<String> = BTreeSet::new();
+        let mut gate = |thresholds: &Thresholds,
+                        counts: &Counts,
+                        scope: &[&Finding],
+                        make: fn(Severity, u64, u64) -> Violation| {
+            for s in Severity::ALL_DESC {
+                if let Some(threshold) = thresholds.get(s) {
+                    let count = counts.get(s);
+                    if count > threshold {
+                        violations.push(make(s, count, threshold));
+                        violating_ids.extend(
+                            scope
+                                .iter()
+                                .filter(|f| f.severity == s)
+                                .map(|f| f.id.clone()),
+                        );
+                    }
                 }
             }
-        }
-        let mut violating_ids: BTreeSet<String> = gated
-            .iter()
-            .filter(|f| {
-                violations
+        };
+        gate(
+            &self.thresholds,
+            &gated_counts,
+            &own,
+            |severity, count, threshold| Violation::Threshold {
+                severity,
+                count,
+                threshold,
+            },
+        );
+        if let Some(d) = &mut base_decision {
+            d.gated_counts = Counts::of(gated_inherited.iter().copied());
+            let all_own: BTreeSet<&str> = findings
+                .iter()
+                .zip(&inherited)
+                .filter(|(_, inh)| !**inh)
+                .map(|(f, _)| f.id.as_str())
+                .collect();
+            d.counts = Counts::of(
+                findings
                     .iter()
-                    .any(|v| matches!(v, Violation::Threshold { severity, .. } if *severity == f.severity))
-            })
-            .map(|f| f.id.clone())
-            .collect();
+                    .zip(&inherited)
+                    .filter(|(f, inh)| **inh && !all_own.contains(f.id.as_str()))
+                    .map(|(f, _)| f),
+            );
+            d.inherited = findings
+                .iter()
+                .zip(&inherited)
+                .enumerate()
+                .filter(|(_, (_, inh))| **inh)
+                .map(|(i, (f, _))| base::InheritedFinding {
+                    id: f.id.clone(),
+                    severity: f.severity,
+                    package: f.package.clone(),
+                    purl: f.purl.clone(),
+                    layers: attribution
+                        .and_then(|a| a.layers.get(i))
+                        .map(|l| l.iter().copied().collect())
+                        .unwrap_or_default(),
+                })
+                .collect();
+            if d.applied {
+                gate(
+                    &d.thresholds,
+                    &d.gated_counts,
+                    &gated_inherited,
+                    |severity, count, threshold| Violation::BaseImageThreshold {
+                        severity,
+                        count,
+                        threshold,
+                    },
+                );
+            }
+        }
 
         // Per-finding rules, one violation per (rule, id).
         let mut seen: BTreeSet<(u8, String)> = BTreeSet::new();
         let mut per_finding = Vec::new();
-        for f in &kept {
+        for (_, f) in &kept {
             if self
                 .fail_on_ids
                 .iter()
@@ -349,7 +468,7 @@ impl Policy {
         // Stable order: by rule, then id.
         per_finding.sort_by(|a, b| {
             let k = |v: &Violation| match v {
-                Violation::Threshold { .. } => 0,
+                Violation::Threshold { .. } | Violation::BaseImageThreshold { .. } => 0,
                 Violation::FailOnIds { .. } => 1,
                 Violation::Kev { .. } => 2,
                 Violation::Epss { .. } => 3,
@@ -373,6 +492,7 @@ impl Policy {
             suppressions,
             expired_rules,
             stale_rules,
+            base_image: base_decision,
         }
     }
 }
@@ -731,6 +851,202 @@ mod tests {
         assert_eq!(v["count"], 1);
         assert_eq!(v["threshold"], 0);
         assert_eq!(d.violations[0].to_string(), "1 HIGH (threshold 0)");
+    }
+
+    fn attributed(layers: &[&[usize]], base: Result<BaseLayers, String>) -> Attribution {
+        Attribution {
+            layers: layers.iter().map(|l| l.iter().copied().collect()).collect(),
+            image_layers: 2,
+            base,
+        }
+    }
+
+    /// A one-layer base under a two-layer image.
+    fn one_layer_base() -> Result<BaseLayers, String> {
+        let ids = ["sha256:aa".to_owned(), "sha256:bb".to_owned()];
+        Ok(BaseLayers::compare(
+            "debian:bookworm-slim".into(),
+            BaseSource::Policy,
+            Some("sha256:base".into()),
+            &ids[..1],
+            &ids,
+        ))
+    }
+
+    fn with_base(critical: Option<u64>, high: Option<u64>) -> Policy {
+        Policy {
+            base_image: Some(BaseImagePolicy {
+                reference: Some("debian:bookworm-slim".into()),
+                thresholds: Thresholds {
+                    critical,
+                    high,
+                    ..Thresholds::default()
+                },
+            }),
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn inherited_findings_follow_the_base_thresholds_and_the_rest_the_main_ones() {
+        let findings = [
+            at("CVE-BASE", Severity::Critical, SYSTEMD),
+            at("CVE-APP", Severity::Medium, "pkg:npm/app@1"),
+        ];
+        let a = attributed(&[&[0], &[1]], one_layer_base());
+        let d = with_base(None, None).decide_with(&findings, TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Pass, "{:?}", d.violations);
+        assert_eq!(d.counts.critical, 1, "still reported");
+        assert_eq!(d.gated_counts.critical, 0);
+        let b = d.base_image.as_ref().unwrap();
+        assert!(b.applied && b.warning.is_none());
+        assert_eq!((b.base_layers, b.matched_layers, b.image_layers), (1, 1, 2));
+        assert_eq!(b.counts.critical, 1);
+        assert_eq!(b.inherited.len(), 1);
+        assert_eq!(b.inherited[0].id, "CVE-BASE");
+        assert_eq!(b.inherited[0].layers, vec![0]);
+        let v = serde_json::to_value(b).unwrap();
+        assert_eq!(v["source"], "policy");
+        assert_eq!(v["thresholds"]["critical"], serde_json::Value::Null);
+
+        // A base threshold of 0 fails on the inherited finding, naming it.
+        let d = with_base(Some(0), None).decide_with(&findings, TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert_eq!(
+            d.violations,
+            vec![Violation::BaseImageThreshold {
+                severity: Severity::Critical,
+                count: 1,
+                threshold: 0
+            }]
+        );
+        assert_eq!(
+            d.violations[0].to_string(),
+            "1 CRITICAL inherited from the base image (base_image threshold 0)"
+        );
+        assert!(d.violating_ids.contains("CVE-BASE"));
+        assert_eq!(
+            serde_json::to_value(&d.violations[0]).unwrap()["rule"],
+            "base_image_threshold"
+        );
+
+        // The main thresholds still see the image's own findings.
+        let own_high = [
+            at("CVE-BASE", Severity::Critical, SYSTEMD),
+            at("CVE-APP", Severity::High, "pkg:npm/app@1"),
+        ];
+        let d = with_base(None, None).decide_with(&own_high, TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert_eq!(d.violations.len(), 1);
+        assert!(matches!(
+            d.violations[0],
+            Violation::Threshold {
+                severity: Severity::High,
+                ..
+            }
+        ));
+        assert_eq!(d.violating_ids.iter().collect::<Vec<_>>(), vec!["CVE-APP"]);
+    }
+
+    #[test]
+    fn an_id_that_also_affects_an_own_component_is_gated_as_own() {
+        let findings = [
+            at("CVE-1", Severity::Critical, SYSTEMD),
+            at("CVE-1", Severity::Critical, "pkg:npm/app@1"),
+            // Brought by both layers (a package upgraded in the app layer).
+            at("CVE-2", Severity::High, UDEV),
+        ];
+        let a = attributed(&[&[0], &[1], &[0, 1]], one_layer_base());
+        let d = with_base(None, None).decide_with(&findings, TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert_eq!(d.gated_counts.critical, 1);
+        assert_eq!(d.gated_counts.high, 1, "two layers: not only the base");
+        let b = d.base_image.unwrap();
+        assert_eq!(b.inherited.len(), 1, "the systemd finding alone");
+        assert_eq!(b.counts, Counts::default(), "no id is only inherited");
+    }
+
+    #[test]
+    fn an_unresolved_or_unrelated_base_leaves_every_finding_to_the_main_thresholds() {
+        let findings = [at("CVE-BASE", Severity::Critical, SYSTEMD)];
+        let a = attributed(&[&[0]], Err("registry said 404".into()));
+        let d = with_base(None, None).decide_with(&findings, TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Fail);
+        let b = d.base_image.unwrap();
+        assert!(!b.applied);
+        let w = b.warning.unwrap();
+        assert!(
+            w.contains("could not be resolved (registry said 404)"),
+            "{w}"
+        );
+        assert!(
+            w.contains("top-level thresholds apply to every finding"),
+            "{w}"
+        );
+        assert!(b.inherited.is_empty());
+
+        let ids = ["sha256:aa".to_owned(), "sha256:bb".to_owned()];
+        let moved = BaseLayers::compare(
+            "debian:bookworm-slim".into(),
+            BaseSource::Annotation,
+            None,
+            &["sha256:aa".to_owned(), "sha256:cc".to_owned()],
+            &ids,
+        );
+        let a = attributed(&[&[0]], Ok(moved));
+        let d = with_base(None, None).decide_with(&findings, TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Fail);
+        let w = d.base_image.unwrap().warning.unwrap();
+        assert!(w.contains("not built on debian:bookworm-slim"), "{w}");
+        assert!(w.contains("first 1 of the base's 2 layers"), "{w}");
+
+        // No attribution at all (e.g. a caller that did not compute it).
+        let d = with_base(None, None).decide_on(&findings, TODAY);
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert!(d.base_image.unwrap().warning.is_some());
+        // And without a base_image section the attribution changes nothing.
+        let a = attributed(&[&[0]], one_layer_base());
+        let d = Policy::default().decide_with(&findings, TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert!(d.base_image.is_none());
+    }
+
+    #[test]
+    fn ignore_fixable_only_and_kev_still_apply_to_inherited_findings() {
+        let mut kev = at("CVE-KEV", Severity::Low, SYSTEMD);
+        kev.kev_date_added = Some("2024-01-01".into());
+        let a = attributed(&[&[0]], one_layer_base());
+        let p = Policy {
+            fail_on_kev: true,
+            ..with_base(None, None)
+        };
+        let d = p.decide_with(std::slice::from_ref(&kev), TODAY, Some(&a));
+        assert_eq!(d.verdict, Verdict::Fail, "KEV fails wherever it came from");
+        assert!(matches!(d.violations[0], Violation::Kev { .. }));
+        let p = Policy {
+            ignore: vec![rule("CVE-KEV", None, None)],
+            ..p
+        };
+        let d = p.decide_with(std::slice::from_ref(&kev), TODAY, Some(&a));
+        assert_eq!(
+            d.verdict,
+            Verdict::Pass,
+            "a reasoned ignore rule accepts it"
+        );
+        assert_eq!(d.base_image.unwrap().inherited.len(), 1, "still listed");
+
+        let unfixed = [f("CVE-U", Severity::Critical, false)];
+        let p = Policy {
+            fixable_only: true,
+            ..with_base(Some(0), None)
+        };
+        let d = p.decide_with(&unfixed, TODAY, Some(&a));
+        assert_eq!(
+            d.verdict,
+            Verdict::Pass,
+            "fixable_only applies to the base side"
+        );
+        assert_eq!(d.base_image.unwrap().gated_counts.critical, 0);
     }
 
     #[test]

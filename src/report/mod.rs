@@ -2,15 +2,108 @@
 //! SBOM and the findings, and `{reports}/index/{pipeline}/…` so jobs can be
 //! listed per pipeline without a database (DESIGN.md, "Reports store").
 
+pub mod cyclonedx;
+pub mod html;
+pub mod junit;
 pub mod markdown;
 pub mod read;
+pub mod sarif;
+pub mod table;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 
 use serde_json::json;
 
+use crate::inspector::Finding;
 use crate::job::JobInfo;
 use crate::pipeline::{PipelineError, ScanReport};
+use crate::policy::{Decision, Suppression, Violation};
+
+/// What a rendered report says about itself besides the scan; passed in so
+/// that the same scan always renders the same bytes (snapshot tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    pub job_id: &'a str,
+    /// RFC 3339, UTC.
+    pub generated: &'a str,
+}
+
+/// Where one finding stands in the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It counted toward a violation.
+    Violating,
+    /// A live ignore rule took it out of the gate.
+    Suppressed,
+    /// Reported, within the policy.
+    Passing,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Violating => "violating",
+            Status::Suppressed => "suppressed",
+            Status::Passing => "passing",
+        }
+    }
+}
+
+/// The live ignore rule that suppressed this finding, if any.
+pub fn suppression_of<'a>(d: &'a Decision, f: &Finding) -> Option<&'a Suppression> {
+    d.suppressions
+        .iter()
+        .find(|s| s.id == f.id && s.purl == f.purl)
+}
+
+pub fn status_of(d: &Decision, f: &Finding, fixable_only: bool) -> Status {
+    if suppression_of(d, f).is_some() {
+        return Status::Suppressed;
+    }
+    if !d.violating_ids.contains(&f.id) {
+        return Status::Passing;
+    }
+    // `violating_ids` is per id; with fixable_only an unfixed component did
+    // not count toward a threshold, only toward a rule that names the id.
+    let named = d.violations.iter().any(|v| v.id() == Some(f.id.as_str()));
+    let thresholds = d
+        .violations
+        .iter()
+        .any(|v| matches!(v, Violation::Threshold { severity, .. } if *severity == f.severity));
+    if named || (thresholds && !(fixable_only && f.fixed_version.is_none())) {
+        Status::Violating
+    } else {
+        Status::Passing
+    }
+}
+
+/// Escapes text for HTML and XML content and attributes. Characters XML 1.0
+/// cannot carry at all (most C0 controls) become U+FFFD: findings text comes
+/// from outside and must never make the document unreadable.
+pub fn escape_markup(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A link target only when it is plain http(s): anything else (`javascript:`)
+/// from an answer is shown as text.
+pub fn safe_url(u: &str) -> Option<&str> {
+    (u.starts_with("https://") || u.starts_with("http://")).then_some(u)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -174,6 +267,7 @@ impl ReportStore {
         record["suppressions"] = json!(d.suppressions);
         record["expired_rules"] = json!(d.expired_rules);
         record["stale_rules"] = json!(d.stale_rules);
+        record["base_image"] = json!(d.base_image);
         record["packages"] = json!(r.packages);
         record["sbom_components"] = json!(r.sbom_components);
         record["scan_calls"] = json!(r.result.calls);
@@ -190,6 +284,11 @@ impl ReportStore {
         record: &serde_json::Value,
         r: &ScanReport,
     ) -> Result<Vec<ReportFile>, ReportError> {
+        // The record's own time, so every file of a job says the same.
+        let meta = Meta {
+            job_id: &job.id,
+            generated: record["finished"].as_str().unwrap_or_default(),
+        };
         Ok(vec![
             ReportFile {
                 name: "sbom.cdx.json",
@@ -204,7 +303,22 @@ impl ReportStore {
             ReportFile {
                 name: "report.md",
                 body: markdown::render(&job.id, r).into_bytes(),
-                content_type: "text/markdown",
+                content_type: "text/markdown; charset=utf-8",
+            },
+            ReportFile {
+                name: "report.html",
+                body: html::render(&meta, r).into_bytes(),
+                content_type: "text/html; charset=utf-8",
+            },
+            ReportFile {
+                name: "report.sarif",
+                body: js("the SARIF report", &sarif::render(&meta, r))?,
+                content_type: "application/sarif+json",
+            },
+            ReportFile {
+                name: "junit.xml",
+                body: junit::render(&meta, r).into_bytes(),
+                content_type: "application/xml",
             },
             ReportFile {
                 name: RECORD,
