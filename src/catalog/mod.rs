@@ -287,6 +287,12 @@ mod tests {
             "usr/lib/python3/dist-packages/mercurial-6.3.2-py3.11.egg-info",
             "app/node_modules/express/package.json",
             "app/node_modules/@hapi/hoek/package.json",
+            "usr/share/java/guava.jar",
+            "opt/app/webapp.war",
+            "usr/lib/ruby/gems/3.1.0/specifications/default/json-2.6.1.gemspec",
+            "usr/share/rubygems-integration/all/specifications/rake-13.0.6.gemspec",
+            "var/www/html/vendor/composer/installed.json",
+            "app/dotnet/TestLibrary.deps.json",
         ] {
             assert!(wants(p), "{p}");
         }
@@ -299,6 +305,9 @@ mod tests {
             "app/package.json",
             "usr/local/lib/python3.9/site-packages/flask/__init__.py",
             "lib/apk/db/triggers",
+            "usr/lib/ruby/gems/3.1.0/gems/rake-13.0.6/rake.gemspec",
+            "var/www/html/composer.lock",
+            "app/dotnet/TestLibrary.runtimeconfig.json",
         ] {
             assert!(!wants(p), "{p}");
         }
