@@ -325,13 +325,13 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
     }
     let cfg = match JobConfig::parse(&job.configuration) {
         Ok(c) => c,
-        Err(e) => return Outcome::from_error(&job.id, &e.into()),
+        Err(e) => return failed(shared, job, &e.into()).await,
     };
     // One download serves both the image reference and the policy file.
     let zip = if cfg.image.is_none() || cfg.policy_file.is_some() {
         match artifact_zip(shared, job, &cfg).await {
             Ok(z) => Some(z),
-            Err(e) => return Outcome::from_error(&job.id, &e),
+            Err(e) => return failed(shared, job, &e).await,
         }
     } else {
         None
@@ -340,10 +340,10 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
         (Some(i), _) => i,
         (None, Some(zip)) => match image_from_zip(zip) {
             Ok(i) => i,
-            Err(e) => return Outcome::from_error(&job.id, &e),
+            Err(e) => return failed(shared, job, &e).await,
         },
         (None, None) => {
-            return Outcome::from_error(&job.id, &crate::job::ConfigError::NoImage.into());
+            return failed(shared, job, &crate::job::ConfigError::NoImage.into()).await;
         }
     };
     let policy = match (&cfg.policy_file, &zip) {
@@ -354,7 +354,7 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
                 }
                 cfg.policy_with_file(&file)
             }
-            Err(e) => return Outcome::from_error(&job.id, &e),
+            Err(e) => return failed(shared, job, &e).await,
         },
         _ => cfg.policy.clone(),
     };
@@ -390,16 +390,20 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
             );
             Outcome::from_report(&job.id, &report)
         }
-        Err(e) => {
-            tracing::warn!(error = %e, failure_type = e.failure_kind().as_str(), "scan failed");
-            if let Some(store) = &shared.reports
-                && let Err(se) = store.save_failure(job, &shared.worker_id, &e).await
-            {
-                tracing::error!(error = %se, "could not store the job record");
-            }
-            Outcome::from_error(&job.id, &e)
-        }
+        Err(e) => failed(shared, job, &e).await,
     }
+}
+
+/// A job that ends without a verdict still gets a record, so that `jobs
+/// list` shows configuration and permission errors too.
+async fn failed(shared: &Shared, job: &JobInfo, e: &PipelineError) -> Outcome {
+    tracing::warn!(error = %e, failure_type = e.failure_kind().as_str(), "scan failed");
+    if let Some(store) = &shared.reports
+        && let Err(se) = store.save_failure(job, &shared.worker_id, e).await
+    {
+        tracing::error!(error = %se, "could not store the job record");
+    }
+    Outcome::from_error(&job.id, e)
 }
 
 /// The input artifact zip, for the image reference and/or the policy file.
