@@ -60,21 +60,39 @@ pub struct Finding {
     pub severity: Severity,
     /// Which rating decided the severity (`AMAZON_INSPECTOR`, `NVD`, or none).
     pub severity_source: Option<String>,
+    /// Score, vector and method (`CVSSv31`, …) of that same rating, so the
+    /// score shown never comes from a different source than the severity.
     pub cvss_score: Option<f64>,
     pub cvss_vector: Option<String>,
+    pub cvss_method: Option<String>,
     pub epss: Option<f64>,
     pub exploit_available: bool,
+    /// When an exploit was last seen in public (`exploit_last_seen_in_public`).
+    pub exploit_last_seen: Option<String>,
     /// When CISA added it to the Known Exploited Vulnerabilities catalog
     /// (`cisa_kev_date_added` property, e.g. `2022-04-06T00:00:00Z`).
     pub kev_date_added: Option<String>,
+    /// The remediation due date CISA set for federal agencies.
+    pub kev_date_due: Option<String>,
     /// Name, version and purl (percent-decoded) of the affected component as
     /// returned by the service.
     pub package: String,
     pub version: String,
     pub purl: String,
     pub fixed_version: Option<String>,
+    /// Where the component was found: the answer's `path` property (language
+    /// packages), else our SBOM's package database path ([`attach_locations`]).
+    pub path: Option<String>,
+    /// The layer that brought the component (diff id), from our SBOM.
+    pub layer: Option<String>,
     pub description: String,
+    /// The vulnerability's own page (NVD, a distro tracker, GHSA …).
     pub url: Option<String>,
+    /// Advisories and references, deduplicated, in the answer's order.
+    pub references: Vec<String>,
+    pub cwes: Vec<u32>,
+    pub published: Option<String>,
+    pub updated: Option<String>,
 }
 
 const PROP: &str = "amazon:inspector:sbom_scanner:";
@@ -88,7 +106,7 @@ const PROP: &str = "amazon:inspector:sbom_scanner:";
 /// distro's rating in both directions (NVD medium + Ubuntu high counts as
 /// medium); no answer shows a distro rating beside an AMAZON_INSPECTOR one,
 /// so that order is this emulator-consistent convention.
-pub fn severity_of(vuln: &Value) -> (Severity, Option<String>, Option<f64>, Option<String>) {
+pub fn severity_of(vuln: &Value) -> Rating {
     let ratings = vuln["ratings"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let rank = |name: &str| match name {
         "NVD" => 0,
@@ -109,20 +127,32 @@ pub fn severity_of(vuln: &Value) -> (Severity, Option<String>, Option<f64>, Opti
         }
     }
     match best {
-        Some((_, r)) => (
-            Severity::parse(r["severity"].as_str().unwrap_or("")),
-            r["source"]["name"].as_str().map(str::to_owned),
-            r["score"].as_f64(),
-            r["vector"].as_str().map(str::to_owned),
-        ),
-        None => (Severity::Other, None, None, None),
+        Some((_, r)) => Rating {
+            severity: Severity::parse(r["severity"].as_str().unwrap_or("")),
+            source: r["source"]["name"].as_str().map(str::to_owned),
+            score: r["score"].as_f64(),
+            vector: r["vector"].as_str().map(str::to_owned),
+            method: r["method"].as_str().map(str::to_owned),
+        },
+        None => Rating::default(),
     }
+}
+
+/// The rating that decided a vulnerability's severity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rating {
+    pub severity: Severity,
+    pub source: Option<String>,
+    pub score: Option<f64>,
+    pub vector: Option<String>,
+    pub method: Option<String>,
 }
 
 struct Comp {
     name: String,
     version: String,
     purl: String,
+    path: Option<String>,
 }
 
 fn index_components(v: &Value, out: &mut HashMap<String, Comp>) {
@@ -137,6 +167,7 @@ fn index_components(v: &Value, out: &mut HashMap<String, Comp>) {
                         name: percent_decode(c["name"].as_str().unwrap_or_default()),
                         version: percent_decode(c["version"].as_str().unwrap_or_default()),
                         purl: percent_decode(c["purl"].as_str().unwrap_or_default()),
+                        path: prop(c, &format!("{PROP}path")).map(str::to_owned),
                     },
                 );
             }
@@ -190,36 +221,167 @@ pub fn from_answer(answer: &Value) -> Vec<Finding> {
         .unwrap_or(&[])
     {
         let Some(id) = v["id"].as_str() else { continue };
-        let (severity, severity_source, cvss_score, cvss_vector) = severity_of(v);
+        let rating = severity_of(v);
         let epss = v["ratings"].as_array().and_then(|rs| {
             rs.iter()
                 .find(|r| r["source"]["name"].as_str() == Some("EPSS"))
                 .and_then(|r| r["score"].as_f64())
         });
-        let exploit_available = prop(v, &format!("{PROP}exploit_available")) == Some("true");
-        let kev_date_added = prop(v, &format!("{PROP}cisa_kev_date_added")).map(str::to_owned);
+        let vprop = |k: &str| prop(v, &format!("{PROP}{k}")).map(str::to_owned);
+        let url = v["source"]["url"].as_str().map(str::to_owned);
+        let references = references_of(v, url.as_deref());
+        let cwes: Vec<u32> = v["cwes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_u64().and_then(|c| u32::try_from(c).ok()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let text = |k: &str| v[k].as_str().map(str::to_owned);
         for a in v["affects"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
             let Some(r) = a["ref"].as_str() else { continue };
             let comp = comps.get(r);
             out.push(Finding {
                 id: id.to_owned(),
-                severity,
-                severity_source: severity_source.clone(),
-                cvss_score,
-                cvss_vector: cvss_vector.clone(),
+                severity: rating.severity,
+                severity_source: rating.source.clone(),
+                cvss_score: rating.score,
+                cvss_vector: rating.vector.clone(),
+                cvss_method: rating.method.clone(),
                 epss,
-                exploit_available,
-                kev_date_added: kev_date_added.clone(),
+                exploit_available: vprop("exploit_available").as_deref() == Some("true"),
+                exploit_last_seen: vprop("exploit_last_seen_in_public"),
+                kev_date_added: vprop("cisa_kev_date_added"),
+                kev_date_due: vprop("cisa_kev_date_due"),
                 package: comp.map(|c| c.name.clone()).unwrap_or_default(),
                 version: comp.map(|c| c.version.clone()).unwrap_or_default(),
                 purl: comp.map(|c| c.purl.clone()).unwrap_or_default(),
-                fixed_version: prop(v, &format!("{PROP}fixed_version:{r}")).map(str::to_owned),
+                fixed_version: vprop(&format!("fixed_version:{r}")),
+                path: comp.and_then(|c| c.path.clone()),
+                layer: None,
                 description: v["description"].as_str().unwrap_or_default().to_owned(),
-                url: v["source"]["url"].as_str().map(str::to_owned),
+                url: url.clone(),
+                references: references.clone(),
+                cwes: cwes.clone(),
+                published: text("created"),
+                updated: text("updated"),
             });
         }
     }
     out
+}
+
+/// Advisory and reference URLs of a vulnerability, without duplicates and
+/// without its own `source.url` (kept apart as the finding's link).
+fn references_of(v: &Value, own: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let advisories = v["advisories"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let refs = v["references"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let urls = advisories
+        .iter()
+        .filter_map(|a| a["url"].as_str())
+        .chain(refs.iter().filter_map(|r| r["source"]["url"].as_str()));
+    for u in urls {
+        if Some(u) != own && !out.iter().any(|o| o == u) {
+            out.push(u.to_owned());
+        }
+    }
+    out
+}
+
+/// What Inspector said about one component besides vulnerabilities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentNote {
+    pub kind: NoteKind,
+    pub component: String,
+    pub version: String,
+    pub purl: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// The operating system is past its end of life (message: the date).
+    EndOfLife,
+    /// e.g. "Component skipped: invalid purl."
+    Warning,
+    /// e.g. "Component skipped: no rules found." — skipped components are
+    /// not scanned at all, which a reader of a clean report needs to know.
+    Info,
+}
+
+/// The per-component `info`, `warning` and `end_of_life` properties of an
+/// answer, in document order.
+pub fn component_notes(answer: &Value) -> Vec<ComponentNote> {
+    fn walk(v: &Value, out: &mut Vec<ComponentNote>) {
+        for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            for p in c["properties"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                let kind = match p["name"].as_str().and_then(|n| n.strip_prefix(PROP)) {
+                    Some("info") => NoteKind::Info,
+                    Some("warning") => NoteKind::Warning,
+                    Some("end_of_life") => NoteKind::EndOfLife,
+                    _ => continue,
+                };
+                out.push(ComponentNote {
+                    kind,
+                    component: percent_decode(c["name"].as_str().unwrap_or_default()),
+                    version: percent_decode(c["version"].as_str().unwrap_or_default()),
+                    purl: percent_decode(c["purl"].as_str().unwrap_or_default()),
+                    message: p["value"].as_str().unwrap_or_default().to_owned(),
+                });
+            }
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(answer, &mut out);
+    out
+}
+
+/// Fills each finding's package database path and layer from our own SBOM
+/// (matched by percent-decoded purl: the service renumbers bom-refs). A path
+/// the answer already gave (language packages) is kept.
+pub fn attach_locations(findings: &mut [Finding], sbom: &Value) {
+    let meta = &sbom["metadata"]["component"];
+    let diff_ids: Vec<&str> = meta["properties"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|p| p["name"].as_str() == Some("amazon:inspector:sbom_generator:layer_diff_id"))
+        .filter_map(|p| p["value"].as_str())
+        .collect();
+    let mut by_purl: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            out.push(c);
+            walk(c, out);
+        }
+    }
+    let mut all = Vec::new();
+    walk(sbom, &mut all);
+    for c in all {
+        let Some(purl) = c["purl"].as_str() else {
+            continue;
+        };
+        let path = prop(c, "amazon:inspector:sbom_generator:source_path")
+            .or_else(|| prop(c, "scangate:location"))
+            .map(str::to_owned);
+        let layer = prop(c, "scangate:layer")
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| diff_ids.get(i).map(|d| (*d).to_owned()));
+        by_purl.entry(percent_decode(purl)).or_insert((path, layer));
+    }
+    for f in findings {
+        if let Some((path, layer)) = by_purl.get(&f.purl) {
+            if f.path.is_none() {
+                f.path.clone_from(path);
+            }
+            f.layer.clone_from(layer);
+        }
+    }
 }
 
 /// Inspector's own per-severity summary from the answer's metadata, used to

@@ -80,6 +80,8 @@ pub struct ScanResult {
     pub answers: Vec<Value>,
     /// Per-component warnings Inspector attached (end-of-life OS, …).
     pub warnings: Vec<String>,
+    /// Every per-component message (info, warning, end of life), for reports.
+    pub notes: Vec<findings::ComponentNote>,
     pub calls: u32,
 }
 
@@ -112,6 +114,7 @@ impl Inspector {
             result.calls += calls;
             all.push(findings::from_answer(&answer));
             collect_warnings(&answer, &mut result.warnings);
+            result.notes.extend(findings::component_notes(&answer));
             result.answers.push(answer);
         }
         result.findings = findings::merge(all);
@@ -223,19 +226,25 @@ pub fn describe(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn collect_warnings(answer: &Value, out: &mut Vec<String>) {
+pub(crate) fn collect_warnings(answer: &Value, out: &mut Vec<String>) {
     fn walk(v: &Value, out: &mut Vec<String>) {
         for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
             for p in c["properties"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                if p["name"].as_str() == Some("amazon:inspector:sbom_scanner:warning") {
-                    let w = format!(
-                        "{}: {}",
-                        c["name"].as_str().unwrap_or("?"),
-                        p["value"].as_str().unwrap_or("")
-                    );
-                    if !out.contains(&w) {
-                        out.push(w);
-                    }
+                let name = c["name"].as_str().unwrap_or("?");
+                let value = p["value"].as_str().unwrap_or("");
+                let w = match p["name"].as_str() {
+                    Some("amazon:inspector:sbom_scanner:warning") => format!("{name}: {value}"),
+                    // An unsupported OS gets no more fixes: worth a warning
+                    // even on a passing scan.
+                    Some("amazon:inspector:sbom_scanner:end_of_life") => format!(
+                        "{name} {}: end of life since {}",
+                        c["version"].as_str().unwrap_or(""),
+                        value.get(..10).unwrap_or(value)
+                    ),
+                    _ => continue,
+                };
+                if !out.contains(&w) {
+                    out.push(w);
                 }
             }
             walk(c, out);

@@ -41,11 +41,36 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
                 s,
                 "| {} | {} | {} | {} | {} |",
                 f.severity.as_str(),
-                f.id,
-                f.package,
-                f.version,
-                f.fixed_version.as_deref().unwrap_or("")
+                cell(&f.id),
+                cell(&f.package),
+                cell(&f.version),
+                cell(f.fixed_version.as_deref().unwrap_or(""))
             );
+        }
+    }
+    if !d.suppressions.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Suppressed\n\n| id | package | reason | expires |\n|---|---|---|---|"
+        );
+        for x in &d.suppressions {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                cell(&x.id),
+                cell(&x.package),
+                cell(&x.reason),
+                x.expires.as_deref().unwrap_or("never")
+            );
+        }
+    }
+    if !d.expired_rules.is_empty() || !d.stale_rules.is_empty() {
+        let _ = writeln!(s, "\n## Ignore rules to review\n");
+        for x in &d.expired_rules {
+            let _ = writeln!(s, "- expired, no longer applied: {x}");
+        }
+        for x in &d.stale_rules {
+            let _ = writeln!(s, "- matched no finding: {x}");
         }
     }
     if !r.warnings.is_empty() {
@@ -55,4 +80,10 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
         }
     }
     s
+}
+
+/// Text from the answer inside a table cell: a `|` or a newline would break
+/// the table.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }

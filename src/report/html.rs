@@ -1,0 +1,423 @@
+//! `report.html`: one self-contained page (inline CSS and JS, no external
+//! asset, a CSP that forbids loading any) for people reading a job's result.
+//!
+//! Every row is rendered on the server, escaped, so the page reads without
+//! JS; the script only sorts and filters. Text from the answer or the image
+//! is never put inside `<script>`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{Meta, Status, escape_markup as e, safe_url, status_of, suppression_of};
+use crate::inspector::Severity;
+use crate::inspector::findings::NoteKind;
+use crate::pipeline::ScanReport;
+use crate::policy::Verdict;
+
+const CSS: &str = r#"
+:root{--crit:#7b1fa2;--high:#c62828;--med:#ef6c00;--low:#1565c0;--oth:#757575;--ok:#2e7d32}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1400px;padding:1rem 2rem;color:#212121}
+h1{font-size:1.4rem;word-break:break-all}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee;vertical-align:top}
+th[data-key]{cursor:pointer;user-select:none;white-space:nowrap}th[data-key]:after{content:" \2195";color:#aaa}
+th.asc:after{content:" \2191";color:#000}th.desc:after{content:" \2193";color:#000}
+.verdict{display:inline-block;padding:.1rem .6rem;border-radius:4px;color:#fff;font-weight:700}
+.PASS{background:var(--ok)}.FAIL{background:var(--high)}
+.sev{font-weight:600}.CRITICAL{color:var(--crit)}.HIGH{color:var(--high)}.MEDIUM{color:var(--med)}.LOW{color:var(--low)}.OTHER{color:var(--oth)}
+tr.violating td:first-child{border-left:4px solid var(--high)}tr.suppressed{opacity:.6}
+.controls{display:flex;gap:1rem;margin:.5rem 0;flex-wrap:wrap;align-items:center}
+code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;word-break:break-all}
+details summary{cursor:pointer}.muted{color:#757575}
+svg text{font:12px system-ui,sans-serif}
+"#;
+
+const JS: &str = r#"
+(function(){
+  var table=document.getElementById('findings-table');
+  if(!table)return;
+  var body=table.tBodies[0], rows=Array.prototype.slice.call(body.rows);
+  var q=document.getElementById('filter-text'), sev=document.getElementById('filter-sev'),
+      st=document.getElementById('filter-status'), shown=document.getElementById('shown');
+  function apply(){
+    var t=q.value.toLowerCase(), s=sev.value, g=st.value, n=0;
+    rows.forEach(function(r){
+      var ok=(!t||r.textContent.toLowerCase().indexOf(t)>=0)&&(!s||r.dataset.sev===s)&&(!g||r.dataset.status===g);
+      r.hidden=!ok; if(ok)n++;
+    });
+    shown.textContent=n+' of '+rows.length+' findings shown';
+  }
+  function sortBy(th){
+    var key=th.dataset.key, dir=th.classList.contains('asc')?-1:1, num=th.dataset.type==='num';
+    Array.prototype.forEach.call(table.tHead.rows[0].cells,function(c){c.classList.remove('asc','desc');});
+    th.classList.add(dir===1?'asc':'desc');
+    rows.sort(function(a,b){
+      var x=a.dataset[key]||'', y=b.dataset[key]||'';
+      if(num){x=parseFloat(x);y=parseFloat(y);if(isNaN(x))x=-1;if(isNaN(y))y=-1;return (x-y)*dir;}
+      return x.localeCompare(y)*dir;
+    });
+    rows.forEach(function(r){body.appendChild(r);});
+  }
+  Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th){
+    if(th.dataset.key)th.addEventListener('click',function(){sortBy(th);});
+  });
+  [q,sev,st].forEach(function(el){el.addEventListener('input',apply);el.addEventListener('change',apply);});
+  // #q=…&sev=HIGH&status=violating pre-sets the filters (shareable links).
+  var h=new URLSearchParams(location.hash.slice(1));
+  if(h.get('q'))q.value=h.get('q');if(h.get('sev'))sev.value=h.get('sev');if(h.get('status'))st.value=h.get('status');
+  apply();
+})();
+"#;
+
+fn sev_class(s: Severity) -> &'static str {
+    s.as_str()
+}
+
+fn link(url: Option<&str>, text: &str) -> String {
+    match url.and_then(safe_url) {
+        Some(u) => format!(
+            r#"<a href="{}" rel="noopener noreferrer">{}</a>"#,
+            e(u),
+            e(text)
+        ),
+        None => e(text),
+    }
+}
+
+fn chart(r: &ScanReport) -> String {
+    let c = r.decision.counts;
+    let max = Severity::ALL_DESC
+        .iter()
+        .map(|s| c.get(*s))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let (bar_h, gap, label_w, width) = (22u64, 8u64, 80u64, 420u64);
+    let h = 5 * (bar_h + gap);
+    let mut s = format!(
+        r#"<svg role="img" aria-label="findings per severity" width="{}" height="{h}" viewBox="0 0 {} {h}">"#,
+        label_w + width + 60,
+        label_w + width + 60
+    );
+    for (i, sev) in Severity::ALL_DESC.iter().enumerate() {
+        let n = c.get(*sev);
+        let y = i as u64 * (bar_h + gap);
+        let w = if n == 0 { 0 } else { (n * width / max).max(2) };
+        let var = match sev {
+            Severity::Critical => "--crit",
+            Severity::High => "--high",
+            Severity::Medium => "--med",
+            Severity::Low => "--low",
+            Severity::Other => "--oth",
+        };
+        let _ = write!(
+            s,
+            r#"<text x="0" y="{}">{}</text><rect class="bar" data-sev="{}" x="{label_w}" y="{y}" width="{w}" height="{bar_h}" style="fill:var({var})"/><text x="{}" y="{}">{n}</text>"#,
+            y + bar_h / 2 + 4,
+            sev.as_str(),
+            sev.as_str(),
+            label_w + w + 6,
+            y + bar_h / 2 + 4
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Components of our SBOM, flattened: (name, version, type, purl, path, layer).
+fn components(sbom: &Value) -> Vec<[String; 6]> {
+    fn prop(c: &Value, name: &str) -> String {
+        c["properties"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"].as_str() == Some(name)))
+            .and_then(|p| p["value"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+    fn walk(v: &Value, out: &mut Vec<[String; 6]>) {
+        for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            out.push([
+                s("name"),
+                s("version"),
+                s("type"),
+                s("purl"),
+                prop(c, "amazon:inspector:sbom_generator:source_path"),
+                prop(c, "scangate:layer"),
+            ]);
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(sbom, &mut out);
+    out
+}
+
+pub fn render(meta: &Meta, r: &ScanReport) -> String {
+    let d = &r.decision;
+    let c = d.counts;
+    let mut s = String::with_capacity(64 * 1024);
+    let title = format!("scangate: {} — {}", r.image, d.verdict);
+    let _ = write!(
+        s,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{}</title><style>{CSS}</style></head><body>
+"#,
+        e(&title)
+    );
+    let _ = writeln!(
+        s,
+        r#"<h1>{} <span id="verdict" class="verdict {v}">{v}</span></h1>"#,
+        e(&r.image),
+        v = d.verdict
+    );
+
+    // Summary.
+    let _ = writeln!(s, r#"<section id="summary"><table>"#);
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(s, "<tr><th>{}</th><td>{v}</td></tr>", e(k));
+    };
+    row("image", e(&r.image));
+    row("digest", format!("<code>{}</code>", e(&r.manifest_digest)));
+    if let Some(i) = &r.index_digest {
+        row("index digest", format!("<code>{}</code>", e(i)));
+    }
+    if let Some(os) = &r.os {
+        row("OS", e(os));
+    }
+    row("packages", r.packages.to_string());
+    row(
+        "findings",
+        format!(
+            "{} critical, {} high, {} medium, {} low, {} other (distinct ids); {} suppressed",
+            c.critical, c.high, c.medium, c.low, c.other, d.suppressed
+        ),
+    );
+    row("job", format!("<code>{}</code>", e(meta.job_id)));
+    row("generated", e(meta.generated));
+    let _ = writeln!(s, "</table>");
+    if d.verdict == Verdict::Fail {
+        let _ = writeln!(s, r#"<h2>Why it failed</h2><ul id="reasons">"#);
+        for v in &d.violations {
+            let _ = writeln!(s, "<li>{}</li>", e(&v.to_string()));
+        }
+        let _ = writeln!(s, "</ul>");
+    }
+    let _ = writeln!(s, "</section>");
+
+    let _ = writeln!(
+        s,
+        r#"<section id="chart"><h2>Findings per severity</h2>{}</section>"#,
+        chart(r)
+    );
+
+    // Findings.
+    let findings = &r.result.findings;
+    let _ = writeln!(
+        s,
+        r#"<section id="findings"><h2>Findings ({})</h2>
+<div class="controls"><input id="filter-text" type="search" placeholder="filter: id, package, text…" aria-label="filter">
+<select id="filter-sev" aria-label="severity"><option value="">all severities</option>{}</select>
+<select id="filter-status" aria-label="status"><option value="">any status</option><option value="violating">violating</option><option value="suppressed">suppressed</option><option value="passing">passing</option></select>
+<span id="shown" class="muted">{n} findings</span></div>
+<table id="findings-table"><thead><tr><th data-key="sevrank" data-type="num">severity</th><th data-key="id">id</th><th data-key="pkg">package</th><th>installed</th><th>fixed</th><th data-key="cvss" data-type="num">CVSS</th><th data-key="epss" data-type="num">EPSS</th><th>exploit / KEV</th><th data-key="status">gate</th><th>location</th><th>details</th></tr></thead><tbody>"#,
+        findings.len(),
+        Severity::ALL_DESC
+            .iter()
+            .map(|x| format!(r#"<option value="{0}">{0}</option>"#, x.as_str()))
+            .collect::<String>(),
+        n = findings.len()
+    );
+    for f in findings {
+        let st = status_of(d, f, r.fixable_only);
+        let mut exploit = Vec::new();
+        if let Some(k) = &f.kev_date_added {
+            let mut t = format!("CISA KEV since {}", k.get(..10).unwrap_or(k));
+            if let Some(due) = &f.kev_date_due {
+                t.push_str(&format!(", due {}", due.get(..10).unwrap_or(due)));
+            }
+            exploit.push(t);
+        }
+        if f.exploit_available {
+            exploit.push("exploit available".to_owned());
+        }
+        let mut loc = String::new();
+        if let Some(p) = &f.path {
+            loc.push_str(&format!("<code>{}</code>", e(p)));
+        }
+        if let Some(l) = &f.layer {
+            loc.push_str(&format!(
+                r#"<br><span class="muted">layer <code>{}</code></span>"#,
+                e(l.get(..19).unwrap_or(l))
+            ));
+        }
+        let gate = match (st, suppression_of(d, f)) {
+            (Status::Suppressed, Some(x)) => {
+                format!(
+                    r#"suppressed <span class="muted">({})</span>"#,
+                    e(&x.reason)
+                )
+            }
+            _ => st.as_str().to_owned(),
+        };
+        let mut details = String::new();
+        if !f.description.is_empty() || !f.references.is_empty() {
+            details.push_str("<details><summary>more</summary>");
+            details.push_str(&format!("<p>{}</p>", e(&f.description)));
+            if let Some(v) = &f.cvss_vector {
+                details.push_str(&format!(
+                    "<p><code>{}</code> ({})</p>",
+                    e(v),
+                    e(f.severity_source.as_deref().unwrap_or(""))
+                ));
+            }
+            if !f.cwes.is_empty() {
+                let cwes: Vec<String> = f.cwes.iter().map(|c| format!("CWE-{c}")).collect();
+                details.push_str(&format!("<p>{}</p>", cwes.join(", ")));
+            }
+            if !f.references.is_empty() {
+                details.push_str("<ul>");
+                for u in &f.references {
+                    details.push_str(&format!("<li>{}</li>", link(Some(u), u)));
+                }
+                details.push_str("</ul>");
+            }
+            details.push_str("</details>");
+        }
+        let _ = writeln!(
+            s,
+            r#"<tr class="finding {st}" data-sevrank="{rank}" data-sev="{sev}" data-id="{id}" data-pkg="{pkg}" data-cvss="{cvss}" data-epss="{epss}" data-status="{st}"><td class="sev {sev}">{sev}</td><td>{idlink}</td><td title="{purl}">{pkgtext}</td><td class="mono">{ver}</td><td class="mono">{fixed}</td><td>{cvsstext}</td><td>{epsstext}</td><td>{exploit}</td><td>{gate}</td><td>{loc}</td><td>{details}</td></tr>"#,
+            st = st.as_str(),
+            rank = f.severity as u8,
+            sev = sev_class(f.severity),
+            id = e(&f.id),
+            pkg = e(&f.package),
+            cvss = f.cvss_score.map_or(String::new(), |x| x.to_string()),
+            epss = f.epss.map_or(String::new(), |x| x.to_string()),
+            idlink = link(f.url.as_deref(), &f.id),
+            purl = e(&f.purl),
+            pkgtext = e(&f.package),
+            ver = e(&f.version),
+            fixed = e(f.fixed_version.as_deref().unwrap_or("—")),
+            cvsstext = f.cvss_score.map_or(String::new(), |x| format!("{x:.1}")),
+            epsstext = f.epss.map_or(String::new(), |x| format!("{x:.3}")),
+            exploit = e(&exploit.join("; ")),
+        );
+    }
+    let _ = writeln!(s, "</tbody></table></section>");
+
+    // Suppressions and ignore rules.
+    let _ = writeln!(
+        s,
+        r#"<section id="suppressed"><h2>Suppressed findings ({})</h2>"#,
+        d.suppressions.len()
+    );
+    if !d.suppressions.is_empty() {
+        let _ = writeln!(
+            s,
+            "<table><thead><tr><th>id</th><th>severity</th><th>package</th><th>reason</th><th>expires</th></tr></thead><tbody>"
+        );
+        for x in &d.suppressions {
+            let _ = writeln!(
+                s,
+                r#"<tr><td>{}</td><td class="sev {sev}">{sev}</td><td title="{}">{}</td><td>{}</td><td>{}</td></tr>"#,
+                e(&x.id),
+                e(&x.purl),
+                e(&x.package),
+                e(&x.reason),
+                e(x.expires.as_deref().unwrap_or("never")),
+                sev = x.severity.as_str()
+            );
+        }
+        let _ = writeln!(s, "</tbody></table>");
+    }
+    let _ = writeln!(s, "</section>");
+    if !d.expired_rules.is_empty() || !d.stale_rules.is_empty() {
+        let _ = writeln!(
+            s,
+            r#"<section id="rules"><h2>Ignore rules to review</h2><ul>"#
+        );
+        for x in &d.expired_rules {
+            let _ = writeln!(
+                s,
+                "<li>expired, no longer applied: {} — {}</li>",
+                e(&x.to_string()),
+                e(&x.reason)
+            );
+        }
+        for x in &d.stale_rules {
+            let _ = writeln!(
+                s,
+                "<li>matched no finding: {} — {}</li>",
+                e(&x.to_string()),
+                e(&x.reason)
+            );
+        }
+        let _ = writeln!(s, "</ul></section>");
+    }
+
+    // Warnings and what Inspector said about components.
+    let notes = &r.result.notes;
+    let _ = writeln!(s, r#"<section id="warnings"><h2>Warnings</h2>"#);
+    if r.warnings.is_empty() {
+        let _ = writeln!(s, r#"<p class="muted">none</p>"#);
+    } else {
+        let _ = writeln!(s, "<ul>");
+        for w in &r.warnings {
+            let _ = writeln!(s, "<li>{}</li>", e(w));
+        }
+        let _ = writeln!(s, "</ul>");
+    }
+    let mut by_msg: BTreeMap<(NoteKind, &str), Vec<&str>> = BTreeMap::new();
+    for n in notes {
+        let who = if n.purl.is_empty() {
+            n.component.as_str()
+        } else {
+            n.purl.as_str()
+        };
+        by_msg.entry((n.kind, &n.message)).or_default().push(who);
+    }
+    for ((kind, msg), who) in &by_msg {
+        let _ = writeln!(
+            s,
+            "<details><summary>{}: {} ({} components)</summary><ul>{}</ul></details>",
+            match kind {
+                NoteKind::EndOfLife => "end of life",
+                NoteKind::Warning => "warning",
+                NoteKind::Info => "info",
+            },
+            e(msg),
+            who.len(),
+            who.iter()
+                .map(|w| format!("<li><code>{}</code></li>", e(w)))
+                .collect::<String>()
+        );
+    }
+    let _ = writeln!(s, "</section>");
+
+    let comps = components(&r.sbom);
+    let _ = writeln!(
+        s,
+        r#"<section id="components"><h2>Components ({})</h2><details><summary>show</summary><table><thead><tr><th>name</th><th>version</th><th>type</th><th>purl</th><th>path</th><th>layer</th></tr></thead><tbody>"#,
+        comps.len()
+    );
+    for c in &comps {
+        let _ = writeln!(
+            s,
+            r#"<tr><td>{}</td><td class="mono">{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td><td>{}</td></tr>"#,
+            e(&c[0]),
+            e(&c[1]),
+            e(&c[2]),
+            e(&c[3]),
+            e(&c[4]),
+            e(&c[5])
+        );
+    }
+    let _ = writeln!(s, "</tbody></table></details></section>");
+    let _ = writeln!(s, "<script>{JS}</script>\n</body></html>");
+    s
+}

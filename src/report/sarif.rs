@@ -1,0 +1,203 @@
+//! `report.sarif`: SARIF 2.1.0 for code-scanning dashboards (GitHub, …).
+//!
+//! One rule per vulnerability id, one result per (vulnerability, affected
+//! component). GitHub ranks security alerts by the rule property
+//! `security-severity` (a CVSS-like score as a string: ≥ 9.0 critical,
+//! 7.0–8.9 high, 4.0–6.9 medium, 0.1–3.9 low).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Meta, Status, status_of, suppression_of};
+use crate::inspector::{Finding, Severity};
+use crate::pipeline::ScanReport;
+
+pub fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low | Severity::Other => "note",
+    }
+}
+
+/// The score GitHub should see: the deciding rating's score when it lies in
+/// the band of our severity, else the band's middle, so GitHub's label never
+/// disagrees with ours (a distro can rate "medium" with a CVSS of 7.8).
+/// OTHER has no band: no score.
+pub fn security_severity(s: Severity, score: Option<f64>) -> Option<String> {
+    let (lo, hi, mid) = match s {
+        Severity::Critical => (9.0, 10.0, 9.5),
+        Severity::High => (7.0, 8.9, 8.0),
+        Severity::Medium => (4.0, 6.9, 5.5),
+        Severity::Low => (0.1, 3.9, 2.0),
+        Severity::Other => return None,
+    };
+    let v = score.filter(|x| (lo..=hi).contains(x)).unwrap_or(mid);
+    Some(format!("{v:.1}"))
+}
+
+fn first_sentence(s: &str) -> String {
+    let s = s.trim();
+    let end = s.find(". ").map(|i| i + 1).unwrap_or(s.len());
+    let mut out: String = s[..end].chars().take(200).collect();
+    if out.len() < end {
+        out.push('…');
+    }
+    out
+}
+
+fn location(r: &ScanReport, f: &Finding) -> Value {
+    // Paths are relative to the image root; with none, the image itself.
+    let uri = match f.path.as_deref() {
+        Some(p) if !p.trim_start_matches('/').is_empty() => p.trim_start_matches('/').to_owned(),
+        _ => r.image.clone(),
+    };
+    let mut loc = json!({
+        "physicalLocation": { "artifactLocation": { "uri": uri } },
+    });
+    if !f.purl.is_empty() {
+        loc["logicalLocations"] = json!([{
+            "name": f.package,
+            "fullyQualifiedName": f.purl,
+            "kind": "package",
+        }]);
+    }
+    if let Some(layer) = &f.layer {
+        loc["properties"] = json!({ "layer": layer });
+    }
+    loc
+}
+
+pub fn render(meta: &Meta, r: &ScanReport) -> Value {
+    let d = &r.decision;
+    let findings = &r.result.findings;
+    // Rules in the findings' order (worst first), at their worst severity.
+    let mut order: Vec<&str> = Vec::new();
+    let mut worst: BTreeMap<&str, &Finding> = BTreeMap::new();
+    for f in findings {
+        match worst.get(f.id.as_str()) {
+            None => {
+                order.push(&f.id);
+                worst.insert(&f.id, f);
+            }
+            Some(w) if f.severity > w.severity => {
+                worst.insert(&f.id, f);
+            }
+            _ => {}
+        }
+    }
+    let index: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let rules: Vec<Value> = order
+        .iter()
+        .map(|id| {
+            let f = worst[id];
+            let mut props = json!({
+                "tags": ["security", "vulnerability", f.severity.as_str().to_ascii_lowercase()],
+                "precision": "very-high",
+                "severity": f.severity.as_str(),
+            });
+            if let Some(ss) = security_severity(f.severity, f.cvss_score) {
+                props["security-severity"] = json!(ss);
+            }
+            if let Some(v) = &f.cvss_vector {
+                props["cvssVector"] = json!(v);
+            }
+            let desc = if f.description.is_empty() {
+                (*id).to_owned()
+            } else {
+                f.description.clone()
+            };
+            let mut help = format!("{desc}\n");
+            let mut md = format!("**{id}** ({})\n\n{desc}\n", f.severity.as_str());
+            for u in f.url.iter().chain(&f.references).take(10) {
+                help.push_str(&format!("\n{u}"));
+                md.push_str(&format!("\n- <{u}>"));
+            }
+            let mut rule = json!({
+                "id": id,
+                "name": id,
+                "shortDescription": { "text": first_sentence(&desc) },
+                "fullDescription": { "text": desc },
+                "help": { "text": help, "markdown": md },
+                "defaultConfiguration": { "level": level(f.severity) },
+                "properties": props,
+            });
+            if let Some(u) = f.url.as_deref().and_then(super::safe_url) {
+                rule["helpUri"] = json!(u);
+            }
+            rule
+        })
+        .collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let fixed = f
+                .fixed_version
+                .as_deref()
+                .map_or("no fixed version yet".to_owned(), |v| format!("fixed in {v}"));
+            let status = status_of(d, f, r.fixable_only);
+            let mut res = json!({
+                "ruleId": f.id,
+                "ruleIndex": index[f.id.as_str()],
+                "level": level(f.severity),
+                "kind": "fail",
+                "message": { "text": format!(
+                    "{} {} in {} {} ({fixed})",
+                    f.severity.as_str(), f.id, f.package, f.version
+                ) },
+                "locations": [location(r, f)],
+                "partialFingerprints": {
+                    "scangateFinding/v1": hex::encode(Sha256::digest(format!("{}\n{}", f.id, f.purl))),
+                },
+                "properties": {
+                    "purl": f.purl,
+                    "installedVersion": f.version,
+                    "fixedVersion": f.fixed_version,
+                    "epss": f.epss,
+                    "exploitAvailable": f.exploit_available,
+                    "cisaKevDateAdded": f.kev_date_added,
+                    "gate": status.as_str(),
+                },
+            });
+            if status == Status::Suppressed
+                && let Some(s) = suppression_of(d, f)
+            {
+                res["suppressions"] = json!([{
+                    "kind": "external",
+                    "status": "accepted",
+                    "justification": match &s.expires {
+                        Some(e) => format!("{} (until {e})", s.reason),
+                        None => s.reason.clone(),
+                    },
+                }]);
+            }
+            res
+        })
+        .collect();
+    json!({
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "scangate",
+                "semanticVersion": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            } },
+            "automationDetails": { "id": format!("scangate/{}/{}", r.image, meta.job_id) },
+            "invocations": [{
+                "executionSuccessful": true,
+                "endTimeUtc": meta.generated,
+            }],
+            "results": results,
+            "properties": {
+                "image": r.image,
+                "digest": r.manifest_digest,
+                "verdict": d.verdict,
+                "counts": d.counts,
+                "violations": d.violations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            },
+        }],
+    })
+}

@@ -1,0 +1,84 @@
+//! The terminal table of `scangate scan` (the default format).
+
+use std::fmt::Write as _;
+
+use crate::inspector::Severity;
+use crate::pipeline::ScanReport;
+use crate::policy::Verdict;
+
+/// ANSI colours, only when asked for: the caller decides (a TTY and no
+/// `NO_COLOR`), so files and pipes never get escape codes.
+fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn severity_code(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Other => "2",
+    }
+}
+
+pub fn render(r: &ScanReport, color: bool) -> String {
+    let d = &r.decision;
+    let c = d.counts;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}@{}", r.image, r.manifest_digest);
+    let verdict = match d.verdict {
+        Verdict::Pass => paint(color, "1;32", "PASS"),
+        Verdict::Fail => paint(color, "1;31", "FAIL"),
+    };
+    let _ = writeln!(
+        s,
+        "{verdict} — {} critical, {} high, {} medium, {} low, {} other in {} packages",
+        c.critical, c.high, c.medium, c.low, c.other, r.packages
+    );
+    for v in &d.violations {
+        let _ = writeln!(s, "  violated: {v}");
+    }
+    for x in &d.suppressions {
+        let _ = writeln!(s, "  suppressed: {} in {}: {}", x.id, x.package, x.reason);
+    }
+    for r in &d.expired_rules {
+        let _ = writeln!(s, "  expired ignore rule, no longer applied: {r}");
+    }
+    for r in &d.stale_rules {
+        let _ = writeln!(s, "  ignore rule matched nothing: {r}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "  warning: {w}");
+    }
+    if !r.result.findings.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:<9} {:<20} {:<24} {:<28} FIXED",
+            "SEVERITY", "ID", "PACKAGE", "INSTALLED"
+        );
+        for f in &r.result.findings {
+            // Pad before painting: escape codes have no width.
+            let sev = format!("{:<9}", f.severity.as_str());
+            let mut line = format!(
+                "{} {:<20} {:<24} {:<28} {}",
+                paint(color, severity_code(f.severity), &sev),
+                f.id,
+                f.package,
+                f.version,
+                f.fixed_version.as_deref().unwrap_or("-")
+            );
+            match super::status_of(d, f, r.fixable_only) {
+                super::Status::Suppressed => line.push_str("  (suppressed)"),
+                super::Status::Violating => line.push_str(&paint(color, "1", "  ✗")),
+                super::Status::Passing => {}
+            }
+            let _ = writeln!(s, "{line}");
+        }
+    }
+    s
+}
