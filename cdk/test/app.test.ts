@@ -11,6 +11,11 @@ import { flat, IMAGE_IN_TEMPLATE, IMAGE_URI, newApp, only } from './helpers';
 const CDK_DIR = path.resolve(__dirname, '..');
 const CDK_CLI = path.join(CDK_DIR, 'node_modules', '.bin', 'cdk');
 
+const outDirs: string[] = [];
+afterAll(() => {
+  for (const d of outDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 /**
  * `cdk synth` through the real CLI and cdk.json, with any Docker call made
  * to fail (CDK_DOCKER is the docker executable the CDK uses) and no AWS
@@ -18,6 +23,7 @@ const CDK_CLI = path.join(CDK_DIR, 'node_modules', '.bin', 'cdk');
  */
 function cliSynth(args: string[], extraEnv: Record<string, string> = {}): { out: string; stdout: string } {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'scangate-cdk-'));
+  outDirs.push(out);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
