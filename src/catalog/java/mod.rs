@@ -479,10 +479,10 @@ fn debian_maven_repo(files: &FileTree) -> BTreeMap<String, BTreeSet<Coords>> {
         let Some(c) = maven_repo_coords(&link[DEBIAN_MAVEN_REPO.len()..]) else {
             continue;
         };
-        if let Some(target) = files.resolve(link) {
-            if files.files.contains_key(&target) {
-                ids.entry(target).or_default().insert(c);
-            }
+        if let Some(target) = files.resolve(link)
+            && files.files.contains_key(&target)
+        {
+            ids.entry(target).or_default().insert(c);
         }
     }
     ids
