@@ -296,10 +296,13 @@ async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Recei
 
 // harness modules (registry, images) are declared below
 pub mod corpus;
+pub mod ecr;
 pub mod images;
 pub mod oci_server;
 pub mod process;
+pub mod redirect_proxy;
 pub mod registry;
+pub mod token_server;
 
 /// Real Inspector data bundled for `scangate demo` (see assets/demo/PROVENANCE.md).
 pub mod demo_assets {

@@ -1,6 +1,7 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (CNCF
 //! distribution 2.8) on 127.0.0.1, with its own storage in a temp dir and
-//! optional htpasswd Basic auth.
+//! optional htpasswd Basic auth or token auth (Bearer tokens from a token
+//! service, e.g. [`crate::token_server`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,13 +33,32 @@ impl Credentials {
     }
 }
 
+/// `auth: token` settings of distribution: where clients get tokens, and
+/// how the registry checks them (issuer, audience, signing certificate).
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificate(s) the token signatures must chain to.
+    pub rootcertbundle: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+enum AuthConfig {
+    None,
+    Htpasswd(Credentials),
+    Token(TokenAuth),
+}
+
 /// A running registry; the process is killed when this is dropped (and, via
 /// the watchdog in [`crate::process`], when the test binary dies).
 #[derive(Debug)]
 pub struct Registry {
     /// `127.0.0.1:PORT`
     pub addr: String,
-    /// Set when the registry requires Basic auth.
+    /// Set when the registry requires auth: the Basic credentials, or those
+    /// its token service accepts.
     pub credentials: Option<Credentials>,
     process: BackgroundProcess,
     // Dropped after `process` (field order), so the storage outlives the server.
@@ -48,15 +68,24 @@ pub struct Registry {
 impl Registry {
     /// An anonymous registry (push and pull without credentials).
     pub fn start() -> Result<Self> {
-        Self::start_inner(None)
+        Self::start_inner(AuthConfig::None, None)
     }
 
     /// A registry that answers 401 unless the request carries these Basic credentials.
     pub fn start_with_auth(username: &str, password: &str) -> Result<Self> {
-        Self::start_inner(Some(Credentials::new(username, password)))
+        let c = Credentials::new(username, password);
+        Self::start_inner(AuthConfig::Htpasswd(c.clone()), Some(c))
     }
 
-    fn start_inner(credentials: Option<Credentials>) -> Result<Self> {
+    /// A registry that takes only Bearer tokens signed for `token.issuer`.
+    /// `push_credentials` are what the token service accepts; they become
+    /// [`Registry::credentials`], so [`crate::corpus::skopeo_copy`] pushes
+    /// through the token flow with them.
+    pub fn start_with_token_auth(token: &TokenAuth, push_credentials: Credentials) -> Result<Self> {
+        Self::start_inner(AuthConfig::Token(token.clone()), Some(push_credentials))
+    }
+
+    fn start_inner(auth: AuthConfig, credentials: Option<Credentials>) -> Result<Self> {
         let bin = Path::new(REGISTRY_BIN);
         if !bin.exists() {
             bail!("docker-registry not installed: run .ci/run or apt-get install docker-registry");
@@ -65,7 +94,7 @@ impl Registry {
         // A free port can be taken by a parallel test between our probe and
         // the registry's bind; a few attempts make that race harmless.
         for _ in 0..5 {
-            match Self::try_start(bin, credentials.clone()) {
+            match Self::try_start(bin, &auth, credentials.clone()) {
                 Ok(r) => return Ok(r),
                 Err(e) if format!("{e:#}").contains("address already in use") => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -74,7 +103,7 @@ impl Registry {
         Err(last_err.unwrap())
     }
 
-    fn try_start(bin: &Path, credentials: Option<Credentials>) -> Result<Self> {
+    fn try_start(bin: &Path, auth: &AuthConfig, credentials: Option<Credentials>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("scangate-registry-")
             .tempdir()?;
@@ -82,16 +111,31 @@ impl Registry {
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage)?;
-        let htpasswd = match &credentials {
-            Some(c) => {
+        let mut yaml = config_yaml(&addr, &storage);
+        match auth {
+            AuthConfig::None => {}
+            AuthConfig::Htpasswd(c) => {
                 let p = dir.path().join("htpasswd");
                 std::fs::write(&p, htpasswd_line(c)?)?;
-                Some(p)
+                let _ = write!(
+                    yaml,
+                    "auth:\n  htpasswd:\n    realm: scangate-test\n    path: {}\n",
+                    p.display()
+                );
             }
-            None => None,
-        };
+            AuthConfig::Token(t) => {
+                let _ = write!(
+                    yaml,
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    t.realm,
+                    t.service,
+                    t.issuer,
+                    t.rootcertbundle.display()
+                );
+            }
+        }
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, config_yaml(&addr, &storage, htpasswd.as_deref()))?;
+        std::fs::write(&config, yaml)?;
         let log = dir.path().join("registry.log");
         let mut process =
             BackgroundProcess::spawn(bin, &["serve", config.to_str().unwrap()], &log)?;
@@ -148,8 +192,8 @@ fn htpasswd_line(c: &Credentials) -> Result<String> {
     Ok(format!("{}:{}\n", c.username, hash))
 }
 
-fn config_yaml(addr: &str, storage: &Path, htpasswd: Option<&Path>) -> String {
-    let mut y = format!(
+fn config_yaml(addr: &str, storage: &Path) -> String {
+    format!(
         "version: 0.1
 log:
   level: warn
@@ -173,13 +217,5 @@ health:
     enabled: false
 ",
         storage = storage.display()
-    );
-    if let Some(p) = htpasswd {
-        let _ = write!(
-            y,
-            "auth:\n  htpasswd:\n    realm: scangate-test\n    path: {}\n",
-            p.display()
-        );
-    }
-    y
+    )
 }

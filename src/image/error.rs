@@ -111,7 +111,7 @@ pub enum ImageError {
     /// The registry (or its token service) did not accept our identity:
     /// anonymous when no credentials were configured, or the configured ones.
     #[error(
-        "registry {registry} denied access to repo {repository} (HTTP {status}, tried {method}){}: {hint}",
+        "registry {registry} denied access to repo {repository} (HTTP {status}), tried {method}{}: {hint}",
         detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
     )]
     Unauthorized {
@@ -127,7 +127,7 @@ pub enum ImageError {
 
     /// 403: authenticated, but not allowed to pull.
     #[error(
-        "registry {registry} denied access to repo {repository} (HTTP {status}, tried {method}){}: \
+        "registry {registry} denied access to repo {repository} (HTTP {status}), tried {method}{}: \
          the worker's registry credentials lack pull permission on this repository",
         detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
     )]
@@ -240,7 +240,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "registry 127.0.0.1:5000 denied access to repo x (HTTP 401, tried anonymous): \
+            "registry 127.0.0.1:5000 denied access to repo x (HTTP 401), tried anonymous: \
              check the worker's registry credentials"
         );
         assert_eq!(e.failure_class(), FailureClass::Permission);

@@ -430,7 +430,7 @@ mod tests {
         let dir = Scratch::new();
         let p = dir.path().join("config.json");
         assert!(DockerConfig::load(&p).unwrap().is_none());
-        for bad in ["{", "[]", r#"{"auths": {"x": 1}}"#, "\u{0}\u{1}"] {
+        for bad in ["{", "\"a string\"", r#"{"auths": {"x": 1}}"#, "\u{0}\u{1}"] {
             std::fs::write(&p, bad).unwrap();
             assert!(
                 matches!(DockerConfig::load(&p), Err(DockerConfigError::Parse(_))),

@@ -267,6 +267,80 @@ mod tests {
         }
     }
 
+    async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                "AKIDTEST", "test", None, None, "test",
+            ))
+            .load()
+            .await
+    }
+
+    fn host(account: &str, region: &str) -> EcrHost {
+        EcrHost {
+            account: account.into(),
+            region: region.into(),
+            fips: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_per_account_and_region_until_near_expiry() {
+        let emu = integration_tests::ecr::EcrEmulator::start(
+            "AWS",
+            "pw-12h",
+            Duration::from_secs(12 * 3600),
+        )
+        .await
+        .unwrap();
+        let ecr = EcrAuth::new(Some(sdk(&emu.url()).await));
+        for _ in 0..3 {
+            let c = ecr
+                .credentials(&host("111111111111", "eu-west-1"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (c.username.as_str(), c.password.as_str()),
+                ("AWS", "pw-12h")
+            );
+        }
+        assert_eq!(emu.calls().len(), 1);
+        ecr.credentials(&host("222222222222", "eu-west-1"))
+            .await
+            .unwrap();
+        ecr.credentials(&host("111111111111", "ap-south-1"))
+            .await
+            .unwrap();
+        let calls = emu.calls();
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls[2].registry_ids, vec!["111111111111".to_owned()]);
+        assert_eq!(calls[2].signed_region.as_deref(), Some("ap-south-1"));
+
+        // A token with less than the refresh margin left is not reused.
+        let short =
+            integration_tests::ecr::EcrEmulator::start("AWS", "pw-4m", Duration::from_secs(4 * 60))
+                .await
+                .unwrap();
+        let ecr = EcrAuth::new(Some(sdk(&short.url()).await));
+        ecr.credentials(&host("111111111111", "eu-west-1"))
+            .await
+            .unwrap();
+        ecr.credentials(&host("111111111111", "eu-west-1"))
+            .await
+            .unwrap();
+        assert_eq!(short.calls().len(), 2);
+
+        short.deny();
+        let e = ecr
+            .credentials(&host("111111111111", "eu-west-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClass::Permission);
+        assert!(e.to_string().contains("AccessDeniedException"), "{e}");
+    }
+
     #[test]
     fn decodes_authorization_tokens() {
         let c = decode_token("QVdTOnNlY3JldDpwYXJ0").unwrap();
