@@ -146,6 +146,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             registry_password: None,
         },
         s3_force_path_style: false,
+        artifact_credentials_refresh_after: worker::cfg::ARTIFACT_CREDENTIALS_REFRESH_AFTER,
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker::run_until(cfg, sdk, async {

@@ -10,8 +10,9 @@ use crate::catalog;
 use crate::image::{self, ImageError, ImageRef, ImageSource, Platform, PullOptions};
 use crate::inspector::{Inspector, InspectorError, MAX_COMPONENTS, ScanResult};
 use crate::job::artifact::ArtifactError;
+use crate::job::output::OutputError;
 use crate::job::{ConfigError, FailureKind};
-use crate::policy::{Decision, Policy};
+use crate::policy::{Attribution, BaseImagePolicy, BaseLayers, BaseSource, Decision, Policy};
 use crate::sbom;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub enum PipelineError {
     Sbom(String),
     #[error(transparent)]
     Inspector(#[from] InspectorError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
     #[error(
         "worker shutting down: the job did not finish within the shutdown grace period; retry the action"
     )]
@@ -57,6 +60,7 @@ impl PipelineError {
                     FailureKind::JobFailed
                 }
             },
+            PipelineError::Output(e) => e.failure_kind(),
             PipelineError::ShuttingDown => FailureKind::SystemUnavailable,
             PipelineError::Sbom(_) | PipelineError::Internal(_) => FailureKind::JobFailed,
         }
@@ -188,14 +192,52 @@ pub async fn scan_source(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
     let t2 = Instant::now();
-    let result = ctx.inspector.scan(&parts_json).await?;
-    let inspector_ms = t2.elapsed().as_millis() as u64;
-    let decision = policy.decide(&result.findings);
+    // The base image's manifest and config are a few small GETs: fetched
+    // while Inspector works.
+    let (result, base) = tokio::join!(
+        async {
+            let r = ctx.inspector.scan(&parts_json).await;
+            (r, t2.elapsed().as_millis() as u64)
+        },
+        async {
+            match &policy.base_image {
+                Some(b) => Some(resolve_base(&ctx.pull, b, &pulled, platform).await),
+                None => None,
+            }
+        }
+    );
+    let (result, inspector_ms) = result;
+    let mut result = result?;
     let sbom = serde_json::to_value(&bom)
         .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
+    let image_layers = pulled.layers.len();
+    let attribution =
+        base.map(|b| Attribution::from_sbom(&result.findings, &sbom, image_layers, b));
+    let decision = policy.decide_with(
+        &result.findings,
+        crate::policy::file::today_utc(),
+        attribution.as_ref(),
+    );
+    if let Some(b) = &decision.base_image {
+        tracing::info!(
+            base = b.reference.as_deref().unwrap_or(""),
+            base_layers = b.base_layers,
+            matched_layers = b.matched_layers,
+            applied = b.applied,
+            inherited = b.inherited.len(),
+            "base image attribution"
+        );
+    }
+    crate::inspector::findings::attach_locations(&mut result.findings, &sbom);
     let mut warnings = pulled.warnings.clone();
     warnings.extend(catalog.warnings.iter().cloned());
     warnings.extend(result.warnings.iter().cloned());
+    // An unresolved base never fails the job: the report says why the
+    // top-level thresholds judged everything.
+    if let Some(w) = decision.base_image.as_ref().and_then(|b| b.warning.clone()) {
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
     Ok(ScanReport {
         image: source.to_string(),
         manifest_digest: pulled.manifest_digest.clone(),
@@ -222,4 +264,51 @@ pub async fn scan_source(
         report_uri: None,
         sbom_uri: None,
     })
+}
+
+/// Finds the base image named by the policy (`base_image.ref`) or by the
+/// image itself (`org.opencontainers.image.base.*`), reads its manifest and
+/// config (no layers) for the scanned platform, and compares layer diff ids.
+/// Every failure is an explanation for the report, never a job failure.
+async fn resolve_base(
+    pull: &PullOptions,
+    policy: &BaseImagePolicy,
+    image: &image::PulledImage,
+    platform: &Platform,
+) -> Result<BaseLayers, String> {
+    use image::manifest::BaseAnnotation;
+    let (name, source) = match &policy.reference {
+        Some(r) => (r.clone(), BaseSource::Policy),
+        None => match BaseAnnotation::find(&image.annotations, &image.config.labels) {
+            Some(a) => (
+                a.reference(),
+                if a.from_labels {
+                    BaseSource::Label
+                } else {
+                    BaseSource::Annotation
+                },
+            ),
+            None => {
+                return Err(format!(
+                    "base_image has no ref and the image has no {} annotation or label",
+                    image::manifest::BASE_NAME_ANNOTATION
+                ));
+            }
+        },
+    };
+    let reference: ImageRef = name.parse().map_err(|e: ImageError| e.to_string())?;
+    let mut opts = pull.clone();
+    opts.platform = platform.clone();
+    let base = image::resolve(&reference, &opts)
+        .await
+        .map_err(|e| format!("{reference}: {e}"))?;
+    let base_ids: Vec<String> = base.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let image_ids: Vec<String> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+    Ok(BaseLayers::compare(
+        reference.to_string(),
+        source,
+        Some(base.manifest_digest),
+        &base_ids,
+        &image_ids,
+    ))
 }

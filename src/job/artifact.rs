@@ -57,27 +57,19 @@ impl ArtifactError {
     }
 }
 
-/// Downloads the first input artifact.
-pub async fn download(
+/// An S3 client that acts as the job: CodePipeline's short-lived artifact
+/// credentials, not the worker's role, so a worker can only reach the
+/// artifacts of the jobs it holds.
+pub fn job_s3_client(
     sdk: &aws_config::SdkConfig,
-    job: &JobInfo,
+    creds: &ArtifactCredentials,
     force_path_style: bool,
-) -> Result<Vec<u8>, ArtifactError> {
-    let art = job
-        .input_artifacts
-        .first()
-        .ok_or(ArtifactError::NoLocation)?;
-    let (Some(bucket), Some(key)) = (&art.bucket, &art.key) else {
-        return Err(ArtifactError::NoLocation);
-    };
+) -> aws_sdk_s3::Client {
     let ArtifactCredentials {
         access_key_id,
         secret_access_key,
         session_token,
-    } = job
-        .credentials
-        .clone()
-        .ok_or(ArtifactError::NoCredentials)?;
+    } = creds.clone();
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .credentials_provider(Credentials::new(
             access_key_id,
@@ -88,7 +80,29 @@ pub async fn download(
         ))
         .force_path_style(force_path_style)
         .build();
-    let client = aws_sdk_s3::Client::from_conf(conf);
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Downloads the first input artifact with `creds` (the job's artifact
+/// credentials, refreshed by the caller when old; `None`: the job has none).
+pub async fn download(
+    sdk: &aws_config::SdkConfig,
+    job: &JobInfo,
+    creds: Option<&ArtifactCredentials>,
+    force_path_style: bool,
+) -> Result<Vec<u8>, ArtifactError> {
+    let art = job
+        .input_artifacts
+        .first()
+        .ok_or(ArtifactError::NoLocation)?;
+    let (Some(bucket), Some(key)) = (&art.bucket, &art.key) else {
+        return Err(ArtifactError::NoLocation);
+    };
+    let client = job_s3_client(
+        sdk,
+        creds.ok_or(ArtifactError::NoCredentials)?,
+        force_path_style,
+    );
     let err = |message: String, denied: bool| {
         let (bucket, key) = (bucket.clone(), key.clone());
         if denied {

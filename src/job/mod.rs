@@ -3,8 +3,10 @@
 pub mod artifact;
 pub mod cfg;
 pub mod outcome;
+pub mod output;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 pub use cfg::{ConfigError, JobConfig};
 pub use outcome::{FailureKind, Outcome};
@@ -26,7 +28,11 @@ pub struct JobInfo {
     pub input_artifacts: Vec<Artifact>,
     pub output_artifacts: Vec<Artifact>,
     pub credentials: Option<ArtifactCredentials>,
+    /// The id of the KMS key that encrypts the pipeline's artifacts.
     pub encryption_key: Option<String>,
+    /// When PollForJobs handed the job (and its credentials) over: artifact
+    /// credentials live about 15 minutes from then.
+    pub received: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +47,16 @@ pub struct ArtifactCredentials {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: String,
+}
+
+impl ArtifactCredentials {
+    pub fn from_sdk(c: &aws_sdk_codepipeline::types::AwsSessionCredentials) -> Self {
+        ArtifactCredentials {
+            access_key_id: c.access_key_id().to_owned(),
+            secret_access_key: c.secret_access_key().to_owned(),
+            session_token: c.session_token().to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ArtifactCredentials {
@@ -121,14 +137,32 @@ impl JobInfo {
             output_artifacts: arts(data.map(|d| d.output_artifacts()).unwrap_or_default()),
             credentials: data
                 .and_then(|d| d.artifact_credentials())
-                .map(|c| ArtifactCredentials {
-                    access_key_id: c.access_key_id().to_owned(),
-                    secret_access_key: c.secret_access_key().to_owned(),
-                    session_token: c.session_token().to_owned(),
-                }),
+                .map(ArtifactCredentials::from_sdk),
             encryption_key: data
                 .and_then(|d| d.encryption_key())
                 .map(|k| k.id().to_owned()),
+            received: Instant::now(),
+        }
+    }
+
+    /// A job with nothing set but its id.
+    #[cfg(test)]
+    pub fn test(id: &str) -> JobInfo {
+        JobInfo {
+            id: id.into(),
+            nonce: "n".into(),
+            account_id: None,
+            pipeline: "p".into(),
+            stage: "s".into(),
+            action: "a".into(),
+            pipeline_execution_id: None,
+            action_execution_id: None,
+            configuration: BTreeMap::new(),
+            input_artifacts: vec![],
+            output_artifacts: vec![],
+            credentials: None,
+            encryption_key: None,
+            received: Instant::now(),
         }
     }
 }
@@ -140,23 +174,13 @@ mod tests {
     #[test]
     fn debug_never_shows_secrets_or_config_values() {
         let j = JobInfo {
-            id: "j".into(),
-            nonce: "n".into(),
-            account_id: None,
-            pipeline: "p".into(),
-            stage: "s".into(),
-            action: "a".into(),
-            pipeline_execution_id: None,
-            action_execution_id: None,
             configuration: [("Token".to_string(), "hunter2".to_string())].into(),
-            input_artifacts: vec![],
-            output_artifacts: vec![],
             credentials: Some(ArtifactCredentials {
                 access_key_id: "AKIAEXAMPLE".into(),
                 secret_access_key: "s3cr3t".into(),
                 session_token: "tok".into(),
             }),
-            encryption_key: None,
+            ..JobInfo::test("j")
         };
         let d = format!("{j:?}");
         for secret in ["hunter2", "AKIAEXAMPLE", "s3cr3t", "tok\""] {

@@ -11,7 +11,7 @@ use aws_sdk_codepipeline::types::{
 };
 
 use crate::inspector::describe;
-use crate::job::{FailureKind, Outcome};
+use crate::job::{ArtifactCredentials, FailureKind, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -150,6 +150,28 @@ impl Api {
         })
         .await?;
         Ok(out.status() == Some(&JobStatus::InProgress))
+    }
+
+    /// Fresh artifact credentials for a job we hold (GetJobDetails):
+    /// those PollForJobs gave expire about 15 minutes after it answered.
+    pub async fn job_credentials(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<ArtifactCredentials>, ApiError> {
+        let out = retry("GetJobDetails", 3, || async {
+            self.client
+                .get_job_details()
+                .job_id(job_id)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await?;
+        Ok(out
+            .job_details()
+            .and_then(|d| d.data())
+            .and_then(|d| d.artifact_credentials())
+            .map(ArtifactCredentials::from_sdk))
     }
 
     /// Sends the job's one result. A lost answer is retried; if the retry

@@ -49,7 +49,22 @@ pub struct WorkerConfig {
     /// Path-style S3 addressing (S3-compatible servers).
     #[arg(long, env = "SCANGATE_S3_FORCE_PATH_STYLE", default_value_t = false)]
     pub s3_force_path_style: bool,
+    /// Artifact credentials older than this are renewed (GetJobDetails)
+    /// before they are used. Hidden: only tests need another value.
+    #[arg(
+        long,
+        env = "SCANGATE_ARTIFACT_CREDENTIALS_REFRESH_AFTER",
+        default_value = "10m",
+        value_parser = parse_duration,
+        hide = true
+    )]
+    pub artifact_credentials_refresh_after: Duration,
 }
+
+/// CodePipeline's artifact credentials last about 15 minutes from
+/// PollForJobs; renewing them from 10 minutes on leaves a margin for a
+/// large download or upload that starts just before the threshold.
+pub const ARTIFACT_CREDENTIALS_REFRESH_AFTER: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
@@ -99,6 +114,21 @@ mod tests {
     fn categories_are_canonicalised() {
         assert_eq!(parse_category("test").unwrap(), "Test");
         assert!(parse_category("Scan").unwrap_err().contains("Build"));
+    }
+
+    #[test]
+    fn refresh_default_is_the_constant() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            w: WorkerConfig,
+        }
+        let c = Cli::try_parse_from(["scangate"]).unwrap();
+        assert_eq!(
+            c.w.artifact_credentials_refresh_after,
+            ARTIFACT_CREDENTIALS_REFRESH_AFTER
+        );
     }
 
     #[test]

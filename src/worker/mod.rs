@@ -19,7 +19,8 @@ pub use cfg::WorkerConfig;
 
 use crate::image::{Credentials, PullOptions};
 use crate::inspector::{Inspector, RetryPolicy};
-use crate::job::{FailureKind, JobConfig, JobInfo, Outcome};
+use crate::job::output::{self, OutputTarget};
+use crate::job::{ArtifactCredentials, FailureKind, JobConfig, JobInfo, Outcome};
 use crate::pipeline::{self, Context, PipelineError, ScanRequest};
 use crate::report::ReportStore;
 use api::{Api, ApiError};
@@ -45,6 +46,7 @@ struct Shared {
     worker_id: String,
     sdk: aws_config::SdkConfig,
     s3_force_path_style: bool,
+    credentials_refresh_after: Duration,
 }
 
 pub fn pull_options(r: &cfg::RegistryArgs) -> PullOptions {
@@ -103,6 +105,7 @@ pub async fn run_until(
         worker_id: worker_id.clone(),
         sdk: sdk.clone(),
         s3_force_path_style: cfg.s3_force_path_style,
+        credentials_refresh_after: cfg.artifact_credentials_refresh_after,
     });
     tracing::info!(
         worker_id,
@@ -327,9 +330,16 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
         Ok(c) => c,
         Err(e) => return failed(shared, job, &e.into()).await,
     };
+    // Checked before the scan: a job CodePipeline could not have meant
+    // should not cost a pull first.
+    let target = match OutputTarget::of(job) {
+        Ok(t) => t,
+        Err(e) => return failed(shared, job, &e.into()).await,
+    };
+    let mut creds = JobCredentials::new(job);
     // One download serves both the image reference and the policy file.
     let zip = if cfg.image.is_none() || cfg.policy_file.is_some() {
-        match artifact_zip(shared, job, &cfg).await {
+        match artifact_zip(shared, job, &cfg, &mut creds).await {
             Ok(z) => Some(z),
             Err(e) => return failed(shared, job, &e).await,
         }
@@ -376,6 +386,12 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
                     Err(e) => tracing::error!(error = %e, "could not store the job's reports"),
                 }
             }
+            // Written before the result on PASS and FAIL alike: on FAIL it
+            // is where the pipeline's next action or a person finds why.
+            let written = match &target {
+                Some(t) => write_output(shared, job, &mut creds, t, &report).await,
+                None => Ok(()),
+            };
             tracing::info!(
                 verdict = %report.decision.verdict,
                 critical = report.decision.counts.critical,
@@ -388,7 +404,7 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
                 total_ms = report.timings.total_ms,
                 "scan finished"
             );
-            Outcome::from_report(&job.id, &report)
+            with_output(&job.id, Outcome::from_report(&job.id, &report), written)
         }
         Err(e) => failed(shared, job, &e).await,
     }
@@ -406,11 +422,111 @@ async fn failed(shared: &Shared, job: &JobInfo, e: &PipelineError) -> Outcome {
     Outcome::from_error(&job.id, e)
 }
 
+/// The job's artifact credentials, renewed before use once they are old.
+struct JobCredentials {
+    current: Option<ArtifactCredentials>,
+    issued: Instant,
+}
+
+impl JobCredentials {
+    fn new(job: &JobInfo) -> Self {
+        JobCredentials {
+            current: job.credentials.clone(),
+            issued: job.received,
+        }
+    }
+
+    /// Credentials fit for use now. A failed renewal is not fatal: the old
+    /// credentials may well still be valid (the threshold leaves a margin),
+    /// and if not, S3's answer says so precisely.
+    async fn get(&mut self, shared: &Shared, job_id: &str) -> Option<&ArtifactCredentials> {
+        let age = self.issued.elapsed();
+        if age >= shared.credentials_refresh_after {
+            match shared.api.job_credentials(job_id).await {
+                Ok(Some(c)) => {
+                    tracing::info!(
+                        age_s = age.as_secs(),
+                        "artifact credentials renewed (GetJobDetails)"
+                    );
+                    self.current = Some(c);
+                    self.issued = Instant::now();
+                }
+                Ok(None) => {
+                    tracing::warn!(
+                        "GetJobDetails returned no artifact credentials; using the old ones"
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, age_s = age.as_secs(), "could not renew the artifact credentials; using the old ones")
+                }
+            }
+        }
+        self.current.as_ref()
+    }
+}
+
+/// Zips the files the report stage produced and writes them to the job's
+/// output artifact location.
+async fn write_output(
+    shared: &Shared,
+    job: &JobInfo,
+    creds: &mut JobCredentials,
+    target: &OutputTarget,
+    report: &crate::pipeline::ScanReport,
+) -> Result<(), output::OutputError> {
+    let record = ReportStore::record_of(job, &shared.worker_id, report);
+    let files = ReportStore::files(job, &record, report)
+        .map_err(|e| output::OutputError::Zip(e.to_string()))?;
+    let zip = output::zip(files.iter().map(|f| (f.name, f.body.as_slice())))?;
+    let bytes = zip.len();
+    let creds = creds
+        .get(shared, &job.id)
+        .await
+        .ok_or(output::OutputError::NoCredentials)?;
+    output::upload(&shared.sdk, creds, shared.s3_force_path_style, target, zip).await?;
+    tracing::info!(
+        bucket = %target.bucket,
+        key = %target.key,
+        bytes,
+        files = files.len(),
+        kms = target.kms_key.is_some(),
+        "output artifact written"
+    );
+    Ok(())
+}
+
+/// The scan's outcome once the output artifact was (or was not) written. A
+/// PASS whose artifact is missing is not a PASS: the next action would find
+/// nothing. A FAIL stays the policy's FAIL, with the artifact problem added,
+/// because the verdict is what the person reading it needs first.
+fn with_output(
+    job_id: &str,
+    outcome: Outcome,
+    written: Result<(), output::OutputError>,
+) -> Outcome {
+    let Err(e) = written else {
+        return outcome;
+    };
+    tracing::error!(error = %e, "could not write the output artifact");
+    match outcome {
+        Outcome::Success { .. } => Outcome::from_error(job_id, &e.into()),
+        Outcome::Failure { kind, message } => {
+            let note = format!("\n\nThe output artifact could not be written either: {e}");
+            let room = crate::job::outcome::MAX_MESSAGE.saturating_sub(note.chars().count());
+            Outcome::failure(
+                kind,
+                format!("{}{note}", crate::util::truncate_chars(&message, room)),
+            )
+        }
+    }
+}
+
 /// The input artifact zip, for the image reference and/or the policy file.
 async fn artifact_zip(
     shared: &Shared,
     job: &JobInfo,
     cfg: &JobConfig,
+    creds: &mut JobCredentials,
 ) -> Result<Vec<u8>, PipelineError> {
     use crate::job::{ConfigError, artifact};
     if job.input_artifacts.is_empty() {
@@ -421,7 +537,8 @@ async fn artifact_zip(
         }
         .into());
     }
-    Ok(artifact::download(&shared.sdk, job, shared.s3_force_path_style).await?)
+    let creds = creds.get(shared, &job.id).await;
+    Ok(artifact::download(&shared.sdk, job, creds, shared.s3_force_path_style).await?)
 }
 
 fn image_from_zip(zip: &[u8]) -> Result<crate::image::ImageRef, PipelineError> {
@@ -485,6 +602,46 @@ mod tests {
         };
         assert_eq!(kind, FailureKind::JobFailed);
         assert!(message.contains("job-1"), "{message}");
+    }
+
+    #[test]
+    fn an_unwritten_output_artifact_fails_a_pass_and_annotates_a_fail() {
+        let denied = || {
+            Err(output::OutputError::Denied {
+                bucket: "artifacts".into(),
+                key: "p/Scan/out.zip".into(),
+                message: "AccessDenied: Access Denied".into(),
+                kms: "",
+            })
+        };
+        let pass = Outcome::Success {
+            summary: "PASS".into(),
+            variables: Default::default(),
+        };
+        assert_eq!(with_output("j", pass.clone(), Ok(())), pass);
+        let Outcome::Failure { kind, message } = with_output("j", pass, denied()) else {
+            panic!("a PASS without its artifact must fail")
+        };
+        assert_eq!(kind, FailureKind::PermissionError);
+        assert!(
+            message.contains("s3://artifacts/p/Scan/out.zip was denied"),
+            "{message}"
+        );
+
+        let long = "1 CRITICAL (threshold 0) ".repeat(400);
+        let fail = Outcome::failure(FailureKind::JobFailed, long);
+        let Outcome::Failure { kind, message } = with_output("j", fail, denied()) else {
+            panic!()
+        };
+        assert_eq!(kind, FailureKind::JobFailed, "the verdict stays the result");
+        assert!(message.starts_with("1 CRITICAL (threshold 0)"), "{message}");
+        assert!(
+            message.ends_with(
+                "(the pipeline's artifact bucket must allow the job's artifact credentials)"
+            ),
+            "{message}"
+        );
+        assert!(message.chars().count() <= crate::job::outcome::MAX_MESSAGE);
     }
 
     #[tokio::test]
