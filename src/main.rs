@@ -107,6 +107,13 @@ struct ScanArgs {
     fixable_only: bool,
     #[arg(long, value_enum, default_value = "table")]
     format: ScanFormat,
+    /// Write the report here instead of stdout (a one-line verdict still
+    /// goes to stderr).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// Exit code for a policy failure (default 1; errors are always 2).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    exit_code: u8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,6 +121,10 @@ enum ScanFormat {
     Table,
     Json,
     Markdown,
+    Sarif,
+    Junit,
+    /// The SBOM with the findings as CycloneDX 1.5 vulnerabilities.
+    Cyclonedx,
 }
 
 #[derive(clap::Args)]
@@ -244,8 +255,17 @@ async fn scan(args: ScanArgs) -> ExitCode {
         let report = pipeline::scan_source(&ctx, &image, &platform, &policy)
             .await
             .map_err(|e| e.to_string())?;
+        let generated = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let meta = scangate::report::Meta {
+            job_id: "-",
+            generated: &generated,
+        };
+        let pretty =
+            |v: &serde_json::Value| serde_json::to_string_pretty(v).map_err(|e| e.to_string());
         let text = match args.format {
-            ScanFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
+            ScanFormat::Json => pretty(&serde_json::json!({
                 "image": report.image,
                 "digest": report.manifest_digest,
                 "verdict": report.decision.verdict,
@@ -256,18 +276,46 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 "expired_rules": report.decision.expired_rules,
                 "stale_rules": report.decision.stale_rules,
                 "packages": report.packages,
+                "warnings": report.warnings,
                 "findings": report.result.findings,
-            }))
-            .map_err(|e| e.to_string())?,
+            }))?,
             ScanFormat::Markdown => scangate::report::markdown::render("-", &report),
-            ScanFormat::Table => table(&report),
+            ScanFormat::Sarif => pretty(&scangate::report::sarif::render(&meta, &report))?,
+            ScanFormat::Junit => scangate::report::junit::render(&meta, &report),
+            ScanFormat::Cyclonedx => pretty(&scangate::report::cyclonedx::render(&report))?,
+            ScanFormat::Table => {
+                use std::io::IsTerminal as _;
+                // https://no-color.org: any non-empty NO_COLOR turns colour off.
+                let color = args.output.is_none()
+                    && std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+                scangate::report::table::render(&report, color)
+            }
         };
-        println!("{text}");
+        match &args.output {
+            Some(p) => {
+                std::fs::write(p, text.trim_end().to_owned() + "\n")
+                    .map_err(|e| format!("writing {}: {e}", p.display()))?;
+                let c = report.decision.counts;
+                eprintln!(
+                    "{}: {} — {} critical, {} high, {} medium, {} low, {} other; report in {}",
+                    report.image,
+                    report.decision.verdict,
+                    c.critical,
+                    c.high,
+                    c.medium,
+                    c.low,
+                    c.other,
+                    p.display()
+                );
+            }
+            None => println!("{}", text.trim_end()),
+        }
         Ok::<Verdict, String>(report.decision.verdict)
     };
     match run.await {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
-        Ok(Verdict::Fail) => ExitCode::from(1),
+        Ok(Verdict::Fail) => ExitCode::from(args.exit_code),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -361,50 +409,6 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn table(r: &pipeline::ScanReport) -> String {
-    use std::fmt::Write as _;
-    let d = &r.decision;
-    let c = d.counts;
-    let mut s = String::new();
-    let _ = writeln!(s, "{}@{}", r.image, r.manifest_digest);
-    let _ = writeln!(
-        s,
-        "{} — {} critical, {} high, {} medium, {} low, {} other in {} packages",
-        d.verdict, c.critical, c.high, c.medium, c.low, c.other, r.packages
-    );
-    for v in &d.violations {
-        let _ = writeln!(s, "  violated: {v}");
-    }
-    for x in &d.suppressions {
-        let _ = writeln!(s, "  suppressed: {} in {}: {}", x.id, x.package, x.reason);
-    }
-    for r in &d.expired_rules {
-        let _ = writeln!(s, "  expired ignore rule, no longer applied: {r}");
-    }
-    for r in &d.stale_rules {
-        let _ = writeln!(s, "  ignore rule matched nothing: {r}");
-    }
-    if !r.result.findings.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n{:<9} {:<20} {:<24} {:<28} FIXED",
-            "SEVERITY", "ID", "PACKAGE", "INSTALLED"
-        );
-        for f in &r.result.findings {
-            let _ = writeln!(
-                s,
-                "{:<9} {:<20} {:<24} {:<28} {}",
-                f.severity.as_str(),
-                f.id,
-                f.package,
-                f.version,
-                f.fixed_version.as_deref().unwrap_or("-")
-            );
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +440,27 @@ mod tests {
                 "--fixable-only",
             ],
             vec!["scangate", "policy", "check", "p.yaml"],
+            vec![
+                "scangate",
+                "scan",
+                "oci:dir",
+                "--format",
+                "sarif",
+                "--output",
+                "r.sarif",
+                "--exit-code",
+                "0",
+            ],
+            vec![
+                "scangate",
+                "scan",
+                "r/x:1",
+                "--format",
+                "cyclonedx",
+                "-o",
+                "b.json",
+            ],
+            vec!["scangate", "scan", "r/x:1", "--format", "junit"],
             vec!["scangate", "demo"],
             vec![
                 "scangate",
