@@ -381,6 +381,9 @@ pub struct JobSnapshot {
     /// PutJobSuccessResult / PutJobFailureResult calls naming it, rejected
     /// ones included.
     pub result_calls: u32,
+    /// GetJobDetails calls naming it; each one issued new artifact
+    /// credentials.
+    pub get_job_details_calls: u32,
     pub history: Vec<StatusChange>,
     pub created_at: String,
 }
@@ -388,7 +391,9 @@ pub struct JobSnapshot {
 #[derive(Debug, Clone)]
 struct Job {
     view: JobSnapshot,
+    /// The current artifact credentials, and every set issued, oldest first.
     credentials: AwsSessionCredentials,
+    issued_credentials: Vec<AwsSessionCredentials>,
     encryption_key: Option<EncryptionKey>,
     dispatched_at: Option<Instant>,
     in_progress_since: Option<Instant>,
@@ -883,6 +888,9 @@ impl CodePipelineEmulator {
         let opts = &self.inner.opts;
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_rfc3339();
+        let credentials = new
+            .artifact_credentials
+            .unwrap_or_else(AwsSessionCredentials::generate);
         let job = Job {
             view: JobSnapshot {
                 id: id.clone(),
@@ -910,15 +918,15 @@ impl CodePipelineEmulator {
                 acknowledge_calls: 0,
                 result: None,
                 result_calls: 0,
+                get_job_details_calls: 0,
                 history: vec![StatusChange {
                     at: now.clone(),
                     status: JobStatus::Created,
                 }],
                 created_at: now,
             },
-            credentials: new
-                .artifact_credentials
-                .unwrap_or_else(AwsSessionCredentials::generate),
+            credentials: credentials.clone(),
+            issued_credentials: vec![credentials],
             encryption_key: new.encryption_key,
             dispatched_at: None,
             in_progress_since: None,
@@ -951,6 +959,18 @@ impl CodePipelineEmulator {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Every set of artifact credentials issued for the job, oldest first
+    /// (for tests that check which set a worker used; never served by the
+    /// admin API, because the model marks them sensitive).
+    pub fn issued_credentials(&self, id: &str) -> Vec<AwsSessionCredentials> {
+        let state = self.state();
+        state
+            .index
+            .get(id)
+            .map(|&i| state.jobs[i].issued_credentials.clone())
+            .unwrap_or_default()
     }
 
     pub fn calls(&self) -> Vec<CallRecord> {
@@ -1346,6 +1366,12 @@ impl CodePipelineEmulator {
         checks.finish()?;
         let mut state = self.state();
         let job = state.job_mut(id.unwrap_or(""))?;
+        job.view.get_job_details_calls += 1;
+        // As CodePipeline does: each call hands out new temporary
+        // credentials, which is how a long job renews expiring ones.
+        let fresh = AwsSessionCredentials::generate();
+        job.credentials = fresh.clone();
+        job.issued_credentials.push(fresh);
         Ok(json!({
             "jobDetails": {
                 "id": job.view.id,
@@ -1597,6 +1623,48 @@ mod tests {
             next["data"]["actionConfiguration"]["configuration"]["ImageUrl"],
             "x"
         );
+    }
+
+    #[test]
+    fn get_job_details_issues_new_credentials_and_keeps_the_encryption_key() {
+        let emu = emulator();
+        let key = EncryptionKey {
+            id: "arn:aws:kms:us-east-1:123456789012:key/k".into(),
+            key_type: "KMS".into(),
+        };
+        let id = emu.enqueue_job(NewJob {
+            encryption_key: Some(key.clone()),
+            output_artifacts: vec![Artifact::s3("ScanReport", "artifacts", "p/o.zip")],
+            ..NewJob::new()
+        });
+        let polled = &poll(&emu)[0];
+        let first = polled["data"]["artifactCredentials"]["accessKeyId"].clone();
+        assert_eq!(polled["data"]["encryptionKey"]["type"], "KMS");
+        let out = emu
+            .invoke("GetJobDetails", &json!({ "jobId": id }))
+            .unwrap();
+        let data = &out["jobDetails"]["data"];
+        assert_ne!(data["artifactCredentials"]["accessKeyId"], first);
+        assert_eq!(data["encryptionKey"]["id"], json!(key.id));
+        assert_eq!(
+            data["outputArtifacts"][0]["location"]["s3Location"]["objectKey"],
+            "p/o.zip"
+        );
+        assert_eq!(emu.job(&id).unwrap().get_job_details_calls, 1);
+        let issued = emu.issued_credentials(&id);
+        assert_eq!(issued.len(), 2);
+        assert_eq!(json!(issued[0].access_key_id), first);
+        assert_eq!(
+            json!(issued[1].access_key_id),
+            data["artifactCredentials"]["accessKeyId"]
+        );
+        let err = emu
+            .invoke(
+                "GetJobDetails",
+                &json!({ "jobId": "00000000-0000-0000-0000-000000000000" }),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::JobNotFound);
     }
 
     #[test]
