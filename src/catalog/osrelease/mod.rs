@@ -13,6 +13,23 @@ use crate::image::fs::FileTree;
 
 const PATHS: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 
+/// Release files of distributions too old for os-release (CentOS and RHEL
+/// 6 and older). Oracle Linux also ships a `redhat-release` that claims to
+/// be RHEL, so its own file is read first.
+const REDHAT_RELEASE: [&str; 4] = [
+    "etc/oracle-release",
+    "etc/centos-release",
+    "etc/redhat-release",
+    "etc/system-release",
+];
+/// What a Debian without os-release still has: distroless images built
+/// without base-files have `status.d/` and often `debian_version`.
+const DEBIAN_VERSION: &str = "etc/debian_version";
+const DPKG_STATUS_D: &str = "var/lib/dpkg/status.d";
+/// The busybox image has no release file at all; the binary names itself.
+const BUSYBOX: [&str; 2] = ["bin/busybox", "usr/bin/busybox"];
+const BUSYBOX_MARK: &[u8] = b"BusyBox v";
+
 /// Real files are a few hundred bytes; anything this large is not one.
 const MAX_SIZE: usize = 64 * 1024;
 
@@ -41,11 +58,26 @@ impl Cataloger for OsReleaseCataloger {
 
     fn wants(&self, path: &str) -> bool {
         PATHS.contains(&path)
+            || REDHAT_RELEASE.contains(&path)
+            || path == DEBIAN_VERSION
+            || BUSYBOX.contains(&path)
+    }
+
+    /// Of the busybox binary only its version banner is kept.
+    fn reduce(&self, path: &str, data: Vec<u8>) -> Vec<u8> {
+        if BUSYBOX.contains(&path) {
+            busybox_banner(&data)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
+        } else {
+            data
+        }
     }
 
     fn catalog(&self, files: &FileTree, _os: Option<&OsInfo>, out: &mut Catalog) {
         // os-release(5): read the first that exists, never merge the two.
         let Some((path, entry)) = PATHS.iter().find_map(|p| files.get(p)) else {
+            out.os = fallback(files);
             return;
         };
         let (info, errors) = parse_bytes(&entry.data);
@@ -56,6 +88,134 @@ impl Cataloger for OsReleaseCataloger {
         drop(w);
         out.os = info;
     }
+}
+
+/// The distribution of an image without os-release, from older or
+/// partial evidence; `None` when there is none.
+fn fallback(files: &FileTree) -> Option<OsInfo> {
+    if let Some(os) = REDHAT_RELEASE
+        .iter()
+        .filter_map(|p| files.get(p))
+        .find_map(|(_, e)| parse_redhat_release(&e.data))
+    {
+        return Some(os);
+    }
+    let debian_version = files.get(DEBIAN_VERSION);
+    if debian_version.is_some() || !files.list_dir(DPKG_STATUS_D).is_empty() {
+        return Some(debian(debian_version.map(|(_, e)| e.data.as_slice())));
+    }
+    BUSYBOX
+        .iter()
+        .filter_map(|p| files.get(p))
+        .find_map(|(_, e)| busybox(&e.data))
+}
+
+/// `CentOS release 6.10 (Final)`, `Red Hat Enterprise Linux Server release
+/// 6.10 (Santiago)`, `Oracle Linux Server release 6.10`.
+pub fn parse_redhat_release(data: &[u8]) -> Option<OsInfo> {
+    let text = String::from_utf8_lossy(data.get(..MAX_SIZE.min(data.len()))?);
+    let line = text.lines().next()?.trim();
+    let (name, rest) = line.split_once(" release ")?;
+    let version = rest.split_whitespace().next()?;
+    let (id, like): (&str, &[&str]) = [
+        ("CentOS", ("centos", &["rhel", "fedora"][..])),
+        ("Red Hat Enterprise Linux", ("rhel", &["fedora"][..])),
+        ("Oracle Linux", ("ol", &["fedora"][..])),
+        ("Rocky Linux", ("rocky", &["rhel", "centos", "fedora"][..])),
+        (
+            "AlmaLinux",
+            ("almalinux", &["rhel", "centos", "fedora"][..]),
+        ),
+        ("Amazon Linux", ("amzn", &["centos", "rhel", "fedora"][..])),
+        ("Fedora", ("fedora", &[][..])),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| name.starts_with(prefix))?
+    .1;
+    if !version
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.')
+    {
+        return None;
+    }
+    Some(OsInfo {
+        id: id.to_owned(),
+        id_like: like.iter().map(|s| (*s).to_owned()).collect(),
+        version_id: Some(version.to_owned()),
+        version_codename: None,
+        name: Some(name.to_owned()),
+        pretty_name: Some(line.to_owned()),
+    })
+}
+
+/// Debian from `etc/debian_version` (`12.5`, `11.9`, `trixie/sid`), or
+/// from dpkg's `status.d/` alone (no version then).
+fn debian(debian_version: Option<&[u8]>) -> OsInfo {
+    let v = debian_version
+        .map(|d| {
+            String::from_utf8_lossy(&d[..d.len().min(256)])
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    let major = v
+        .split('.')
+        .next()
+        .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()));
+    let codename = match major {
+        Some("9") => Some("stretch"),
+        Some("10") => Some("buster"),
+        Some("11") => Some("bullseye"),
+        Some("12") => Some("bookworm"),
+        Some("13") => Some("trixie"),
+        // Testing says `trixie/sid`.
+        None => v
+            .split_once('/')
+            .map(|(c, _)| c)
+            .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase())),
+        _ => None,
+    };
+    let name = "Debian GNU/Linux";
+    OsInfo {
+        id: "debian".into(),
+        id_like: Vec::new(),
+        version_id: major.map(str::to_owned),
+        version_codename: codename.map(str::to_owned),
+        name: Some(name.into()),
+        pretty_name: Some(match (major, codename) {
+            (Some(m), Some(c)) => format!("{name} {m} ({c})"),
+            (Some(m), None) => format!("{name} {m}"),
+            _ => name.into(),
+        }),
+    }
+}
+
+/// `BusyBox v1.36.1 (2023-05-18 22:34:17 UTC)` inside the binary.
+fn busybox_banner(data: &[u8]) -> Option<&[u8]> {
+    let at = data
+        .windows(BUSYBOX_MARK.len())
+        .position(|w| w == BUSYBOX_MARK)?;
+    Some(&data[at..data.len().min(at + 64)])
+}
+
+fn busybox(data: &[u8]) -> Option<OsInfo> {
+    let banner = busybox_banner(data)?;
+    let version: String = banner[BUSYBOX_MARK.len()..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'.')
+        .map(|&b| b as char)
+        .collect();
+    if !version.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(OsInfo {
+        id: "busybox".into(),
+        id_like: Vec::new(),
+        pretty_name: Some(format!("BusyBox v{version}")),
+        version_id: Some(version),
+        version_codename: None,
+        name: Some("BusyBox".into()),
+    })
 }
 
 /// Parses os-release bytes; `None` when no variable could be read at all.
@@ -310,6 +470,244 @@ mod tests {
         assert_eq!(rhel.id, "rhel");
         assert_eq!(rhel.id_like, ["fedora"]);
         assert_eq!(rhel.version_id.as_deref(), Some("8.8"));
+    }
+
+    /// (fixture, ID, ID_LIKE, VERSION_ID, NAME): the values the rpm and apk
+    /// purls take their namespace and `distro=` qualifier from.
+    #[test]
+    fn every_supported_distribution() {
+        let cases: &[(&[u8], &str, &[&str], &str, &str)] = &[
+            (
+                include_bytes!("fixtures/amzn-2"),
+                "amzn",
+                &["centos", "rhel", "fedora"],
+                "2",
+                "Amazon Linux",
+            ),
+            (
+                include_bytes!("fixtures/amzn-2023"),
+                "amzn",
+                &["fedora"],
+                "2023",
+                "Amazon Linux",
+            ),
+            (
+                include_bytes!("fixtures/rhel-9.3"),
+                "rhel",
+                &["fedora"],
+                "9.3",
+                "Red Hat Enterprise Linux",
+            ),
+            (
+                include_bytes!("fixtures/rocky-9.3"),
+                "rocky",
+                &["rhel", "centos", "fedora"],
+                "9.3",
+                "Rocky Linux",
+            ),
+            (
+                include_bytes!("fixtures/almalinux-9.3"),
+                "almalinux",
+                &["rhel", "centos", "fedora"],
+                "9.3",
+                "AlmaLinux",
+            ),
+            (
+                include_bytes!("fixtures/centos-7"),
+                "centos",
+                &["rhel", "fedora"],
+                "7",
+                "CentOS Linux",
+            ),
+            (
+                include_bytes!("fixtures/fedora-39"),
+                "fedora",
+                &[],
+                "39",
+                "Fedora Linux",
+            ),
+            (
+                include_bytes!("fixtures/ol-8.9"),
+                "ol",
+                &["fedora"],
+                "8.9",
+                "Oracle Linux Server",
+            ),
+            (
+                include_bytes!("fixtures/opensuse-leap-15.5"),
+                "opensuse-leap",
+                &["suse", "opensuse"],
+                "15.5",
+                "openSUSE Leap",
+            ),
+            (
+                include_bytes!("fixtures/photon-5.0"),
+                "photon",
+                &[],
+                "5.0",
+                "VMware Photon OS",
+            ),
+            (
+                include_bytes!("fixtures/wolfi"),
+                "wolfi",
+                &[],
+                "20230201",
+                "Wolfi",
+            ),
+            (
+                include_bytes!("fixtures/chainguard"),
+                "chainguard",
+                &[],
+                "20230214",
+                "Chainguard",
+            ),
+            (
+                include_bytes!("fixtures/azurelinux-3.0"),
+                "azurelinux",
+                &[],
+                "3.0",
+                "Microsoft Azure Linux",
+            ),
+        ];
+        for (data, id, like, version, name) in cases {
+            let os = parse(data);
+            assert_eq!(
+                (os.id.as_str(), os.version_id.as_deref(), os.name.as_deref()),
+                (*id, Some(*version), Some(*name))
+            );
+            assert_eq!(os.id_like, *like, "{id}");
+        }
+        // Fedora writes VERSION_CODENAME="": that is no codename.
+        assert_eq!(
+            parse(include_bytes!("fixtures/fedora-39")).version_codename,
+            None
+        );
+    }
+
+    #[test]
+    fn release_files_before_os_release() {
+        let os = parse_redhat_release(b"CentOS release 6.10 (Final)\n").unwrap();
+        assert_eq!(
+            (os.id.as_str(), os.version_id.as_deref()),
+            ("centos", Some("6.10"))
+        );
+        assert!(os.is_like("rhel"));
+        let os = parse_redhat_release(b"Red Hat Enterprise Linux Server release 6.10 (Santiago)\n")
+            .unwrap();
+        assert_eq!(
+            (os.id.as_str(), os.version_id.as_deref()),
+            ("rhel", Some("6.10"))
+        );
+        let os = parse_redhat_release(b"Amazon Linux release 2 (Karoo)\n").unwrap();
+        assert_eq!(
+            (os.id.as_str(), os.version_id.as_deref()),
+            ("amzn", Some("2"))
+        );
+        assert_eq!(parse_redhat_release(b"Slackware 15.0\n"), None);
+        assert_eq!(parse_redhat_release(b"Foo release 1\n"), None);
+        assert_eq!(parse_redhat_release(b""), None);
+
+        // Oracle's own file wins over the redhat-release it also ships.
+        let c = catalog(&tree(
+            &[
+                (
+                    "etc/redhat-release",
+                    b"Red Hat Enterprise Linux Server release 6.10 (Santiago)\n",
+                ),
+                ("etc/oracle-release", b"Oracle Linux Server release 6.10\n"),
+            ],
+            &[],
+        ));
+        assert_eq!(c.os.unwrap().id, "ol");
+        // os-release, when there, is the only source.
+        let c = catalog(&tree(
+            &[
+                ("etc/os-release", include_bytes!("fixtures/rocky-9.3")),
+                (
+                    "etc/redhat-release",
+                    b"Rocky Linux release 9.3 (Blue Onyx)\n",
+                ),
+            ],
+            &[],
+        ));
+        assert_eq!(
+            c.os.unwrap().pretty_name.as_deref(),
+            Some("Rocky Linux 9.3 (Blue Onyx)")
+        );
+    }
+
+    #[test]
+    fn distroless_and_busybox() {
+        // distroless without base-files: dpkg's status.d and debian_version.
+        let os = catalog(&tree(
+            &[
+                ("var/lib/dpkg/status.d/libc6", b"Package: libc6\n"),
+                ("etc/debian_version", b"12.5\n"),
+            ],
+            &[],
+        ))
+        .os
+        .unwrap();
+        assert_eq!(
+            (
+                os.id.as_str(),
+                os.version_id.as_deref(),
+                os.version_codename.as_deref()
+            ),
+            ("debian", Some("12"), Some("bookworm"))
+        );
+        assert_eq!(
+            os.pretty_name.as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
+        let os = catalog(&tree(
+            &[("var/lib/dpkg/status.d/tzdata", b"Package: tzdata\n")],
+            &[],
+        ))
+        .os
+        .unwrap();
+        assert_eq!((os.id.as_str(), os.version_id), ("debian", None));
+        let os = catalog(&tree(&[("etc/debian_version", b"trixie/sid\n")], &[]))
+            .os
+            .unwrap();
+        assert_eq!(os.version_codename.as_deref(), Some("trixie"));
+
+        // busybox: the banner inside the binary, which reduce() keeps alone.
+        let mut bin = vec![0x7fu8, b'E', b'L', b'F'];
+        bin.extend(std::iter::repeat_n(0u8, 5000));
+        bin.extend_from_slice(b"BusyBox v1.36.1 (2023-05-18 22:34:17 UTC)\0more");
+        bin.extend(std::iter::repeat_n(0u8, 5000));
+        let kept = OsReleaseCataloger.reduce("bin/busybox", bin.clone());
+        assert!(kept.starts_with(b"BusyBox v1.36.1 (") && kept.len() <= 64);
+        assert_eq!(
+            OsReleaseCataloger.reduce("etc/os-release", b"ID=x".to_vec()),
+            b"ID=x"
+        );
+        for data in [bin, kept] {
+            let os = catalog(&tree(&[("bin/busybox", &data)], &[])).os.unwrap();
+            assert_eq!(
+                (os.id.as_str(), os.version_id.as_deref(), os.name.as_deref()),
+                ("busybox", Some("1.36.1"), Some("BusyBox"))
+            );
+        }
+        assert!(
+            OsReleaseCataloger
+                .reduce("bin/busybox", vec![0; 100])
+                .is_empty()
+        );
+        assert!(
+            catalog(&tree(&[("bin/busybox", b"BusyBox vX")], &[]))
+                .os
+                .is_none()
+        );
+        for p in [
+            "etc/redhat-release",
+            "etc/debian_version",
+            "bin/busybox",
+            "usr/bin/busybox",
+        ] {
+            assert!(OsReleaseCataloger.wants(p), "{p}");
+        }
     }
 
     #[test]
