@@ -159,8 +159,9 @@ async fn main() -> ExitCode {
         Command::Worker(_) => (LogFormat::Json, "info"),
         // The demo prints its own story; the worker's logs are detail.
         Command::Demo { .. } => (LogFormat::Text, "warn"),
-        // Output is the point; SDK chatter would bury it.
-        Command::Jobs(_) => (LogFormat::Text, "warn"),
+        // Output is the point, and failures come back as errors with their
+        // cause: the SDK's warnings on the way (IMDS probes) would bury it.
+        Command::Jobs(_) => (LogFormat::Text, "error"),
         _ => (LogFormat::Text, "info"),
     };
     init_logging(cli.log_format.unwrap_or(default_format), default_level);
