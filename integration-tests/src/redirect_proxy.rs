@@ -166,8 +166,13 @@ async fn forward(
             for (k, v) in resp.headers() {
                 out = out.header(k, v);
             }
-            out.body(Body::from_stream(resp.bytes_stream()))
-                .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
+            // Whole bodies: manifests and small test blobs.
+            match resp.bytes().await {
+                Ok(b) => out
+                    .body(Body::from(b))
+                    .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response()),
+                Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+            }
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
