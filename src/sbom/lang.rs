@@ -82,7 +82,14 @@ pub(super) fn components(eco: Ecosystem, pkgs: &[&Package]) -> Vec<Component> {
     for ((u, _, _), mut members) in groups {
         members.sort_by(|a, b| (&a.location, &a.name).cmp(&(&b.location, &b.name)));
         let primary = members[0];
-        let mut c = Component::new(ComponentType::Library, primary.name.as_str());
+        let mut c = match (eco, primary.name.rsplit_once('/')) {
+            (Ecosystem::Maven, Some((group, artifact))) => {
+                let mut c = Component::new(ComponentType::Library, artifact);
+                c.group = Some(group.to_owned());
+                c
+            }
+            _ => Component::new(ComponentType::Library, primary.name.as_str()),
+        };
         c.version = Some(primary.version.clone());
         c.purl = u;
         c = c

@@ -270,6 +270,7 @@ fn shell(c: &Component) -> Component {
         bom_ref: c.bom_ref.clone(),
         kind: c.kind,
         author: c.author.clone(),
+        group: c.group.clone(),
         name: c.name.clone(),
         version: c.version.clone(),
         purl: c.purl.clone(),

@@ -43,6 +43,10 @@ pub struct Component {
     pub kind: ComponentType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// Maven's groupId. inspector-sbomgen leaves it out; CycloneDX readers
+    /// expect it, and Inspector matches on the purl either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -62,6 +66,7 @@ impl Component {
             bom_ref: None,
             kind,
             author: None,
+            group: None,
             name: name.into(),
             version: None,
             purl: None,

@@ -887,6 +887,47 @@ fn language_purls() {
         lang::purl(Ecosystem::Pypi, "Flask", "1.1.2+local.1").unwrap(),
         "pkg:pypi/flask@1.1.2%2Blocal.1"
     );
+    // namespaced types split at the last `/`
+    assert_eq!(
+        lang::purl(Ecosystem::Golang, "github.com/google/uuid", "v1.3.0").unwrap(),
+        "pkg:golang/github.com/google/uuid@v1.3.0"
+    );
+    assert_eq!(
+        lang::purl(Ecosystem::Maven, "org.yaml/snakeyaml", "1.33").unwrap(),
+        "pkg:maven/org.yaml/snakeyaml@1.33"
+    );
+    assert_eq!(
+        lang::purl(Ecosystem::Composer, "guzzlehttp/psr7", "1.8.3").unwrap(),
+        "pkg:composer/guzzlehttp/psr7@1.8.3"
+    );
+    assert_eq!(
+        lang::purl(Ecosystem::Maven, "libintl", "0.21").unwrap(),
+        "pkg:maven/libintl@0.21"
+    );
+}
+
+#[test]
+fn maven_components_carry_the_group() {
+    use crate::catalog::{Ecosystem, Package};
+    let p = Package {
+        ecosystem: Ecosystem::Maven,
+        name: "org.yaml/snakeyaml".into(),
+        version: "1.33".into(),
+        arch: None,
+        source_name: None,
+        source_version: None,
+        location: "app/app.jar".into(),
+        layer: 2,
+    };
+    let c = &lang::components(Ecosystem::Maven, &[&p])[0];
+    assert_eq!(
+        (c.group.as_deref(), c.name.as_str(), c.purl.as_deref()),
+        (
+            Some("org.yaml"),
+            "snakeyaml",
+            Some("pkg:maven/org.yaml/snakeyaml@1.33")
+        )
+    );
 }
 
 fn small_polyglot_catalog() -> Catalog {
