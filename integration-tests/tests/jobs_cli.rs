@@ -1,0 +1,296 @@
+//! End to end: jobs run by the real `scangate worker` (emulators, the real
+//! docker-registry), their reports in moto S3 or a directory, then read back
+//! by the real `scangate jobs list` / `scangate jobs show`.
+
+mod support;
+
+use serde_json::Value;
+use support::{Env, failure, success};
+
+const REPORTS: &str = "s3://reports/scangate";
+
+fn json(out: &support::Output) -> Value {
+    assert_eq!(out.code, Some(0), "{out:?}");
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// Three jobs over two pipelines (PASS, FAIL, a configuration error), in
+/// S3: listed newest first with the filters, shown with every stored file;
+/// unknown and not-yet-recorded jobs and a missing bucket say so clearly.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_and_show_jobs_stored_in_s3() {
+    let env = Env::new(true).await;
+    let s3 = env.s3().await;
+    s3.create_bucket().bucket("reports").send().await.unwrap();
+    let digest = env.push_debian_fixture("2024").await;
+    let image = env.registry.reference("fixture/debian:2024");
+    let w = env.worker(REPORTS);
+    // One at a time, so that their finish times (and the order) are known.
+    let pass = env.enqueue(
+        "app-pipeline",
+        &[("ImageUrl", &image), ("HighThreshold", "5")],
+        None,
+    );
+    assert_eq!(success(&env.result(&pass, &w).await)["VERDICT"], "PASS");
+    let fail = env.enqueue("app-pipeline", &[("ImageUrl", &image)], None);
+    assert_eq!(failure(&env.result(&fail, &w).await).0, "JobFailed");
+    let error = env.enqueue(
+        "web-pipeline",
+        &[("ImageUrl", &image), ("HighThreshold", "lots")],
+        None,
+    );
+    assert_eq!(
+        failure(&env.result(&error, &w).await).0,
+        "ConfigurationError"
+    );
+    drop(w);
+
+    // All pipelines, newest first, with URIs.
+    let all = json(&env.cli(&["jobs", "list", "--reports", REPORTS, "--format", "json"]));
+    let rows = all.as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["job_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [error.as_str(), fail.as_str(), pass.as_str()]);
+    assert_eq!(rows[0]["verdict"], "ERROR");
+    assert_eq!(rows[0]["failure_type"], "ConfigurationError");
+    assert_eq!(rows[0]["report_uri"], Value::Null);
+    assert_eq!(
+        rows[0]["record_uri"],
+        format!("{REPORTS}/jobs/{error}/record.json")
+    );
+    assert_eq!(rows[1]["verdict"], "FAIL");
+    assert_eq!(rows[2]["verdict"], "PASS");
+    assert_eq!(rows[2]["image"]["digest"], digest.as_str());
+    assert_eq!(rows[2]["counts"]["other"], 7);
+    assert_eq!(
+        rows[2]["report_uri"],
+        format!("{REPORTS}/jobs/{pass}/report.md")
+    );
+
+    // One pipeline, one verdict: the table an operator reads.
+    let t = env.cli(&[
+        "jobs",
+        "list",
+        "--reports",
+        REPORTS,
+        "--pipeline",
+        "app-pipeline",
+        "--verdict",
+        "FAIL",
+    ]);
+    assert_eq!(t.code, Some(0), "{t:?}");
+    let lines: Vec<&str> = t.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", t.stdout);
+    assert!(lines[0].starts_with("FINISHED"), "{}", t.stdout);
+    for want in [
+        fail.as_str(),
+        "app-pipeline/Scan/ImageScan",
+        &format!("{image}@{}", &digest[..19]),
+        "FAIL",
+        "0/1/1/0/7",
+        "JobFailed",
+        &format!("{REPORTS}/jobs/{fail}/report.md"),
+    ] {
+        assert!(lines[1].contains(want), "{want} missing from {}", lines[1]);
+    }
+    let newest = json(&env.cli(&[
+        "jobs",
+        "list",
+        "--reports",
+        REPORTS,
+        "--limit",
+        "1",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(newest.as_array().unwrap().len(), 1);
+    assert_eq!(newest[0]["job_id"], error.as_str());
+    let recent = json(&env.cli(&[
+        "jobs",
+        "list",
+        "--reports",
+        REPORTS,
+        "--since",
+        "1h",
+        "--pipeline",
+        "web-pipeline",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(recent.as_array().unwrap().len(), 1);
+    let none = env.cli(&["jobs", "list", "--reports", REPORTS, "--pipeline", "other"]);
+    assert_eq!(
+        (none.code, none.stdout.as_str()),
+        (Some(0), "no jobs recorded\n")
+    );
+
+    // show: record, report and every stored file.
+    let shown = env.cli(&["jobs", "show", "--reports", REPORTS, &pass]);
+    assert_eq!(shown.code, Some(0), "{shown:?}");
+    for f in ["record.json", "sbom.cdx.json", "findings.json", "report.md"] {
+        let uri = format!("{REPORTS}/jobs/{pass}/{f}");
+        assert!(
+            shown.stdout.contains(&uri),
+            "{uri} missing:\n{}",
+            shown.stdout
+        );
+    }
+    for want in [
+        &digest,
+        "PASS",
+        "app-pipeline / Scan / ImageScan",
+        "# scangate:",
+        "CVE-2023-50387",
+    ] {
+        assert!(
+            shown.stdout.contains(want),
+            "{want} missing:\n{}",
+            shown.stdout
+        );
+    }
+    let err = json(&env.cli(&[
+        "jobs",
+        "show",
+        "--reports",
+        REPORTS,
+        &error,
+        "--format",
+        "json",
+    ]));
+    assert_eq!(err["record"]["failure_type"], "ConfigurationError");
+    assert!(
+        err["record"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HighThreshold"),
+        "{err}"
+    );
+    assert_eq!(err["report_md"], Value::Null);
+    assert_eq!(
+        err["files"].as_array().unwrap().len(),
+        1,
+        "only record.json"
+    );
+
+    // A job CodePipeline has handed out but nobody has recorded yet.
+    let waiting = env.enqueue("app-pipeline", &[("ImageUrl", &image)], None);
+    let pending = env.cli(&["jobs", "show", "--reports", REPORTS, &waiting]);
+    assert_eq!(pending.code, Some(0), "{pending:?}");
+    assert!(
+        pending
+            .stdout
+            .contains(&format!("job {waiting}: no record in {REPORTS} yet")),
+        "{}",
+        pending.stdout
+    );
+    assert!(
+        pending
+            .stdout
+            .contains("CodePipeline has it: pipeline app-pipeline, stage Scan, action ImageScan"),
+        "{}",
+        pending.stdout
+    );
+    assert!(pending.stdout.contains(&image), "{}", pending.stdout);
+
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let out = env.cli(&["jobs", "show", "--reports", REPORTS, unknown]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("no record of job {unknown} in {REPORTS}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("CodePipeline does not know it either"),
+        "{}",
+        out.stderr
+    );
+
+    let out = env.cli(&["jobs", "list", "--reports", "s3://no-such-bucket/x"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("\"no-such-bucket\" does not exist"),
+        "{}",
+        out.stderr
+    );
+    let out = env.cli(&["jobs", "list", "--reports", "https://example.com/reports"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("is not supported: use s3://bucket/prefix or file:///absolute/dir"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A file:// store needs no AWS setting at all to be read.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_and_show_jobs_stored_in_a_directory() {
+    let env = Env::new(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let reports = support::reports_dir_uri(dir.path());
+    env.push_debian_fixture("2024").await;
+    let image = env.registry.reference("fixture/debian:2024");
+    let w = env.worker(&reports);
+    let a = env.enqueue(
+        "app-pipeline",
+        &[("ImageUrl", &image), ("HighThreshold", "5")],
+        None,
+    );
+    env.result(&a, &w).await;
+    let b = env.enqueue("", &[("ImageUrl", &image), ("HighThreshold", "5")], None);
+    env.result(&b, &w).await;
+    drop(w);
+
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(integration_tests::corpus::scangate_bin())
+            .args(args)
+            .env_clear()
+            .env("SCANGATE_REPORTS", &reports)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["jobs", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1].contains(&b) && lines[1].contains("-/Scan/ImageScan"),
+        "{out}"
+    );
+    assert!(lines[2].contains(&a), "{out}");
+    assert!(
+        lines[2].contains(&format!("{reports}/jobs/{a}/report.md")),
+        "{out}"
+    );
+    let (code, out, err) = run(&["jobs", "list", "--pipeline", "_", "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["job_id"], b.as_str());
+
+    let (code, out, err) = run(&["jobs", "show", &a]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!("{reports}/jobs/{a}/sbom.cdx.json")),
+        "{out}"
+    );
+    assert!(out.contains("PASS"), "{out}");
+
+    // Without CodePipeline settings the fallback fails, and says why.
+    let (code, _, err) = run(&["jobs", "show", "11111111-2222-4333-8444-555555555555"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no record of job 11111111-2222-4333-8444-555555555555 in file://"),
+        "{err}"
+    );
+    assert!(err.contains("CodePipeline could not be asked"), "{err}");
+    let (code, _, err) = run(&["jobs", "show", "../../etc/passwd"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not a CodePipeline job id"), "{err}");
+}

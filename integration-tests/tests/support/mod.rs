@@ -1,0 +1,241 @@
+//! What jobs_cli.rs and policy_e2e.rs share: the real `scangate` binary as
+//! a worker and as a command, the emulators, the docker-registry, moto S3.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::codepipeline::{Artifact, JobResult, JobSnapshot, NewJob};
+use integration_tests::process::MotoServer;
+use integration_tests::registry::Registry;
+use integration_tests::{EmulatorOptions, Emulators, corpus, images};
+
+/// The environment every scangate process gets: the emulators' endpoints,
+/// made-up credentials, nothing from the developer's own AWS setup.
+fn base_env(cmd: &mut Command, emus: &Emulators, moto: Option<&MotoServer>) {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_CODEPIPELINE", &emus.urls.codepipeline)
+        .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &emus.urls.inspector);
+    if let Some(m) = moto {
+        cmd.env("AWS_ENDPOINT_URL_S3", &m.endpoint)
+            .env("SCANGATE_S3_FORCE_PATH_STYLE", "true");
+    }
+}
+
+pub struct Worker {
+    pub child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Worker {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Env {
+    pub emus: Emulators,
+    pub registry: Registry,
+    pub moto: Option<MotoServer>,
+}
+
+/// What a `scangate` command printed.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    pub async fn new(with_moto: bool) -> Env {
+        let emus =
+            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
+                .await
+                .expect("starting emulators");
+        let moto = with_moto.then(|| {
+            MotoServer::start().expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER")
+        });
+        Env {
+            emus,
+            registry: Registry::start().expect("starting docker-registry"),
+            moto,
+        }
+    }
+
+    /// `scangate worker` writing its reports to `reports`.
+    pub fn worker(&self, reports: &str) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("worker.log");
+        let mut cmd = Command::new(corpus::scangate_bin());
+        cmd.arg("worker");
+        base_env(&mut cmd, &self.emus, self.moto.as_ref());
+        cmd.env("SCANGATE_INSECURE_REGISTRIES", &self.registry.addr)
+            .env("SCANGATE_POLL_INTERVAL", "200ms")
+            .env("SCANGATE_HEALTH_ADDR", "off")
+            .env("SCANGATE_REPORTS", reports)
+            .env("RUST_LOG", "info,scangate=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        Worker {
+            child: cmd.spawn().expect("starting scangate worker"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `scangate ARGS…` to completion with the test environment.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(corpus::scangate_bin());
+        cmd.args(args);
+        base_env(&mut cmd, &self.emus, self.moto.as_ref());
+        let out = cmd.output().expect("running scangate");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn enqueue(
+        &self,
+        pipeline: &str,
+        config: &[(&str, &str)],
+        input: Option<Artifact>,
+    ) -> String {
+        self.emus.codepipeline.enqueue_job(NewJob {
+            pipeline_name: pipeline.into(),
+            stage_name: "Scan".into(),
+            action_name: "ImageScan".into(),
+            configuration: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            input_artifacts: input.into_iter().collect(),
+            ..NewJob::default()
+        })
+    }
+
+    pub async fn result(&self, id: &str, w: &Worker) -> JobSnapshot {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(s) = self.emus.codepipeline.job(id)
+                && s.result.is_some()
+            {
+                return s;
+            }
+            let exited = std::fs::metadata(format!("/proc/{}", w.child.id())).is_err();
+            if exited || Instant::now() > deadline {
+                panic!(
+                    "job {id} got no result (worker exited: {exited})\n--- worker log ---\n{}",
+                    w.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The image built from Amazon's own SBOM of debian:latest (2024): its
+    /// real ScanSbom answer has one HIGH (CVE-2023-50387 in systemd, no
+    /// fixed version), one MEDIUM and seven OTHER.
+    pub async fn push_debian_fixture(&self, tag: &str) -> String {
+        let img = images::image_from_inspector_fixture(
+            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
+        )
+        .expect("building the fixture image");
+        img.push(&self.registry.addr, &format!("fixture/debian:{tag}"), None)
+            .await
+            .expect("pushing")
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let endpoint = &self.moto.as_ref().expect("started without moto").endpoint;
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "test-secret",
+                None,
+                None,
+                "test",
+            ))
+            .load()
+            .await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+}
+
+pub async fn s3_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+pub async fn s3_text(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"));
+    String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+}
+
+pub fn artifact_zip(name: &str, body: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut buf);
+    z.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(body.as_bytes()).unwrap();
+    z.finish().unwrap();
+    buf.into_inner()
+}
+
+pub fn success(s: &JobSnapshot) -> &BTreeMap<String, String> {
+    match &s.result {
+        Some(JobResult::Success(r)) => &r.output_variables,
+        other => panic!("expected success, got {other:?}"),
+    }
+}
+
+pub fn failure(s: &JobSnapshot) -> (String, String) {
+    match &s.result {
+        Some(JobResult::Failure(f)) => (format!("{:?}", f.failure_type), f.message.clone()),
+        other => panic!("expected failure, got {other:?}"),
+    }
+}
+
+pub fn reports_dir_uri(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
