@@ -133,7 +133,7 @@ pub async fn build_sbom(
     let t0 = Instant::now();
     let mut opts = pull.clone();
     opts.platform = platform.clone();
-    let pulled = image::pull_source(reference, &opts, Arc::new(catalog::wants)).await?;
+    let pulled = image::pull_source(reference, &opts, Arc::new(catalog::Selector)).await?;
     let pull_ms = t0.elapsed().as_millis() as u64;
     let t1 = Instant::now();
     let catalog = catalog::run(&pulled.files);

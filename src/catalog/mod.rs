@@ -2,8 +2,10 @@
 //! knows which image paths it needs, parses them, and keeps its test
 //! fixtures beside it.
 //!
-//! The image layer reader calls [`wants`] for every tar entry and keeps only
-//! the files some cataloger asked for, so [`run`] sees a small squashed tree.
+//! The image layer reader asks [`Selector`] about every tar entry and keeps
+//! only the files some cataloger asked for (by path, or by content for
+//! executables), shrunk by that cataloger's [`Cataloger::reduce`], so
+//! [`run`] sees a small squashed tree.
 //! A damaged package database must never stop a scan: parse problems become
 //! [`Catalog::warnings`], and whatever could be read is still reported.
 
@@ -22,6 +24,7 @@ pub mod rust;
 
 use serde::Serialize;
 
+use crate::image::FileSelector;
 use crate::image::fs::FileTree;
 
 /// The distribution, from os-release(5). Package catalogers need it for
@@ -135,7 +138,10 @@ pub trait Cataloger: Send + Sync {
     /// Shrinks a kept file to what [`Cataloger::catalog`] needs, right after
     /// it is read, so that a large binary or jar is not held in memory until
     /// every layer has been read. The result replaces the file's data in the
-    /// [`FileTree`]; the default keeps it whole.
+    /// [`FileTree`]; the default keeps it whole. Called only for a file this
+    /// cataloger alone wants by path, or one it sniffed; for a sniffed file
+    /// an empty result means "not mine after all" (several catalogers sniff
+    /// the same ELF files: each gets its turn until one keeps something).
     fn reduce(&self, _path: &str, data: Vec<u8>) -> Vec<u8> {
         data
     }
@@ -182,6 +188,84 @@ pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
 /// Union of all catalogers' path patterns.
 pub fn wants(path: &str) -> bool {
     CATALOGERS.iter().any(|c| c.wants(path))
+}
+
+/// What the image reader keeps for the catalogers: files any of them wants
+/// by path or by content, each reduced by the cataloger that asked for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selector;
+
+impl FileSelector for Selector {
+    fn wants(&self, path: &str) -> bool {
+        wants(path)
+    }
+
+    fn sniff_len(&self) -> usize {
+        SNIFF_LEN
+    }
+
+    fn sniff(&self, path: &str, mode: u32, head: &[u8]) -> bool {
+        CATALOGERS.iter().any(|c| c.sniff(path, mode, head))
+    }
+
+    fn reduce(&self, path: &str, mode: u32, sniffed: bool, data: Vec<u8>) -> Option<Vec<u8>> {
+        reduce(CATALOGERS, path, mode, sniffed, data)
+    }
+}
+
+fn reduce(
+    catalogers: &[&dyn Cataloger],
+    path: &str,
+    mode: u32,
+    sniffed: bool,
+    data: Vec<u8>,
+) -> Option<Vec<u8>> {
+    if !sniffed {
+        // A file two catalogers want by path stays whole: one's reduction
+        // would be garbage to the other.
+        let mut wanting = catalogers.iter().filter(|c| c.wants(path));
+        return match (wanting.next(), wanting.next()) {
+            (Some(c), None) => Some(c.reduce(path, data)),
+            _ => Some(data),
+        };
+    }
+    let head = &data[..data.len().min(SNIFF_LEN)];
+    let sniffers: Vec<&dyn Cataloger> = catalogers
+        .iter()
+        .copied()
+        .filter(|c| c.sniff(path, mode, head))
+        .collect();
+    let (last, first) = sniffers.split_last()?;
+    // The head does not tell a Go from a Rust executable, so each sniffer
+    // tries in turn; all but the last get a copy, which lives only for the
+    // length of their reduce.
+    for c in first {
+        let reduced = c.reduce(path, data.clone());
+        if !reduced.is_empty() {
+            return Some(reduced);
+        }
+    }
+    Some(last.reduce(path, data)).filter(|r| !r.is_empty())
+}
+
+/// Whether `head` starts an ELF executable or shared object and `mode`
+/// lets someone execute it: what the Go and Rust catalogers sniff for.
+/// Like trivy, files without any exec bit are passed over: that skips
+/// most shared libraries (0644 in Debian and Alpine), which would
+/// otherwise each be read whole, and a program nobody can execute is
+/// rarely one a scan must report.
+pub(crate) fn is_elf_program(mode: u32, head: &[u8]) -> bool {
+    const ET_EXEC: u16 = 2;
+    const ET_DYN: u16 = 3;
+    if mode & 0o111 == 0 || head.len() < 18 || !head.starts_with(b"\x7fELF") {
+        return false;
+    }
+    let e_type = match head[5] {
+        1 => u16::from_le_bytes([head[16], head[17]]),
+        2 => u16::from_be_bytes([head[16], head[17]]),
+        _ => return false,
+    };
+    matches!(head[4], 1 | 2) && matches!(e_type, ET_EXEC | ET_DYN)
 }
 
 /// Runs every cataloger over the squashed tree. Packages come out sorted
@@ -347,6 +431,98 @@ mod tests {
         let names: Vec<_> = c.packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["bash", "zlib1g"]);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn selector_gives_each_sniffed_binary_to_the_cataloger_that_reads_it() {
+        let go = gunzip(include_bytes!("golang/fixtures/hello-go.gz"));
+        let rust = gunzip(include_bytes!("rust/fixtures/hello-rust.gz"));
+        let s = Selector;
+        assert_eq!(s.sniff_len(), SNIFF_LEN);
+        let mut t = FileTree::default();
+        for (path, bin) in [("app/hello-go", go), ("usr/bin/hello-rust", rust)] {
+            assert!(!s.wants(path));
+            assert!(s.sniff(path, 0o100755, &bin[..SNIFF_LEN]));
+            let reduced = s.reduce(path, 0o100755, true, bin).unwrap();
+            assert!(reduced.len() < 1024, "{path}: {}", reduced.len());
+            file(&mut t, path, &reduced, 3);
+        }
+        // An ELF program that is neither: dropped.
+        let elf = std::fs::read("/proc/self/exe").unwrap();
+        assert!(s.reduce("bin/test", 0o755, true, elf).is_none());
+
+        let c = run(&t);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let found: Vec<_> = c
+            .packages
+            .iter()
+            .map(|p| (p.ecosystem, p.name.as_str(), p.location.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (Ecosystem::Golang, "example.com/lib", "app/hello-go"),
+                (Ecosystem::Golang, "example.com/local", "app/hello-go"),
+                (Ecosystem::Golang, "example.com/new", "app/hello-go"),
+                (Ecosystem::Golang, "stdlib", "app/hello-go"),
+                (Ecosystem::Cargo, "libc", "usr/bin/hello-rust"),
+                (Ecosystem::Cargo, "smallvec", "usr/bin/hello-rust"),
+                (Ecosystem::Cargo, "time", "usr/bin/hello-rust"),
+            ]
+        );
+    }
+
+    /// Wants `*.x` by path and reduces to the first byte.
+    struct FirstByte;
+
+    impl Cataloger for FirstByte {
+        fn name(&self) -> &'static str {
+            "first-byte"
+        }
+        fn wants(&self, path: &str) -> bool {
+            path.ends_with(".x")
+        }
+        fn reduce(&self, _path: &str, data: Vec<u8>) -> Vec<u8> {
+            data[..1].to_vec()
+        }
+        fn catalog(&self, _: &FileTree, _: Option<&OsInfo>, _: &mut Catalog) {}
+    }
+
+    struct AlsoWantsX;
+
+    impl Cataloger for AlsoWantsX {
+        fn name(&self) -> &'static str {
+            "also"
+        }
+        fn wants(&self, path: &str) -> bool {
+            path == "b.x"
+        }
+        fn catalog(&self, _: &FileTree, _: Option<&OsInfo>, _: &mut Catalog) {}
+    }
+
+    #[test]
+    fn path_wanted_files_are_reduced_by_their_only_cataloger() {
+        let cs: &[&dyn Cataloger] = &[&FirstByte, &AlsoWantsX];
+        assert_eq!(
+            reduce(cs, "a.x", 0o644, false, b"abc".to_vec()),
+            Some(b"a".to_vec())
+        );
+        // Wanted by two: one's reduction could be garbage to the other.
+        assert_eq!(
+            reduce(cs, "b.x", 0o644, false, b"abc".to_vec()),
+            Some(b"abc".to_vec())
+        );
+        // Sniffed by nobody (cannot happen from the reader): dropped.
+        assert_eq!(reduce(cs, "c", 0o755, true, b"abc".to_vec()), None);
     }
 
     #[test]

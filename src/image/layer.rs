@@ -30,11 +30,54 @@ const MAX_WARNINGS_PER_LAYER: usize = 20;
 /// (which some writers produce) is followed this far.
 const MAX_HARDLINK_HOPS: usize = 8;
 
+/// Decides which regular files of a layer are kept, and shrinks them as
+/// they are read.
+///
+/// Most files are wanted for their path (package databases). Some are
+/// wanted for their content wherever they are (Go and Rust executables):
+/// every regular file not wanted by path has its first
+/// [`sniff_len`](FileSelector::sniff_len) bytes shown to
+/// [`sniff`](FileSelector::sniff). All of them, not only those with an
+/// exec bit: the reader decompresses every entry's bytes to get past it
+/// anyway, so looking at the head costs a copy of a few bytes, and whether
+/// the mode matters is the selector's business (it gets the mode).
+///
+/// Any plain `Fn(&str) -> bool` is a selector that keeps files by path.
+pub trait FileSelector: Send + Sync {
+    /// Whether the file at `path` (normalised, no leading `/`) is kept.
+    fn wants(&self, path: &str) -> bool;
+    /// How many leading bytes [`sniff`](FileSelector::sniff) needs; 0 turns
+    /// sniffing off.
+    fn sniff_len(&self) -> usize {
+        0
+    }
+    /// Whether a regular file not wanted by path is kept for its content.
+    /// `head` is at most [`sniff_len`](FileSelector::sniff_len) bytes (fewer
+    /// for a short file), `mode` the tar mode.
+    fn sniff(&self, _path: &str, _mode: u32, _head: &[u8]) -> bool {
+        false
+    }
+    /// Shrinks a kept file right after it is read, before it waits for the
+    /// merge. `sniffed` says why it was kept. `None` drops it: a sniffed
+    /// file turned out to hold nothing the selector reads (the file still
+    /// hides what lower layers had at its path).
+    fn reduce(&self, _path: &str, _mode: u32, _sniffed: bool, data: Vec<u8>) -> Option<Vec<u8>> {
+        Some(data)
+    }
+}
+
+impl<F: Fn(&str) -> bool + Send + Sync> FileSelector for F {
+    fn wants(&self, path: &str) -> bool {
+        self(path)
+    }
+}
+
 /// Image-wide budgets shared by the layers being read in parallel, and the
 /// switch that stops them when the pull is abandoned.
 #[derive(Debug)]
 pub struct Budget {
     max_file_bytes: u64,
+    max_sniffed_bytes: u64,
     max_decompressed: u64,
     max_kept: u64,
     decompressed: AtomicU64,
@@ -43,9 +86,18 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(max_file_bytes: u64, max_decompressed: u64, max_kept: u64) -> Arc<Budget> {
+    /// `max_file_bytes` caps a file kept for its path, `max_sniffed_bytes`
+    /// one read whole because its content was sniffed (an executable); both
+    /// are read into memory before [`FileSelector::reduce`] shrinks them.
+    pub fn new(
+        max_file_bytes: u64,
+        max_sniffed_bytes: u64,
+        max_decompressed: u64,
+        max_kept: u64,
+    ) -> Arc<Budget> {
         Arc::new(Budget {
             max_file_bytes,
+            max_sniffed_bytes,
             max_decompressed,
             max_kept,
             decompressed: AtomicU64::new(0),
@@ -160,13 +212,13 @@ impl LayerChanges {
     }
 }
 
-/// Reads one layer blob. `wants` decides which regular files are kept;
-/// symlinks are always kept. On failure this layer's share of the budget is
+/// Reads one layer blob. `selector` decides which regular files are kept
+/// and shrinks them; symlinks are always kept. On failure this layer's share of the budget is
 /// given back, so that a retry starts clean.
 pub fn read_layer<R: Read>(
     reader: R,
     source: &LayerSource,
-    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+    selector: &dyn FileSelector,
     budget: &Budget,
 ) -> Result<LayerChanges, LayerFailure> {
     let mut verifier = Verifier {
@@ -180,7 +232,7 @@ pub fn read_layer<R: Read>(
         actual: None,
     };
     let mut changes = LayerChanges::default();
-    let walked = walk(&mut verifier, source, wants, budget, &mut changes);
+    let walked = walk(&mut verifier, source, selector, budget, &mut changes);
     let outcome = match walked {
         // The tar end marker may come before the end of the blob (padding,
         // the gzip trailer): the digest covers every byte, so read them all.
@@ -235,7 +287,7 @@ pub fn read_layer<R: Read>(
 fn walk<R: Read>(
     verifier: &mut Verifier<'_, R>,
     source: &LayerSource,
-    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+    selector: &dyn FileSelector,
     budget: &Budget,
     changes: &mut LayerChanges,
 ) -> Result<(), LayerFailure> {
@@ -270,7 +322,7 @@ fn walk<R: Read>(
         limit_hit: &limit_hit,
         hasher: source.diff_id.as_ref().map(|_| Sha256::new()),
     };
-    let mut result = read_entries(&mut counted, wants, budget, changes);
+    let mut result = read_entries(&mut counted, selector, budget, changes);
     if let Some(expected) = &source.diff_id {
         // The diff_id covers the whole tar, padding after the end marker
         // too; and wrong content explains a parse error better than the
@@ -320,7 +372,7 @@ fn detect_compression(
 
 fn read_entries<R: Read>(
     reader: R,
-    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+    selector: &dyn FileSelector,
     budget: &Budget,
     changes: &mut LayerChanges,
 ) -> Result<(), LayerFailure> {
@@ -368,7 +420,7 @@ fn read_entries<R: Read>(
                     .map(|t| String::from_utf8_lossy(&t).into_owned())
                     .unwrap_or_default();
                 match clean_path(&raw).filter(|t| !t.is_empty()) {
-                    Some(target) if wants(&path) => Change::HardLink(target),
+                    Some(target) if selector.wants(&path) => Change::HardLink(target),
                     Some(_) => Change::Replaced,
                     None => {
                         changes.warn(format!(
@@ -379,33 +431,7 @@ fn read_entries<R: Read>(
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                if !wants(&path) {
-                    Change::Replaced
-                } else {
-                    let size = entry.size();
-                    if size > budget.max_file_bytes {
-                        changes.warn(format!(
-                            "skipped {path}: {size} bytes is over the per-file limit of {} bytes",
-                            budget.max_file_bytes
-                        ));
-                        Change::Replaced
-                    } else {
-                        let total = budget.kept.fetch_add(size, Ordering::Relaxed) + size;
-                        changes.kept_bytes += size;
-                        if total > budget.max_kept {
-                            return Err(LayerFailure::Limit(format!(
-                                "the files kept for scanning exceed {} bytes",
-                                budget.max_kept
-                            )));
-                        }
-                        let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
-                        (&mut entry)
-                            .take(size)
-                            .read_to_end(&mut data)
-                            .map_err(corrupt)?;
-                        Change::File(data)
-                    }
-                }
+                read_file(&mut entry, &path, selector, budget, changes)?
             }
             tar::EntryType::XGlobalHeader
             | tar::EntryType::XHeader
@@ -416,6 +442,75 @@ fn read_entries<R: Read>(
         changes.changes.insert(path, change);
     }
     Ok(())
+}
+
+/// The change for a regular file: kept (read whole, then reduced) when the
+/// selector wants it by path or by its head, otherwise just a replacement.
+///
+/// A file is held whole only between its read and its reduction, so a
+/// layer reader holds at most one unreduced file: peak memory is about
+/// `max_sniffed_bytes` (or `max_file_bytes`) per layer read in parallel,
+/// plus the reduced files kept (`max_kept`, image-wide).
+fn read_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &str,
+    selector: &dyn FileSelector,
+    budget: &Budget,
+    changes: &mut LayerChanges,
+) -> Result<Change, LayerFailure> {
+    let corrupt = |e: io::Error| LayerFailure::Corrupt(e.to_string());
+    let size = entry.size();
+    let mode = entry.header().mode().unwrap_or(0);
+    let mut head = Vec::new();
+    let sniffed = if selector.wants(path) {
+        false
+    } else {
+        let len = selector
+            .sniff_len()
+            .min(usize::try_from(size).unwrap_or(usize::MAX));
+        if len == 0 {
+            return Ok(Change::Replaced);
+        }
+        head.resize(len, 0);
+        entry.read_exact(&mut head).map_err(corrupt)?;
+        if !selector.sniff(path, mode, &head) {
+            return Ok(Change::Replaced);
+        }
+        true
+    };
+    let (cap, what) = if sniffed {
+        (
+            budget.max_sniffed_bytes,
+            "the limit for executables read for their content",
+        )
+    } else {
+        (budget.max_file_bytes, "the per-file limit")
+    };
+    if size > cap {
+        changes.warn(format!(
+            "skipped {path}: {size} bytes is over {what} of {cap} bytes"
+        ));
+        return Ok(Change::Replaced);
+    }
+    let mut data = head;
+    data.reserve(size.min(1 << 20) as usize);
+    entry
+        .take(size - data.len() as u64)
+        .read_to_end(&mut data)
+        .map_err(corrupt)?;
+    let Some(data) = selector.reduce(path, mode, sniffed, data) else {
+        return Ok(Change::Replaced);
+    };
+    let kept = data.len() as u64;
+    let total = budget.kept.fetch_add(kept, Ordering::Relaxed) + kept;
+    changes.kept_bytes += kept;
+    if total > budget.max_kept {
+        return Err(LayerFailure::Limit(format!(
+            "the files kept for scanning exceed {} bytes",
+            budget.max_kept
+        )));
+    }
+    Ok(Change::File(data))
 }
 
 /// Lexically resolves `.` and `..` and drops leading `/` (absolute entries
@@ -664,6 +759,8 @@ pub(crate) mod tests {
     /// so hostile archives can be built.
     pub enum E<'a> {
         File(&'a str, &'a [u8]),
+        /// A regular file with mode 0755.
+        Exec(&'a str, &'a [u8]),
         Dir(&'a str),
         Sym(&'a str, &'a str),
         Hard(&'a str, &'a str),
@@ -679,6 +776,11 @@ pub(crate) mod tests {
             let (path, data): (&str, &[u8]) = match e {
                 E::File(p, d) => {
                     h.set_entry_type(tar::EntryType::Regular);
+                    (p, d)
+                }
+                E::Exec(p, d) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(0o755);
                     (p, d)
                 }
                 E::Dir(p) => {
@@ -730,7 +832,7 @@ pub(crate) mod tests {
     }
 
     fn budget() -> Arc<Budget> {
-        Budget::new(64 << 20, 1 << 30, 1 << 30)
+        Budget::new(64 << 20, 256 << 20, 1 << 30, 1 << 30)
     }
 
     fn want_all(_: &str) -> bool {
@@ -738,10 +840,7 @@ pub(crate) mod tests {
     }
 
     /// Reads and merges layers as `pull` does, minus the network.
-    fn squash(
-        layers: &[Vec<u8>],
-        wants: &(dyn Fn(&str) -> bool + Send + Sync),
-    ) -> (FileTree, Vec<String>) {
+    fn squash(layers: &[Vec<u8>], wants: &dyn FileSelector) -> (FileTree, Vec<String>) {
         let budget = budget();
         let mut tree = FileTree::default();
         let mut warnings = Vec::new();
@@ -1017,7 +1116,7 @@ pub(crate) mod tests {
             E::File("big", &[0u8; 2000]),
             E::File("ok", b"fine"),
         ]));
-        let budget = Budget::new(1000, 1 << 30, 1 << 30);
+        let budget = Budget::new(1000, 1000, 1 << 30, 1 << 30);
         let mut tree = FileTree::default();
         let mut warnings = Vec::new();
         for (i, blob) in [l0, l1].iter().enumerate() {
@@ -1038,18 +1137,142 @@ pub(crate) mod tests {
     #[test]
     fn image_wide_limits_stop_reading() {
         let blob = gzip(&tar_bytes(&[E::File("f", &[0u8; 100_000])]));
-        let budget = Budget::new(1 << 20, 50_000, 1 << 30);
+        let budget = Budget::new(1 << 20, 1 << 20, 50_000, 1 << 30);
         let err = read_layer(&blob[..], &source(&blob), &want_all, &budget).unwrap_err();
         assert!(matches!(err, LayerFailure::Limit(_)), "{err:?}");
         assert_eq!(budget.decompressed_bytes(), 0);
 
-        let budget = Budget::new(1 << 20, 1 << 30, 50_000);
+        let budget = Budget::new(1 << 20, 1 << 20, 1 << 30, 50_000);
         let err = read_layer(&blob[..], &source(&blob), &want_all, &budget).unwrap_err();
         assert!(
             matches!(err, LayerFailure::Limit(ref m) if m.contains("kept")),
             "{err:?}"
         );
         assert_eq!(budget.kept_bytes(), 0);
+    }
+
+    /// Keeps `*.db` by path (reduced to its first line) and executables
+    /// starting with `BIN` by content (reduced to the line after `id=`,
+    /// dropped when there is none), like the Go and Rust catalogers.
+    struct Sniffer;
+
+    impl FileSelector for Sniffer {
+        fn wants(&self, path: &str) -> bool {
+            path.ends_with(".db")
+        }
+        fn sniff_len(&self) -> usize {
+            4
+        }
+        fn sniff(&self, _path: &str, mode: u32, head: &[u8]) -> bool {
+            assert!(head.len() <= 4);
+            mode & 0o111 != 0 && head.starts_with(b"BIN")
+        }
+        fn reduce(&self, _path: &str, _mode: u32, sniffed: bool, data: Vec<u8>) -> Option<Vec<u8>> {
+            let text = String::from_utf8(data).unwrap();
+            if sniffed {
+                let id = text.split_once("id=")?.1;
+                Some(id.lines().next().unwrap_or_default().as_bytes().to_vec())
+            } else {
+                Some(text.lines().next().unwrap_or_default().as_bytes().to_vec())
+            }
+        }
+    }
+
+    #[test]
+    fn sniffed_files_are_kept_and_reduced_path_wanted_ones_reduced_too() {
+        let big = format!("BIN{}id=go1.22\nrest", "x".repeat(100_000));
+        let l0 = gzip(&tar_bytes(&[
+            E::Exec("usr/bin/tool", big.as_bytes()),
+            // Same content, no exec bit: not sniffed.
+            E::File("usr/share/tool.copy", big.as_bytes()),
+            // Sniffed, but the reducer finds nothing in it: dropped.
+            E::Exec("usr/bin/other", b"BIN but no marker"),
+            E::Exec("usr/bin/sh", b"#!/bin/sh"),
+            // Shorter than the sniff length.
+            E::Exec("usr/bin/bi", b"BI"),
+            E::File("var/lib/x.db", b"first line\nsecond line"),
+        ]));
+        let budget = budget();
+        let c = read_layer(&l0[..], &source(&l0), &Sniffer, &budget).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.kept_bytes, ("go1.22".len() + "first line".len()) as u64);
+        assert_eq!(budget.kept_bytes(), c.kept_bytes);
+        let mut t = FileTree::default();
+        apply_layer(&mut t, c, 0, &mut Vec::new());
+        assert_eq!(
+            t.files.keys().collect::<Vec<_>>(),
+            ["usr/bin/tool", "var/lib/x.db"]
+        );
+        assert_eq!(data(&t, "usr/bin/tool"), Some(&b"go1.22"[..]));
+        assert_eq!(data(&t, "var/lib/x.db"), Some(&b"first line"[..]));
+    }
+
+    #[test]
+    fn whiteout_and_replacement_of_a_sniffed_file() {
+        let l0 = gzip(&tar_bytes(&[
+            E::Exec("app/a", b"BIN id=one"),
+            E::Exec("app/b", b"BIN id=two"),
+            E::Exec("app/c", b"BIN id=three"),
+        ]));
+        let l1 = gzip(&tar_bytes(&[
+            E::File("app/.wh.a", b""),
+            // Replaced by a file that is not sniffed: b is gone.
+            E::File("app/b", b"plain"),
+            // Replaced by another binary: the new one wins.
+            E::Exec("app/c", b"BIN id=four"),
+        ]));
+        let (t, w) = squash(&[l0, l1], &Sniffer);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(t.files.keys().collect::<Vec<_>>(), ["app/c"]);
+        assert_eq!(data(&t, "app/c"), Some(&b"four"[..]));
+        assert_eq!(t.files["app/c"].layer, 1);
+    }
+
+    #[test]
+    fn sniffed_binary_over_its_cap_is_skipped_with_a_warning() {
+        let huge = [&b"BIN id=big\n"[..], &[0u8; 5000]].concat();
+        let l0 = gzip(&tar_bytes(&[E::Exec("opt/huge", b"BIN id=old")]));
+        let l1 = gzip(&tar_bytes(&[
+            E::Exec("opt/huge", &huge),
+            E::Exec("opt/small", b"BIN id=small"),
+            // The per-file cap for path-wanted files is separate.
+            E::File("big.db", &[b'd'; 3000]),
+        ]));
+        let budget = Budget::new(4000, 1000, 1 << 30, 1 << 30);
+        let mut tree = FileTree::default();
+        let mut warnings = Vec::new();
+        for (i, blob) in [l0, l1].iter().enumerate() {
+            let c = read_layer(&blob[..], &source(blob), &Sniffer, &budget).unwrap();
+            warnings.extend(c.warnings.clone());
+            apply_layer(&mut tree, c, i, &mut warnings);
+        }
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("opt/huge")
+                && warnings[0].contains("5011 bytes")
+                && warnings[0].contains("executables read for their content"),
+            "{warnings:?}"
+        );
+        // The skipped binary still hides the lower layer's copy.
+        assert_eq!(data(&tree, "opt/huge"), None);
+        assert_eq!(data(&tree, "opt/small"), Some(&b"small"[..]));
+        assert_eq!(tree.files["big.db"].data.len(), 3000);
+    }
+
+    #[test]
+    fn plain_path_predicates_never_read_heads() {
+        struct NoSniff;
+        impl FileSelector for NoSniff {
+            fn wants(&self, p: &str) -> bool {
+                p == "a"
+            }
+            fn sniff(&self, _: &str, _: u32, _: &[u8]) -> bool {
+                panic!("sniff_len is 0: sniff must not be called")
+            }
+        }
+        let l0 = gzip(&tar_bytes(&[E::Exec("a", b"BIN"), E::Exec("b", b"BIN")]));
+        let (t, _) = squash(&[l0], &NoSniff);
+        assert_eq!(t.files.keys().collect::<Vec<_>>(), ["a"]);
     }
 
     pub fn zstd(data: &[u8]) -> Vec<u8> {

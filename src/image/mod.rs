@@ -41,12 +41,14 @@ pub use reference::ImageRef;
 pub use registry::Credentials;
 pub use source::{ImageSource, pull_source};
 
+pub use layer::FileSelector;
 use layer::{Budget, LayerFailure, LayerSource};
 use manifest::{MANIFEST_ACCEPT, Manifest, ManifestProblem};
 use registry::{RegistryClient, RegistryOptions, Target};
 
-/// Decides which regular files (normalised paths, no leading `/`) are kept.
-pub type Wants = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Decides which regular files are kept (by path or by content) and how
+/// they are shrunk; a plain `Fn(&str) -> bool` keeps files by path.
+pub type Wants = Arc<dyn FileSelector>;
 
 /// Bounds on what one pull may cost; the defaults fit real images with
 /// room to spare and stop hostile ones early.
@@ -55,8 +57,13 @@ pub struct Limits {
     pub max_manifest_bytes: u64,
     pub max_config_bytes: u64,
     pub max_layers: usize,
-    /// Wanted files larger than this are skipped with a warning.
+    /// Files wanted by path larger than this are skipped with a warning.
     pub max_file_bytes: u64,
+    /// Files wanted for their content (executables with build metadata)
+    /// larger than this are skipped with a warning. Each is read whole
+    /// before it is reduced, so the reader's peak memory is about this
+    /// times `parallel_layers`.
+    pub max_sniffed_bytes: u64,
     /// All layers decompressed, together.
     pub max_decompressed_bytes: u64,
     /// All kept file contents, together.
@@ -76,6 +83,7 @@ impl Default for Limits {
             max_config_bytes: 8 << 20,
             max_layers: 256,
             max_file_bytes: 64 << 20,
+            max_sniffed_bytes: 256 << 20,
             max_decompressed_bytes: 64 << 30,
             max_kept_bytes: 1 << 30,
             parallel_layers: 3,
@@ -524,6 +532,7 @@ async fn read_layers(
     let limits = &opts.limits;
     let budget = Budget::new(
         limits.max_file_bytes,
+        limits.max_sniffed_bytes,
         limits.max_decompressed_bytes,
         limits.max_kept_bytes,
     );

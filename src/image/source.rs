@@ -26,7 +26,7 @@ use super::layer::{self, Budget, Compression, LayerSource};
 use super::manifest::{self, Descriptor, ImageConfig, Manifest, ManifestProblem};
 use super::platform::Platform;
 use super::reference::ImageRef;
-use super::{Layer, PullOptions, PulledImage, Wants, sha256_digest};
+use super::{FileSelector, Layer, PullOptions, PulledImage, Wants, sha256_digest};
 
 /// The annotation an OCI layout's `index.json` names tags with.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -167,7 +167,7 @@ pub async fn pull_source(
 pub(crate) fn pull_local(
     source: &ImageSource,
     opts: &PullOptions,
-    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+    wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
     match source {
         ImageSource::Registry(r) => Err(ImageError::Internal {
@@ -245,7 +245,12 @@ impl Ctx<'_> {
 
     fn budget(&self) -> Arc<Budget> {
         let l = &self.opts.limits;
-        Budget::new(l.max_file_bytes, l.max_decompressed_bytes, l.max_kept_bytes)
+        Budget::new(
+            l.max_file_bytes,
+            l.max_sniffed_bytes,
+            l.max_decompressed_bytes,
+            l.max_kept_bytes,
+        )
     }
 
     /// Reads one layer and merges it into `tree`; returns the reader's
@@ -257,7 +262,7 @@ impl Ctx<'_> {
         index: usize,
         source: &LayerSource,
         acc: &mut Accumulated,
-        wants: &(dyn Fn(&str) -> bool + Send + Sync),
+        wants: &dyn FileSelector,
     ) -> Result<(String, Compression), ImageError> {
         let changes = layer::read_layer(reader, source, wants, &acc.budget)
             .map_err(|f| super::local_layer_error(f, &self.image, layer))?;
@@ -328,7 +333,7 @@ fn pull_oci(
     dir: &Path,
     tag: Option<&str>,
     opts: &PullOptions,
-    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+    wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
     let ctx = Ctx {
         image: source.to_string(),
@@ -620,7 +625,7 @@ fn pull_archive(
     source: &ImageSource,
     path: &Path,
     opts: &PullOptions,
-    wants: &(dyn Fn(&str) -> bool + Send + Sync),
+    wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
     let ctx = Ctx {
         image: source.to_string(),

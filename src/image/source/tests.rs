@@ -520,7 +520,7 @@ async fn corpus_debian_base_oci_and_archive_agree() {
         eprintln!("skipping: the debian-base corpus is not built (run the CI corpus script)");
         return;
     }
-    let wants: Wants = Arc::new(crate::catalog::wants);
+    let wants: Wants = Arc::new(crate::catalog::Selector);
     let opts = PullOptions::default();
     let oci = pull_source(
         &ImageSource::OciLayout { dir, tag: None },
