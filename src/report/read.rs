@@ -405,6 +405,32 @@ pub(crate) mod tests {
         assert_eq!(none, Listing::default());
     }
 
+    #[test]
+    fn s3_error_codes_become_advice() {
+        use aws_sdk_s3::error::ErrorMetadata;
+        use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
+        let e = |code: &str| {
+            let err = ListObjectsV2Error::generic(
+                ErrorMetadata::builder().code(code).message("nope").build(),
+            );
+            s3_error(
+                "reports",
+                "scangate/index/",
+                SdkError::service_error(err, ()),
+            )
+            .to_string()
+        };
+        let denied = e("AccessDenied");
+        assert!(
+            denied.starts_with("S3 access denied for s3://reports/scangate/index/"),
+            "{denied}"
+        );
+        assert!(denied.contains("s3:ListBucket"), "{denied}");
+        assert!(e("NoSuchBucket").contains("\"reports\" does not exist"));
+        assert!(e("PermanentRedirect").contains("AWS_REGION"));
+        assert!(e("SlowDown").starts_with("reading s3://reports/scangate/index/"));
+    }
+
     #[tokio::test]
     async fn get_reads_and_tells_missing_apart() {
         let (_d, s) = store(&["jobs/1/record.json"]);
