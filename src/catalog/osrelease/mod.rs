@@ -476,7 +476,14 @@ mod tests {
     /// purls take their namespace and `distro=` qualifier from.
     #[test]
     fn every_supported_distribution() {
-        let cases: &[(&[u8], &str, &[&str], &str, &str)] = &[
+        type Case = (
+            &'static [u8],
+            &'static str,
+            &'static [&'static str],
+            &'static str,
+            &'static str,
+        );
+        let cases: &[Case] = &[
             (
                 include_bytes!("fixtures/amzn-2"),
                 "amzn",

@@ -18,6 +18,7 @@ pub mod header;
 pub mod ndb;
 pub mod sqlite;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::{Catalog, Cataloger, Ecosystem, OsInfo, Package, WarningSink};
@@ -53,6 +54,10 @@ pub enum RpmError {
     #[error("/{ignored} is ignored: rpm reads only one database per directory, here /{used}")]
     SecondDatabase { used: String, ignored: String },
 }
+
+/// Header blobs of one database (borrowed where the format allows) and
+/// the problems met reading them.
+type Blobs<'a> = (Vec<Cow<'a, [u8]>>, Vec<RpmError>);
 
 pub struct RpmCataloger;
 
@@ -92,8 +97,7 @@ impl Cataloger for RpmCataloger {
                 });
             }
             let mut layer = entry.layer;
-            let blobs: Result<(Vec<std::borrow::Cow<[u8]>>, Vec<RpmError>), RpmError> = match format
-            {
+            let blobs: Result<Blobs, RpmError> = match format {
                 SQLITE => {
                     let wal = files
                         .get(&format!("{dir}/{SQLITE_WAL}"))
@@ -102,12 +106,12 @@ impl Cataloger for RpmCataloger {
                         layer = layer.max(e.layer);
                     }
                     sqlite::blobs(&entry.data, wal.map(|(_, e)| e.data.as_slice()))
-                        .map(|(b, w)| (b.into_iter().map(std::borrow::Cow::Owned).collect(), w))
+                        .map(|(b, w)| (b.into_iter().map(Cow::Owned).collect(), w))
                 }
                 NDB => ndb::blobs(&entry.data)
-                    .map(|(b, w)| (b.into_iter().map(std::borrow::Cow::Borrowed).collect(), w)),
+                    .map(|(b, w)| (b.into_iter().map(Cow::Borrowed).collect(), w)),
                 _ => bdb::blobs(&entry.data)
-                    .map(|(b, w)| (b.into_iter().map(std::borrow::Cow::Owned).collect(), w)),
+                    .map(|(b, w)| (b.into_iter().map(Cow::Owned).collect(), w)),
             };
             let (blobs, errors) = match blobs {
                 Ok(x) => x,

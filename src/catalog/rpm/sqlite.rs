@@ -191,9 +191,8 @@ mod tests {
         // A truncated database: sqlite reports it, we do not panic. Rows
         // before the damage may or may not come back.
         for cut in [100, 4096, 65536, MARINER.len() / 2] {
-            match blobs(&MARINER[..cut], None) {
-                Ok((_, w)) => assert!(!w.is_empty() || cut >= 65536, "cut {cut}"),
-                Err(_) => {}
+            if let Ok((_, w)) = blobs(&MARINER[..cut], None) {
+                assert!(!w.is_empty() || cut >= 65536, "cut {cut}");
             }
         }
         // Flipped bytes in the middle of the file.
