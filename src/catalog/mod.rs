@@ -111,6 +111,12 @@ pub struct Package {
     pub location: String,
     /// Index of the image layer that brought this version of the package.
     pub layer: usize,
+    /// The OS package (`deb:python3-six`, `apk:py3-six`) whose file list
+    /// holds this language package's metadata file: the same code is then
+    /// reported twice, once per ecosystem. Set by `ownership::mark` after
+    /// every cataloger ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_owner: Option<String>,
 }
 
 /// What the catalogers found in one image.

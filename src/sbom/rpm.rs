@@ -124,6 +124,7 @@ mod tests {
             source_version: None,
             location: "var/lib/rpm/rpmdb.sqlite".into(),
             layer: 0,
+            os_owner: None,
         }
     }
 

@@ -918,6 +918,7 @@ fn maven_components_carry_the_group() {
         source_version: None,
         location: "app/app.jar".into(),
         layer: 2,
+        os_owner: None,
     };
     let c = &lang::components(Ecosystem::Maven, &[&p])[0];
     assert_eq!(

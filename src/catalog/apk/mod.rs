@@ -74,6 +74,7 @@ impl Cataloger for ApkCataloger {
             arch: p.arch,
             location: path.to_owned(),
             layer: entry.layer,
+            os_owner: None,
         }));
     }
 }

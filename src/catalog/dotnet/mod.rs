@@ -59,6 +59,7 @@ impl Cataloger for DotnetCataloger {
                     source_version: None,
                     location: path.clone(),
                     layer: entry.layer,
+                    os_owner: None,
                 }));
         }
     }

@@ -134,6 +134,7 @@ fn read_db(
             source_version: Some(s.source_version),
             location: path.to_owned(),
             layer: entry.layer,
+            os_owner: None,
         })
         .collect()
 }
@@ -634,6 +635,7 @@ mod tests {
                 source_version: Some("5.2.15-2".into()),
                 location: STATUS.into(),
                 layer: 0,
+                os_owner: None,
             }
         );
     }

@@ -120,6 +120,7 @@ impl Cataloger for GoCataloger {
                     source_version: None,
                     location: path.clone(),
                     layer: file.layer,
+                    os_owner: None,
                 });
             }
         }

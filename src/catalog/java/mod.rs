@@ -170,6 +170,7 @@ impl Cataloger for JavaCataloger {
                 source_version: None,
                 location: path.clone(),
                 layer: entry.layer,
+                os_owner: None,
             }));
         }
     }

@@ -88,6 +88,7 @@ impl Cataloger for NpmCataloger {
                     source_version: None,
                     location: path.clone(),
                     layer: entry.layer,
+                    os_owner: None,
                 }),
                 Ok(None) => {}
                 Err(e) => {

@@ -69,6 +69,7 @@ impl Cataloger for PhpCataloger {
                     source_version: None,
                     location: path.clone(),
                     layer: entry.layer,
+                    os_owner: None,
                 }));
         }
     }

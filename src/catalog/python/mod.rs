@@ -104,6 +104,7 @@ impl Cataloger for PythonCataloger {
                         source_version: None,
                         location: path.clone(),
                         layer: entry.layer,
+                        os_owner: None,
                     });
                 }
                 Err(e) => {

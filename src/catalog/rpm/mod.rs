@@ -151,6 +151,7 @@ impl Cataloger for RpmCataloger {
                     source_version,
                     location: path.to_owned(),
                     layer,
+                    os_owner: None,
                 });
             }
         }
@@ -249,6 +250,7 @@ mod tests {
                 source_version: Some("2.32.1-42.el8_8".into()),
                 location: "var/lib/rpm/Packages".into(),
                 layer: 0,
+                os_owner: None,
             }]
         );
     }

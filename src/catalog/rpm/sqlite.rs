@@ -11,6 +11,8 @@
 //! are applied to our copy first, as sqlite would on open. The `-shm` file
 //! is only an index into the WAL and is not needed.
 
+use std::io::Read;
+
 use rusqlite::{Connection, OpenFlags};
 
 use super::RpmError;
@@ -25,32 +27,35 @@ const FORMAT_VERSION_OFFSETS: [usize; 2] = [18, 19];
 /// `rpmdb.sqlite-wal` when the image has a non-empty one.
 pub fn blobs(db: &[u8], wal: Option<&[u8]>) -> Result<(Vec<Vec<u8>>, Vec<RpmError>), RpmError> {
     let mut warnings = Vec::new();
-    let mut image = db.to_vec();
+    // Our own copy only when WAL frames change pages; otherwise sqlite's
+    // copy (deserialize needs memory it owns) is the only one.
+    let mut patched = None;
     if let Some(wal) = wal.filter(|w| !w.is_empty()) {
+        let mut image = db.to_vec();
         match apply_wal(&mut image, wal) {
+            Ok(n) if n > 0 => patched = Some(image),
             Ok(_) => {}
             // A damaged WAL is ignored the way sqlite ignores it: what the
             // main file holds is still the last checkpointed state.
             Err(e) => warnings.push(e),
         }
     }
+    let image = patched.as_deref().unwrap_or(db);
     if image.len() < 100 || !image.starts_with(b"SQLite format 3\0") {
         return Err(RpmError::Sqlite("not an sqlite 3 database".into()));
     }
-    for o in FORMAT_VERSION_OFFSETS {
-        if image[o] == 2 {
-            image[o] = 1;
-        }
-    }
+    let [w, r] = FORMAT_VERSION_OFFSETS;
+    let rollback = |b: u8| if b == 2 { 1 } else { b };
+    let versions = [rollback(image[w]), rollback(image[r])];
+    let reader = image[..w].chain(&versions[..]).chain(&image[r + 1..]);
     let sql = |e: rusqlite::Error| RpmError::Sqlite(e.to_string());
     let mut conn = Connection::open_in_memory_with_flags(
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sql)?;
-    let len = image.len();
-    conn.deserialize_read_exact(rusqlite::MAIN_DB, image.as_slice(), len, true)
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, reader, image.len(), true)
         .map_err(sql)?;
-    drop(image);
+    drop(patched);
     let mut stmt = conn
         .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
         .map_err(sql)?;

@@ -76,6 +76,7 @@ impl Cataloger for RubyCataloger {
                     source_version: None,
                     location: path.clone(),
                     layer: entry.layer,
+                    os_owner: None,
                 }),
                 Err(e) => warn.push(format_args!("/{path}: {e}")),
             }

@@ -113,6 +113,7 @@ impl Cataloger for RustCataloger {
                     source_version: None,
                     location: path.clone(),
                     layer: file.layer,
+                    os_owner: None,
                 });
             }
         }
