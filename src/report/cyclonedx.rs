@@ -63,7 +63,7 @@ pub fn render(r: &ScanReport) -> Value {
                 "properties": [],
             });
             if let Some(u) = &f.url {
-                v["source"] = json!({ "url": u });
+                v["source"] = json!({ "url": iri(u) });
             }
             if !f.description.is_empty() {
                 v["description"] = json!(f.description);
@@ -72,7 +72,7 @@ pub fn render(r: &ScanReport) -> Value {
                 v["cwes"] = json!(f.cwes);
             }
             if !f.references.is_empty() {
-                v["advisories"] = json!(f.references.iter().map(|u| json!({ "url": u })).collect::<Vec<_>>());
+                v["advisories"] = json!(f.references.iter().map(|u| json!({ "url": iri(u) })).collect::<Vec<_>>());
             }
             for (k, val) in [("published", &f.published), ("updated", &f.updated)] {
                 if let Some(t) = val {
@@ -84,9 +84,9 @@ pub fn render(r: &ScanReport) -> Value {
         let Some(bref) = refs.get(&f.purl) else {
             continue;
         };
-        v["affects"]
-            .as_array_mut()
-            .map(|a| a.push(json!({ "ref": bref })));
+        if let Some(a) = v["affects"].as_array_mut() {
+            a.push(json!({ "ref": bref }));
+        }
         let props = v["properties"].as_array_mut();
         if let Some(props) = props {
             if let Some(fx) = &f.fixed_version {
@@ -114,12 +114,32 @@ pub fn render(r: &ScanReport) -> Value {
         // service's own OS or Dockerfile entries) has nothing to point at.
         .filter(|v| v["affects"].as_array().is_some_and(|a| !a.is_empty()))
         .map(|mut v| {
-            if v["properties"].as_array().is_some_and(Vec::is_empty) {
-                v.as_object_mut().map(|o| o.remove("properties"));
+            if v["properties"].as_array().is_some_and(Vec::is_empty)
+                && let Some(o) = v.as_object_mut()
+            {
+                o.remove("properties");
             }
             v
         })
         .collect();
     bom["vulnerabilities"] = json!(list);
     bom
+}
+
+/// CycloneDX wants IRI references; Inspector's advisory URLs can carry raw
+/// spaces (`…/Arm Security Center/…`), so characters an IRI cannot hold are
+/// percent-encoded.
+fn iri(u: &str) -> String {
+    let mut out = String::with_capacity(u.len());
+    for c in u.chars() {
+        if c.is_control() || " \"<>\\^`{|}".contains(c) {
+            let mut b = [0; 4];
+            for byte in c.encode_utf8(&mut b).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
