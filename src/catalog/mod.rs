@@ -145,11 +145,19 @@ pub trait Cataloger: Send + Sync {
     /// it is read, so that a large binary or jar is not held in memory until
     /// every layer has been read. The result replaces the file's data in the
     /// [`FileTree`]; the default keeps it whole. Called only for a file this
-    /// cataloger alone wants by path, or one it sniffed; for a sniffed file
-    /// an empty result means "not mine after all" (several catalogers sniff
-    /// the same ELF files: each gets its turn until one keeps something).
+    /// cataloger alone wants by path, or a sniffed one it
+    /// [claimed](Cataloger::claims); for a sniffed file an empty result
+    /// drops it.
     fn reduce(&self, _path: &str, data: Vec<u8>) -> Vec<u8> {
         data
+    }
+    /// Whether a file this cataloger sniffed is really its own, now that it
+    /// is read whole. The head does not tell a Go from a Rust executable, so
+    /// both sniff every ELF program; the file goes to the first sniffer that
+    /// claims it, and only that one reduces it (a large binary is never
+    /// copied). Claim a file you cannot parse, to report it as damaged.
+    fn claims(&self, _path: &str, _data: &[u8]) -> bool {
+        true
     }
     fn catalog(&self, files: &FileTree, os: Option<&OsInfo>, out: &mut Catalog);
 }
@@ -236,22 +244,10 @@ fn reduce(
         };
     }
     let head = &data[..data.len().min(SNIFF_LEN)];
-    let sniffers: Vec<&dyn Cataloger> = catalogers
+    let owner = catalogers
         .iter()
-        .copied()
-        .filter(|c| c.sniff(path, mode, head))
-        .collect();
-    let (last, first) = sniffers.split_last()?;
-    // The head does not tell a Go from a Rust executable, so each sniffer
-    // tries in turn; all but the last get a copy, which lives only for the
-    // length of their reduce.
-    for c in first {
-        let reduced = c.reduce(path, data.clone());
-        if !reduced.is_empty() {
-            return Some(reduced);
-        }
-    }
-    Some(last.reduce(path, data)).filter(|r| !r.is_empty())
+        .find(|c| c.sniff(path, mode, head) && c.claims(path, &data))?;
+    Some(owner.reduce(path, data)).filter(|r| !r.is_empty())
 }
 
 /// Whether `head` starts an ELF executable or shared object and `mode`

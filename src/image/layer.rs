@@ -493,7 +493,10 @@ fn read_file<R: Read>(
         return Ok(Change::Replaced);
     }
     let mut data = head;
-    data.reserve(size.min(1 << 20) as usize);
+    // `size` is within the cap checked above: reserving it exactly avoids
+    // the doubling growth of `read_to_end`, which would hold up to twice a
+    // binary's size.
+    data.reserve_exact((size - data.len() as u64) as usize);
     entry
         .take(size - data.len() as u64)
         .read_to_end(&mut data)

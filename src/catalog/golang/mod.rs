@@ -82,6 +82,14 @@ impl Cataloger for GoCataloger {
         is_elf_program(mode, head)
     }
 
+    fn claims(&self, _path: &str, data: &[u8]) -> bool {
+        match object::File::parse(data) {
+            Ok(file) => !matches!(locate(&file), Ok(None)),
+            // Nobody can read it: say so once, here.
+            Err(_) => true,
+        }
+    }
+
     fn reduce(&self, _path: &str, data: Vec<u8>) -> Vec<u8> {
         match extract(&data) {
             Ok(Some((version, modinfo))) => encode(&version, &modinfo),
@@ -131,29 +139,9 @@ impl Cataloger for GoCataloger {
 /// a Go binary (or one built without module support and no version).
 pub fn extract(data: &[u8]) -> Result<Option<(String, String)>, BuildInfoError> {
     let file = object::File::parse(data)?;
-    let blob = match file.section_by_name(".go.buildinfo") {
-        Some(section) => section.data()?,
-        None => {
-            let Some(segment) = file.segments().find(|s| {
-                matches!(s.flags(), SegmentFlags::Elf { p_flags }
-                    if p_flags & (object::elf::PF_W | object::elf::PF_X) == object::elf::PF_W)
-            }) else {
-                return Ok(None);
-            };
-            let data = segment.data()?;
-            let data = &data[..data.len().min(SEARCH_LEN)];
-            match (0..data.len())
-                .step_by(ALIGN)
-                .find(|&i| data[i..].starts_with(MAGIC))
-            {
-                Some(i) => &data[i..],
-                None => return Ok(None),
-            }
-        }
-    };
-    if !blob.starts_with(MAGIC) {
+    let Some(blob) = locate(&file)? else {
         return Ok(None);
-    }
+    };
     if blob.len() < HEADER_LEN {
         return Err(BuildInfoError::Truncated);
     }
@@ -169,6 +157,26 @@ pub fn extract(data: &[u8]) -> Result<Option<(String, String)>, BuildInfoError> 
         String::from_utf8_lossy(version).into_owned(),
         String::from_utf8_lossy(strip_framing(modinfo)).into_owned(),
     )))
+}
+
+/// The build info header and what follows it, if the binary has one.
+fn locate<'a>(file: &object::File<'a>) -> Result<Option<&'a [u8]>, BuildInfoError> {
+    if let Some(section) = file.section_by_name(".go.buildinfo") {
+        let blob = section.data()?;
+        return Ok(blob.starts_with(MAGIC).then_some(blob));
+    }
+    let Some(segment) = file.segments().find(|s| {
+        matches!(s.flags(), SegmentFlags::Elf { p_flags }
+            if p_flags & (object::elf::PF_W | object::elf::PF_X) == object::elf::PF_W)
+    }) else {
+        return Ok(None);
+    };
+    let data = segment.data()?;
+    let data = &data[..data.len().min(SEARCH_LEN)];
+    Ok((0..data.len())
+        .step_by(ALIGN)
+        .find(|&i| data[i..].starts_with(MAGIC))
+        .map(|i| &data[i..]))
 }
 
 /// The reduced form: Go's own inline layout (header, then the two strings
@@ -508,7 +516,10 @@ mod tests {
             .read_to_end(&mut rust_bin)
             .unwrap();
         assert!(GoCataloger.sniff("r", 0o755, &rust_bin[..SNIFF_LEN]));
+        assert!(!GoCataloger.claims("r", &rust_bin));
         assert!(GoCataloger.reduce("r", rust_bin).is_empty());
+        assert!(GoCataloger.claims("g", &hello_go()));
+        assert!(GoCataloger.claims("t", &hello_go()[..100]));
 
         // Truncated anywhere: a warning (or nothing), never a panic.
         let bin = hello_go();

@@ -72,6 +72,12 @@ impl Cataloger for RustCataloger {
         is_elf_program(mode, head)
     }
 
+    fn claims(&self, _path: &str, data: &[u8]) -> bool {
+        // An unreadable ELF file is claimed (and reported) by the Go
+        // cataloger, which sniffs first; claim it too in case it does not.
+        !matches!(dep_section(data), Ok(None))
+    }
+
     fn reduce(&self, _path: &str, data: Vec<u8>) -> Vec<u8> {
         match dep_section(&data) {
             Ok(Some(section)) => [MARKER, section].concat(),
@@ -223,7 +229,9 @@ mod tests {
         flate2::read::GzDecoder::new(go)
             .read_to_end(&mut go_bin)
             .unwrap();
+        assert!(!RustCataloger.claims("g", &go_bin));
         assert!(RustCataloger.reduce("g", go_bin).is_empty());
+        assert!(RustCataloger.claims("r", &hello_rust()));
 
         let bin = hello_rust();
         for cut in [10, 64, 1000, bin.len() / 2, bin.len() - 1] {
