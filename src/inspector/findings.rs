@@ -504,6 +504,112 @@ mod tests {
         assert_eq!(m.len(), 3);
     }
 
+    /// The same SBOM answered in both output formats: our reading of the
+    /// CycloneDX answer agrees with the INSPECTOR-format one on every
+    /// (id, affected purl), its severity, fixed version and whether it has
+    /// an EPSS score (the two answers were made on different days, so the
+    /// scores themselves differ).
+    #[test]
+    fn cyclonedx_reading_agrees_with_the_inspector_format_answer() {
+        let cdx = read_fixture("../dockerfile-checks-inspector-scan-cdx.json");
+        let ins = read_fixture("../dockerfile-checks-inspector-scan.json");
+        let ours = from_answer(&cdx["sbom"]);
+        let mut n = 0;
+        for v in ins["vulnerabilities"].as_array().unwrap() {
+            let id = v["id"].as_str().unwrap();
+            for a in v["affects"].as_array().unwrap() {
+                // Dockerfile and OS entries name no package.
+                let Some(purl) = a["installed_version"].as_str() else {
+                    continue;
+                };
+                let purl = percent_decode(purl);
+                let f = ours
+                    .iter()
+                    .find(|f| f.id == id && f.purl == purl)
+                    .unwrap_or_else(|| panic!("{id} {purl}"));
+                assert_eq!(
+                    f.severity,
+                    Severity::parse(v["severity"].as_str().unwrap()),
+                    "{id}"
+                );
+                assert_eq!(
+                    f.fixed_version.as_deref(),
+                    a["fixed_version"].as_str(),
+                    "{id}"
+                );
+                let epss = v["properties"]["epss"].as_f64();
+                assert_eq!(f.epss.is_some(), epss.is_some(), "{id}");
+                n += 1;
+            }
+        }
+        assert!(n > 600, "{n}");
+    }
+
+    #[test]
+    fn kev_dates_exploit_and_references_are_kept() {
+        let fs = from_answer(&read_fixture("../dockerfile-checks-inspector-scan-cdx.json")["sbom"]);
+        let sudo = fs.iter().find(|f| f.id == "CVE-2021-3156").unwrap();
+        assert_eq!(sudo.kev_date_due.as_deref(), Some("2022-04-27T00:00:00Z"));
+        assert_eq!(
+            sudo.exploit_last_seen.as_deref(),
+            Some("2024-05-20T21:34:59Z")
+        );
+        assert_eq!(sudo.cvss_method.as_deref(), Some("CVSSv31"));
+        assert_eq!(sudo.cwes, vec![193]);
+        assert_eq!(sudo.published.as_deref(), Some("2021-01-26T21:15:12Z"));
+        assert!(
+            sudo.references
+                .contains(&"https://usn.ubuntu.com/4705-2".to_owned())
+        );
+        assert!(!sudo.references.contains(&sudo.url.clone().unwrap()));
+    }
+
+    #[test]
+    fn notes_keep_end_of_life_warnings_and_skipped_components() {
+        let doc = read_fixture("../dockerfile-checks-inspector-scan-cdx.json");
+        let notes = component_notes(&doc["sbom"]);
+        let eol = notes
+            .iter()
+            .find(|n| n.kind == NoteKind::EndOfLife)
+            .unwrap();
+        assert_eq!(
+            (eol.component.as_str(), eol.version.as_str()),
+            ("Ubuntu", "14.04")
+        );
+        assert_eq!(eol.message, "2024-04-01T00:00:00Z");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.message == "Component skipped: no rules found.")
+        );
+        let nginx = component_notes(&read_fixture("nginx_latest.json.scan")["sbom"]);
+        assert!(nginx.iter().any(|n| n.kind == NoteKind::Warning
+            && n.component == "libintl"
+            && n.message == "Component skipped: no rules found."));
+    }
+
+    #[test]
+    fn locations_come_from_our_sbom_or_the_answer() {
+        let mut fs = from_answer(&read_fixture("debian_latest.json.scan")["sbom"]);
+        let sbom = read_fixture("../sboms/debian_latest.json");
+        attach_locations(&mut fs, &sbom);
+        assert!(
+            fs.iter()
+                .all(|f| f.path.as_deref() == Some("/var/lib/dpkg/status"))
+        );
+        // Language packages: the answer's own path wins.
+        let fs = from_answer(&read_fixture("node_latest.json.scan")["sbom"]);
+        assert!(fs.iter().any(|f| {
+            f.path
+                .as_deref()
+                .is_some_and(|p| p.ends_with("/package.json"))
+        }));
+    }
+
+    fn read_fixture(name: &str) -> Value {
+        serde_json::from_slice(&std::fs::read(fixtures().join(name)).unwrap()).unwrap()
+    }
+
     #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%2Bb%7Ec"), "a+b~c");
