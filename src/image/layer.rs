@@ -243,21 +243,19 @@ pub fn read_layer<R: Read>(
                 .take()
                 .unwrap_or_else(|| LayerFailure::Source(e.to_string()))),
         },
-        Err(LayerFailure::Corrupt(parse_error)) => {
+        Err(found @ (LayerFailure::Corrupt(_) | LayerFailure::DiffIdMismatch { .. })) => {
             if let Some(f) = verifier.failure.take() {
                 // The source failing explains the parse error.
                 Err(f)
             } else {
-                // Wrong bytes (digest mismatch) explain a parse error better
-                // than the parse error itself does.
+                // Wrong bytes (blob digest mismatch) explain a parse error
+                // or a wrong diff_id better than they explain themselves.
                 match io::copy(&mut verifier, &mut io::sink()) {
                     Err(e) => Err(verifier
                         .failure
                         .take()
                         .unwrap_or_else(|| LayerFailure::Source(e.to_string()))),
-                    Ok(_) => verifier
-                        .finish()
-                        .and(Err(LayerFailure::Corrupt(parse_error))),
+                    Ok(_) => verifier.finish().and(Err(found)),
                 }
             }
         }
