@@ -185,7 +185,7 @@ pub async fn pull(
 ) -> Result<PulledImage, ImageError> {
     tracing::info!(image = %reference, platform = %opts.platform, "pulling image");
     let started = std::time::Instant::now();
-    let client = client(reference, opts)?;
+    let client = Arc::new(client(reference, opts)?);
     let resolved = resolve_with(&client, reference, opts).await?;
     let (files, layer_warnings, decompressed) =
         read_layers(&client, &resolved, opts, wants).await?;
@@ -471,6 +471,26 @@ pub(crate) fn check_layer_media_type(mt: &str) -> Result<(), String> {
     }
 }
 
+/// Foreign (Windows base) and non-distributable layers are, by their
+/// media type, content the registry may not hold and the image's publisher
+/// may not redistribute; their descriptors carry `urls` to a third party
+/// instead. They are skipped with a warning rather than fetched: following
+/// those URLs would reach outside the registry the pipeline trusts, and
+/// their content (a Windows base) is nothing a Linux cataloger reads.
+pub(crate) fn is_foreign_layer(mt: &str) -> bool {
+    mt.contains(".foreign.") || mt.contains(".nondistributable.")
+}
+
+pub(crate) fn foreign_layer_warning(index: usize, layer: &Layer) -> String {
+    format!(
+        "layer {} ({}) is a foreign/non-distributable layer ({}); not downloaded, so its \
+         files are not in the SBOM",
+        index + 1,
+        &layer.digest[..layer.digest.len().min(19)],
+        layer.media_type
+    )
+}
+
 /// Turns a layer failure into an image error for a local source, where
 /// there is no registry to blame and no retry to make.
 pub(crate) fn local_layer_error(failure: LayerFailure, image: &str, layer: &Layer) -> ImageError {
@@ -524,7 +544,7 @@ impl Drop for CancelOnDrop {
 }
 
 async fn read_layers(
-    client: &RegistryClient,
+    client: &Arc<RegistryClient>,
     image: &ResolvedImage,
     opts: &PullOptions,
     wants: Wants,
@@ -541,10 +561,18 @@ async fn read_layers(
     // The futures are collected first: a lazy `map` closure inside the
     // stream would make the whole pull future fail the `Send` check that
     // `tokio::spawn` needs (a higher-ranked lifetime limitation of rustc).
+    let mut warnings = Vec::new();
     let fetches: Vec<_> = image
         .layers
         .iter()
         .enumerate()
+        .filter(|(i, l)| {
+            let foreign = is_foreign_layer(&l.media_type);
+            if foreign {
+                warnings.push(foreign_layer_warning(*i, l));
+            }
+            !foreign
+        })
         .map(|(i, l)| {
             fetch_layer(client, &reference, l, budget.clone(), wants.clone())
                 .map_ok(move |c| (i, c))
@@ -553,7 +581,6 @@ async fn read_layers(
     let mut results = futures_util::stream::iter(fetches).buffered(limits.parallel_layers.max(1));
 
     let mut tree = FileTree::default();
-    let mut warnings = Vec::new();
     // `buffered` yields in layer order, so merging here respects the
     // overlay order however the downloads interleave.
     while let Some(next) = results.next().await {
@@ -583,7 +610,7 @@ async fn read_layers(
 type ByteStream = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, io::Error>> + Send>>;
 
 async fn fetch_layer(
-    client: &RegistryClient,
+    client: &Arc<RegistryClient>,
     reference: &str,
     layer: &Layer,
     budget: Arc<Budget>,
@@ -593,16 +620,17 @@ async fn fetch_layer(
         digest: layer.digest.clone(),
         media_type: Some(layer.media_type.clone()).filter(|m| !m.is_empty()),
         size: Some(layer.size),
-        diff_id: None,
+        // The blob digest proves the registry sent what the manifest
+        // names; the diff_id proves the manifest's blob is the layer the
+        // config (and so the image ID) describes. Both are checked, as
+        // `docker pull` does.
+        diff_id: Some(layer.diff_id.clone()).filter(|d| !d.is_empty()),
     });
     let mut attempt = 0;
     loop {
         attempt += 1;
         let resp = client.get(Target::Blob(&layer.digest), None).await?;
-        let stream: ByteStream = Box::pin(
-            resp.bytes_stream()
-                .map_err(|e| io::Error::other(registry::error_chain(&e))),
-        );
+        let stream = resuming_blob_stream(client.clone(), layer.digest.clone(), resp);
         // The bridge must be made on the runtime; it blocks on it from the
         // blocking thread, keeping gzip and tar work off the async workers.
         let reader = SyncIoBridge::new(StreamReader::new(stream));
@@ -624,6 +652,114 @@ async fn fetch_layer(
             Err(failure) => return Err(layer_error(failure, client, reference, layer, attempt)),
         }
     }
+}
+
+/// How often one blob download may be resumed with a `Range` request
+/// after its connection broke. Each resume makes progress (it starts where
+/// the last one stopped), so this bounds flaky links, not large layers.
+const MAX_RESUMES: u32 = 8;
+
+struct ResumeState {
+    client: Arc<RegistryClient>,
+    digest: String,
+    body: Option<ByteStream>,
+    /// Bytes handed to the reader so far.
+    offset: u64,
+    /// Bytes still to drop from the current body (a registry that answered
+    /// a range request with the whole blob).
+    skip: u64,
+    resumable: bool,
+    resumes: u32,
+}
+
+fn body_stream(resp: reqwest::Response) -> ByteStream {
+    Box::pin(
+        resp.bytes_stream()
+            .map_err(|e| io::Error::other(registry::error_chain(&e))),
+    )
+}
+
+fn accepts_ranges(resp: &reqwest::Response) -> bool {
+    resp.headers()
+        .get(reqwest::header::ACCEPT_RANGES)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|u| u.trim().eq_ignore_ascii_case("bytes")))
+}
+
+/// The body of a blob download that, when its connection breaks after some
+/// bytes, asks the registry for the rest (`Range: bytes=N-`) and carries on
+/// where it stopped. The layer reader never sees the break, so its digest
+/// and decompression state continue instead of starting over: on a large
+/// layer over a flaky link, restarting could fail for ever. Registries
+/// that do not announce `Accept-Ranges: bytes` get the old behaviour (the
+/// error reaches the reader and the whole layer is fetched again).
+fn resuming_blob_stream(
+    client: Arc<RegistryClient>,
+    digest: String,
+    resp: reqwest::Response,
+) -> ByteStream {
+    let state = ResumeState {
+        client,
+        digest,
+        resumable: accepts_ranges(&resp),
+        body: Some(body_stream(resp)),
+        offset: 0,
+        skip: 0,
+        resumes: 0,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            let next = s.body.as_mut()?.next().await;
+            match next {
+                None => return None,
+                Some(Ok(mut chunk)) => {
+                    if s.skip > 0 {
+                        let drop = s.skip.min(chunk.len() as u64);
+                        s.skip -= drop;
+                        chunk = chunk.slice(drop as usize..);
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                    }
+                    s.offset += chunk.len() as u64;
+                    return Some((Ok(chunk), s));
+                }
+                Some(Err(e)) => {
+                    if !s.resumable || s.offset == 0 || s.resumes >= MAX_RESUMES {
+                        s.body = None;
+                        return Some((Err(e), s));
+                    }
+                    s.resumes += 1;
+                    tracing::warn!(
+                        registry = %s.client.registry(),
+                        blob = %s.digest,
+                        offset = s.offset,
+                        resume = s.resumes,
+                        "download broke: {e}; resuming with a range request"
+                    );
+                    tokio::time::sleep(s.client.backoff(s.resumes)).await;
+                    match s.client.get_from(Target::Blob(&s.digest), s.offset).await {
+                        Ok((resp, start)) => {
+                            // `start` is where the answer begins: the offset
+                            // (206) or 0 (200, the range ignored).
+                            s.skip = s.offset - start;
+                            s.body = Some(body_stream(resp));
+                        }
+                        Err(err) => {
+                            s.body = None;
+                            return Some((
+                                Err(io::Error::other(format!(
+                                    "{e}; resuming at byte {} failed: {err}",
+                                    s.offset
+                                ))),
+                                s,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }))
 }
 
 fn layer_error(

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+    ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, LOCATION, RANGE, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
@@ -212,6 +213,53 @@ impl RegistryClient {
         target: Target<'_>,
         accept: Option<&str>,
     ) -> Result<Response, ImageError> {
+        self.get_with(target, accept, None).await
+    }
+
+    /// GETs a blob from byte `offset` on (`Range: bytes=OFFSET-`), to resume
+    /// a broken download. Returns the response and the offset its body
+    /// starts at: `offset` for a partial answer, 0 when the registry (or
+    /// the storage it redirects to) ignored the range and sent everything.
+    pub async fn get_from(
+        &self,
+        target: Target<'_>,
+        offset: u64,
+    ) -> Result<(Response, u64), ImageError> {
+        let resp = self.get_with(target, None, Some(offset)).await?;
+        if resp.status() != StatusCode::PARTIAL_CONTENT {
+            return Ok((resp, 0));
+        }
+        // `Content-Range: bytes START-END/TOTAL`: a server that starts
+        // elsewhere than asked would splice wrong bytes into the stream.
+        let start = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes "))
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(start, _)| start.trim().parse::<u64>().ok());
+        match start {
+            Some(start) if start == offset => Ok((resp, offset)),
+            other => Err(ImageError::Protocol {
+                registry: self.registry.clone(),
+                what: target.describe(),
+                detail: format!(
+                    "asked for the bytes from {offset} on, the answer starts at {}",
+                    other.map_or_else(
+                        || "an unreadable Content-Range".to_owned(),
+                        |s| s.to_string()
+                    )
+                ),
+            }),
+        }
+    }
+
+    async fn get_with(
+        &self,
+        target: Target<'_>,
+        accept: Option<&str>,
+        range_from: Option<u64>,
+    ) -> Result<Response, ImageError> {
         let url = format!("{}/{}", self.base, target.path());
         let small = matches!(target, Target::Manifest(_));
         let mut auth_rounds = 0;
@@ -221,6 +269,9 @@ impl RegistryClient {
                     let mut req = self.http.get(&url);
                     if let Some(a) = accept {
                         req = req.header(ACCEPT, a);
+                    }
+                    if let Some(from) = range_from {
+                        req = req.header(RANGE, format!("bytes={from}-"));
                     }
                     if small {
                         req = req.timeout(SMALL_REQUEST_TIMEOUT);
@@ -233,7 +284,9 @@ impl RegistryClient {
                 return Ok(resp);
             }
             if status.is_redirection() && resp.headers().contains_key(LOCATION) {
-                return self.follow_redirects(resp, target, accept, small).await;
+                return self
+                    .follow_redirects(resp, target, accept, small, range_from)
+                    .await;
             }
             let headers = resp.headers().clone();
             let errors = error_body(resp).await;
@@ -336,6 +389,7 @@ impl RegistryClient {
         target: Target<'_>,
         accept: Option<&str>,
         small: bool,
+        range_from: Option<u64>,
     ) -> Result<Response, ImageError> {
         let what = target.describe();
         let protocol = |detail: String| ImageError::Protocol {
@@ -367,6 +421,9 @@ impl RegistryClient {
                     let mut req = self.http.get(next.clone());
                     if let Some(a) = accept {
                         req = req.header(ACCEPT, a);
+                    }
+                    if let Some(from) = range_from {
+                        req = req.header(RANGE, format!("bytes={from}-"));
                     }
                     if small {
                         req = req.timeout(SMALL_REQUEST_TIMEOUT);

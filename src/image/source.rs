@@ -496,13 +496,19 @@ fn pull_oci(
         budget: ctx.budget(),
     };
     for (i, l) in layers.iter().enumerate() {
+        if super::is_foreign_layer(&l.media_type) {
+            acc.warnings.push(super::foreign_layer_warning(i, l));
+            continue;
+        }
         let path = blob_path(&l.digest)?;
         let file = File::open(&path).map_err(|e| ctx.io("layer", &path, e))?;
         let src = LayerSource {
             digest: l.digest.clone(),
             media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
             size: Some(l.size),
-            diff_id: None,
+            // As for a registry pull: the config's diff_ids must describe
+            // the layers the manifest names.
+            diff_id: Some(l.diff_id.clone()).filter(|d| !d.is_empty()),
         };
         ctx.apply(
             BufReader::with_capacity(1 << 16, file),
