@@ -63,7 +63,7 @@ async fn list_and_show_jobs_stored_in_s3() {
     assert_eq!(rows[2]["counts"]["other"], 7);
     assert_eq!(
         rows[2]["report_uri"],
-        format!("{REPORTS}/jobs/{pass}/report.md")
+        format!("{REPORTS}/jobs/{pass}/report.html")
     );
 
     // One pipeline, one verdict: the table an operator reads.
@@ -88,7 +88,7 @@ async fn list_and_show_jobs_stored_in_s3() {
         "FAIL",
         "0/1/1/0/7",
         "JobFailed",
-        &format!("{REPORTS}/jobs/{fail}/report.md"),
+        &format!("{REPORTS}/jobs/{fail}/report.html"),
     ] {
         assert!(lines[1].contains(want), "{want} missing from {}", lines[1]);
     }
@@ -265,7 +265,7 @@ async fn list_and_show_jobs_stored_in_a_directory() {
     );
     assert!(lines[2].contains(&a), "{out}");
     assert!(
-        lines[2].contains(&format!("{reports}/jobs/{a}/report.md")),
+        lines[2].contains(&format!("{reports}/jobs/{a}/report.html")),
         "{out}"
     );
     let (code, out, err) = run(&["jobs", "list", "--pipeline", "_", "--format", "json"]);

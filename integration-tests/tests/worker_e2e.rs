@@ -578,7 +578,7 @@ async fn reports_in_s3_and_image_from_the_input_artifact() {
     assert_eq!(v["IMAGE_DIGEST"], digest);
     assert_eq!(
         v["REPORT_URI"],
-        format!("s3://reports/scangate/jobs/{id}/report.md")
+        format!("s3://reports/scangate/jobs/{id}/report.html")
     );
     assert_eq!(
         v["SBOM_URI"],

@@ -233,7 +233,7 @@ fn row(store: &ReportStore, fallback_id: &str, record: Value) -> JobRow {
     let scanned = matches!(record["verdict"].as_str(), Some("PASS" | "FAIL"));
     JobRow {
         record_uri: store.uri_of(&format!("jobs/{id}/record.json")),
-        report_uri: scanned.then(|| store.uri_of(&format!("jobs/{id}/report.md"))),
+        report_uri: scanned.then(|| store.uri_of(&format!("jobs/{id}/report.html"))),
         record,
     }
 }
@@ -859,7 +859,7 @@ mod tests {
             "{t}"
         );
         assert!(lines[1].contains("0/1/1/0/7"));
-        assert!(lines[1].ends_with("/jobs/w2/report.md"), "{t}");
+        assert!(lines[1].ends_with("/jobs/w2/report.html"), "{t}");
         let err = lines[2];
         assert!(
             err.contains("ERROR") && err.contains("ConfigurationError"),

@@ -344,7 +344,7 @@ impl ReportStore {
         }
         self.finish(job, &dir, record).await?;
         Ok(Uris {
-            report: self.uri(&format!("{dir}/report.md")),
+            report: self.uri(&format!("{dir}/report.html")),
             sbom: self.uri(&format!("{dir}/sbom.cdx.json")),
         })
     }
