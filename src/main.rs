@@ -252,6 +252,12 @@ async fn scan(args: ScanArgs) -> ExitCode {
         let ctx = Context {
             pull: worker::pull_options(&args.image.registry),
             inspector: Inspector::new(&sdk, RetryPolicy::default()),
+            // `scan` is the inspector engine; the context is shared with the worker.
+            ecr: scangate::inspector::ecr::EcrScanner::new(
+                &sdk,
+                RetryPolicy::default(),
+                Default::default(),
+            ),
         };
         let report = pipeline::scan_source(&ctx, &image, &platform, &policy)
             .await

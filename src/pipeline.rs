@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::catalog;
 use crate::image::{self, ImageError, ImageRef, ImageSource, Platform, PullOptions};
+use crate::inspector::ecr::{EcrScanError, EcrScanner};
 use crate::inspector::{Inspector, InspectorError, MAX_COMPONENTS, ScanResult};
 use crate::job::artifact::ArtifactError;
+use crate::job::cfg::Engine;
 use crate::job::output::OutputError;
 use crate::job::{ConfigError, FailureKind};
 use crate::policy::{Attribution, BaseImagePolicy, BaseLayers, BaseSource, Decision, Policy};
@@ -27,6 +29,8 @@ pub enum PipelineError {
     Sbom(String),
     #[error(transparent)]
     Inspector(#[from] InspectorError),
+    #[error(transparent)]
+    Ecr(#[from] EcrScanError),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error(
@@ -60,6 +64,9 @@ impl PipelineError {
                     FailureKind::JobFailed
                 }
             },
+            PipelineError::Ecr(e) if e.is_permission() => FailureKind::PermissionError,
+            PipelineError::Ecr(e) if e.is_unavailable() => FailureKind::SystemUnavailable,
+            PipelineError::Ecr(_) => FailureKind::JobFailed,
             PipelineError::Output(e) => e.failure_kind(),
             PipelineError::ShuttingDown => FailureKind::SystemUnavailable,
             PipelineError::Sbom(_) | PipelineError::Internal(_) => FailureKind::JobFailed,
@@ -72,6 +79,8 @@ impl PipelineError {
 pub struct Context {
     pub pull: PullOptions,
     pub inspector: Inspector,
+    /// The ecr-basic and ecr-enhanced engines.
+    pub ecr: EcrScanner,
 }
 
 /// A job's scan. The image is a registry reference by type: a pipeline
@@ -82,6 +91,7 @@ pub struct ScanRequest {
     pub image: ImageRef,
     pub platform: Platform,
     pub policy: Policy,
+    pub engine: Engine,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -158,6 +168,9 @@ pub async fn build_sbom(
 
 /// A job's scan: registry images only.
 pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, PipelineError> {
+    if req.engine.is_ecr() {
+        return crate::inspector::ecr::scan_report(&ctx.pull, &ctx.ecr, req).await;
+    }
     let source = ImageSource::Registry(req.image.clone());
     scan_source(ctx, &source, &req.platform, &req.policy).await
 }

@@ -1,6 +1,7 @@
 //! Amazon Inspector `inspector-scan:ScanSbom`: sends CycloneDX 1.5 SBOMs,
 //! collects the vulnerabilities, retries throttling the way the service asks.
 
+pub mod ecr;
 pub mod findings;
 
 use std::time::Duration;

@@ -25,8 +25,14 @@ pub enum ConfigError {
         "Platform {value:?} is not valid: {reason}. Expected OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8"
     )]
     BadPlatform { value: String, reason: String },
-    #[error("Engine {value:?} is not supported by this worker: use \"inspector\"")]
+    #[error(
+        "Engine {value:?} is not supported: use \"inspector\" (scangate's SBOM + Inspector ScanSbom), \"ecr-basic\" (ECR basic scanning) or \"ecr-enhanced\" (Amazon Inspector's continuous ECR scanning)"
+    )]
     BadEngine { value: String },
+    #[error(
+        "Engine {engine} reads Amazon ECR's scan findings, so ImageUrl must be a private ECR image (ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG), not {image}; use Engine inspector for other registries"
+    )]
+    EngineNeedsEcr { engine: Engine, image: String },
     #[error(
         "PolicyFile {file:?} is set but the job has no input artifact to read it from: give the action an input artifact that contains it"
     )]
@@ -59,6 +65,54 @@ pub mod prop {
     ];
 }
 
+/// Where the findings come from (the `Engine` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Our SBOM, scanned by `inspector-scan:ScanSbom`.
+    #[default]
+    Inspector,
+    /// ECR basic scanning: StartImageScan, then its findings.
+    EcrBasic,
+    /// The findings Inspector's continuous ECR scanning already holds.
+    EcrEnhanced,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Inspector => "inspector",
+            Engine::EcrBasic => "ecr-basic",
+            Engine::EcrEnhanced => "ecr-enhanced",
+        }
+    }
+
+    pub fn is_ecr(self) -> bool {
+        matches!(self, Engine::EcrBasic | Engine::EcrEnhanced)
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = ConfigError;
+
+    /// Case and `_`/`-` are forgiven: the console makes both easy to type.
+    fn from_str(s: &str) -> Result<Engine, ConfigError> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "inspector" => Ok(Engine::Inspector),
+            "ecr-basic" => Ok(Engine::EcrBasic),
+            "ecr-enhanced" => Ok(Engine::EcrEnhanced),
+            _ => Err(ConfigError::BadEngine {
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct JobConfig {
     /// `None`: take the image from the input artifact.
@@ -71,6 +125,7 @@ pub struct JobConfig {
     pub overrides: PolicyOverrides,
     pub platform: Platform,
     pub policy_file: Option<String>,
+    pub engine: Engine,
 }
 
 impl JobConfig {
@@ -111,12 +166,14 @@ impl JobConfig {
                 })?,
             None => Platform::default(),
         };
-        if let Some(v) = get(prop::ENGINE)
-            && !v.eq_ignore_ascii_case("inspector")
-        {
-            return Err(ConfigError::BadEngine {
-                value: v.to_owned(),
-            });
+        let engine = get(prop::ENGINE)
+            .map(str::parse::<Engine>)
+            .transpose()?
+            .unwrap_or_default();
+        // Checked here when ImageUrl is set; an image from imageDetail.json
+        // is checked by the pipeline with [`check_engine_image`].
+        if let Some(i) = &image {
+            check_engine_image(engine, i)?;
         }
         Ok(JobConfig {
             image,
@@ -124,6 +181,7 @@ impl JobConfig {
             overrides,
             platform,
             policy_file: get(prop::POLICY_FILE).map(str::to_owned),
+            engine,
         })
     }
 
@@ -140,6 +198,18 @@ impl JobConfig {
             .filter(|k| !prop::ALL.contains(k))
             .collect()
     }
+}
+
+/// The ECR engines read findings ECR holds, so only an ECR image can have
+/// any.
+pub fn check_engine_image(engine: Engine, image: &ImageRef) -> Result<(), ConfigError> {
+    if engine.is_ecr() && crate::image::auth::ecr::EcrHost::parse(&image.registry).is_none() {
+        return Err(ConfigError::EngineNeedsEcr {
+            engine,
+            image: image.to_string(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -222,6 +292,39 @@ mod tests {
         assert_eq!(p.thresholds.high, Some(3));
         assert!(p.fixable_only);
         assert_eq!(c.policy, Policy::default());
+    }
+
+    #[test]
+    fn engines() {
+        let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1";
+        for (v, want) in [
+            ("inspector", Engine::Inspector),
+            ("ecr-basic", Engine::EcrBasic),
+            ("ECR_ENHANCED", Engine::EcrEnhanced),
+            (" ecr-enhanced ", Engine::EcrEnhanced),
+        ] {
+            let c = JobConfig::parse(&map(&[("ImageUrl", ecr), ("Engine", v)])).unwrap();
+            assert_eq!(c.engine, want, "{v}");
+        }
+        assert_eq!(
+            JobConfig::parse(&map(&[("ImageUrl", ecr)])).unwrap().engine,
+            Engine::Inspector
+        );
+        // Without ImageUrl the image (from imageDetail.json) is checked later.
+        let c = JobConfig::parse(&map(&[("Engine", "ecr-basic")])).unwrap();
+        assert_eq!(c.engine, Engine::EcrBasic);
+        for other in [
+            "registry.example.com/team/app:1",
+            "public.ecr.aws/docker/library/debian:12",
+        ] {
+            let e = JobConfig::parse(&map(&[("ImageUrl", other), ("Engine", "ecr-basic")]))
+                .unwrap_err();
+            assert!(matches!(e, ConfigError::EngineNeedsEcr { .. }), "{e}");
+            let m = e.to_string();
+            assert!(m.contains("ecr-basic") && m.contains(other), "{m}");
+        }
+        let e = JobConfig::parse(&map(&[("Engine", "ecr")])).unwrap_err();
+        assert!(e.to_string().contains("ecr-enhanced"), "{e}");
     }
 
     #[test]

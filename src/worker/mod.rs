@@ -18,6 +18,7 @@ use tracing::Instrument;
 pub use cfg::WorkerConfig;
 
 use crate::image::{Credentials, PullOptions};
+use crate::inspector::ecr::{EcrScanner, PollPolicy};
 use crate::inspector::{Inspector, RetryPolicy};
 use crate::job::output::{self, OutputTarget};
 use crate::job::{ArtifactCredentials, FailureKind, JobConfig, JobInfo, Outcome};
@@ -99,6 +100,7 @@ pub async fn run_until(
         ctx: Context {
             pull: pull_options(&cfg.registry),
             inspector: Inspector::new(&sdk, RetryPolicy::default()),
+            ecr: EcrScanner::new(&sdk, RetryPolicy::default(), PollPolicy::default()),
         },
         reports,
         state: state.clone(),
@@ -373,6 +375,7 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
         image,
         platform: cfg.platform.clone(),
         policy,
+        engine: cfg.engine,
     };
     match pipeline::scan(&shared.ctx, &req).await {
         Ok(mut report) => {
