@@ -16,6 +16,7 @@ pub mod golang;
 pub mod java;
 pub mod npm;
 pub mod osrelease;
+pub mod ownership;
 pub mod php;
 pub mod python;
 pub mod rpm;
@@ -279,6 +280,7 @@ pub fn run(files: &FileTree) -> Catalog {
         let os = out.os.clone();
         c.catalog(files, os.as_ref(), &mut out);
     }
+    ownership::mark(files, &mut out);
     out.packages.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.version, &a.arch, &a.location).cmp(&(
             b.ecosystem,

@@ -12,6 +12,10 @@
 //! purl. We write one component per purl, its `source_path` the first
 //! location by path, and every location and layer as `scangate:*`
 //! properties, so that a finding names each place it applies to.
+//!
+//! A language package that an OS package installed (Debian's jars and
+//! gems, `python3-*` eggs) is kept, since Inspector may know advisories the
+//! distribution does not, and says so in `scangate:os_package`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -102,7 +106,101 @@ pub(super) fn components(eco: Ecosystem, pkgs: &[&Package]) -> Vec<Component> {
         for loc in members.iter().map(|p| &p.location).collect::<BTreeSet<_>>() {
             c = c.with_property(props::LOCATION, loc.as_str());
         }
+        // Only a component wholly accounted for by OS packages is marked: a
+        // policy that drops marked components must not drop a pip-installed
+        // copy along with Debian's.
+        let owners: Option<BTreeSet<&str>> =
+            members.iter().map(|p| p.os_owner.as_deref()).collect();
+        for owner in owners.unwrap_or_default() {
+            c = c.with_property(props::OS_PACKAGE, owner);
+        }
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::run;
+    use crate::image::fs::{FileEntry, FileTree};
+    use crate::sbom::model::Component;
+    use crate::sbom::{ImageMeta, SbomOptions, build, props};
+
+    const PKG_INFO: &[u8] = include_bytes!("../catalog/dpkg/fixtures/owned/six-1.16.0.PKG-INFO");
+
+    /// Debian's python3-six (its real file list and egg-info), optionally
+    /// with the same six 1.16.0 pip-installed in /usr/local.
+    fn tree(with_pip_copy: bool) -> FileTree {
+        let mut files = vec![
+            (
+                "var/lib/dpkg/status",
+                &b"Package: python3-six\nStatus: install ok installed\nArchitecture: all\n\
+                   Source: six\nVersion: 1.16.0-4\n"[..],
+            ),
+            (
+                "var/lib/dpkg/info/python3-six.list",
+                include_bytes!("../catalog/dpkg/fixtures/owned/python3-six.list"),
+            ),
+            (
+                "usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO",
+                PKG_INFO,
+            ),
+        ];
+        if with_pip_copy {
+            files.push((
+                "usr/local/lib/python3.11/dist-packages/six-1.16.0.egg-info/PKG-INFO",
+                PKG_INFO,
+            ));
+        }
+        let mut t = FileTree::default();
+        for (path, data) in files {
+            t.files.insert(
+                path.into(),
+                FileEntry {
+                    data: data.to_vec(),
+                    layer: 1,
+                },
+            );
+        }
+        t
+    }
+
+    fn six(with_pip_copy: bool) -> Component {
+        let c = run(&tree(with_pip_copy));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let bom = build(&c, &ImageMeta::default(), &SbomOptions::default());
+        let pypi: Vec<_> = bom
+            .components
+            .iter()
+            .flat_map(|c| c.walk())
+            .filter(|c| c.purl.as_deref() == Some("pkg:pypi/six@1.16.0"))
+            .cloned()
+            .collect();
+        assert_eq!(pypi.len(), 1, "{pypi:?}");
+        // The deb stays in the SBOM beside it.
+        assert!(
+            bom.components
+                .iter()
+                .flat_map(|c| c.walk())
+                .any(|c| c.name == "python3-six"),
+            "{bom:?}"
+        );
+        pypi.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn os_owned_language_package_names_its_os_package() {
+        let c = six(false);
+        assert_eq!(
+            c.property_values(props::OS_PACKAGE).collect::<Vec<_>>(),
+            ["deb:python3-six"]
+        );
+    }
+
+    #[test]
+    fn a_copy_installed_otherwise_keeps_the_component_unmarked() {
+        let c = six(true);
+        assert_eq!(c.property_values(props::OS_PACKAGE).count(), 0);
+        assert_eq!(c.property_values(props::LOCATION).count(), 2);
+    }
 }

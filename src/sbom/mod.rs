@@ -59,6 +59,11 @@ pub mod props {
     /// Path (no leading slash) of the database the package was read from;
     /// repeated for a language package installed in several places.
     pub const LOCATION: &str = "scangate:location";
+    /// On a language package: the OS package (`deb:python3-six`) that
+    /// installed it, so the same code is also in the SBOM as that package;
+    /// repeated when its copies came from several. Absent when any copy was
+    /// installed otherwise (pip, a copied jar).
+    pub const OS_PACKAGE: &str = "scangate:os_package";
 }
 
 /// What the SBOM says about the image itself.

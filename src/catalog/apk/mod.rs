@@ -79,6 +79,50 @@ impl Cataloger for ApkCataloger {
     }
 }
 
+/// Calls `f(package, path)` for every file the database says a package
+/// installed: `F:` names a directory (relative to the root), the `R:` lines
+/// after it the files in it. Lines that are not UTF-8 or not fields are
+/// skipped here; [`parse`] already reports them.
+pub fn for_each_file(data: &[u8], mut f: impl FnMut(&str, &str)) {
+    let mut name: Option<&str> = None;
+    let mut dir: Option<&str> = None;
+    let mut path = String::new();
+    for raw in data.split(|&b| b == b'\n') {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let Ok(l) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        if l.trim().is_empty() {
+            (name, dir) = (None, None);
+            continue;
+        }
+        let Some((key, value)) = l.split_once(':') else {
+            continue;
+        };
+        match key {
+            "P" => name = Some(value.trim()),
+            "F" => dir = Some(value.trim().trim_matches('/')),
+            "R" => {
+                let (Some(n), Some(d)) = (name, dir) else {
+                    continue;
+                };
+                let file = value.trim();
+                if file.is_empty() || file.contains('/') {
+                    continue;
+                }
+                path.clear();
+                if !d.is_empty() {
+                    path.push_str(d);
+                    path.push('/');
+                }
+                path.push_str(file);
+                f(n, &path);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One record of the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {

@@ -103,6 +103,22 @@ impl Cataloger for DpkgCataloger {
     }
 }
 
+/// The file lists dpkg keeps per installed package
+/// (`info/NAME[:ARCH].list`, one absolute path per line, directories
+/// included): (package name without the arch, list path, its entry). The
+/// same files [`DpkgCataloger::catalog`] dates packages by; file ownership
+/// reads them from the tree rather than asking for them again.
+pub fn file_lists(files: &FileTree) -> impl Iterator<Item = (&str, &str, &FileEntry)> {
+    files
+        .list_dir(INFO)
+        .into_iter()
+        .filter_map(|(path, entry)| {
+            let file = path.rsplit('/').next()?.strip_suffix(".list")?;
+            let name = file.split_once(':').map_or(file, |(n, _)| n);
+            valid_package_name(name).then_some((name, path, entry))
+        })
+}
+
 fn list_layer(files: &FileTree, p: &Package) -> Option<usize> {
     let arch_qualified = p
         .arch
