@@ -818,3 +818,281 @@ fn placeholder_sbom(
         "components": [],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Counts;
+    use integration_tests::ecr::{EcrEmulator, ScanSetup, fixture};
+
+    const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    const DIGEST: &str = "sha256:5d4b2f1e8a9c0d3e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e";
+    /// The fixture's `sourceLayerHash`.
+    const LAYER: &str = "sha256:1f3c64b6b1a7b0d3a8b65e2b9a5f1f2a6c8d2b7e4f9a0c1d2e3f4a5b6c7d8e9f";
+
+    async fn scanner(emu: &EcrEmulator, attempts: u32) -> EcrScanner {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(emu.url())
+            .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                "AKIDTEST", "test", None, None, "test",
+            ))
+            .load()
+            .await;
+        EcrScanner::new(
+            &sdk,
+            RetryPolicy {
+                max_attempts: attempts,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+            },
+            PollPolicy {
+                first: Duration::from_millis(5),
+                max: Duration::from_millis(20),
+                timeout: Duration::from_secs(5),
+            },
+        )
+    }
+
+    fn image(repository: &str) -> EcrImage {
+        EcrImage {
+            host_registry: REGISTRY.into(),
+            repository: repository.into(),
+            digest: DIGEST.into(),
+            layer_diff_ids: HashMap::from([(LAYER.to_owned(), "sha256:diff0".to_owned())]),
+        }
+    }
+
+    async fn emulator() -> EcrEmulator {
+        EcrEmulator::start("AWS", "pw", Duration::from_secs(3600))
+            .await
+            .unwrap()
+    }
+
+    fn find<'a>(fs: &'a [Finding], id: &str, package: &str) -> &'a Finding {
+        fs.iter()
+            .find(|f| f.id == id && f.package == package)
+            .unwrap_or_else(|| panic!("{id} {package} not in {fs:#?}"))
+    }
+
+    #[tokio::test]
+    async fn basic_findings_are_mapped_across_pages() {
+        let emu = emulator().await;
+        let mut setup = ScanSetup::basic(fixture("basic-findings.json"));
+        setup.polls_before_complete = 2;
+        emu.add_image("team/app", DIGEST, &["1"], setup);
+        emu.set_page_size(3);
+        let s = scanner(&emu, 3).await;
+        let r = s.scan(&image("team/app"), EcrMode::Basic).await.unwrap();
+        assert_eq!(r.status, "COMPLETE");
+        assert!(!r.reused_scan);
+        assert_eq!(r.findings.len(), 8);
+        let zlib = find(&r.findings, "CVE-2023-45853", "zlib");
+        assert_eq!(zlib.severity, Severity::Critical);
+        assert_eq!(zlib.version, "1:1.2.13.dfsg-1");
+        assert_eq!(zlib.cvss_score, Some(9.8));
+        assert_eq!(zlib.cvss_method.as_deref(), Some("CVSSv3"));
+        assert_eq!(
+            zlib.cvss_vector.as_deref(),
+            Some("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H")
+        );
+        assert_eq!(zlib.severity_source.as_deref(), Some("AMAZON_ECR"));
+        assert_eq!(
+            zlib.url.as_deref(),
+            Some("https://security-tracker.debian.org/tracker/CVE-2023-45853")
+        );
+        // CVSS 2 only: its score, named as such.
+        let beast = find(&r.findings, "CVE-2011-3389", "gnutls28");
+        assert_eq!(
+            (beast.cvss_score, beast.cvss_method.as_deref()),
+            (Some(4.3), Some("CVSSv2"))
+        );
+        // CVSS 3 wins over CVSS 2.
+        assert_eq!(
+            find(&r.findings, "CVE-2022-0563", "util-linux").cvss_score,
+            Some(5.5)
+        );
+        // INFORMATIONAL and UNDEFINED are OTHER.
+        assert_eq!(
+            find(&r.findings, "CVE-2005-2541", "tar").severity,
+            Severity::Other
+        );
+        let krb = find(&r.findings, "CVE-2024-26458", "krb5");
+        assert_eq!((krb.severity, krb.cvss_score), (Severity::Other, None));
+        assert!(r.findings.iter().all(|f| f.fixed_version.is_none()));
+        let c = Counts::of(&r.findings);
+        assert_eq!(
+            [c.critical, c.high, c.medium, c.low, c.other],
+            [1, 3, 1, 1, 2]
+        );
+        // ECR's own counts are per finding, ours per distinct id.
+        assert!(r.severity_counts.contains(&("HIGH".to_owned(), 3)));
+        assert_eq!(r.vulnerable_packages(), 7);
+        assert!(r.findings[0].severity >= r.findings[7].severity);
+
+        let calls = emu.scan_calls();
+        let ops: Vec<(&str, Option<&str>)> = calls
+            .iter()
+            .map(|c| (c.operation.as_str(), c.next_token.as_deref()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("StartImageScan", None),
+                ("DescribeImageScanFindings", None),
+                ("DescribeImageScanFindings", None),
+                ("DescribeImageScanFindings", None),
+                ("DescribeImageScanFindings", Some("page-3")),
+                ("DescribeImageScanFindings", Some("page-6")),
+            ]
+        );
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.image_digest.as_deref() == Some(DIGEST)
+                    && c.signed_region.as_deref() == Some("eu-west-1"))
+        );
+
+        // A second scan the same day: ECR refuses to start one, today's is read.
+        let again = s.scan(&image("team/app"), EcrMode::Basic).await.unwrap();
+        assert!(again.reused_scan);
+        assert_eq!(again.findings.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn enhanced_findings_are_mapped_per_vulnerable_package() {
+        let emu = emulator().await;
+        emu.add_image(
+            "team/app",
+            DIGEST,
+            &["1"],
+            ScanSetup::enhanced(fixture("enhanced-findings.json")),
+        );
+        let r = scanner(&emu, 3)
+            .await
+            .scan(&image("team/app"), EcrMode::Enhanced)
+            .await
+            .unwrap();
+        assert_eq!(r.status, "ACTIVE");
+        // Nothing is started: Inspector scans on push.
+        assert!(
+            emu.scan_calls()
+                .iter()
+                .all(|c| c.operation == "DescribeImageScanFindings")
+        );
+        assert_eq!(r.findings.len(), 6, "{:#?}", r.findings);
+
+        let zlib = find(&r.findings, "CVE-2023-45853", "zlib1g");
+        assert_eq!(zlib.severity, Severity::Critical);
+        assert_eq!(zlib.version, "1:1.2.13.dfsg-1");
+        // "NotAvailable" is no fix.
+        assert_eq!(zlib.fixed_version, None);
+        assert_eq!(zlib.purl, "", "OS packages: ECR does not name the distro");
+        assert_eq!(zlib.layer.as_deref(), Some("sha256:diff0"));
+        assert_eq!(
+            zlib.url.as_deref(),
+            Some("https://nvd.nist.gov/vuln/detail/CVE-2023-45853")
+        );
+        assert_eq!(zlib.references.len(), 2);
+        assert_eq!(zlib.published.as_deref(), Some("2023-11-11T16:26:40Z"));
+
+        for pkg in ["libc6", "libc-bin"] {
+            let f = find(&r.findings, "CVE-2024-2961", pkg);
+            assert_eq!(f.severity, Severity::High);
+            assert_eq!(f.version, "2.36-9+deb12u4");
+            assert_eq!(f.fixed_version.as_deref(), Some("0:2.36-9+deb12u6"));
+            assert!(f.exploit_available);
+            assert_eq!(
+                (
+                    f.cvss_score,
+                    f.cvss_method.as_deref(),
+                    f.severity_source.as_deref()
+                ),
+                (Some(7.3), Some("CVSSv31"), Some("NVD"))
+            );
+        }
+        let lodash = find(&r.findings, "CVE-2021-23337", "lodash");
+        assert_eq!(lodash.purl, "pkg:npm/lodash@4.17.20");
+        assert_eq!(lodash.fixed_version.as_deref(), Some("4.17.21"));
+        assert_eq!(
+            lodash.path.as_deref(),
+            Some("app/node_modules/lodash/package.json")
+        );
+        assert!(!lodash.exploit_available);
+        assert_eq!(
+            find(&r.findings, "CVE-2005-2541", "tar").severity,
+            Severity::Other
+        );
+        let c = Counts::of(&r.findings);
+        assert_eq!(
+            [c.critical, c.high, c.medium, c.low, c.other],
+            [1, 2, 1, 0, 1]
+        );
+        assert_eq!(r.vulnerable_packages(), 6);
+    }
+
+    #[tokio::test]
+    async fn failures_are_classified() {
+        let emu = emulator().await;
+        let mut failed = ScanSetup::basic(fixture("basic-findings.json"));
+        failed.failure =
+            Some("UnsupportedImageError: The operating system 'scratch' is not supported".into());
+        emu.add_image("team/failed", DIGEST, &["1"], failed);
+        let mut slow = ScanSetup::basic(Vec::new());
+        slow.polls_before_complete = u32::MAX;
+        emu.add_image("team/slow", DIGEST, &["1"], slow);
+        let s = scanner(&emu, 2).await;
+
+        let e = s
+            .scan(&image("team/failed"), EcrMode::Basic)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, EcrScanError::ScanFailed { status, .. } if status == "FAILED"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("'scratch' is not supported"), "{e}");
+        assert!(!e.is_permission() && !e.is_unavailable());
+
+        let e = s
+            .scan(&image("team/none"), EcrMode::Basic)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EcrScanError::NotFound { .. }), "{e}");
+        assert!(e.to_string().contains("RepositoryNotFoundException"), "{e}");
+
+        let mut quick = s.clone();
+        quick.poll.timeout = Duration::from_millis(30);
+        let e = quick
+            .scan(&image("team/slow"), EcrMode::Basic)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, EcrScanError::Timeout { status, .. } if status == "IN_PROGRESS"),
+            "{e}"
+        );
+        assert!(e.is_unavailable());
+
+        emu.throttle(2);
+        let e = s
+            .scan(&image("team/failed"), EcrMode::Basic)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, EcrScanError::Throttled { attempts: 2, .. }),
+            "{e}"
+        );
+        assert!(e.is_unavailable());
+
+        emu.deny();
+        let e = s
+            .scan(&image("team/failed"), EcrMode::Enhanced)
+            .await
+            .unwrap_err();
+        assert!(e.is_permission(), "{e}");
+        assert!(
+            e.to_string().contains("ecr:DescribeImageScanFindings"),
+            "{e}"
+        );
+    }
+}
