@@ -138,6 +138,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         concurrency: 2,
         poll_interval: Duration::from_millis(200),
         reports: Some(format!("file://{}", reports.display())),
+        reports_kms_key: None,
         health_addr: worker::cfg::HealthAddr(None),
         shutdown_grace: Duration::from_secs(10),
         registry: RegistryArgs {

@@ -272,6 +272,9 @@ export class ScanGate extends Construct {
         SCANGATE_ACTION_VERSION: this.actionVersion,
         SCANGATE_CONCURRENCY: String(props.concurrency ?? 2),
         SCANGATE_REPORTS: this.reportsUri,
+        // the worker names an encryption on every write, which wins over
+        // the bucket default: name the bucket's KMS key so reports use it
+        ...(props.reportsEncryptionKey ? { SCANGATE_REPORTS_KMS_KEY: props.reportsEncryptionKey.keyArn } : {}),
         SCANGATE_HEALTH_ADDR: `0.0.0.0:${healthPort}`,
         SCANGATE_SHUTDOWN_GRACE: `${shutdownGrace.toSeconds()}s`,
         SCANGATE_LOG_FORMAT: 'json',

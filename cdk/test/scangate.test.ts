@@ -131,6 +131,7 @@ describe('reports bucket', () => {
       BucketKeyEnabled: true,
       ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] } },
     });
+    expect(env(template).SCANGATE_REPORTS_KMS_KEY).toBe(`\${${keyId}.Arn}`);
     expect(bucket.VersioningConfiguration).toEqual({ Status: 'Enabled' });
     expect(bucket.LifecycleConfiguration.Rules[0]).toMatchObject({ ExpirationInDays: 90, NoncurrentVersionExpiration: { NoncurrentDays: 30 } });
 

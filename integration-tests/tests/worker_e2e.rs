@@ -533,8 +533,8 @@ fn artifact_zip(name: &str, body: &str) -> Vec<u8> {
     buf.into_inner()
 }
 
-/// Reports land in S3 (moto) under the documented keys, encrypted; the
-/// image comes from `imageDetail.json` in the input artifact, read with the
+/// Reports land in S3 (moto) under the documented keys, encrypted with the
+/// configured KMS key (SCANGATE_REPORTS_KMS_KEY); the image comes from `imageDetail.json` in the input artifact, read with the
 /// job's own credentials, when `ImageUrl` is not set.
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_in_s3_and_image_from_the_input_artifact() {
@@ -557,6 +557,7 @@ async fn reports_in_s3_and_image_from_the_input_artifact() {
         .unwrap();
     let w = env.worker(&[
         ("SCANGATE_REPORTS", "s3://reports/scangate"),
+        ("SCANGATE_REPORTS_KMS_KEY", "alias/scangate-reports"),
         ("SCANGATE_S3_FORCE_PATH_STYLE", "true"),
         ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
     ]);
@@ -592,7 +593,15 @@ async fn reports_in_s3_and_image_from_the_input_artifact() {
         .await
         .unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    for f in ["record.json", "sbom.cdx.json", "findings.json", "report.md"] {
+    for f in [
+        "record.json",
+        "sbom.cdx.json",
+        "findings.json",
+        "report.md",
+        "report.html",
+        "report.sarif",
+        "junit.xml",
+    ] {
         let want = format!("scangate/jobs/{id}/{f}");
         assert!(
             keys.contains(&want.as_str()),
@@ -614,8 +623,9 @@ async fn reports_in_s3_and_image_from_the_input_artifact() {
         .unwrap();
     assert_eq!(
         head.server_side_encryption(),
-        Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms)
     );
+    assert_eq!(head.ssekms_key_id(), Some("alias/scangate-reports"));
 }
 
 /// No ImageUrl and an artifact without imageDetail.json: a configuration

@@ -133,6 +133,8 @@ pub enum ReportStore {
         client: aws_sdk_s3::Client,
         bucket: String,
         prefix: String,
+        /// SSE-KMS key for what we write; SSE-S3 when unset.
+        kms_key: Option<String>,
     },
 }
 
@@ -174,9 +176,20 @@ impl ReportStore {
                 client: aws_sdk_s3::Client::from_conf(conf),
                 bucket: bucket.to_owned(),
                 prefix: prefix.trim_matches('/').to_owned(),
+                kms_key: None,
             });
         }
         Err(ReportError::BadUri(uri.to_owned()))
+    }
+
+    /// Encrypt what is written to S3 with this KMS key (SSE-KMS) instead of
+    /// S3-managed keys: the header we send wins over the bucket's default
+    /// encryption, so a KMS-encrypted bucket needs the key named here too.
+    pub fn with_kms_key(mut self, key: Option<String>) -> Self {
+        if let ReportStore::S3 { kms_key, .. } = &mut self {
+            *kms_key = key.filter(|k| !k.is_empty());
+        }
+        self
     }
 
     fn uri(&self, key: &str) -> String {
@@ -208,15 +221,22 @@ impl ReportStore {
                 client,
                 bucket,
                 prefix,
+                kms_key,
             } => {
+                use aws_sdk_s3::types::ServerSideEncryption;
                 let key = join(prefix, key);
-                client
+                let req = client
                     .put_object()
                     .bucket(bucket)
                     .key(&key)
-                    .content_type(content_type)
-                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
-                    .body(body.into())
+                    .content_type(content_type);
+                let req = match kms_key {
+                    Some(k) => req
+                        .server_side_encryption(ServerSideEncryption::AwsKms)
+                        .ssekms_key_id(k),
+                    None => req.server_side_encryption(ServerSideEncryption::Aes256),
+                };
+                req.body(body.into())
                     .send()
                     .await
                     .map(|_| ())

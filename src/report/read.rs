@@ -116,6 +116,7 @@ impl ReportStore {
                 client,
                 bucket,
                 prefix,
+                ..
             } => {
                 let full = join(prefix, dir);
                 let strip = if prefix.is_empty() {
@@ -185,6 +186,7 @@ impl ReportStore {
                 client,
                 bucket,
                 prefix,
+                ..
             } => {
                 let full = join(prefix, key);
                 let out = match client.get_object().bucket(bucket).key(&full).send().await {

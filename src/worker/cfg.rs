@@ -37,6 +37,10 @@ pub struct WorkerConfig {
     /// Where job records and reports go: s3://bucket/prefix or file:///dir.
     #[arg(long, env = "SCANGATE_REPORTS")]
     pub reports: Option<String>,
+    /// KMS key (id, ARN or alias) to encrypt reports written to S3 with
+    /// (SSE-KMS); S3-managed keys (SSE-S3) when unset.
+    #[arg(long, env = "SCANGATE_REPORTS_KMS_KEY")]
+    pub reports_kms_key: Option<String>,
     /// Address of /healthz, /metrics and /jobs; "off" disables it.
     #[arg(long, env = "SCANGATE_HEALTH_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_health_addr)]
     pub health_addr: HealthAddr,

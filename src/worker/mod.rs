@@ -80,7 +80,8 @@ pub async fn run_until(
     let reports = match &cfg.reports {
         Some(uri) => Some(
             ReportStore::open(uri, &sdk, cfg.s3_force_path_style)
-                .map_err(|e| WorkerError::Config(e.to_string()))?,
+                .map_err(|e| WorkerError::Config(e.to_string()))?
+                .with_kms_key(cfg.reports_kms_key.clone()),
         ),
         None => None,
     };
