@@ -369,7 +369,15 @@ export class ScanGate extends Construct {
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'EcrPull',
-        actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+        // the last two serve Engine=ecr-basic / ecr-enhanced (scan status
+        // and the findings ECR already holds)
+        actions: [
+          'ecr:BatchGetImage',
+          'ecr:GetDownloadUrlForLayer',
+          'ecr:BatchCheckLayerAvailability',
+          'ecr:StartImageScan',
+          'ecr:DescribeImageScanFindings',
+        ],
         resources: props.ecrRepositoryArns?.length
           ? props.ecrRepositoryArns
           : [stack.formatArn({ service: 'ecr', resource: 'repository', resourceName: '*' })],

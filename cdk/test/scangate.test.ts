@@ -169,6 +169,8 @@ describe('task role', () => {
     expect(byAction('ecr:BatchGetImage')).toEqual(ecrRepos);
     expect(byAction('ecr:GetDownloadUrlForLayer')).toEqual(ecrRepos);
     expect(byAction('ecr:BatchCheckLayerAvailability')).toEqual(ecrRepos);
+    expect(byAction('ecr:StartImageScan')).toEqual(ecrRepos);
+    expect(byAction('ecr:DescribeImageScanFindings')).toEqual(ecrRepos);
 
     const bucket = only(template, 'AWS::S3::Bucket').logicalId;
     expect(byAction('s3:PutObject')).toEqual([`\${${bucket}.Arn}/*`]);
