@@ -11,7 +11,7 @@
 //!
 //! A package is owned when the metadata file it was read from (its
 //! [`Package::location`]) is in an installed OS package's file list: dpkg's
-//! `info/NAME.list`, apk's `F:`/`R:` lines. Listed paths are compared after
+//! `info/NAME.list`, apk's `F:`/`R:` lines, rpm's BASENAMES/DIRNAMES. Listed paths are compared after
 //! resolving the symlinks of their directories (a merged-/usr image lists
 //! `/lib/...` for files at `usr/lib/...`), but not of the file itself: a
 //! package that ships only a symlink to another's jar (Debian's `maven`
@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Catalog, Ecosystem, Package, WarningSink, apk, dpkg};
+use super::{Catalog, Ecosystem, Package, WarningSink, apk, dpkg, rpm};
 use crate::image::fs::{FileTree, normalize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +84,14 @@ impl OwnerIndex {
             apk::for_each_file(&entry.data, |name, path| {
                 if apks.contains(name) {
                     index.add(files, wanted, &basenames, path, &format!("apk:{name}"));
+                }
+            });
+        }
+        let rpms = installed(Ecosystem::Rpm);
+        if !rpms.is_empty() {
+            rpm::for_each_file(files, |name, path| {
+                if rpms.contains(name) {
+                    index.add(files, wanted, &basenames, path, &format!("rpm:{name}"));
                 }
             });
         }
@@ -429,6 +437,54 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn rpm_file_lists_behind_merged_usr() {
+        // The real CBL-Mariner database: bash lists /bin/bash, which a
+        // merged-/usr image stores at usr/bin/bash. A Go program's packages
+        // found in an rpm-installed executable are owned the same way as a
+        // jar or an egg (bash stands in for such a program).
+        let mut t = FileTree::default();
+        put(
+            &mut t,
+            "var/lib/rpm/rpmdb.sqlite",
+            include_bytes!("rpm/fixtures/cbl-mariner-2.0-rpmdb.sqlite"),
+            0,
+        );
+        put(&mut t, "usr/bin/bash", b"\x7fELF", 0);
+        put(&mut t, "usr/local/bin/tool", b"\x7fELF", 1);
+        t.symlinks.insert("bin".into(), "usr/bin".into());
+        let mut c = Catalog::default();
+        rpm::RpmCataloger.catalog(&t, None, &mut c);
+        for (loc, layer) in [("usr/bin/bash", 0), ("usr/local/bin/tool", 1)] {
+            c.packages.push(Package {
+                ecosystem: Ecosystem::Golang,
+                name: "stdlib".into(),
+                version: "go1.19.12".into(),
+                arch: None,
+                source_name: None,
+                source_version: None,
+                location: loc.into(),
+                layer,
+                os_owner: None,
+            });
+        }
+        mark(&t, &mut c);
+        let golang: Vec<_> = c
+            .packages
+            .iter()
+            .filter(|p| p.ecosystem == Ecosystem::Golang)
+            .map(|p| (p.location.as_str(), p.os_owner.as_deref()))
+            .collect();
+        assert_eq!(
+            golang,
+            [
+                ("usr/bin/bash", Some("rpm:bash")),
+                ("usr/local/bin/tool", None)
+            ]
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

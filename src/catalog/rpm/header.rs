@@ -23,6 +23,10 @@ const TAG_EPOCH: u32 = 1003;
 const TAG_VENDOR: u32 = 1011;
 const TAG_ARCH: u32 = 1022;
 const TAG_SOURCERPM: u32 = 1044;
+const TAG_OLDFILENAMES: u32 = 1027;
+const TAG_DIRINDEXES: u32 = 1116;
+const TAG_BASENAMES: u32 = 1117;
+const TAG_DIRNAMES: u32 = 1118;
 const TAG_MODULARITYLABEL: u32 = 5096;
 
 const TYPE_INT32: u32 = 4;
@@ -83,8 +87,9 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-/// Parses a header blob. Tags other than ours are skipped unread.
-pub fn parse(blob: &[u8]) -> Result<RpmHeader, RpmError> {
+/// The index entry count and the data store of a header blob, both checked
+/// to fit it.
+fn layout(blob: &[u8]) -> Result<(usize, &[u8]), RpmError> {
     let (Some(il), Some(dl)) = (be32(blob, 0), be32(blob, 4)) else {
         return Err(RpmError::Header(format!(
             "{} bytes, too short for a header",
@@ -104,21 +109,29 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, RpmError> {
             blob.len()
         )));
     };
+    Ok((il as usize, data))
+}
 
+/// The index entries of a header blob: (tag, type, offset, count).
+fn entries(blob: &[u8], il: usize) -> impl Iterator<Item = (u32, u32, usize, u32)> + '_ {
+    (0..il).filter_map(move |i| {
+        let e = 8 + i * 16;
+        // In bounds: e + 16 <= the data start, checked by `layout`.
+        Some((
+            be32(blob, e)?,
+            be32(blob, e + 4)?,
+            be32(blob, e + 8)? as usize,
+            be32(blob, e + 12)?,
+        ))
+    })
+}
+
+/// Parses a header blob. Tags other than ours are skipped unread.
+pub fn parse(blob: &[u8]) -> Result<RpmHeader, RpmError> {
+    let (il, data) = layout(blob)?;
     let mut h = RpmHeader::default();
     let (mut name, mut version, mut release) = (None, None, None);
-    for i in 0..il as usize {
-        let e = 8 + i * 16;
-        // In bounds: e + 16 <= data_start, checked above.
-        let (Some(tag), Some(ty), Some(off), Some(count)) = (
-            be32(blob, e),
-            be32(blob, e + 4),
-            be32(blob, e + 8),
-            be32(blob, e + 12),
-        ) else {
-            continue;
-        };
-        let off = off as usize;
+    for (tag, ty, off, count) in entries(blob, il) {
         let field = |what: &'static str| -> Result<String, RpmError> {
             string(data, ty, off, count)
                 .ok_or_else(|| RpmError::Header(format!("unreadable {what} (tag {tag})")))
@@ -164,6 +177,91 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, RpmError> {
         }
     }
     Ok(h)
+}
+
+/// The files a package installed, as absolute paths: rpm 4 stores each as
+/// a BASENAMES entry plus the DIRNAMES entry its DIRINDEXES value points
+/// to; older headers have whole OLDFILENAMES. A header without files (a
+/// meta package) gives none; inconsistent file tags are an error.
+pub fn files(blob: &[u8]) -> Result<Vec<String>, RpmError> {
+    let (il, data) = layout(blob)?;
+    let (mut bases, mut dirs, mut indexes, mut old) = (None, None, None, None);
+    let bad = |what: &str| RpmError::Header(format!("unreadable {what}"));
+    for (tag, ty, off, count) in entries(blob, il) {
+        match tag {
+            TAG_BASENAMES => bases = Some(strings(data, ty, off, count).ok_or(bad("BASENAMES"))?),
+            TAG_DIRNAMES => dirs = Some(strings(data, ty, off, count).ok_or(bad("DIRNAMES"))?),
+            TAG_DIRINDEXES => {
+                indexes = Some(int32s(data, ty, off, count).ok_or(bad("DIRINDEXES"))?)
+            }
+            TAG_OLDFILENAMES => {
+                old = Some(strings(data, ty, off, count).ok_or(bad("OLDFILENAMES"))?)
+            }
+            _ => {}
+        }
+    }
+    match (bases, dirs, indexes) {
+        (Some(bases), Some(dirs), Some(indexes)) => {
+            if indexes.len() != bases.len() {
+                return Err(RpmError::Header(format!(
+                    "{} BASENAMES but {} DIRINDEXES",
+                    bases.len(),
+                    indexes.len()
+                )));
+            }
+            bases
+                .iter()
+                .zip(indexes)
+                .map(|(base, i)| {
+                    let dir = dirs.get(i as usize).ok_or_else(|| {
+                        RpmError::Header(format!("DIRINDEXES value {i} out of range"))
+                    })?;
+                    Ok(format!("{dir}{base}"))
+                })
+                .collect()
+        }
+        (None, None, None) => Ok(old.unwrap_or_default()),
+        _ => Err(RpmError::Header(
+            "BASENAMES, DIRNAMES and DIRINDEXES not all present".into(),
+        )),
+    }
+}
+
+/// The `count` strings of a STRING_ARRAY entry, each NUL-terminated inside
+/// the data store. Not UTF-8 is replaced, not rejected: the index of each
+/// string matters.
+fn strings(data: &[u8], ty: u32, off: usize, count: u32) -> Option<Vec<String>> {
+    if ty != TYPE_STRING_ARRAY {
+        return None;
+    }
+    let mut rest = data.get(off..)?;
+    // Each string takes at least its NUL: a count beyond that is a lie,
+    // and must not size an allocation.
+    if count as usize > rest.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let end = rest.iter().position(|&b| b == 0)?;
+        out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        rest = &rest[end + 1..];
+    }
+    Some(out)
+}
+
+/// The `count` values of an INT32 entry.
+fn int32s(data: &[u8], ty: u32, off: usize, count: u32) -> Option<Vec<u32>> {
+    if ty != TYPE_INT32 {
+        return None;
+    }
+    let len = (count as usize).checked_mul(4)?;
+    let bytes = data.get(off..off.checked_add(len)?)?;
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }
 
 /// The (first) string of a STRING, I18NSTRING or STRING_ARRAY entry: bytes

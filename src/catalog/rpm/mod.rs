@@ -73,60 +73,13 @@ impl Cataloger for RpmCataloger {
     }
 
     fn catalog(&self, files: &FileTree, _os: Option<&OsInfo>, out: &mut Catalog) {
-        let mut dirs_seen = BTreeSet::new();
         let mut pkgs_seen = BTreeSet::new();
-        for dir in DIRS {
-            let Some(real) = files.resolve(dir) else {
-                continue;
-            };
-            if !dirs_seen.insert(real) {
-                continue;
-            }
-            let found: Vec<_> = [SQLITE, NDB, BDB]
-                .into_iter()
-                .filter_map(|f| files.get(&format!("{dir}/{f}")).map(|(p, e)| (f, p, e)))
-                .collect();
-            let Some(&(format, path, entry)) = found.first() else {
-                continue;
-            };
-            let mut w = WarningSink::new(&mut out.warnings, format!("rpm /{path}"));
-            for (_, other, _) in &found[1..] {
-                w.push(RpmError::SecondDatabase {
-                    used: path.to_owned(),
-                    ignored: (*other).to_owned(),
-                });
-            }
-            let mut layer = entry.layer;
-            let blobs: Result<Blobs, RpmError> = match format {
-                SQLITE => {
-                    let wal = files
-                        .get(&format!("{dir}/{SQLITE_WAL}"))
-                        .filter(|(_, e)| !e.data.is_empty());
-                    if let Some((_, e)) = wal {
-                        layer = layer.max(e.layer);
-                    }
-                    sqlite::blobs(&entry.data, wal.map(|(_, e)| e.data.as_slice()))
-                        .map(|(b, w)| (b.into_iter().map(Cow::Owned).collect(), w))
-                }
-                NDB => ndb::blobs(&entry.data)
-                    .map(|(b, w)| (b.into_iter().map(Cow::Borrowed).collect(), w)),
-                _ => bdb::blobs(&entry.data)
-                    .map(|(b, w)| (b.into_iter().map(Cow::Owned).collect(), w)),
-            };
-            let (blobs, errors) = match blobs {
-                Ok(x) => x,
-                Err(e) => {
-                    w.push(e);
-                    continue;
-                }
-            };
-            for e in errors {
+        for db in databases(files) {
+            let mut w = WarningSink::new(&mut out.warnings, format!("rpm /{}", db.path));
+            for e in db.errors {
                 w.push(e);
             }
-            if blobs.len() > MAX_PACKAGES {
-                w.push(RpmError::TooMany);
-            }
-            for blob in blobs.iter().take(MAX_PACKAGES) {
+            for blob in &db.blobs {
                 let h = match header::parse(blob) {
                     Ok(h) => h,
                     Err(e) => {
@@ -149,10 +102,105 @@ impl Cataloger for RpmCataloger {
                     arch: h.arch,
                     source_name,
                     source_version,
-                    location: path.to_owned(),
-                    layer,
+                    location: db.path.to_owned(),
+                    layer: db.layer,
                     os_owner: None,
                 });
+            }
+        }
+    }
+}
+
+/// One database read: its header blobs (at most [`MAX_PACKAGES`]) and the
+/// problems met reading it.
+struct Database<'a> {
+    path: &'a str,
+    layer: usize,
+    blobs: Vec<Cow<'a, [u8]>>,
+    errors: Vec<RpmError>,
+}
+
+/// The database of each real rpm directory.
+fn databases(files: &FileTree) -> Vec<Database<'_>> {
+    let mut dirs_seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for dir in DIRS {
+        let Some(real) = files.resolve(dir) else {
+            continue;
+        };
+        if !dirs_seen.insert(real) {
+            continue;
+        }
+        let found: Vec<_> = [SQLITE, NDB, BDB]
+            .into_iter()
+            .filter_map(|f| files.get(&format!("{dir}/{f}")).map(|(p, e)| (f, p, e)))
+            .collect();
+        let Some(&(format, path, entry)) = found.first() else {
+            continue;
+        };
+        let mut errors: Vec<RpmError> = found[1..]
+            .iter()
+            .map(|(_, other, _)| RpmError::SecondDatabase {
+                used: path.to_owned(),
+                ignored: (*other).to_owned(),
+            })
+            .collect();
+        let mut layer = entry.layer;
+        let blobs: Result<Blobs, RpmError> = match format {
+            SQLITE => {
+                let wal = files
+                    .get(&format!("{dir}/{SQLITE_WAL}"))
+                    .filter(|(_, e)| !e.data.is_empty());
+                if let Some((_, e)) = wal {
+                    layer = layer.max(e.layer);
+                }
+                sqlite::blobs(&entry.data, wal.map(|(_, e)| e.data.as_slice()))
+                    .map(|(b, w)| (b.into_iter().map(Cow::Owned).collect(), w))
+            }
+            NDB => ndb::blobs(&entry.data)
+                .map(|(b, w)| (b.into_iter().map(Cow::Borrowed).collect(), w)),
+            _ => bdb::blobs(&entry.data).map(|(b, w)| (b.into_iter().map(Cow::Owned).collect(), w)),
+        };
+        let mut blobs = match blobs {
+            Ok((blobs, e)) => {
+                errors.extend(e);
+                blobs
+            }
+            Err(e) => {
+                errors.push(e);
+                Vec::new()
+            }
+        };
+        if blobs.len() > MAX_PACKAGES {
+            errors.push(RpmError::TooMany);
+            blobs.truncate(MAX_PACKAGES);
+        }
+        out.push(Database {
+            path,
+            layer,
+            blobs,
+            errors,
+        });
+    }
+    out
+}
+
+/// Calls `f(package, path)` for every file an installed package owns
+/// (paths absolute, as rpm records them). Reads the databases again:
+/// [`RpmCataloger::catalog`] keeps no file lists, which only file ownership
+/// needs, and only when there are language packages. Problems were reported
+/// by the cataloger and are not repeated.
+pub fn for_each_file(files: &FileTree, mut f: impl FnMut(&str, &str)) {
+    for db in databases(files) {
+        for blob in &db.blobs {
+            let Ok(h) = header::parse(blob) else {
+                continue;
+            };
+            if h.name == GPG_PUBKEY {
+                continue;
+            }
+            for path in header::files(blob).unwrap_or_default() {
+                f(&h.name, &path);
             }
         }
     }
@@ -333,5 +381,73 @@ mod tests {
         assert!(c.warnings.iter().any(|w| w.contains("NDB")));
         assert!(c.warnings.iter().any(|w| w.contains("Berkeley DB")));
         assert!(c.warnings.iter().any(|w| w.contains("sqlite")));
+    }
+
+    fn all_files(t: &FileTree) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for_each_file(t, |n, p| out.push((n.to_owned(), p.to_owned())));
+        out
+    }
+
+    #[test]
+    fn file_lists_of_real_databases() {
+        // What `rpm -ql` prints for these databases (merged /usr or not,
+        // rpm records the paths the package was built with).
+        for (t, owned) in [
+            (
+                FileTree::from_files(&[("var/lib/rpm/rpmdb.sqlite", MARINER, 1)]),
+                [
+                    ("bash", "/bin/bash"),
+                    ("openssl-libs", "/usr/lib/libssl.so.1.1"),
+                ],
+            ),
+            (
+                FileTree::from_files(&[("usr/lib/sysimage/rpm/Packages.db", SLE15, 0)]),
+                [("bash", "/bin/bash"), ("bash", "/etc/skel/.bashrc")],
+            ),
+        ] {
+            let files = all_files(&t);
+            for (n, p) in owned {
+                assert!(
+                    files.contains(&(n.to_owned(), p.to_owned())),
+                    "{n} {p}: {:?}",
+                    files.iter().filter(|f| f.0 == n).collect::<Vec<_>>()
+                );
+            }
+            assert!(files.iter().all(|(_, p)| p.starts_with('/')));
+        }
+        let t = FileTree::from_files(&[("var/lib/rpm/Packages", RHEL8, 0)]);
+        let files = all_files(&t);
+        assert!(
+            files.contains(&("libuuid".into(), "/usr/lib64/libuuid.so.1".into())),
+            "{files:?}"
+        );
+    }
+
+    #[test]
+    fn damaged_file_tags_give_no_files() {
+        use header::tests::blob;
+        const STRING_ARRAY: u32 = 8;
+        const INT32: u32 = 4;
+        let s = |tag, v: &str| (tag, 6, 1, format!("{v}\0").into_bytes());
+        let ident = [s(1000, "a"), s(1001, "1"), s(1002, "1")];
+        let good = |indexes: Vec<u8>, count| {
+            let mut e = ident.to_vec();
+            e.push((1117, STRING_ARRAY, 2, b"x\0y\0".to_vec()));
+            e.push((1118, STRING_ARRAY, 1, b"/d/\0".to_vec()));
+            e.push((1116, INT32, count, indexes));
+            blob(&e)
+        };
+        let ok = good([0u32, 0].iter().flat_map(|i| i.to_be_bytes()).collect(), 2);
+        assert_eq!(header::files(&ok).unwrap(), ["/d/x", "/d/y"]);
+        // An index past DIRNAMES, a count the store cannot hold, a missing tag.
+        let past = good([0u32, 7].iter().flat_map(|i| i.to_be_bytes()).collect(), 2);
+        assert!(header::files(&past).is_err());
+        let huge = good(0u32.to_be_bytes().to_vec(), u32::MAX);
+        assert!(header::files(&huge).is_err());
+        let mut e = ident.to_vec();
+        e.push((1117, STRING_ARRAY, u32::MAX, b"x\0".to_vec()));
+        assert!(header::files(&blob(&e)).is_err());
+        assert_eq!(header::files(&blob(&ident)).unwrap(), Vec::<String>::new());
     }
 }
