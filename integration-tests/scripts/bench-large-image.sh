@@ -79,18 +79,19 @@ def bulk(tf):
     add(tf, "app/node_modules/left-pad/package.json", b'{"name":"left-pad","version":"1.3.0"}')
 
 class RandomReader(io.RawIOBase):
-    """Incompressible, reproducible bytes without holding 64 MiB at once."""
+    """Incompressible, reproducible bytes (SHAKE-256 output, 512 KiB at a
+    time) without holding 64 MiB at once."""
     def __init__(self, n, seed):
-        self.left = n; self.block = hashlib.sha512(str(seed).encode()).digest() * 8192  # 512 KiB
-        self.off = 0
+        self.left = n; self.seed = seed; self.counter = 0; self.block = b""; self.off = 0
     def readable(self): return True
     def readinto(self, b):
+        if self.left <= 0: return 0
+        if self.off == len(self.block):
+            self.block = hashlib.shake_256(f"{self.seed}-{self.counter}".encode()).digest(1 << 19)
+            self.counter += 1; self.off = 0
         k = min(len(b), self.left, len(self.block) - self.off)
-        if k <= 0: return 0
         b[:k] = self.block[self.off:self.off + k]
         self.off += k; self.left -= k
-        if self.off == len(self.block):  # next block: a new hash chain
-            self.block = hashlib.sha512(self.block[:64]).digest() * 8192; self.off = 0
         return k
 
 layers = [layer(base), layer(bulk)]

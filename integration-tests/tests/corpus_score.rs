@@ -96,7 +96,10 @@ fn docker_archives_score_like_their_oci_layouts() {
         let oci = score(name, &format!("oci:{}", dir.join(name).display()));
         let tar = score(
             name,
-            &format!("docker-archive:{}", dir.join(format!("{name}.tar")).display()),
+            &format!(
+                "docker-archive:{}",
+                dir.join(format!("{name}.tar")).display()
+            ),
         );
         assert_eq!(
             (tar.recall, tar.precision),
@@ -105,6 +108,10 @@ fn docker_archives_score_like_their_oci_layouts() {
             tar.text,
             oci.text
         );
-        assert!(tar.recall >= 0.99 && tar.precision >= 0.99, "{name}:\n{}", tar.text);
+        assert!(
+            tar.recall >= 0.99 && tar.precision >= 0.99,
+            "{name}:\n{}",
+            tar.text
+        );
     }
 }

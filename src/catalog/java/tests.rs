@@ -374,7 +374,10 @@ fn every_truncation_and_bit_flip_of_a_real_war_is_handled() {
     for len in 0..WEBAPP.len() {
         let s = summarize(&WEBAPP[..len]);
         // only the whole file opens as the war
-        assert!(!s.opened || s.poms.iter().any(|c| c.artifact == "webapp"), "{len}");
+        assert!(
+            !s.opened || s.poms.iter().any(|c| c.artifact == "webapp"),
+            "{len}"
+        );
     }
     let mut data = WEBAPP.to_vec();
     for i in (0..data.len()).step_by(7) {
