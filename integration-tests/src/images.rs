@@ -20,6 +20,10 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+pub const OCI_LAYER_NONDISTRIBUTABLE_GZIP: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -64,6 +68,10 @@ enum Entry {
 pub struct Layer {
     entries: Vec<Entry>,
     uncompressed: bool,
+    zstd: bool,
+    /// A foreign/non-distributable media type: the descriptor points at a
+    /// third-party URL and the blob is not pushed.
+    foreign: Option<String>,
     created_by: Option<String>,
 }
 
@@ -145,6 +153,22 @@ impl Layer {
         self
     }
 
+    /// Store the blob zstd-compressed (`…layer.v1.tar+zstd`, OCI only).
+    pub fn zstd(mut self) -> Self {
+        self.zstd = true;
+        self
+    }
+
+    /// A foreign or non-distributable layer with this media type.
+    /// [`BuiltImage::push`] and the layout writers leave its blob out, so
+    /// a puller that fetched it would fail. Its descriptor has no `urls`:
+    /// `docker-registry` as packaged refuses any it has no allow list for,
+    /// and wants the blob itself (push it with [`push_blob`]).
+    pub fn foreign(mut self, media_type: &str) -> Self {
+        self.foreign = Some(media_type.to_owned());
+        self
+    }
+
     /// The `history[].created_by` text for this layer.
     pub fn created_by(mut self, text: &str) -> Self {
         self.created_by = Some(text.to_owned());
@@ -199,6 +223,8 @@ impl Layer {
 #[derive(Debug, Clone)]
 pub struct BuiltLayer {
     pub media_type: String,
+    /// Not pushed nor written to a layout (see [`Layer::foreign`]).
+    pub foreign: bool,
     pub blob: Vec<u8>,
     pub digest: String,
     pub tar: Vec<u8>,
@@ -215,6 +241,9 @@ impl BuiltLayer {
                 "docker schema 2 has no uncompressed layer media type in practice; use OCI"
             );
             (tar.clone(), OCI_LAYER_TAR)
+        } else if layer.zstd {
+            ensure!(!docker_types, "docker schema 2 has no zstd layers; use OCI");
+            (zstd::stream::encode_all(tar.as_slice(), 3)?, OCI_LAYER_ZSTD)
         } else {
             // no file name or mtime in the gzip header: reproducible digests
             let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
@@ -227,7 +256,9 @@ impl BuiltLayer {
             };
             (blob, mt)
         };
+        let media_type = layer.foreign.as_deref().unwrap_or(media_type);
         Ok(Self {
+            foreign: layer.foreign.is_some(),
             media_type: media_type.to_owned(),
             digest: sha256_digest(&blob),
             blob,
@@ -463,6 +494,7 @@ fn image_blobs(img: &BuiltImage) -> Vec<(&str, &[u8])> {
     let mut v: Vec<(&str, &[u8])> = img
         .layers
         .iter()
+        .filter(|l| !l.foreign)
         .map(|l| (l.digest.as_str(), l.blob.as_slice()))
         .collect();
     v.push((img.config_digest.as_str(), img.config_bytes.as_slice()));
@@ -712,6 +744,35 @@ fn write_layout<'a>(
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top]});
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
     Ok(())
+}
+
+// ------------------------------------------------------------------ raw pushes
+
+/// Pushes one blob (any bytes) to `repo`; returns its digest. For images
+/// the builders cannot describe (hostile manifests, blobs made by hand).
+pub async fn push_blob(registry: &Registry, repo: &str, data: &[u8]) -> Result<String> {
+    let digest = sha256_digest(data);
+    PushClient::new(&registry.addr, registry.credentials.as_ref())?
+        .put_blob(repo, &digest, data)
+        .await?;
+    Ok(digest)
+}
+
+/// Pushes a manifest (any bytes, labelled `media_type`) as `repo:tag`;
+/// returns its digest. The registry still validates what it stores (its
+/// blobs must exist).
+pub async fn push_manifest(
+    registry: &Registry,
+    repo: &str,
+    tag: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> Result<String> {
+    let digest = sha256_digest(bytes);
+    PushClient::new(&registry.addr, registry.credentials.as_ref())?
+        .put_manifest(repo, tag, media_type, bytes, &digest)
+        .await?;
+    Ok(digest)
 }
 
 // ------------------------------------------------------------------ push client
