@@ -72,7 +72,9 @@ enum PolicyCommand {
 struct ImageArgs {
     /// Image: host/repo:tag, host/repo@sha256:…, a Docker Hub name,
     /// oci:DIR[:tag] (OCI image layout) or docker-archive:FILE.tar
-    /// (`docker save` output).
+    /// (`docker save` output). The digest reported is the scanned platform
+    /// manifest's; a docker-archive has none, so its image ID (config
+    /// digest) is reported instead.
     image: String,
     /// Platform to pick from a multi-platform index.
     #[arg(long, default_value = "linux/amd64")]
