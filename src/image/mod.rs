@@ -483,7 +483,7 @@ pub(crate) fn is_foreign_layer(mt: &str) -> bool {
 
 pub(crate) fn foreign_layer_warning(index: usize, layer: &Layer) -> String {
     format!(
-        "layer {} ({}) is a foreign/non-distributable layer ({}); not downloaded, so its \
+        "layer {} ({}) is a foreign/non-distributable layer ({}); skipped, so its \
          files are not in the SBOM",
         index + 1,
         &layer.digest[..layer.digest.len().min(19)],

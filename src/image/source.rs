@@ -759,6 +759,12 @@ fn pull_archive(
     }
     Ok(PulledImage {
         reference: source.clone(),
+        // A `docker save` archive has no registry manifest, and making one
+        // up (compressing the layers as some push would) gives a digest no
+        // registry will ever show. The config digest is the image ID that
+        // `docker images` and `docker inspect` print for this very archive,
+        // so IMAGE_DIGEST names something the user can look up; the warning
+        // above says it is not a manifest digest.
         manifest_digest: config_digest.clone(),
         index_digest: None,
         config_digest,

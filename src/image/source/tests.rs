@@ -558,3 +558,70 @@ async fn corpus_debian_base_oci_and_archive_agree() {
         "package count vs expected/debian-base.json"
     );
 }
+
+#[tokio::test]
+async fn oci_layout_diff_ids_are_checked_and_foreign_layers_skipped() {
+    let tars = layer_tars();
+    let diff_ids: Vec<String> = tars.iter().map(|t| digest(t)).collect();
+    let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+    // A config whose diff_id for layer 2 is not that layer's tar: every
+    // blob matches its digest, so only the diff_id check catches it.
+    let tmp = TempDir::new();
+    let oci = Oci::new(&tmp.0);
+    let mut lying = diff_ids.clone();
+    lying[1] = digest(b"some other layer");
+    let blobs: Vec<_> = tars.iter().map(|t| (gzip(t), gz)).collect();
+    let (md, size) = oci.image(&blobs, &lying, "amd64");
+    oci.index(serde_json::json!([{"mediaType": OCI_MANIFEST, "digest": md, "size": size}]));
+    let source = ImageSource::OciLayout {
+        dir: oci.dir.clone(),
+        tag: None,
+    };
+    let e = pull_source(&source, &PullOptions::default(), want_all())
+        .await
+        .unwrap_err();
+    match &e {
+        ImageError::DigestMismatch {
+            what,
+            digest: expected,
+            actual,
+        } => {
+            assert!(what.contains("uncompressed content of layer"), "{e}");
+            assert_eq!(*expected, lying[1]);
+            assert_eq!(*actual, diff_ids[1]);
+        }
+        other => panic!("expected a diff_id mismatch, got {other}"),
+    }
+
+    // A non-distributable middle layer whose blob is absent: skipped with
+    // a warning, the others read and squashed as usual.
+    let tmp = TempDir::new();
+    let oci = Oci::new(&tmp.0);
+    let nondist = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    let absent = gzip(&tars[1]);
+    let blobs = vec![
+        (gzip(&tars[0]), gz),
+        (absent.clone(), nondist),
+        (gzip(&tars[2]), gz),
+    ];
+    let (md, size) = oci.image(&blobs, &diff_ids, "amd64");
+    std::fs::remove_file(oci.path(&digest(&absent))).unwrap();
+    oci.index(serde_json::json!([{"mediaType": OCI_MANIFEST, "digest": md, "size": size}]));
+    let source = ImageSource::OciLayout {
+        dir: oci.dir.clone(),
+        tag: None,
+    };
+    let p = pull_source(&source, &PullOptions::default(), want_all())
+        .await
+        .unwrap();
+    assert_eq!(p.layers.len(), 3);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.starts_with("layer 2 (") && w.contains(nondist) && w.contains("skipped")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(p.files.files.contains_key("etc/keep"));
+}
