@@ -78,6 +78,21 @@ struct Fake {
     truncated: HashMap<String, usize>,
     hits: HashMap<String, usize>,
     log: Vec<Req>,
+    ranges: Ranges,
+}
+
+/// How the fake answers `Range` requests for blobs.
+#[derive(Default, Clone, Copy, PartialEq)]
+enum Ranges {
+    /// No `Accept-Ranges`; a `Range` header is ignored.
+    #[default]
+    Off,
+    /// `Accept-Ranges: bytes` and 206 partial answers.
+    Honour,
+    /// `Accept-Ranges: bytes`, but the whole blob (200) on a range request.
+    IgnoreRequest,
+    /// 206 answers that start at byte 0 whatever was asked.
+    WrongStart,
 }
 
 struct Server {
@@ -172,11 +187,32 @@ fn handle(fake: &Mutex<Fake>, auth: Auth, addr: &str, req: &Req) -> Resp {
     if let Some(d) = path.strip_prefix("/v2/test/app/blobs/") {
         let body = f.tampered.get(d).or_else(|| f.blobs.get(d)).cloned();
         return match body {
-            Some(body) => Resp {
-                delay,
-                truncate,
-                ..Resp::new(200, body)
-            },
+            Some(body) => {
+                let from = req
+                    .headers
+                    .get("range")
+                    .and_then(|r| r.strip_prefix("bytes="))
+                    .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
+                    .filter(|n| *n < body.len());
+                let total = body.len();
+                let mut resp = match (f.ranges, from) {
+                    (Ranges::Honour, Some(n)) => Resp::new(206, body[n..].to_vec())
+                        .header("Content-Range", &format!("bytes {n}-{}/{total}", total - 1)),
+                    (Ranges::WrongStart, Some(n)) => Resp::new(206, body[n..].to_vec()).header(
+                        "Content-Range",
+                        &format!("bytes 0-{}/{total}", total - n - 1),
+                    ),
+                    _ => Resp::new(200, body),
+                };
+                if f.ranges != Ranges::Off {
+                    resp = resp.header("Accept-Ranges", "bytes");
+                }
+                Resp {
+                    delay,
+                    truncate,
+                    ..resp
+                }
+            }
             None => Resp::json_error(404, "BLOB_UNKNOWN", "blob unknown to registry"),
         };
     }
@@ -810,4 +846,64 @@ async fn real_registry_smoke() {
     println!("warnings {:?}", img.warnings);
     let (_, os) = img.files.get("etc/os-release").expect("os-release");
     println!("{}", String::from_utf8_lossy(&os.data));
+}
+
+#[tokio::test]
+async fn cut_downloads_resume_with_range_requests() {
+    // A layer large enough that the cut (half the body) leaves bytes on
+    // both sides; incompressible so the gzip blob is that large too.
+    let mut noise = Vec::with_capacity(300_000);
+    let mut block = Sha256::digest(b"noise");
+    while noise.len() < 300_000 {
+        noise.extend_from_slice(&block);
+        block = Sha256::digest(block);
+    }
+    let layers = vec![tar_bytes(&[
+        E::File("etc/os-release", b"ID=debian\n"),
+        E::File("opt/noise", &noise),
+    ])];
+    // (mode, GETs of the blob, whether a range was asked for)
+    let cases = [
+        // Resumed where the cut left off.
+        (Ranges::Honour, 2, true),
+        // Resumed, the registry sent everything, the head is dropped.
+        (Ranges::IgnoreRequest, 2, true),
+        // A partial answer that starts elsewhere: never spliced in; the
+        // whole layer is fetched again.
+        (Ranges::WrongStart, 3, true),
+        // No Accept-Ranges: the whole layer again, no range asked.
+        (Ranges::Off, 2, false),
+    ];
+    for (mode, gets, ranged) in cases {
+        let mut fake = Fake {
+            ranges: mode,
+            ..Fake::default()
+        };
+        let built = add_image(&mut fake, "amd64", &layers, OCI_MANIFEST);
+        fake.manifests
+            .insert("1.0".into(), (OCI_MANIFEST.into(), built.manifest.clone()));
+        let path = format!("/v2/test/app/blobs/{}", built.layer_digests[0]);
+        fake.truncated.insert(path.clone(), 1);
+        let server = start(fake, Auth::None).await;
+        let mut o = opts(&server);
+        o.limits.retry_base_delay = Duration::from_millis(1);
+        let img = pull(&image(&server, "1.0"), &o, Arc::new(|_: &str| true))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(img.files.get("opt/noise").unwrap().1.data, noise);
+        let f = server.fake.lock().unwrap();
+        assert_eq!(f.hits[&path], gets);
+        let range_asked: Vec<&String> = f
+            .log
+            .iter()
+            .filter(|r| r.path == path)
+            .filter_map(|r| r.headers.get("range"))
+            .collect();
+        assert_eq!(!range_asked.is_empty(), ranged, "{range_asked:?}");
+        if ranged {
+            // The cut sent half the blob: the resume asks for the rest.
+            let blob_len = f.blobs[&built.layer_digests[0]].len();
+            assert_eq!(range_asked[0], &format!("bytes={}-", blob_len / 2));
+        }
+    }
 }
