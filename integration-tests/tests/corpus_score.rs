@@ -62,7 +62,12 @@ fn score(name: &str, source: &str) -> Score {
         last.split_whitespace()
             .find_map(|w| w.strip_prefix(key))
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in score.py output:\n{text}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {key} in score.py output:\n{text}\n{}",
+                    String::from_utf8_lossy(&scored.stderr)
+                )
+            })
     };
     Score {
         recall: num("recall="),
