@@ -229,6 +229,10 @@ async fn sbom(args: SbomArgs) -> ExitCode {
                     .map_err(|e| e.to_string())?;
             }
         }
+        // stdout may be the SBOM: notes go to stderr, where a person sees them
+        for w in s.pulled.warnings.iter().chain(&s.catalog.warnings) {
+            eprintln!("warning: {w}");
+        }
         eprintln!(
             "{}: {} packages, digest {}",
             image,

@@ -331,7 +331,7 @@ async fn zstd_uncompressed_and_foreign_layers() {
         let err = run.stderr();
         let l = &built.layers[1];
         let note = format!(
-            "layer 2 ({}) is a foreign/non-distributable layer ({}); not downloaded",
+            "layer 2 ({}) is a foreign/non-distributable layer ({}); skipped",
             &l.digest[..19],
             l.media_type
         );

@@ -162,8 +162,9 @@ pub enum ImageError {
     },
 
     #[error(
-        "digest mismatch for {what}: expected {digest}, the registry sent content with digest \
-         {actual}; the registry or a proxy in between corrupted or altered the data"
+        "digest mismatch for {what}: expected {digest}, got content with digest {actual}; the \
+         data was corrupted or altered on the way (registry, proxy, disk), or the image's config \
+         does not describe its layers"
     )]
     DigestMismatch {
         what: String,
