@@ -120,6 +120,30 @@ pub struct Package {
     pub os_owner: Option<String>,
 }
 
+impl Package {
+    /// A language package: no architecture, no source package, not (yet)
+    /// known to belong to an OS package.
+    pub fn language(
+        ecosystem: Ecosystem,
+        name: String,
+        version: String,
+        location: &str,
+        layer: usize,
+    ) -> Package {
+        Package {
+            ecosystem,
+            name,
+            version,
+            arch: None,
+            source_name: None,
+            source_version: None,
+            location: location.to_owned(),
+            layer,
+            os_owner: None,
+        }
+    }
+}
+
 /// What the catalogers found in one image.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Catalog {

@@ -119,17 +119,13 @@ impl Cataloger for GoCataloger {
                 }
             };
             for (name, version) in packages(&version, &parse_modinfo(&modinfo)) {
-                out.packages.push(Package {
-                    ecosystem: Ecosystem::Golang,
+                out.packages.push(Package::language(
+                    Ecosystem::Golang,
                     name,
                     version,
-                    arch: None,
-                    source_name: None,
-                    source_version: None,
-                    location: path.clone(),
-                    layer: file.layer,
-                    os_owner: None,
-                });
+                    path,
+                    file.layer,
+                ));
             }
         }
     }

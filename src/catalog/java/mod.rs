@@ -161,16 +161,14 @@ impl Cataloger for JavaCataloger {
             for p in summary.all_problems() {
                 warn.push(format_args!("/{path}: {p}"));
             }
-            out.packages.extend(found.into_iter().map(|c| Package {
-                ecosystem: Ecosystem::Maven,
-                name: format!("{}/{}", c.group, c.artifact),
-                version: c.version,
-                arch: None,
-                source_name: None,
-                source_version: None,
-                location: path.clone(),
-                layer: entry.layer,
-                os_owner: None,
+            out.packages.extend(found.into_iter().map(|c| {
+                Package::language(
+                    Ecosystem::Maven,
+                    format!("{}/{}", c.group, c.artifact),
+                    c.version,
+                    path,
+                    entry.layer,
+                )
             }));
         }
     }

@@ -79,17 +79,13 @@ impl Cataloger for NpmCataloger {
                 continue;
             }
             match parse(&entry.data) {
-                Ok(Some(m)) => out.packages.push(Package {
-                    ecosystem: Ecosystem::Npm,
-                    name: m.name,
-                    version: m.version,
-                    arch: None,
-                    source_name: None,
-                    source_version: None,
-                    location: path.clone(),
-                    layer: entry.layer,
-                    os_owner: None,
-                }),
+                Ok(Some(m)) => out.packages.push(Package::language(
+                    Ecosystem::Npm,
+                    m.name,
+                    m.version,
+                    path,
+                    entry.layer,
+                )),
                 Ok(None) => {}
                 Err(e) => {
                     // One per damaged file, but not thousands of them.

@@ -59,18 +59,9 @@ impl Cataloger for PhpCataloger {
             for e in problems {
                 warn.push(format_args!("/{path}: {e}"));
             }
-            out.packages
-                .extend(pkgs.into_iter().map(|(name, version)| Package {
-                    ecosystem: Ecosystem::Composer,
-                    name,
-                    version,
-                    arch: None,
-                    source_name: None,
-                    source_version: None,
-                    location: path.clone(),
-                    layer: entry.layer,
-                    os_owner: None,
-                }));
+            out.packages.extend(pkgs.into_iter().map(|(name, version)| {
+                Package::language(Ecosystem::Composer, name, version, path, entry.layer)
+            }));
         }
     }
 }

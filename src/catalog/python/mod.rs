@@ -95,17 +95,13 @@ impl Cataloger for PythonCataloger {
                             w.push(e);
                         }
                     }
-                    out.packages.push(Package {
-                        ecosystem: Ecosystem::Pypi,
-                        name: d.name,
-                        version: d.version,
-                        arch: None,
-                        source_name: None,
-                        source_version: None,
-                        location: path.clone(),
-                        layer: entry.layer,
-                        os_owner: None,
-                    });
+                    out.packages.push(Package::language(
+                        Ecosystem::Pypi,
+                        d.name,
+                        d.version,
+                        path,
+                        entry.layer,
+                    ));
                 }
                 Err(e) => {
                     damaged += 1;

@@ -67,17 +67,13 @@ impl Cataloger for RubyCataloger {
                 .and_then(|f| f.strip_suffix(".gemspec"))
                 .unwrap_or_default();
             match parse(&entry.data, stem) {
-                Ok(g) => out.packages.push(Package {
-                    ecosystem: Ecosystem::Gem,
-                    name: g.name,
-                    version: g.version,
-                    arch: None,
-                    source_name: None,
-                    source_version: None,
-                    location: path.clone(),
-                    layer: entry.layer,
-                    os_owner: None,
-                }),
+                Ok(g) => out.packages.push(Package::language(
+                    Ecosystem::Gem,
+                    g.name,
+                    g.version,
+                    path,
+                    entry.layer,
+                )),
                 Err(e) => warn.push(format_args!("/{path}: {e}")),
             }
         }

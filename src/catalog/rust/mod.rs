@@ -110,17 +110,13 @@ impl Cataloger for RustCataloger {
                 if p.root || p.kind.as_deref() == Some("build") {
                     continue;
                 }
-                out.packages.push(Package {
-                    ecosystem: Ecosystem::Cargo,
-                    name: p.name,
-                    version: p.version,
-                    arch: None,
-                    source_name: None,
-                    source_version: None,
-                    location: path.clone(),
-                    layer: file.layer,
-                    os_owner: None,
-                });
+                out.packages.push(Package::language(
+                    Ecosystem::Cargo,
+                    p.name,
+                    p.version,
+                    path,
+                    file.layer,
+                ));
             }
         }
     }
