@@ -9,6 +9,8 @@
 //! refuses (403 AccessDenied, as a bucket policy would) the requests the
 //! test's gate rejects.
 
+mod support;
+
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -687,19 +689,7 @@ async fn base_image_findings_are_inherited_and_judged_by_the_base_thresholds() {
         job_credentials_only(env.emus.codepipeline.clone()),
     )
     .await;
-    let fx = images::read_inspector_fixture(
-        &corpus::inspector_fixtures_dir().join("sboms/alpine_3.18.2.json"),
-    )
-    .unwrap();
-    let base_layer = Layer::new()
-        .dir("etc")
-        .file("etc/os-release", fx.os_release().unwrap().as_str())
-        .file("etc/alpine-release", format!("{}\n", fx.distro_release))
-        .dir("lib")
-        .dir("lib/apk")
-        .dir("lib/apk/db")
-        .file("lib/apk/db/installed", fx.apk_installed())
-        .created_by("/bin/sh -c #(nop) ADD file:alpine-minirootfs.tar.gz in / ");
+    let base_layer = support::alpine_fixture_layer();
     let npm = |name: &str, version: &str| {
         Layer::new()
             .file(

@@ -8,9 +8,11 @@
 //! of suppressed, expired and stale rules, a malformed file, and action
 //! properties overriding the file.
 //!
-//! The real Inspector answers in the fixtures have no CRITICAL finding, so
-//! the suppressed finding is the debian fixture's one HIGH (CVE-2023-50387
-//! in systemd, no fixed version).
+//! Two real Inspector answers from the fixtures: debian:latest's, whose one
+//! HIGH (CVE-2023-50387 in systemd, no fixed version) is the finding most
+//! tests suppress, and alpine:3.18.2's, with one CRITICAL (CVE-2022-48174
+//! in busybox) and one HIGH (CVE-2023-5363 in openssl), for suppressing a
+//! CRITICAL while the HIGH is judged by its threshold.
 
 mod support;
 
@@ -62,6 +64,13 @@ impl Fixture {
         env.push_debian_fixture("2024").await;
         let image = env.registry.reference("fixture/debian:2024");
         Fixture { env, s3, image }
+    }
+
+    /// Like [`Fixture::new`], scanning the alpine:3.18.2 fixture image.
+    async fn alpine(artifacts: &[(&str, String)]) -> Fixture {
+        let mut f = Fixture::new(artifacts).await;
+        f.image = f.env.push_alpine_fixture("3.18.2").await;
+        f
     }
 
     fn enqueue(&self, artifact: &str, props: &[(&str, &str)]) -> String {
@@ -263,4 +272,66 @@ async fn action_properties_override_the_file_thresholds() {
     let r = f.record(&both).await;
     assert_eq!(r["verdict"], "PASS");
     assert_eq!(r["counts"]["high"], 1);
+}
+
+const ALPINE_CRITICAL: &str = "CVE-2022-48174";
+
+/// An ignore rule for alpine:3.18.2's CRITICAL (busybox), expiring on
+/// `expires`.
+fn ignore_critical(expires: &str) -> String {
+    format!(
+        "version: 1
+ignore:
+  - id: {ALPINE_CRITICAL}
+    package: pkg:apk/alpine/busybox
+    reason: the shell is never reachable in this image
+    expires: {expires}
+"
+    )
+}
+
+/// A CRITICAL suppressed by a live rule, with HighThreshold allowing the
+/// one HIGH: PASS with SUPPRESSED=1 and CRITICAL=1 (counts keep every
+/// finding, as Inspector's do). The same rule expired: FAIL naming the
+/// CRITICAL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suppressed_critical_passes_until_its_rule_expires() {
+    let f = Fixture::alpine(&[
+        ("live.zip", ignore_critical("2099-12-31")),
+        ("expired.zip", ignore_critical("2024-01-31")),
+    ])
+    .await;
+    let w = f.env.worker("s3://reports/scangate");
+
+    let live = f.enqueue("live.zip", &[("HighThreshold", "1")]);
+    let v = success(&f.env.result(&live, &w).await).clone();
+    assert_eq!(v["VERDICT"], "PASS", "{v:?}");
+    assert_eq!(v["SUPPRESSED"], "1");
+    assert_eq!(
+        v["CRITICAL"], "1",
+        "the suppressed CRITICAL is still counted"
+    );
+    assert_eq!(v["HIGH"], "1");
+    assert_eq!(v["MEDIUM"], "7");
+    let r = f.record(&live).await;
+    assert_eq!(r["suppressions"][0]["id"], ALPINE_CRITICAL);
+    assert_eq!(r["suppressions"][0]["package"], "busybox");
+    assert_eq!(r["stale_rules"], serde_json::json!([]));
+
+    let expired = f.enqueue("expired.zip", &[("HighThreshold", "1")]);
+    let (kind, message) = failure(&f.env.result(&expired, &w).await);
+    assert_eq!(kind, "JobFailed");
+    assert!(message.contains("1 CRITICAL (threshold 0)"), "{message}");
+    assert!(
+        message.contains(ALPINE_CRITICAL) && message.contains("busybox"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("HIGH (threshold"),
+        "the HIGH is within its threshold: {message}"
+    );
+    let r = f.record(&expired).await;
+    assert_eq!(r["verdict"], "FAIL");
+    assert_eq!(r["suppressed"], 0);
+    assert_eq!(r["expired_rules"][0]["id"], ALPINE_CRITICAL);
 }

@@ -1,5 +1,6 @@
-//! What jobs_cli.rs and policy_e2e.rs share: the real `scangate` binary as
-//! a worker and as a command, the emulators, the docker-registry, moto S3.
+//! What jobs_cli.rs, policy_e2e.rs, scan_cli.rs and output_artifact.rs
+//! share: the real `scangate` binary as a worker and as a command, the
+//! emulators, the docker-registry, moto S3, images built from fixtures.
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -9,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{Artifact, JobResult, JobSnapshot, NewJob};
+use integration_tests::images::{ImageBuilder, Layer};
 use integration_tests::process::MotoServer;
 use integration_tests::registry::Registry;
 use integration_tests::{EmulatorOptions, Emulators, corpus, images};
@@ -164,6 +166,19 @@ impl Env {
             .expect("pushing")
     }
 
+    /// The image built from Amazon's own SBOM of alpine:3.18.2 (one layer,
+    /// see [`alpine_fixture_layer`]); returns its full reference.
+    pub async fn push_alpine_fixture(&self, tag: &str) -> String {
+        let img = ImageBuilder::new()
+            .layer(alpine_fixture_layer())
+            .build()
+            .expect("building the fixture image");
+        img.push(&self.registry.addr, &format!("fixture/alpine:{tag}"), None)
+            .await
+            .expect("pushing");
+        self.registry.reference(&format!("fixture/alpine:{tag}"))
+    }
+
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         let endpoint = &self.moto.as_ref().expect("started without moto").endpoint;
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -184,6 +199,32 @@ impl Env {
                 .build(),
         )
     }
+}
+
+/// A root filesystem layer with the apk database and os-release of Amazon's
+/// own SBOM of alpine:3.18.2, so that our SBOM of it matches theirs and the
+/// Inspector emulator answers with that fixture's real ScanSbom findings:
+/// one CRITICAL (CVE-2022-48174 in busybox), one HIGH (CVE-2023-5363 in
+/// openssl), seven MEDIUM, three OTHER.
+pub fn alpine_fixture_layer() -> Layer {
+    let fx = images::read_inspector_fixture(
+        &corpus::inspector_fixtures_dir().join("sboms/alpine_3.18.2.json"),
+    )
+    .expect("reading the alpine_3.18.2 fixture SBOM");
+    Layer::new()
+        .dir("etc")
+        .file(
+            "etc/os-release",
+            fx.os_release()
+                .expect("the fixture names its distro")
+                .as_str(),
+        )
+        .file("etc/alpine-release", format!("{}\n", fx.distro_release))
+        .dir("lib")
+        .dir("lib/apk")
+        .dir("lib/apk/db")
+        .file("lib/apk/db/installed", fx.apk_installed())
+        .created_by("/bin/sh -c #(nop) ADD file:alpine-minirootfs.tar.gz in / ")
 }
 
 pub async fn s3_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
