@@ -1,0 +1,189 @@
+//! End to end, `scangate scan` as a person or a CI job runs it: the real
+//! binary against the Inspector emulator (answering with the real ScanSbom
+//! answer for Amazon's SBOM of alpine:3.18.2: one CRITICAL, one HIGH, seven
+//! MEDIUM, three OTHER) and an image in the real docker-registry. What is
+//! checked is the contract scripts rely on: the exit code (0 pass, 1 or
+//! `--exit-code` on a policy failure, 2 on an error), the report files, and
+//! an error message that names the problem.
+
+mod support;
+
+use serde_json::Value;
+use support::{Env, Output};
+
+const CRITICAL: &str = "CVE-2022-48174";
+const HIGH: &str = "CVE-2023-5363";
+
+struct Fixture {
+    env: Env,
+    image: String,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let env = Env::new(false).await;
+        let image = env.push_alpine_fixture("3.18.2").await;
+        Fixture {
+            env,
+            image,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `scangate scan IMAGE ARGS…`, the registry reached over plain HTTP.
+    fn scan(&self, image: &str, args: &[&str]) -> Output {
+        let mut all = vec![
+            "scan",
+            image,
+            "--insecure-registries",
+            &self.env.registry.addr,
+        ];
+        all.extend_from_slice(args);
+        self.env.cli(&all)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// Exit codes and verdicts: the default thresholds fail on the CRITICAL;
+/// `--exit-code` changes only the failure's code; lenient thresholds, or a
+/// policy file ignoring the CRITICAL with HIGH allowed, pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_follow_the_verdict() {
+    let f = Fixture::new().await;
+
+    let out = f.scan(&f.image, &["--format", "json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "FAIL");
+    assert_eq!(report["counts"]["critical"], 1);
+    assert_eq!(report["counts"]["high"], 1);
+    assert_eq!(report["counts"]["medium"], 7);
+    let violations = report["violations"].to_string();
+    assert!(violations.contains("CRITICAL"), "{violations}");
+
+    let out = f.scan(&f.image, &["--exit-code", "7"]);
+    assert_eq!(out.code, Some(7), "{out:?}");
+    assert!(
+        out.stdout.contains(CRITICAL),
+        "the table names it:\n{}",
+        out.stdout
+    );
+
+    let out = f.scan(
+        &f.image,
+        &["--critical-threshold", "unlimited", "--high-threshold", "1"],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+
+    let policy = f.path("scangate.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1\nthresholds: {{ high: 1 }}\nignore:\n  - id: {CRITICAL}\n    \
+             reason: no shell reachable\n    expires: 2099-12-31\n"
+        ),
+    )
+    .unwrap();
+    let out = f.scan(&f.image, &["--policy", &policy, "--format", "json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "PASS");
+    assert_eq!(report["suppressed"], 1);
+    assert_eq!(report["counts"]["critical"], 1, "counts keep every finding");
+    // A flag overrides the file: HIGH back to 0 fails again.
+    let out = f.scan(&f.image, &["--policy", &policy, "--high-threshold", "0"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+}
+
+/// `--format sarif|junit --output FILE` writes the report to the file, valid
+/// SARIF 2.1.0 JSON and well-formed JUnit XML naming the findings, and says
+/// the verdict in one line on stderr.
+#[tokio::test(flavor = "multi_thread")]
+async fn sarif_and_junit_reports_are_written_to_the_output_file() {
+    let f = Fixture::new().await;
+
+    let sarif = f.path("scan.sarif");
+    let out = f.scan(&f.image, &["--format", "sarif", "--output", &sarif]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "the report went to the file: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("FAIL") && out.stderr.contains(&sarif),
+        "{}",
+        out.stderr
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    let rules: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["ruleId"].as_str())
+        .collect();
+    assert!(
+        rules.contains(&CRITICAL) && rules.contains(&HIGH),
+        "{rules:?}"
+    );
+
+    let junit = f.path("junit.xml");
+    let out = f.scan(&f.image, &["--format", "junit", "--output", &junit]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let failures: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .map(|n| {
+            let case = n.parent().unwrap();
+            format!(
+                "{} {}",
+                case.attribute("name").unwrap_or_default(),
+                n.attribute("message").unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains(CRITICAL) || f.contains("CRITICAL")),
+        "{failures:?}\n{xml}"
+    );
+}
+
+/// A malformed reference and a tag the registry does not have are errors
+/// (exit 2), not failed gates, and the message says which.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_references_are_errors_with_exit_code_2() {
+    let f = Fixture::new().await;
+    let addr = &f.env.registry.addr;
+
+    let bad = format!("{addr}/Fixture/Alpine:3.18.2");
+    let out = f.scan(&bad, &[]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("invalid image reference") && out.stderr.contains(&bad),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("must be lowercase"), "{}", out.stderr);
+
+    let missing = format!("{addr}/fixture/alpine:no-such-tag");
+    let out = f.scan(&missing, &["--exit-code", "7"]);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "an error is never the policy's code: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("error: image not found: {missing}")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
