@@ -265,9 +265,31 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 Default::default(),
             ),
         };
-        let report = pipeline::scan_source(&ctx, &image, &platform, &policy)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Only a person watching needs to know why it is taking a while;
+        // piped into a CI log or a test, stderr carries just the outcome.
+        let show_progress = {
+            use std::io::IsTerminal as _;
+            std::io::stderr().is_terminal()
+        };
+        let name = &args.image.image;
+        let progress = |p: pipeline::Progress| {
+            if !show_progress {
+                return;
+            }
+            match p {
+                pipeline::Progress::Pulling => eprintln!("pulling {name}…"),
+                pipeline::Progress::Catalogued { packages } => {
+                    eprintln!("{packages} packages catalogued")
+                }
+                pipeline::Progress::Scanning { components } => {
+                    eprintln!("scanning {components} components with Inspector…")
+                }
+            }
+        };
+        let report =
+            pipeline::scan_source_with_progress(&ctx, &image, &platform, &policy, &progress)
+                .await
+                .map_err(|e| e.to_string())?;
         let generated = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();

@@ -175,6 +175,15 @@ pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, Pipeli
     scan_source(ctx, &source, &req.platform, &req.policy).await
 }
 
+/// Where [`scan_source_with_progress`] is: `scan` tells a person at a
+/// terminal, since a large image takes a while to pull and to scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Pulling,
+    Catalogued { packages: usize },
+    Scanning { components: usize },
+}
+
 /// Scans an image from any source, local ones included (command line).
 pub async fn scan_source(
     ctx: &Context,
@@ -182,7 +191,19 @@ pub async fn scan_source(
     platform: &Platform,
     policy: &Policy,
 ) -> Result<ScanReport, PipelineError> {
+    scan_source_with_progress(ctx, source, platform, policy, &|_| {}).await
+}
+
+/// [`scan_source`], calling `progress` as each stage starts or ends.
+pub async fn scan_source_with_progress(
+    ctx: &Context,
+    source: &ImageSource,
+    platform: &Platform,
+    policy: &Policy,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<ScanReport, PipelineError> {
     let t0 = Instant::now();
+    progress(Progress::Pulling);
     let ImageSbom {
         pulled,
         catalog,
@@ -198,12 +219,18 @@ pub async fn scan_source(
         catalog_ms,
         "image catalogued"
     );
+    progress(Progress::Catalogued {
+        packages: catalog.packages.len(),
+    });
     let parts = sbom::split(&bom, MAX_COMPONENTS);
     let parts_json = parts
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
+    progress(Progress::Scanning {
+        components: sbom::component_count(&bom),
+    });
     let t2 = Instant::now();
     // The base image's manifest and config are a few small GETs: fetched
     // while Inspector works.

@@ -65,6 +65,13 @@ async fn exit_codes_follow_the_verdict() {
     let violations = report["violations"].to_string();
     assert!(violations.contains("CRITICAL"), "{violations}");
 
+    // stderr is a pipe here, as in CI: no progress lines.
+    assert!(
+        !out.stderr.contains("packages catalogued") && !out.stderr.contains("with Inspector…"),
+        "{}",
+        out.stderr
+    );
+
     let out = f.scan(&f.image, &["--exit-code", "7"]);
     assert_eq!(out.code, Some(7), "{out:?}");
     assert!(
