@@ -14,7 +14,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-pub use base::{Attribution, BaseImageDecision, BaseImagePolicy, BaseLayers, BaseSource};
+pub use base::{
+    Attribution, BaseImageDecision, BaseImagePolicy, BaseLayers, BaseSource, InheritedFinding,
+};
 pub use cfg::{PolicyError, Thresholds};
 pub use file::{IgnoreRule, PolicyFile, PolicyFileError, PolicyOverrides};
 

@@ -310,6 +310,47 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
     }
     let _ = writeln!(s, "</tbody></table></section>");
 
+    // What the image inherited, apart from what its own layers added.
+    if let Some(b) = &d.base_image {
+        let _ = writeln!(
+            s,
+            r#"<section id="base-image"><h2>Base image</h2><p>base: {} ({} of the image's {} layers); {} findings inherited ({}), {} added by this image's own layers</p>"#,
+            e(b.reference.as_deref().unwrap_or("not named")),
+            b.matched_layers,
+            b.image_layers,
+            b.inherited.len(),
+            if b.applied {
+                "judged by the base_image thresholds"
+            } else {
+                "judged by the main thresholds"
+            },
+            r.result.findings.len().saturating_sub(b.inherited.len())
+        );
+        if let Some(w) = &b.warning {
+            let _ = writeln!(s, "<p>{}</p>", e(w));
+        }
+        if !b.inherited.is_empty() {
+            let _ = writeln!(
+                s,
+                "<table><thead><tr><th>severity</th><th>id</th><th>package</th><th>layers</th></tr></thead><tbody>"
+            );
+            for f in &b.inherited {
+                let layers: Vec<String> = f.layers.iter().map(usize::to_string).collect();
+                let _ = writeln!(
+                    s,
+                    r#"<tr><td class="sev {sev}">{sev}</td><td>{}</td><td title="{}">{}</td><td>{}</td></tr>"#,
+                    e(&f.id),
+                    e(&f.purl),
+                    e(&f.package),
+                    layers.join(", "),
+                    sev = f.severity.as_str()
+                );
+            }
+            let _ = writeln!(s, "</tbody></table>");
+        }
+        let _ = writeln!(s, "</section>");
+    }
+
     // Suppressions and ignore rules.
     let _ = writeln!(
         s,

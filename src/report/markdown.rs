@@ -48,6 +48,47 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
             );
         }
     }
+    if let Some(b) = &d.base_image {
+        let _ = writeln!(s, "\n## Base image\n");
+        let _ = writeln!(
+            s,
+            "- base: {} ({} of the image's {} layers)",
+            b.reference.as_deref().unwrap_or("not named"),
+            b.matched_layers,
+            b.image_layers
+        );
+        if let Some(w) = &b.warning {
+            let _ = writeln!(s, "- {w}");
+        }
+        let _ = writeln!(
+            s,
+            "- {} findings inherited from the base image ({}), {} added by this image's own layers",
+            b.inherited.len(),
+            if b.applied {
+                "judged by the base_image thresholds"
+            } else {
+                "judged by the main thresholds"
+            },
+            r.result.findings.len().saturating_sub(b.inherited.len())
+        );
+        if !b.inherited.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| severity | id | package | layers |\n|---|---|---|---|"
+            );
+            for f in &b.inherited {
+                let layers: Vec<String> = f.layers.iter().map(usize::to_string).collect();
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    f.severity.as_str(),
+                    cell(&f.id),
+                    cell(&f.package),
+                    layers.join(", ")
+                );
+            }
+        }
+    }
     if !d.suppressions.is_empty() {
         let _ = writeln!(
             s,

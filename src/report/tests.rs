@@ -325,3 +325,56 @@ fn table_is_plain_without_colour_and_painted_with_it() {
     let c = table::render(&r, true);
     assert!(c.contains("\x1b[1;31mFAIL\x1b[0m"));
 }
+
+#[test]
+fn reports_split_inherited_findings_from_the_image_own() {
+    use crate::policy::{BaseImageDecision, BaseSource, Counts, InheritedFinding, Thresholds};
+    let mut r = alpine();
+    let f = r
+        .result
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Critical)
+        .unwrap()
+        .clone();
+    r.decision.base_image = Some(BaseImageDecision {
+        reference: Some("public.ecr.aws/docker/library/alpine:3.18.2".into()),
+        source: Some(BaseSource::Policy),
+        digest: Some("sha256:0123".into()),
+        base_layers: 1,
+        matched_layers: 1,
+        image_layers: 2,
+        applied: true,
+        warning: None,
+        thresholds: Thresholds::default(),
+        counts: Counts::default(),
+        gated_counts: Counts::default(),
+        inherited: vec![InheritedFinding {
+            id: f.id.clone(),
+            severity: f.severity,
+            package: f.package.clone(),
+            purl: f.purl.clone(),
+            layers: vec![0],
+        }],
+    });
+    let own = r.result.findings.len() - 1;
+    let md = markdown::render(META.job_id, &r);
+    assert!(md.contains("## Base image"), "{md}");
+    assert!(md.contains("public.ecr.aws/docker/library/alpine:3.18.2 (1 of the image's 2 layers)"));
+    assert!(md.contains(&format!(
+        "1 findings inherited from the base image (judged by the base_image thresholds), {own} added"
+    )));
+    assert!(
+        md.contains(&format!("| CRITICAL | {} | {} | 0 |", f.id, f.package)),
+        "{md}"
+    );
+    let html = html::render(&META, &r);
+    let section = &html[html
+        .find(r#"<section id="base-image">"#)
+        .expect("base-image section")..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(
+        section.contains(&f.id) && section.contains(&format!("{own} added")),
+        "{section}"
+    );
+}
