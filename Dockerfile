@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build: the same cargo invocation .ci/run uses (locked dependencies, release).
+# Build: .ci/run runs this same cargo invocation (locked dependencies, release).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
