@@ -141,6 +141,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         reports_kms_key: None,
         health_addr: worker::cfg::HealthAddr(None),
         shutdown_grace: Duration::from_secs(10),
+        job_timeout: Duration::from_secs(300),
         registry: RegistryArgs {
             insecure_registries: vec![reg_addr.to_string()],
             registry_username: None,

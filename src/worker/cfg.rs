@@ -48,6 +48,10 @@ pub struct WorkerConfig {
     /// before this runs out.
     #[arg(long, env = "SCANGATE_SHUTDOWN_GRACE", default_value = "100s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// A job still running after this fails with SystemUnavailable. Longer
+    /// than the ecr-basic engine's 30-minute wait for ECR's scan.
+    #[arg(long, env = "SCANGATE_JOB_TIMEOUT", default_value = "45m", value_parser = parse_duration)]
+    pub job_timeout: Duration,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Path-style S3 addressing (S3-compatible servers).

@@ -48,6 +48,7 @@ struct Shared {
     sdk: aws_config::SdkConfig,
     s3_force_path_style: bool,
     credentials_refresh_after: Duration,
+    job_timeout: Duration,
 }
 
 pub fn pull_options(r: &cfg::RegistryArgs) -> PullOptions {
@@ -109,6 +110,7 @@ pub async fn run_until(
         sdk: sdk.clone(),
         s3_force_path_style: cfg.s3_force_path_style,
         credentials_refresh_after: cfg.artifact_credentials_refresh_after,
+        job_timeout: cfg.job_timeout,
     });
     tracing::info!(
         worker_id,
@@ -274,6 +276,7 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
                 async move { process(&shared, &job).await }.in_current_span()
             },
             &job.id,
+            shared.job_timeout,
             &mut abort_rx,
         )
         .await;
@@ -298,15 +301,30 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
 
 /// Runs a job's work so that whatever happens it ends in an outcome: the
 /// work runs in its own task, so a panic is caught as a JoinError rather
-/// than taking the job's one result with it, and the shutdown deadline turns
-/// unfinished work into SystemUnavailable.
+/// than taking the job's one result with it, and the shutdown deadline and
+/// the job's own deadline turn unfinished work into SystemUnavailable (a
+/// stalled registry must not hold a worker slot, nor leave the pipeline
+/// waiting for CodePipeline's own action timeout).
 async fn guarded(
     work: impl std::future::Future<Output = Outcome> + Send + 'static,
     job_id: &str,
+    timeout: Duration,
     abort_rx: &mut watch::Receiver<bool>,
 ) -> Outcome {
     let mut task = tokio::spawn(work);
     tokio::select! {
+        _ = tokio::time::sleep(timeout) => {
+            task.abort();
+            tracing::error!(timeout = ?timeout, "job deadline reached");
+            Outcome::failure(
+                FailureKind::SystemUnavailable,
+                format!(
+                    "the scan did not finish within the job deadline ({}, SCANGATE_JOB_TIMEOUT): \
+                     a registry or AWS service stalled; retry the action (job {job_id})",
+                    humantime::format_duration(timeout)
+                ),
+            )
+        }
         r = &mut task => match r {
             Ok(o) => o,
             Err(e) => {
@@ -598,6 +616,7 @@ mod tests {
                 )
             },
             "job-1",
+            Duration::from_secs(60),
             &mut rx,
         )
         .await;
@@ -649,13 +668,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_job_deadline_fails_a_stalled_job() {
+        let (_tx, mut rx) = watch::channel(false);
+        let work = async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Outcome::failure(FailureKind::JobFailed, "never")
+        };
+        let Outcome::Failure { kind, message } =
+            guarded(work, "job-3", Duration::from_millis(50), &mut rx).await
+        else {
+            panic!("expected a failure")
+        };
+        assert_eq!(kind, FailureKind::SystemUnavailable);
+        assert!(message.contains("job deadline (50ms"), "{message}");
+        assert!(message.contains("job-3"), "{message}");
+    }
+
+    #[tokio::test]
     async fn the_shutdown_deadline_fails_unfinished_work() {
         let (tx, mut rx) = watch::channel(false);
         let work = async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Outcome::failure(FailureKind::JobFailed, "never")
         };
-        let guard = tokio::spawn(async move { guarded(work, "job-2", &mut rx).await });
+        let guard = tokio::spawn(async move {
+            guarded(work, "job-2", Duration::from_secs(7200), &mut rx).await
+        });
         tx.send(true).unwrap();
         let Outcome::Failure { kind, message } = guard.await.unwrap() else {
             panic!("expected a failure")
