@@ -164,6 +164,10 @@ async fn main() -> ExitCode {
         // Output is the point, and failures come back as errors with their
         // cause: the SDK's warnings on the way (IMDS probes) would bury it.
         Command::Jobs(_) => (LogFormat::Text, "error"),
+        // They print their own result, warnings and (on a terminal)
+        // progress; the pipeline's info lines would be noise in another CI
+        // system's log. RUST_LOG=info brings them back.
+        Command::Scan(_) | Command::Sbom(_) => (LogFormat::Text, "warn"),
         _ => (LogFormat::Text, "info"),
     };
     init_logging(cli.log_format.unwrap_or(default_format), default_level);
