@@ -87,26 +87,19 @@ impl std::fmt::Debug for JobInfo {
     }
 }
 
-impl JobInfo {
-    pub fn from_sdk(job: &aws_sdk_codepipeline::types::Job) -> JobInfo {
-        let data = job.data();
+/// Where a job runs, from its job data: the same for a polled job and for
+/// GetJobDetails' answer.
+pub struct Place {
+    pub pipeline: String,
+    pub stage: String,
+    pub action: String,
+    pub pipeline_execution_id: Option<String>,
+}
+
+impl Place {
+    pub fn of(data: Option<&aws_sdk_codepipeline::types::JobData>) -> Place {
         let ctx = data.and_then(|d| d.pipeline_context());
-        let arts = |list: &[aws_sdk_codepipeline::types::Artifact]| {
-            list.iter()
-                .map(|a| {
-                    let s3 = a.location().and_then(|l| l.s3_location());
-                    Artifact {
-                        name: a.name().unwrap_or_default().to_owned(),
-                        bucket: s3.map(|s| s.bucket_name().to_owned()),
-                        key: s3.map(|s| s.object_key().to_owned()),
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
-        JobInfo {
-            id: job.id().unwrap_or_default().to_owned(),
-            nonce: job.nonce().unwrap_or_default().to_owned(),
-            account_id: job.account_id().map(str::to_owned),
+        Place {
             pipeline: ctx
                 .and_then(|c| c.pipeline_name())
                 .unwrap_or_default()
@@ -124,6 +117,35 @@ impl JobInfo {
             pipeline_execution_id: ctx
                 .and_then(|c| c.pipeline_execution_id())
                 .map(str::to_owned),
+        }
+    }
+}
+
+impl JobInfo {
+    pub fn from_sdk(job: &aws_sdk_codepipeline::types::Job) -> JobInfo {
+        let data = job.data();
+        let ctx = data.and_then(|d| d.pipeline_context());
+        let arts = |list: &[aws_sdk_codepipeline::types::Artifact]| {
+            list.iter()
+                .map(|a| {
+                    let s3 = a.location().and_then(|l| l.s3_location());
+                    Artifact {
+                        name: a.name().unwrap_or_default().to_owned(),
+                        bucket: s3.map(|s| s.bucket_name().to_owned()),
+                        key: s3.map(|s| s.object_key().to_owned()),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let place = Place::of(data);
+        JobInfo {
+            id: job.id().unwrap_or_default().to_owned(),
+            nonce: job.nonce().unwrap_or_default().to_owned(),
+            account_id: job.account_id().map(str::to_owned),
+            pipeline: place.pipeline,
+            stage: place.stage,
+            action: place.action,
+            pipeline_execution_id: place.pipeline_execution_id,
             action_execution_id: ctx
                 .and_then(|c| c.action())
                 .and_then(|a| a.action_execution_id())

@@ -474,25 +474,12 @@ pub async fn live_job(sdk: &aws_config::SdkConfig, id: &str) -> Result<Option<Li
     match answer {
         Ok(out) => Ok(out.job_details().map(|d| {
             let data = d.data();
-            let ctx = data.and_then(|d| d.pipeline_context());
+            let place = crate::job::Place::of(data);
             LiveJob {
-                pipeline: ctx
-                    .and_then(|c| c.pipeline_name())
-                    .unwrap_or_default()
-                    .to_owned(),
-                stage: ctx
-                    .and_then(|c| c.stage())
-                    .and_then(|s| s.name())
-                    .unwrap_or_default()
-                    .to_owned(),
-                action: ctx
-                    .and_then(|c| c.action())
-                    .and_then(|a| a.name())
-                    .unwrap_or_default()
-                    .to_owned(),
-                pipeline_execution_id: ctx
-                    .and_then(|c| c.pipeline_execution_id())
-                    .map(str::to_owned),
+                pipeline: place.pipeline,
+                stage: place.stage,
+                action: place.action,
+                pipeline_execution_id: place.pipeline_execution_id,
                 image_url: data
                     .and_then(|d| d.action_configuration())
                     .and_then(|c| c.configuration())
