@@ -8,6 +8,7 @@
 //! function that takes an image reference to a verdict, shared by the worker
 //! and the CLI.
 
+pub mod cancel;
 pub mod catalog;
 pub mod demo;
 pub mod image;
