@@ -258,3 +258,41 @@ impl MotoServer {
         self.process.log_tail(max)
     }
 }
+
+/// Runs `cmd` to its end, returning its output and its peak RSS in KiB
+/// (`wait4`'s rusage of that one child, so tests running in parallel do not
+/// mix their children as `RUSAGE_CHILDREN` would).
+pub fn run_measured(mut cmd: std::process::Command) -> (std::process::Output, i64) {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning scangate");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).ok();
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).ok();
+        v
+    });
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter; `pid` is our own
+    // child, not yet reaped (the `Child` is never waited on).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    std::mem::forget(child);
+    let out = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    };
+    (out, usage.ru_maxrss)
+}

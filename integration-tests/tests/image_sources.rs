@@ -84,7 +84,7 @@ async fn sbom(image: &str, insecure: &str, args: &[&str]) -> Run {
         .env("SCANGATE_LOG_FORMAT", "text");
     // A child of its own so that its rusage is read alone: tests in this
     // file run in parallel, and RUSAGE_CHILDREN would mix their children.
-    let (out, max_rss_kib) = tokio::task::spawn_blocking(move || run_measured(cmd))
+    let (out, max_rss_kib) = tokio::task::spawn_blocking(move || integration_tests::process::run_measured(cmd))
         .await
         .unwrap();
     let sbom = std::fs::read(&out_path)
@@ -95,42 +95,6 @@ async fn sbom(image: &str, insecure: &str, args: &[&str]) -> Run {
         sbom,
         max_rss_kib,
     }
-}
-
-/// Runs `cmd`, returning its output and its peak RSS (`wait4`'s rusage).
-fn run_measured(mut cmd: std::process::Command) -> (Output, i64) {
-    use std::os::unix::process::ExitStatusExt as _;
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawning scangate");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut v).ok();
-        v
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut stderr, &mut v).ok();
-        v
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid out-parameter; `pid` is our own
-    // child, not yet reaped (the `Child` is never waited on).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
-    std::mem::forget(child);
-    let out = Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: out_thread.join().unwrap(),
-        stderr: err_thread.join().unwrap(),
-    };
-    (out, usage.ru_maxrss)
 }
 
 fn property<'a>(sbom: &'a Value, name: &str) -> Option<&'a str> {
