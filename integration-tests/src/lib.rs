@@ -12,6 +12,7 @@
 //! `/admin/`.
 
 pub mod codepipeline;
+pub mod fault_proxy;
 pub mod faults;
 pub mod inspector;
 pub mod vulndb;
