@@ -5,7 +5,10 @@
 #   greeter  -ldflags "-s -w -X main.version=v1.2.3", a vendored dependency
 #            (github.com/google/uuid from Debian's golang-github-google-uuid-dev)
 #   stamped  built inside a git checkout: vcs.revision / vcs.time / vcs.modified
-#   cli      -ldflags "-X example.com/cli/internal/build.Version=v0.9.1"
+#   cli      -trimpath -ldflags "-X example.com/cli/internal/build.Version=v0.9.1"
+#            (as many release builds do: with -trimpath the go command does
+#            not record -ldflags at all, go.dev/issue/52372, so only the
+#            version string in the binary's data is left)
 # Ground truth: `go version -m` for the dependencies and the stdlib; the main
 # modules' versions by the rule syft documents and applies (an -X flag whose
 # variable is named version/Version/... wins; else a pseudo-version
@@ -45,7 +48,7 @@ var version = "dev"
 
 func main() { fmt.Println("greeter", version, uuid.NewString()) }
 GO
-  (cd "$src/greeter" && go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=v1.2.3" -o "$r/usr/local/bin/greeter" .)
+  (cd "$src/greeter" && go build -buildvcs=false -ldflags "-s -w -X main.version=v1.2.3" -o "$r/usr/local/bin/greeter" .)
   # stamped: a git checkout, no ldflags
   mkdir -p "$src/stamped"
   printf 'module example.com/stamped\n\ngo 1.19\n' > "$src/stamped/go.mod"
