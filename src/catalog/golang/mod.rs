@@ -520,7 +520,8 @@ fn semver(value: &str) -> Option<String> {
     let core_end = v.find(['-', '+']).unwrap_or(v.len());
     let (core, rest) = v.split_at(core_end);
     let parts: Vec<&str> = core.split('.').collect();
-    let numeric = |p: &&str| !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit());
+    let numeric =
+        |p: &&str| !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit());
     let rest_ok = rest
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'));
@@ -786,15 +787,17 @@ mod tests {
             pairs(&c),
             [
                 ("stdlib", "1.19.8"),
-                ("example.com/vcsstamped", "v0.0.0-20240305102030-9bb3c423afb5")
+                (
+                    "example.com/vcsstamped",
+                    "v0.0.0-20240305102030-9bb3c423afb5"
+                )
             ]
         );
     }
 
     fn main_of(build: &str) -> Option<String> {
-        let text = format!(
-            "path\texample.com/tool/cmd/tool\nmod\texample.com/tool\t(devel)\t\n{build}"
-        );
+        let text =
+            format!("path\texample.com/tool/cmd/tool\nmod\texample.com/tool\t(devel)\t\n{build}");
         let info = parse_modinfo(&text);
         main_version(info.main.as_ref().unwrap(), &info)
     }
@@ -803,8 +806,14 @@ mod tests {
     fn ldflags_version_forms() {
         let ok = [
             (r#"build	-ldflags="-X main.version=1.2.3""#, "v1.2.3"),
-            (r#"build	-ldflags="-s -w -X=main.Version=v2.0.1-rc.1""#, "v2.0.1-rc.1"),
-            (r#"build	-ldflags="-X 'main.gitVersion=1.0.0+meta'""#, "v1.0.0+meta"),
+            (
+                r#"build	-ldflags="-s -w -X=main.Version=v2.0.1-rc.1""#,
+                "v2.0.1-rc.1",
+            ),
+            (
+                r#"build	-ldflags="-X 'main.gitVersion=1.0.0+meta'""#,
+                "v1.0.0+meta",
+            ),
             (
                 r#"build	-ldflags="-X example.com/tool/internal/build.Version=refs/tags/v4.5.6""#,
                 "v4.5.6",

@@ -71,7 +71,10 @@ fn kind(path: &str) -> Option<Kind> {
         }
         "PKG-INFO"
             if dir.eq_ignore_ascii_case("EGG-INFO")
-                && named_with(grandparent.rsplit('/').next().unwrap_or(grandparent), ".egg") =>
+                && named_with(
+                    grandparent.rsplit('/').next().unwrap_or(grandparent),
+                    ".egg",
+                ) =>
         {
             Some(Kind::Metadata)
         }
@@ -194,9 +197,8 @@ impl Cataloger for PythonCataloger {
             if crate::cancel::is_cancelled() {
                 return;
             }
-            let parsed = metadata_of(kind, &entry.data).and_then(|m| {
-                parse(&m).map_err(|e| e.to_string())
-            });
+            let parsed =
+                metadata_of(kind, &entry.data).and_then(|m| parse(&m).map_err(|e| e.to_string()));
             match parsed {
                 Ok((d, problems)) => {
                     if !problems.is_empty() {
@@ -448,7 +450,11 @@ mod tests {
         assert_eq!(
             found(&c),
             [
-                ("Egg-Sample", "1.4.2", "app/eggs/Egg_Sample-1.4.2-py3.11.egg"),
+                (
+                    "Egg-Sample",
+                    "1.4.2",
+                    "app/eggs/Egg_Sample-1.4.2-py3.11.egg"
+                ),
                 ("Egg-Sample", "1.4.2", zipped.as_str()),
                 ("Unzipped-Egg", "0.3.0", unzipped.as_str()),
             ]
@@ -481,9 +487,21 @@ mod tests {
         assert_eq!(
             found(&c),
             [
-                ("setuptools", "69.5.1", "app/vendor/setuptools-69.5.1.dist-info/METADATA"),
-                ("certifi", "2026.5.20", "opt/lib/Certifi-2026.5.20.Dist-Info/METADATA"),
-                ("PyJWT", "2.6.0", "usr/lib/python3/dist-packages/PyJWT-2.6.0.EGG-INFO/PKG-INFO"),
+                (
+                    "setuptools",
+                    "69.5.1",
+                    "app/vendor/setuptools-69.5.1.dist-info/METADATA"
+                ),
+                (
+                    "certifi",
+                    "2026.5.20",
+                    "opt/lib/Certifi-2026.5.20.Dist-Info/METADATA"
+                ),
+                (
+                    "PyJWT",
+                    "2.6.0",
+                    "usr/lib/python3/dist-packages/PyJWT-2.6.0.EGG-INFO/PKG-INFO"
+                ),
             ]
         );
     }
@@ -516,12 +534,19 @@ mod tests {
         bomb.resize(16 << 20, b'a');
         let reduced = reduce(zip_of(0, Some(&bomb)));
         drop(bomb);
-        assert!(reduced.len() as u64 <= MAX_PKG_INFO + 64, "{}", reduced.len());
+        assert!(
+            reduced.len() as u64 <= MAX_PKG_INFO + 64,
+            "{}",
+            reduced.len()
+        );
         let c = catalog(&tree(&[("a/x.egg", &reduced, 0)]));
         assert_eq!(found(&c), [("bomb", "1.0", "a/x.egg")]);
 
         for (data, want) in [
-            (zip_of(MAX_EGG_ENTRIES + 1, Some(b"Name: x\n")), "zip entries, more than"),
+            (
+                zip_of(MAX_EGG_ENTRIES + 1, Some(b"Name: x\n")),
+                "zip entries, more than",
+            ),
             (zip_of(3, None), "no EGG-INFO/PKG-INFO"),
             (b"PK\x03\x04 garbage".to_vec(), "not a zip archive"),
             (Vec::new(), "not a zip archive"),
