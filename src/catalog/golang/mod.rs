@@ -49,7 +49,12 @@
 //!    itself would give that commit with no tag, `v0.0.0-YYYYMMDDHHMMSS-`
 //!    and the revision's first 12 hex digits (syft's rule;
 //!    go.dev/ref/mod#pseudo-versions). A revision without a parsable time
-//!    gives nothing (syft would print a zero date).
+//!    gives nothing (syft would print a zero date), and neither does a
+//!    build from a modified tree (`vcs.modified=true`): its code is not
+//!    that commit's, so the pseudo-version would name code that never
+//!    existed there (syft ignores the flag; Go 1.24, which stamps the
+//!    version itself, marks such builds `+dirty`, and a version it stamped
+//!    is taken as it is, by the first rule of all).
 //! 3. else the main module is not reported: `(devel)` matches no advisory.
 
 use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
@@ -453,6 +458,9 @@ fn main_version(main: &Module, info: &ModInfo) -> Option<String> {
     {
         return Some(v);
     }
+    if info.setting("vcs.modified") == Some("true") {
+        return None;
+    }
     vcs_pseudo_version(info.setting("vcs.revision")?, info.setting("vcs.time")?)
 }
 
@@ -829,7 +837,7 @@ mod tests {
                 "v3.0.0",
             ),
             (
-                "build\tvcs.revision=0123456789ABCDEF0123\nbuild\tvcs.time=2024-01-02T03:04:05.123Z\n",
+                "build\tvcs.revision=0123456789ABCDEF0123\nbuild\tvcs.time=2024-01-02T03:04:05.123Z\nbuild\tvcs.modified=false\n",
                 "v0.0.0-20240102030405-0123456789ab",
             ),
         ];
@@ -851,6 +859,8 @@ mod tests {
             "build\tvcs.revision=0123456789abcdef\n",
             "build\tvcs.revision=0123456789abcdef\nbuild\tvcs.time=yesterday\n",
             "build\tvcs.revision=0123\nbuild\tvcs.time=2024-01-02T03:04:05Z\n",
+            // a modified tree is not the commit
+            "build\tvcs.revision=0123456789abcdef\nbuild\tvcs.time=2024-01-02T03:04:05Z\nbuild\tvcs.modified=true\n",
             "build\tvcs.revision=xyz3456789abcdef\nbuild\tvcs.time=2024-01-02T03:04:05Z\n",
             "",
         ];
