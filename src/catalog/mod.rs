@@ -413,6 +413,11 @@ mod tests {
             "usr/share/rubygems-integration/all/specifications/rake-13.0.6.gemspec",
             "var/www/html/vendor/composer/installed.json",
             "app/dotnet/TestLibrary.deps.json",
+            "usr/share/dotnet/shared/Microsoft.NETCore.App/8.0.1/.version",
+            "app/vendor/foo-1.0.dist-info/METADATA",
+            "usr/lib/python3.11/site-packages/Foo-1.0-py3.11.egg",
+            "app/eggs/Foo-1.0-py3.11.egg/EGG-INFO/PKG-INFO",
+            "usr/local/lib/node_modules/npm/node_modules/ms/package.json",
         ] {
             assert!(wants(p), "{p}");
         }
@@ -430,6 +435,9 @@ mod tests {
             "usr/lib/ruby/gems/3.1.0/gems/rake-13.0.6/rake.gemspec",
             "var/www/html/composer.lock",
             "app/dotnet/TestLibrary.runtimeconfig.json",
+            "app/vendor/METADATA",
+            "src/app/app.egg-info/PKG-INFO",
+            "usr/share/dotnet/sdk/8.0.101/.version",
         ] {
             assert!(!wants(p), "{p}");
         }

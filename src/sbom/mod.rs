@@ -18,6 +18,7 @@
 
 mod apk;
 mod deb;
+mod distro;
 mod lang;
 pub mod model;
 mod rpm;
@@ -107,8 +108,35 @@ pub fn build(catalog: &Catalog, image: &ImageMeta, opts: &SbomOptions) -> Bom {
     let mut tool = Component::new(ComponentType::Application, "scangate");
     tool.version = Some(env!("CARGO_PKG_VERSION").to_owned());
 
+    let mut by_eco: BTreeMap<Ecosystem, Vec<&Package>> = BTreeMap::new();
+    for p in &catalog.packages {
+        by_eco.entry(p.ecosystem).or_default().push(p);
+    }
+    // apk and rpm packages take their distribution from os-release only
+    // when it is of their family, else from their database (see distro).
+    let none = Vec::new();
+    let apk_os = distro::apk(
+        catalog.os.as_ref(),
+        by_eco.get(&Ecosystem::Apk).unwrap_or(&none),
+    );
+    let rpm_os = distro::rpm(
+        catalog.os.as_ref(),
+        by_eco.get(&Ecosystem::Rpm).unwrap_or(&none),
+    );
+
     let mut components = Vec::new();
-    if let Some(os) = &catalog.os {
+    // Without os-release, the distribution a package database revealed:
+    // Inspector matches OS packages with the operating-system component.
+    let os_component = catalog.os.as_ref().or_else(|| {
+        by_eco
+            .contains_key(&Ecosystem::Apk)
+            .then_some(apk_os.as_ref())
+            .flatten()
+            .or(rpm_os
+                .as_ref()
+                .filter(|_| by_eco.contains_key(&Ecosystem::Rpm)))
+    });
+    if let Some(os) = os_component {
         let mut c = Component::new(
             ComponentType::OperatingSystem,
             // os-release(5)'s default NAME.
@@ -118,16 +146,12 @@ pub fn build(catalog: &Catalog, image: &ImageMeta, opts: &SbomOptions) -> Bom {
         components.push(c);
     }
 
-    let mut by_eco: BTreeMap<Ecosystem, Vec<&Package>> = BTreeMap::new();
-    for p in &catalog.packages {
-        by_eco.entry(p.ecosystem).or_default().push(p);
-    }
     let mut pkgs = Vec::new();
     for (eco, list) in by_eco {
         match eco {
             Ecosystem::Deb => pkgs.extend(deb::components(&list, catalog.os.as_ref())),
-            Ecosystem::Apk => pkgs.extend(apk::components(&list, catalog.os.as_ref())),
-            Ecosystem::Rpm => pkgs.extend(rpm::components(&list, catalog.os.as_ref())),
+            Ecosystem::Apk => pkgs.extend(apk::components(&list, apk_os.as_ref())),
+            Ecosystem::Rpm => pkgs.extend(rpm::components(&list, rpm_os.as_ref())),
             _ => pkgs.extend(lang::components(eco, &list)),
         }
     }

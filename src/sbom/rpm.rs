@@ -163,6 +163,26 @@ mod tests {
     /// gives the same purls, names, versions and `amazon:` properties.
     #[test]
     fn fedora_fixture_round_trips() {
+        let os = fedora_round_trip(&[("usr/lib/os-release", FEDORA_39, 0)]);
+        assert_eq!(os, ("Fedora Linux".to_owned(), Some("39".to_owned())));
+    }
+
+    /// The same database without os-release: the distribution comes from
+    /// `fedora-release-common 39-34`, and the purls are Inspector's all the
+    /// same; also when a stray `etc/debian_version` made detection say
+    /// Debian (never `pkg:rpm/debian/…`).
+    #[test]
+    fn fedora_database_without_os_release() {
+        let os = fedora_round_trip(&[]);
+        assert_eq!(os, ("Fedora Linux".to_owned(), Some("39".to_owned())));
+        let os = fedora_round_trip(&[("etc/debian_version", b"12.5\n", 0)]);
+        assert_eq!(os.0, "Debian GNU/Linux");
+    }
+
+    /// Builds an rpmdb from Inspector's Fedora 39 SBOM, adds `extra` files,
+    /// checks our rpm components against Inspector's; returns our
+    /// operating-system component's name and version.
+    fn fedora_round_trip(extra: &[(&str, &[u8], usize)]) -> (String, Option<String>) {
         let theirs: Bom =
             serde_json::from_str(include_str!("fixtures/fedora_latest.json")).unwrap();
         let rpms: Vec<&Component> = theirs
@@ -173,7 +193,10 @@ mod tests {
         assert_eq!(rpms.len(), 181);
 
         // Headers for an sqlite rpmdb, from each purl.
-        let dir = std::env::temp_dir().join(format!("scangate-sbom-rpm-{}", std::process::id()));
+        static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("scangate-sbom-rpm-{}-{run}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("rpmdb.sqlite");
         let _ = std::fs::remove_file(&path);
@@ -200,10 +223,9 @@ mod tests {
         let db = std::fs::read(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let mut t = FileTree::from_files(&[
-            ("usr/lib/os-release", FEDORA_39, 0),
-            ("usr/lib/sysimage/rpm/rpmdb.sqlite", &db, 0),
-        ]);
+        let mut files = vec![("usr/lib/sysimage/rpm/rpmdb.sqlite", &db[..], 0)];
+        files.extend_from_slice(extra);
+        let mut t = FileTree::from_files(&files);
         t.symlinks
             .insert("etc/os-release".into(), "../usr/lib/os-release".into());
         t.symlinks
@@ -243,10 +265,8 @@ mod tests {
             "missing {missing:#?}\nextra {extra:#?}"
         );
         let os = &ours.components[0];
-        assert_eq!(
-            (os.name.as_str(), os.version.as_deref()),
-            ("Fedora Linux", Some("39"))
-        );
+        assert_eq!(os.kind, ComponentType::OperatingSystem);
+        (os.name.clone(), os.version.clone())
     }
 
     fn small_catalog() -> Catalog {

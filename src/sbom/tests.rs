@@ -981,3 +981,52 @@ fn small_polyglot_snapshot() {
     let bom = build(&c, &image(), &fixed());
     snapshot("small-polyglot.json", &bom);
 }
+
+/// A real apk database (the corpus' Alpine 3.16) without os-release, with
+/// and without a stray `etc/debian_version` that makes detection say
+/// Debian: the packages stay `pkg:apk/alpine/…`, never Debian's, and with
+/// no release package to tell the version, carry no `distro`.
+#[test]
+fn apk_database_without_os_release() {
+    let db: &[u8] = include_bytes!("../catalog/apk/fixtures/installed");
+    for extra in [&[][..], &[("etc/debian_version", &b"12.5\n"[..], 0)][..]] {
+        let mut files = vec![("lib/apk/db/installed", db, 0)];
+        files.extend_from_slice(extra);
+        let c = catalog::run(&tree(&files));
+        let bom = build(&c, &image(), &fixed());
+        let apk = purls_of(&bom, "apk");
+        assert_eq!(apk.len(), 14);
+        assert!(
+            apk.contains("pkg:apk/alpine/musl@1.2.3-r0?arch=x86_64"),
+            "{apk:?}"
+        );
+        assert!(
+            apk.iter()
+                .all(|p| p.starts_with("pkg:apk/alpine/") && !p.contains("distro="))
+        );
+    }
+    // With Alpine's release package the version is known again.
+    let mut with_release = String::from_utf8(db.to_vec()).unwrap();
+    with_release += "\nC:Q1x=\nP:alpine-release\nV:3.16.2-r0\nA:x86_64\nS:1\n\n";
+    let c = catalog::run(&tree(&[(
+        "lib/apk/db/installed",
+        with_release.as_bytes(),
+        0,
+    )]));
+    let bom = build(&c, &image(), &fixed());
+    assert!(
+        purls_of(&bom, "apk").contains("pkg:apk/alpine/musl@1.2.3-r0?arch=x86_64&distro=3.16.2")
+    );
+    assert_eq!(
+        (
+            bom.components[0].kind,
+            bom.components[0].name.as_str(),
+            bom.components[0].version.as_deref()
+        ),
+        (
+            ComponentType::OperatingSystem,
+            "Alpine Linux",
+            Some("3.16.2")
+        )
+    );
+}

@@ -20,10 +20,42 @@
 //! replacement is another module (`golang.org/x/net => example.com/fork`
 //! is the fork's code), under the required module and version when the
 //! replacement is a local directory (`./greeter (devel)` names nothing a
-//! vulnerability database knows); the main module only when it has a
-//! version (`go install mod@v1.2.3`), not `(devel)`; and the toolchain as
-//! `stdlib` with the version without its `go` prefix (`1.19.8`), which is
-//! how vulnerability databases name the standard library.
+//! vulnerability database knows); the main module when a version can be
+//! told (below); and the toolchain as `stdlib` with the version without its
+//! `go` prefix (`1.19.8`), which is how vulnerability databases name the
+//! standard library.
+//!
+//! The main module's version. `go install mod@v1.2.3` records it; a binary
+//! built from a checkout says `(devel)`, and then, in this order (the rule
+//! syft's `findMainModuleVersion` and trivy's `ParseLDFlags` share, made
+//! stricter where they guess):
+//! 1. a version stamped at link time: an `-X importpath.name=value` in the
+//!    recorded `-ldflags` build setting, where `name` is `version` or ends
+//!    in `version` (any case: `Version`, `gitVersion`, `buildVersion`) or
+//!    is `ver`, `importpath` is `main` or the main module's own path or a
+//!    package below it (syft's restriction: `k8s.io/component-base/version`
+//!    stamps another module's variable), and `value`, after any `refs/tags/`
+//!    style prefix, is a semantic version (`1.2.3`, `v1.2.3-rc.1+meta`).
+//!    It is reported with a `v` prefix, as Go module versions are. Several
+//!    different stamped versions: those in `main` win; still several, none
+//!    is reported (trivy does the same rather than pick one). Not matched:
+//!    syft's `...tag=` names (image tags as often as versions) and its scan
+//!    of the whole binary for version-like strings (false positives, and the
+//!    binary is reduced to its build info as it is read). Go records
+//!    `-ldflags` only for builds without `-trimpath` (go.dev/issue/52372):
+//!    a stamped `-trimpath` build stays unversioned here, as in trivy.
+//! 2. else the VCS stamp (`-buildvcs`, the default in a git checkout since
+//!    Go 1.18): `vcs.revision` and `vcs.time` make the pseudo-version Go
+//!    itself would give that commit with no tag, `v0.0.0-YYYYMMDDHHMMSS-`
+//!    and the revision's first 12 hex digits (syft's rule;
+//!    go.dev/ref/mod#pseudo-versions). A revision without a parsable time
+//!    gives nothing (syft would print a zero date), and neither does a
+//!    build from a modified tree (`vcs.modified=true`): its code is not
+//!    that commit's, so the pseudo-version would name code that never
+//!    existed there (syft ignores the flag; Go 1.24, which stamps the
+//!    version itself, marks such builds `+dirty`, and a version it stamped
+//!    is taken as it is, by the first rule of all).
+//! 3. else the main module is not reported: `(devel)` matches no advisory.
 
 use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
 use thiserror::Error;
@@ -118,6 +150,9 @@ impl Cataloger for GoCataloger {
                     continue;
                 }
             };
+            if crate::cancel::is_cancelled() {
+                return;
+            }
             for (name, version) in packages(&version, &parse_modinfo(&modinfo)) {
                 out.packages.push(Package::language(
                     Ecosystem::Golang,
@@ -300,6 +335,17 @@ pub struct Module {
 pub struct ModInfo {
     pub main: Option<Module>,
     pub deps: Vec<Module>,
+    /// `build` lines, `key=value` with the value unquoted, in order.
+    pub settings: Vec<(String, String)>,
+}
+
+impl ModInfo {
+    fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Parses `cmd/go`'s module info text (`runtime/debug.BuildInfo.String`):
@@ -326,6 +372,13 @@ pub fn parse_modinfo(text: &str) -> ModInfo {
             "dep" => {
                 info.deps.push(module());
                 last_is_main = false;
+            }
+            "build" => {
+                // The setting is the rest of the line: a value may hold tabs.
+                let rest = line.split_once('\t').map_or("", |(_, r)| r);
+                if let Some((k, v)) = rest.split_once('=') {
+                    info.settings.push((k.to_owned(), unquote(v)));
+                }
             }
             "=>" => {
                 let target = if last_is_main {
@@ -358,8 +411,8 @@ fn packages(go_version: &str, info: &ModInfo) -> Vec<(String, String)> {
     }
     if let Some(main) = &info.main {
         let m = effective(main);
-        if !m.version.is_empty() && m.version != "(devel)" {
-            out.push((m.path.clone(), m.version.clone()));
+        if let Some(v) = main_version(m, info) {
+            out.push((m.path.clone(), v));
         }
     }
     for dep in &info.deps {
@@ -369,6 +422,145 @@ fn packages(go_version: &str, info: &ModInfo) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// `cmd/go` quotes a setting's value (Go syntax) when it holds spaces,
+/// quotes or control characters: `-ldflags="-s -w -X main.version=1.0"`.
+fn unquote(v: &str) -> String {
+    let Some(inner) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return v.to_owned();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(o) => out.push(o),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The main module's version by the rule in the module docs.
+fn main_version(main: &Module, info: &ModInfo) -> Option<String> {
+    if !main.version.is_empty() && main.version != "(devel)" {
+        return Some(main.version.clone());
+    }
+    if let Some(v) = info
+        .setting("-ldflags")
+        .and_then(|f| ldflags_version(f, &main.path))
+    {
+        return Some(v);
+    }
+    if info.setting("vcs.modified") == Some("true") {
+        return None;
+    }
+    vcs_pseudo_version(info.setting("vcs.revision")?, info.setting("vcs.time")?)
+}
+
+/// The version stamped with `-X` into `main` or the main module's packages.
+fn ldflags_version(ldflags: &str, module: &str) -> Option<String> {
+    let mut in_main = Vec::new();
+    let mut in_module = Vec::new();
+    for (symbol, value) in x_flags(ldflags) {
+        let Some((pkg, name)) = symbol.rsplit_once('.') else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase();
+        if !(name.ends_with("version") || name == "ver") {
+            continue;
+        }
+        let Some(version) = semver(value) else {
+            continue;
+        };
+        let own = !module.is_empty()
+            && (pkg == module || pkg.strip_prefix(module).is_some_and(|r| r.starts_with('/')));
+        let list = match pkg {
+            "main" => &mut in_main,
+            _ if own => &mut in_module,
+            _ => continue,
+        };
+        if !list.contains(&version) {
+            list.push(version);
+        }
+    }
+    [in_main, in_module]
+        .into_iter()
+        .find(|l| !l.is_empty())
+        .filter(|l| l.len() == 1)
+        .and_then(|mut l| l.pop())
+}
+
+/// `(symbol, value)` of each `-X symbol=value` (also `-X=…`, `--X`, quoted
+/// with `'` or `"` as a shell leaves them in the recorded flags).
+fn x_flags(ldflags: &str) -> Vec<(&str, &str)> {
+    fn trim(s: &str) -> &str {
+        s.trim_matches(|c| c == '\'' || c == '"')
+    }
+    let mut out = Vec::new();
+    let mut words = ldflags.split_whitespace();
+    while let Some(w) = words.next() {
+        let w = trim(w);
+        let arg = match w.trim_start_matches('-') {
+            "X" if w.starts_with('-') => words.next().map(trim),
+            x if w.starts_with('-') && x.starts_with("X=") => Some(trim(&x[2..])),
+            _ => None,
+        };
+        if let Some((sym, value)) = arg.and_then(|a| a.split_once('=')) {
+            out.push((sym, value));
+        }
+    }
+    out
+}
+
+/// `value` as a Go module version (`v` prefixed) when, after any
+/// `refs/tags/`-like prefix, it is `MAJOR.MINOR.PATCH` with an optional
+/// pre-release and build part.
+fn semver(value: &str) -> Option<String> {
+    let v = value.rsplit('/').next()?;
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let core_end = v.find(['-', '+']).unwrap_or(v.len());
+    let (core, rest) = v.split_at(core_end);
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric =
+        |p: &&str| !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit());
+    let rest_ok = rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'));
+    (parts.len() == 3 && parts.iter().all(numeric) && rest_ok && v.len() <= 128)
+        .then(|| format!("v{v}"))
+}
+
+/// Go's pseudo-version for an untagged commit: `v0.0.0-` UTC commit time
+/// as `YYYYMMDDHHMMSS`, `-`, the revision's first 12 hex digits.
+fn vcs_pseudo_version(revision: &str, time: &str) -> Option<String> {
+    let rev = revision.get(..12)?;
+    if !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    // `cmd/go` writes the time as RFC 3339 in UTC: 2024-03-05T10:20:30Z.
+    let t = time.as_bytes();
+    let shape = b"dddd-dd-ddTdd:dd:dd";
+    let fits = t.len() >= shape.len()
+        && shape.iter().zip(t).all(|(s, c)| match s {
+            b'd' => c.is_ascii_digit(),
+            _ => s == c,
+        })
+        && time.ends_with('Z');
+    if !fits {
+        return None;
+    }
+    let digits: String = time[..shape.len()]
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    Some(format!("v0.0.0-{digits}-{}", rev.to_ascii_lowercase()))
 }
 
 /// The module whose code is in the binary: the replacement, unless that is
@@ -566,5 +758,122 @@ mod tests {
         let blob = encode("go1.19.8", text);
         let (v, m) = decode_inline(&blob).unwrap();
         assert_eq!((v, m), (&b"go1.19.8"[..], text.as_bytes()));
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn main_module_stamped_with_ldflags_x_gets_that_version() {
+        // `go version -m`: mod example.com/stamped (devel);
+        // build -ldflags="-s -w -buildid= -X main.version=v1.2.3"
+        let bin = gunzip(include_bytes!("fixtures/stamped-go.gz"));
+        let reduced = GoCataloger.reduce("usr/local/bin/stamped", bin);
+        let c = catalog(&[("usr/local/bin/stamped", &reduced)]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            pairs(&c),
+            [("stdlib", "1.19.8"), ("example.com/stamped", "v1.2.3")]
+        );
+    }
+
+    #[test]
+    fn main_module_with_vcs_stamp_gets_the_pseudo_version() {
+        // `go version -m`: mod example.com/vcsstamped (devel);
+        // vcs.revision=9bb3c423afb58e74e800a4a1a47f4bda105b3fa9,
+        // vcs.time=2024-03-05T10:20:30Z
+        let bin = gunzip(include_bytes!("fixtures/vcs-go.gz"));
+        let reduced = GoCataloger.reduce("app/vcs", bin);
+        let c = catalog(&[("app/vcs", &reduced)]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            pairs(&c),
+            [
+                ("stdlib", "1.19.8"),
+                (
+                    "example.com/vcsstamped",
+                    "v0.0.0-20240305102030-9bb3c423afb5"
+                )
+            ]
+        );
+    }
+
+    fn main_of(build: &str) -> Option<String> {
+        let text =
+            format!("path\texample.com/tool/cmd/tool\nmod\texample.com/tool\t(devel)\t\n{build}");
+        let info = parse_modinfo(&text);
+        main_version(info.main.as_ref().unwrap(), &info)
+    }
+
+    #[test]
+    fn ldflags_version_forms() {
+        let ok = [
+            (r#"build	-ldflags="-X main.version=1.2.3""#, "v1.2.3"),
+            (
+                r#"build	-ldflags="-s -w -X=main.Version=v2.0.1-rc.1""#,
+                "v2.0.1-rc.1",
+            ),
+            (
+                r#"build	-ldflags="-X 'main.gitVersion=1.0.0+meta'""#,
+                "v1.0.0+meta",
+            ),
+            (
+                r#"build	-ldflags="-X example.com/tool/internal/build.Version=refs/tags/v4.5.6""#,
+                "v4.5.6",
+            ),
+            // main wins over the module's own packages
+            (
+                r#"build	-ldflags="-X example.com/tool/v.ver=9.9.9 -X main.VERSION=1.1.1""#,
+                "v1.1.1",
+            ),
+            // stamped version beats the VCS pseudo-version
+            (
+                "build\t-ldflags=\"-X main.version=3.0.0\"\nbuild\tvcs.revision=0123456789abcdef\nbuild\tvcs.time=2024-01-02T03:04:05Z\n",
+                "v3.0.0",
+            ),
+            (
+                "build\tvcs.revision=0123456789ABCDEF0123\nbuild\tvcs.time=2024-01-02T03:04:05.123Z\nbuild\tvcs.modified=false\n",
+                "v0.0.0-20240102030405-0123456789ab",
+            ),
+        ];
+        for (build, want) in ok {
+            assert_eq!(main_of(build).as_deref(), Some(want), "{build}");
+        }
+        let none = [
+            // another module's variable
+            r#"build	-ldflags="-X k8s.io/component-base/version.gitVersion=v1.28.0""#,
+            // a look-alike path that is not below the main module
+            r#"build	-ldflags="-X example.com/toolbox.version=1.0.0""#,
+            // not a version variable, not a version value
+            r#"build	-ldflags="-X main.server=1.2.3 -X main.version=dev -X main.goVersion=go1.21""#,
+            // two different versions in main: none is chosen
+            r#"build	-ldflags="-X main.version=1.0.0 -X main.appVersion=2.0.0""#,
+            // -X without an argument, bare words
+            r#"build	-ldflags="-s -w -X""#,
+            // a revision without a usable time, a short or non-hex one
+            "build\tvcs.revision=0123456789abcdef\n",
+            "build\tvcs.revision=0123456789abcdef\nbuild\tvcs.time=yesterday\n",
+            "build\tvcs.revision=0123\nbuild\tvcs.time=2024-01-02T03:04:05Z\n",
+            // a modified tree is not the commit
+            "build\tvcs.revision=0123456789abcdef\nbuild\tvcs.time=2024-01-02T03:04:05Z\nbuild\tvcs.modified=true\n",
+            "build\tvcs.revision=xyz3456789abcdef\nbuild\tvcs.time=2024-01-02T03:04:05Z\n",
+            "",
+        ];
+        for build in none {
+            assert_eq!(main_of(build), None, "{build}");
+        }
+        // A released main module keeps its own version.
+        let info = parse_modinfo(
+            "mod\texample.com/tool\tv0.9.0\th1:x=\nbuild\t-ldflags=\"-X main.version=1.0.0\"\n",
+        );
+        assert_eq!(
+            main_version(info.main.as_ref().unwrap(), &info).as_deref(),
+            Some("v0.9.0")
+        );
     }
 }

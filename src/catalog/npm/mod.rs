@@ -2,11 +2,28 @@
 //! a package directory, `…/node_modules/NAME/package.json` or
 //! `…/node_modules/@SCOPE/NAME/package.json`, at any depth of nested
 //! `node_modules` (npm's nested and hoisted layouts, pnpm's
-//! `node_modules/.pnpm/X/node_modules/NAME`). Other `package.json` files
-//! (a package's own `dist/esm/package.json` markers, test fixtures) are not
-//! installed packages, and a project's root `package.json` (outside
-//! `node_modules`, often `"private": true`) describes the application, not a
-//! dependency; neither is read.
+//! `node_modules/.pnpm/X/node_modules/NAME`). That covers global installs
+//! too, wherever the prefix is (`npm install -g` puts packages in
+//! `<prefix>/lib/node_modules`: `usr/local/lib/node_modules` for the node
+//! images, `usr/lib/node_modules` for distribution packages), with their
+//! dependencies and `bundleDependencies` nested in each package's own
+//! `node_modules` (npm itself bundles all of its own).
+//!
+//! Not read, deliberately:
+//! - other `package.json` files inside a package (`dist/esm/package.json`
+//!   `{"type": "module"}` markers, test fixtures): not installed packages.
+//!   Amazon's generator emits them as nameless `pkg:npm/` components (its
+//!   `node_latest` SBOM has twenty), which match nothing;
+//! - an application's own `package.json` outside `node_modules`: it names
+//!   the application, usually `"private": true` and never published, and
+//!   matching its name against npm advisories would pin a stranger's
+//!   vulnerabilities on it. Amazon's generator agrees in the evidence we
+//!   have: every one of the 258 npm components of its `node_latest` SBOM
+//!   comes from a `package.json` under `node_modules`, none from an
+//!   application manifest;
+//! - lock files (`package-lock.json`, `yarn.lock`): what was installed is
+//!   in `node_modules`; a lock file without it (a build stage's leftover)
+//!   describes packages the image does not have, and with it adds nothing.
 //!
 //! The name is the manifest's `name`, not the directory's: an alias install
 //! (`npm i foo@npm:bar`) puts `bar`'s code in `node_modules/foo`, and
@@ -77,6 +94,9 @@ impl Cataloger for NpmCataloger {
         for (path, entry) in &files.files {
             if !is_manifest(path) {
                 continue;
+            }
+            if crate::cancel::is_cancelled() {
+                return;
             }
             match parse(&entry.data) {
                 Ok(Some(m)) => out.packages.push(Package::language(
@@ -372,5 +392,51 @@ mod tests {
         assert!(c.packages.is_empty());
         assert_eq!(c.warnings.len(), 21, "{:?}", c.warnings);
         assert!(c.warnings.iter().all(|w| w.len() < 400));
+    }
+
+    /// `npm install -g --prefix DIR mkdirp@0.5.6` (fixtures/PROVENANCE.md):
+    /// `npm ls -g --all` prints `mkdirp@0.5.6` and, nested in its own
+    /// `node_modules`, `minimist@1.2.8`. The same global install under both
+    /// system prefixes; an application's own manifest and lock file beside
+    /// it are not packages.
+    #[test]
+    fn real_global_install() {
+        let top: &[u8] = include_bytes!("fixtures/global-mkdirp-package.json");
+        let dep: &[u8] = include_bytes!("fixtures/global-mkdirp-minimist-package.json");
+        let mut files = Vec::new();
+        let paths: Vec<(String, String)> = ["usr/local/lib", "usr/lib"]
+            .iter()
+            .map(|p| {
+                (
+                    format!("{p}/node_modules/mkdirp/package.json"),
+                    format!("{p}/node_modules/mkdirp/node_modules/minimist/package.json"),
+                )
+            })
+            .collect();
+        for (t, d) in &paths {
+            assert!(NpmCataloger.wants(t) && NpmCataloger.wants(d));
+            files.push((t.as_str(), top, 1));
+            files.push((d.as_str(), dep, 1));
+        }
+        for p in ["app/package.json", "app/package-lock.json"] {
+            assert!(!NpmCataloger.wants(p));
+            files.push((p, top, 2));
+        }
+        let c = catalog(&tree(&files));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let got: Vec<_> = c
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.location.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("minimist", "1.2.8", paths[1].1.as_str()),
+                ("mkdirp", "0.5.6", paths[1].0.as_str()),
+                ("minimist", "1.2.8", paths[0].1.as_str()),
+                ("mkdirp", "0.5.6", paths[0].0.as_str()),
+            ]
+        );
     }
 }

@@ -1,16 +1,32 @@
-//! Python distributions installed in a `site-packages` or `dist-packages`
-//! directory, the places `importlib.metadata` looks:
+//! Python distributions: the installed core metadata `importlib.metadata`
+//! and pip read, in these forms:
 //!
-//! - `NAME-VER.dist-info/METADATA` (wheels, modern pip),
-//! - `NAME-VER.egg-info/PKG-INFO` (setuptools, directory form),
-//! - `NAME-VER[-pyX.Y].egg-info` as a file itself (distutils, e.g. Debian's
-//!   `python3-*` packages).
+//! - `NAME-VER.dist-info/METADATA` (wheels, modern pip), **anywhere**: an
+//!   installer is the only thing that makes a `.dist-info` directory, and
+//!   installed code is not always in `site-packages` (`pip install --target
+//!   /app/vendor`, Lambda's `/opt/python`, `PYTHONPATH` application folders).
+//!   A `METADATA` in any other directory is not a distribution;
+//! - `NAME-VER.egg-info/PKG-INFO` (setuptools, directory form) and
+//!   `NAME-VER[-pyX.Y].egg-info` as a file itself (distutils, e.g. Debian's
+//!   `python3-*` packages), only in a `site-packages` or `dist-packages`
+//!   directory: elsewhere an `.egg-info` is as often a source tree's build
+//!   by-product (`setup.py egg_info`, an unpacked sdist) as an installation;
+//! - eggs, anywhere (only setuptools makes them, and `easy_install` or a
+//!   `PYTHONPATH` entry puts them where it likes): an unzipped
+//!   `X.egg/EGG-INFO/PKG-INFO`, and a zipped `X.egg` file, whose
+//!   `EGG-INFO/PKG-INFO` is read right as the layer is read (bounded: entry
+//!   count, inflated bytes), the egg itself not kept.
 //!
-//! All three are RFC 822 style headers (core metadata); we read `Name` and
+//! `.dist-info`, `.egg-info`, `.egg` and `EGG-INFO` match in any case, as
+//! `importlib.metadata` matches them (it lower-cases directory names).
+//!
+//! All are RFC 822 style headers (core metadata); we read `Name` and
 //! `Version` from the header block and stop at the first empty line (the
 //! long description follows it). A `.dist-info` without `METADATA` is not an
 //! installed distribution, and uninstalling removes the directory, so
 //! whiteouts take care of `pip uninstall` in a later layer.
+
+use std::io::Read;
 
 use super::{Catalog, Cataloger, Ecosystem, OsInfo, Package, WarningSink};
 use crate::catalog::excerpt;
@@ -44,28 +60,115 @@ pub enum PythonError {
 pub struct PythonCataloger;
 
 /// Which metadata file `path` is, if any (no allocation: this runs for every
-/// tar entry).
-fn is_metadata(path: &str) -> bool {
-    if let Some(dir) = path.strip_suffix("/METADATA") {
-        return in_packages_dir(dir, ".dist-info");
+/// tar entry). See the module docs for the rules.
+fn kind(path: &str) -> Option<Kind> {
+    let (parent, base) = path.rsplit_once('/').unwrap_or(("", path));
+    let (grandparent, dir) = parent.rsplit_once('/').unwrap_or(("", parent));
+    match base {
+        "METADATA" if named_with(dir, ".dist-info") => Some(Kind::Metadata),
+        "PKG-INFO" if named_with(dir, ".egg-info") && in_packages_dir(grandparent) => {
+            Some(Kind::Metadata)
+        }
+        "PKG-INFO"
+            if dir.eq_ignore_ascii_case("EGG-INFO")
+                && named_with(
+                    grandparent.rsplit('/').next().unwrap_or(grandparent),
+                    ".egg",
+                ) =>
+        {
+            Some(Kind::Metadata)
+        }
+        _ if named_with(base, ".egg-info") && in_packages_dir(parent) => Some(Kind::Metadata),
+        _ if named_with(base, ".egg") => Some(Kind::ZippedEgg),
+        _ => None,
     }
-    if let Some(dir) = path.strip_suffix("/PKG-INFO") {
-        return in_packages_dir(dir, ".egg-info");
-    }
-    path.ends_with(".egg-info") && in_packages_dir(path, ".egg-info")
 }
 
-/// `…/site-packages/X.ext` or `…/dist-packages/X.ext`, X not empty.
-fn in_packages_dir(path: &str, ext: &str) -> bool {
-    let (parent, base) = match path.rfind('/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => return false,
-    };
-    if base.len() <= ext.len() || !base.ends_with(ext) {
-        return false;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A core metadata file.
+    Metadata,
+    /// A zipped egg (reduced to its `EGG-INFO/PKG-INFO`).
+    ZippedEgg,
+}
+
+/// `name` is `X` + `ext` (any case), `X` not empty.
+fn named_with(name: &str, ext: &str) -> bool {
+    name.len() > ext.len()
+        && name.is_char_boundary(name.len() - ext.len())
+        && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+}
+
+/// `dir`'s last component is `site-packages` or `dist-packages`.
+fn in_packages_dir(dir: &str) -> bool {
+    let last = dir.rsplit('/').next().unwrap_or(dir);
+    last == "site-packages" || last == "dist-packages"
+}
+
+/// A reduced zipped egg starts with this, then its `PKG-INFO`.
+const EGG_REDUCED: &[u8] = b"\0scangate python egg\n";
+/// A zipped egg whose `PKG-INFO` could not be read: this, then the reason.
+const EGG_UNREADABLE: &[u8] = b"\0scangate python egg: unreadable\n";
+/// Central directory entries read from a zipped egg; eggs hold a package's
+/// modules, a few thousand at most.
+const MAX_EGG_ENTRIES: usize = 65_536;
+/// Inflated bytes read of `EGG-INFO/PKG-INFO`: the headers we want come
+/// first; a longer file is cut, not a reason to inflate a bomb.
+const MAX_PKG_INFO: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EggError {
+    #[error("not a zip archive: {0}")]
+    NotZip(String),
+    #[error("{0} zip entries, more than {MAX_EGG_ENTRIES}")]
+    TooManyEntries(usize),
+    #[error("no EGG-INFO/PKG-INFO")]
+    NoPkgInfo,
+    #[error("EGG-INFO/PKG-INFO: {0}")]
+    Read(String),
+}
+
+/// The `EGG-INFO/PKG-INFO` of a zipped egg, at most [`MAX_PKG_INFO`] bytes.
+pub fn egg_pkg_info(data: &[u8]) -> Result<Vec<u8>, EggError> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(data))
+        .map_err(|e| EggError::NotZip(excerpt(&e.to_string())))?;
+    if zip.len() > MAX_EGG_ENTRIES {
+        return Err(EggError::TooManyEntries(zip.len()));
     }
-    let dir = parent.rsplit('/').next().unwrap_or(parent);
-    dir == "site-packages" || dir == "dist-packages"
+    let entry = zip
+        .by_name("EGG-INFO/PKG-INFO")
+        .map_err(|_| EggError::NoPkgInfo)?;
+    let mut out = Vec::new();
+    entry
+        .take(MAX_PKG_INFO)
+        .read_to_end(&mut out)
+        .map_err(|e| EggError::Read(excerpt(&e.to_string())))?;
+    Ok(out)
+}
+
+/// What [`PythonCataloger::reduce`] keeps of a zipped egg.
+fn reduce_egg(data: &[u8]) -> Vec<u8> {
+    match egg_pkg_info(data) {
+        Ok(pkg_info) => [EGG_REDUCED, &pkg_info].concat(),
+        Err(e) => [EGG_UNREADABLE, e.to_string().as_bytes()].concat(),
+    }
+}
+
+/// The metadata of a kept file: an egg's reduced form, or an egg not
+/// reduced (kept whole because another cataloger wanted it too).
+fn metadata_of(kind: Kind, data: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    if kind == Kind::Metadata {
+        return Ok(data.into());
+    }
+    if let Some(m) = data.strip_prefix(EGG_REDUCED) {
+        return Ok(m.into());
+    }
+    if let Some(reason) = data.strip_prefix(EGG_UNREADABLE) {
+        return Err(String::from_utf8_lossy(reason).into_owned());
+    }
+    egg_pkg_info(data)
+        .map(Into::into)
+        .map_err(|e| e.to_string())
 }
 
 impl Cataloger for PythonCataloger {
@@ -74,17 +177,29 @@ impl Cataloger for PythonCataloger {
     }
 
     fn wants(&self, path: &str) -> bool {
-        is_metadata(path)
+        kind(path).is_some()
+    }
+
+    fn reduce(&self, path: &str, data: Vec<u8>) -> Vec<u8> {
+        match kind(path) {
+            Some(Kind::ZippedEgg) => reduce_egg(&data),
+            _ => data,
+        }
     }
 
     fn catalog(&self, files: &FileTree, _os: Option<&OsInfo>, out: &mut Catalog) {
         // Files with problems; past 20 they are only counted.
         let mut damaged = 0usize;
         for (path, entry) in &files.files {
-            if !is_metadata(path) {
+            let Some(kind) = kind(path) else {
                 continue;
+            };
+            if crate::cancel::is_cancelled() {
+                return;
             }
-            match parse(&entry.data) {
+            let parsed =
+                metadata_of(kind, &entry.data).and_then(|m| parse(&m).map_err(|e| e.to_string()));
+            match parsed {
                 Ok((d, problems)) => {
                     if !problems.is_empty() {
                         damaged += 1;
@@ -255,13 +370,25 @@ mod tests {
     }
 
     #[test]
-    fn wants_metadata_in_package_dirs_only() {
+    fn wants_metadata_where_installers_put_it() {
         for p in [
             "usr/local/lib/python3.9/site-packages/Flask-1.1.2.dist-info/METADATA",
             "usr/lib/python3/dist-packages/mercurial-6.3.2-py3.11.egg-info",
             "usr/lib/python3/dist-packages/six-1.15.0.egg-info/PKG-INFO",
             "opt/venv/lib/python3.12/site-packages/a.dist-info/METADATA",
             "site-packages/x.dist-info/METADATA",
+            // pip --target, PYTHONPATH folders, Lambda layers
+            "app/vendor/foo-1.0.dist-info/METADATA",
+            "opt/python/requests-2.31.0.dist-info/METADATA",
+            "x.dist-info/METADATA",
+            // any case, as importlib.metadata matches
+            "app/lib/Foo-1.0.DIST-INFO/METADATA",
+            "usr/lib/python3/dist-packages/Bar-2.0.Egg-Info/PKG-INFO",
+            "usr/lib/python3/dist-packages/baz-1.0-py3.11.EGG-INFO",
+            // eggs
+            "usr/lib/python3.11/site-packages/Egg_Sample-1.4.2-py3.11.egg",
+            "app/eggs/Unzipped_Egg-0.3.0-py3.11.egg/EGG-INFO/PKG-INFO",
+            "app/eggs/lower-1.0.Egg/egg-info/PKG-INFO",
         ] {
             assert!(PythonCataloger.wants(p), "{p}");
         }
@@ -270,14 +397,170 @@ mod tests {
             "usr/local/lib/python3.9/site-packages/flask/METADATA",
             "usr/local/lib/python3.9/site-packages/.dist-info/METADATA",
             "usr/local/lib/python3.9/site-packages/x.dist-info/sub/METADATA",
+            "app/vendor/METADATA",
+            "app/vendor/foo-1.0/METADATA",
+            "app/vendor/foo-1.0.dist-info/metadata",
+            // a source tree's egg-info is no installation
             "src/app/app.egg-info/PKG-INFO",
+            "src/app/PKG-INFO",
+            "usr/lib/python2.7/wsgiref.egg-info",
             "usr/lib/python3/dist-packages/x.egg-info/SOURCES.txt",
             "usr/lib/python3/dist-packages/x.egg-info/PKG-INFO/y",
-            "x.dist-info/METADATA",
+            "app/x.egg/EGG-INFO/SOURCES.txt",
+            "app/x/EGG-INFO/PKG-INFO",
+            "app/.egg",
+            "app/x.eggs",
             "METADATA",
             "etc/passwd",
         ] {
             assert!(!PythonCataloger.wants(p), "{p}");
+        }
+    }
+
+    fn found(c: &Catalog) -> Vec<(&str, &str, &str)> {
+        c.packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.location.as_str()))
+            .collect()
+    }
+
+    /// Eggs setuptools built and installed (fixtures/PROVENANCE.md): a
+    /// zipped one, reduced as the layer reader would, and an unzipped one.
+    /// `pip list` shows `Egg-Sample 1.4.2` and `Unzipped-Egg 0.3.0`.
+    #[test]
+    fn real_eggs_zipped_and_unzipped() {
+        let sp = "usr/local/lib/python3.11/site-packages";
+        let zipped = format!("{sp}/Egg_Sample-1.4.2-py3.11.egg");
+        let egg: &[u8] = include_bytes!("fixtures/Egg_Sample-1.4.2-py3.11.egg");
+        let reduced = PythonCataloger.reduce(&zipped, egg.to_vec());
+        assert!(reduced.len() < 100, "{}", reduced.len());
+        let unzipped = format!("{sp}/Unzipped_Egg-0.3.0-py3.11.egg/EGG-INFO/PKG-INFO");
+        // The same egg, unreduced, on a PYTHONPATH folder.
+        let t = tree(&[
+            (&zipped, &reduced, 2),
+            (
+                &unzipped,
+                include_bytes!("fixtures/Unzipped_Egg-EGG-INFO-PKG-INFO"),
+                2,
+            ),
+            ("app/eggs/Egg_Sample-1.4.2-py3.11.egg", egg, 3),
+        ]);
+        let c = catalog(&t);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            found(&c),
+            [
+                (
+                    "Egg-Sample",
+                    "1.4.2",
+                    "app/eggs/Egg_Sample-1.4.2-py3.11.egg"
+                ),
+                ("Egg-Sample", "1.4.2", zipped.as_str()),
+                ("Unzipped-Egg", "0.3.0", unzipped.as_str()),
+            ]
+        );
+    }
+
+    /// `pip install --target target setuptools-69.5.1-py3-none-any.whl`;
+    /// `pip list --path target` shows `setuptools 69.5.1`.
+    #[test]
+    fn real_pip_target_dir_and_mixed_case_dirs() {
+        let meta: &[u8] = include_bytes!("fixtures/setuptools-target-METADATA");
+        let t = tree(&[
+            ("app/vendor/setuptools-69.5.1.dist-info/METADATA", meta, 1),
+            ("app/vendor/setuptools-69.5.1.dist-info/RECORD", b"x", 1),
+            // Not in a .dist-info: a file that happens to be called so.
+            ("app/docs/METADATA", meta, 1),
+            (
+                "usr/lib/python3/dist-packages/PyJWT-2.6.0.EGG-INFO/PKG-INFO",
+                include_bytes!("fixtures/PyJWT-PKG-INFO"),
+                1,
+            ),
+            (
+                "opt/lib/Certifi-2026.5.20.Dist-Info/METADATA",
+                include_bytes!("fixtures/certifi-METADATA"),
+                1,
+            ),
+        ]);
+        let c = catalog(&t);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            found(&c),
+            [
+                (
+                    "setuptools",
+                    "69.5.1",
+                    "app/vendor/setuptools-69.5.1.dist-info/METADATA"
+                ),
+                (
+                    "certifi",
+                    "2026.5.20",
+                    "opt/lib/Certifi-2026.5.20.Dist-Info/METADATA"
+                ),
+                (
+                    "PyJWT",
+                    "2.6.0",
+                    "usr/lib/python3/dist-packages/PyJWT-2.6.0.EGG-INFO/PKG-INFO"
+                ),
+            ]
+        );
+    }
+
+    /// A stored zip with `n` entries named `f{i}` and, if given, a deflated
+    /// `EGG-INFO/PKG-INFO`.
+    fn zip_of(n: usize, pkg_info: Option<&[u8]>) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for i in 0..n {
+            w.start_file(format!("f{i}"), stored).unwrap();
+        }
+        if let Some(p) = pkg_info {
+            let deflated = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            w.start_file("EGG-INFO/PKG-INFO", deflated).unwrap();
+            w.write_all(p).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn hostile_zipped_eggs_are_bounded_warnings() {
+        let reduce = |d: Vec<u8>| PythonCataloger.reduce("a/x.egg", d);
+        // A PKG-INFO bomb: 16 MiB of headers inflate from a few KB;
+        // only MAX_PKG_INFO bytes are inflated, and the distribution is read.
+        let mut bomb = b"Name: bomb\nVersion: 1.0\nSummary: ".to_vec();
+        bomb.resize(16 << 20, b'a');
+        let reduced = reduce(zip_of(0, Some(&bomb)));
+        drop(bomb);
+        assert!(
+            reduced.len() as u64 <= MAX_PKG_INFO + 64,
+            "{}",
+            reduced.len()
+        );
+        let c = catalog(&tree(&[("a/x.egg", &reduced, 0)]));
+        assert_eq!(found(&c), [("bomb", "1.0", "a/x.egg")]);
+
+        for (data, want) in [
+            (
+                zip_of(MAX_EGG_ENTRIES + 1, Some(b"Name: x\n")),
+                "zip entries, more than",
+            ),
+            (zip_of(3, None), "no EGG-INFO/PKG-INFO"),
+            (b"PK\x03\x04 garbage".to_vec(), "not a zip archive"),
+            (Vec::new(), "not a zip archive"),
+        ] {
+            let reduced = reduce(data);
+            assert!(reduced.len() < 300, "{}", reduced.len());
+            let c = catalog(&tree(&[("a/x.egg", &reduced, 0)]));
+            assert!(c.packages.is_empty());
+            assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+            assert!(
+                c.warnings[0].starts_with("python /a/x.egg: ") && c.warnings[0].contains(want),
+                "{:?}",
+                c.warnings
+            );
         }
     }
 
