@@ -132,3 +132,71 @@ fn overlapping_entry_jar_bomb_is_skipped_in_bounded_memory_and_time() {
         .collect();
     assert_eq!(purls, ["pkg:maven/com.example/greeter@1.4.2"]);
 }
+
+/// A stored jar of `n` empty class entries and one pom.properties.
+fn many_entries_jar(n: usize, artifact: &str) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
+    let pom = format!("META-INF/maven/com.example/{artifact}/pom.properties");
+    w.start_file(pom, opts).unwrap();
+    write!(
+        w,
+        "groupId=com.example\nartifactId={artifact}\nversion=1.0\n"
+    )
+    .unwrap();
+    for i in 0..n {
+        w.start_file(format!("c/{i:07}.class"), opts).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn entry_count_is_capped_and_a_jar_at_the_cap_fits_in_memory() {
+    // 200,000 entries in all (the cap) is read; one more is refused before
+    // the zip reader allocates anything per entry.
+    let at_cap = many_entries_jar(199_999, "at-cap");
+    let over = many_entries_jar(200_000, "over-cap");
+    assert!(over.len() < 48 << 20, "{} bytes", over.len());
+    let image = ImageBuilder::new()
+        .layer(
+            Layer::new()
+                .file("opt/app/at-cap.jar", at_cap)
+                .file("opt/app/over-cap.jar", over),
+        )
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("image");
+    image.write_oci_layout(&layout, Some("latest")).unwrap();
+    let out_path = dir.path().join("sbom.json");
+    let mut cmd = Command::new(corpus::scangate_bin());
+    cmd.arg("sbom")
+        .arg(format!("oci:{}", layout.display()))
+        .arg("--output")
+        .arg(&out_path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let started = Instant::now();
+    let (out, max_rss_kib) = run_measured(cmd);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("200k-entry jars: {took:?}, peak RSS {max_rss_kib} KiB");
+    assert!(out.status.success(), "{stderr}");
+    assert!(max_rss_kib < 200 * 1024, "{max_rss_kib} KiB");
+    assert!(
+        stderr.contains("/opt/app/over-cap.jar: skipped, 200001 entries"),
+        "{stderr}"
+    );
+    let sbom: Value = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    let purls: Vec<&str> = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    assert_eq!(purls, ["pkg:maven/com.example/at-cap@1.0"]);
+}
