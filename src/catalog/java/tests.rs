@@ -958,3 +958,42 @@ fn cancellation_stops_between_entries() {
     assert_eq!(s.problems.len(), 1);
     assert!(s.problems[0].starts_with("cancelled"), "{:?}", s.problems);
 }
+
+#[test]
+fn pom_placeholders_resolve_only_from_the_pom() {
+    let p = |body: &str| pom::parse(&format!("<project>{body}</project>"));
+    let got = p(
+        "<parent><groupId>g.parent</groupId><version>7</version></parent>\
+                 <artifactId>${name}</artifactId><version>${project.parent.version}.1</version>\
+                 <properties><name>${base}-core</name><base>lib</base></properties>",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            got.group.as_deref(),
+            got.artifact.as_deref(),
+            got.version.as_deref()
+        ),
+        (Some("g.parent"), Some("lib-core"), Some("7.1"))
+    );
+    // a self-reference never resolves; an unknown name neither
+    let got =
+        p("<groupId>g</groupId><artifactId>a</artifactId><version>${project.version}</version>")
+            .unwrap();
+    assert_eq!(got.version, None);
+    let got =
+        p("<groupId>${env.GROUP}</groupId><artifactId>a</artifactId><version>1</version>").unwrap();
+    assert_eq!(got.group, None);
+    // dependency and plugin versions are not the project's
+    let got = p(
+        "<artifactId>a</artifactId><dependencies><dependency><version>9</version>\
+                 </dependency></dependencies>",
+    )
+    .unwrap();
+    assert_eq!(got.version, None);
+    // damage and hostile shapes are errors, not guesses
+    assert!(pom::parse("<project><version>1</version>").is_err());
+    assert!(pom::parse("<a/><b/>").is_err());
+    assert!(pom::parse(&"<x>".repeat(100)).is_err());
+    assert!(pom::parse("not xml").is_err());
+}
