@@ -997,3 +997,27 @@ fn pom_placeholders_resolve_only_from_the_pom() {
     assert!(pom::parse(&"<x>".repeat(100)).is_err());
     assert!(pom::parse("not xml").is_err());
 }
+
+#[test]
+fn many_end_records_in_the_comment_stay_cheap() {
+    // The zip reader tries each end-of-central-directory record it finds in
+    // the last 64 KiB: a comment of 2,900 copies of the real one, each
+    // pointing at the same 5,000-entry directory, must not cost 2,900
+    // directory reads.
+    let names: Vec<String> = (0..5000).map(|i| format!("c/{i:05}.class")).collect();
+    let entries: Vec<(&str, &[u8], bool)> =
+        names.iter().map(|n| (n.as_str(), &b""[..], true)).collect();
+    let mut jar = zip_of(&entries);
+    let eocd = jar[jar.len() - 22..].to_vec();
+    let copies = 2900;
+    let comment_len = (copies * 22) as u16;
+    let at = jar.len() - 2;
+    jar[at..].copy_from_slice(&comment_len.to_le_bytes());
+    for _ in 0..copies {
+        jar.extend(&eocd);
+    }
+    let started = std::time::Instant::now();
+    let s = summarize(&jar);
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    assert!(s.nested.is_empty(), "{:?}", s.problems);
+}
