@@ -152,6 +152,41 @@ pub struct Catalog {
     /// Human-readable problems (damaged databases, unreadable os-release);
     /// shown in reports, never fatal.
     pub warnings: Vec<String>,
+    /// How some packages' identities were found (a jar without
+    /// pom.properties), stated in their SBOM components.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<PackageNote>,
+}
+
+/// How sure a cataloger is of a package's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+}
+
+/// The evidence behind one package's identity (ecosystem, name, version),
+/// for packages whose identity is not simply read from a package database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageNote {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub version: String,
+    /// What named it (`pom.properties`, `pom.xml`, `manifest`, ...).
+    pub evidence: &'static str,
+    pub confidence: Confidence,
 }
 
 pub trait Cataloger: Send + Sync {

@@ -21,10 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use packageurl::PackageUrl;
 
-use super::model::{Component, ComponentType};
+use super::model::{Component, ComponentType, Property};
 use super::props;
 use crate::catalog::python::normalize_name;
-use crate::catalog::{Ecosystem, Package};
+use crate::catalog::{Confidence, Ecosystem, Package, PackageNote};
 
 /// inspector-sbomgen's collector names where its SBOMs show them
 /// (python-pkg, javascript-nodejs, go-binary, java-jar); the others follow
@@ -117,6 +117,43 @@ pub(super) fn components(eco: Ecosystem, pkgs: &[&Package]) -> Vec<Component> {
         out.push(c);
     }
     out
+}
+
+/// How a jar's identity was found (`pom.properties`, `pom.xml`,
+/// `maven-repo`, `manifest`, `filename`): one property per kind of evidence
+/// behind the component.
+pub const EVIDENCE: &str = "scangate:evidence";
+/// `high`, `medium` or `low`: the best of the component's locations, since
+/// one strong witness settles an identity that another copy only suggests.
+pub const CONFIDENCE: &str = "scangate:confidence";
+
+/// States [`Catalog::notes`](crate::catalog::Catalog::notes) in the
+/// components with the notes' purls.
+pub(super) fn annotate(components: &mut [Component], notes: &[PackageNote]) {
+    let mut by_purl: BTreeMap<String, (BTreeSet<&str>, Confidence)> = BTreeMap::new();
+    for n in notes {
+        let Some(u) = purl(n.ecosystem, &n.name, &n.version) else {
+            continue;
+        };
+        let e = by_purl
+            .entry(u)
+            .or_insert_with(|| (BTreeSet::new(), n.confidence));
+        e.0.insert(n.evidence);
+        e.1 = e.1.max(n.confidence);
+    }
+    for c in components {
+        let Some((evidence, confidence)) = c.purl.as_ref().and_then(|u| by_purl.get(u)) else {
+            continue;
+        };
+        let prop = |name: &str, value: &str| Property {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        };
+        for e in evidence {
+            c.properties.push(prop(EVIDENCE, e));
+        }
+        c.properties.push(prop(CONFIDENCE, confidence.as_str()));
+    }
 }
 
 #[cfg(test)]

@@ -155,6 +155,7 @@ pub fn build(catalog: &Catalog, image: &ImageMeta, opts: &SbomOptions) -> Bom {
             _ => pkgs.extend(lang::components(eco, &list)),
         }
     }
+    lang::annotate(&mut pkgs, &catalog.notes);
     pkgs.sort_by(|a, b| (&a.name, &a.version, &a.purl).cmp(&(&b.name, &b.version, &b.purl)));
     for c in &mut pkgs {
         add_layer_diff_ids(c, &image.layer_diff_ids);
