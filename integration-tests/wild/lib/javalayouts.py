@@ -119,7 +119,12 @@ with zipfile.ZipFile(f"{plugins}/git-client.jpi", "w") as z:
     expected.append({"type": "maven", "name": "org.jenkins-ci.plugins/git-client", "version": "4.6.0",
                      "evidence": "the plugin manifest: Group-Id, Short-Name, Plugin-Version (how Jenkins names a plugin)"})
 
-expected.append({"type": "maven", "name": "demo", "version": "0.0.1-SNAPSHOT", "optional": True,
-                 "evidence": "Gradle wrote no group: Implementation-Title only; a scanner may omit it"})
+# The application itself: Gradle wrote no group anywhere, only
+# Implementation-Title/-Version, and the Dockerfile's COPY renamed
+# demo-0.0.1-SNAPSHOT.jar to app.jar. A scanner may name it by the title or by
+# the file name (without a group either way), or leave it out.
+for name in ("demo", "app"):
+    expected.append({"type": "maven", "name": name, "version": "0.0.1-SNAPSHOT", "optional": True,
+                     "evidence": "no group in the image: Implementation-Title or the file name"})
 with open(out, "w") as f:
     json.dump(expected, f, indent=1)
