@@ -118,7 +118,10 @@ fn wild_images_score_at_least_99_percent_and_at_least_the_peers() {
     for (name, syft, trivy) in IMAGES {
         for source in [
             format!("oci:{}", dir.join(name).display()),
-            format!("docker-archive:{}", dir.join(format!("{name}.tar")).display()),
+            format!(
+                "docker-archive:{}",
+                dir.join(format!("{name}.tar")).display()
+            ),
         ] {
             let s = score(&dir, name, &source);
             eprintln!(
@@ -162,7 +165,10 @@ fn databases_without_os_release_keep_their_own_distribution() {
         assert!(!purls.is_empty(), "{name}: no packages");
         for p in &purls {
             assert!(!p.contains("debian"), "{name}: {p} is called Debian's");
-            assert!(p.starts_with(namespace), "{name}: {p} is not under {namespace}");
+            assert!(
+                p.starts_with(namespace),
+                "{name}: {p} is not under {namespace}"
+            );
         }
     }
 }
