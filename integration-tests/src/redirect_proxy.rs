@@ -71,8 +71,9 @@ impl RedirectProxy {
     }
 
     /// Like [`RedirectProxy::start`], but redirects name `redirect_base`
-    /// (`http://HOST[:PORT]`, e.g. a metadata address or `localhost` with
-    /// [`RedirectProxy::blob_addr`]'s port) instead of the blob server.
+    /// (`http://HOST[:PORT]`, e.g. a metadata address, or
+    /// `http://localhost:{blob_port}` where `{blob_port}` becomes the blob
+    /// server's port) instead of `http://127.0.0.1:BLOB_PORT`.
     pub async fn start_redirecting_to(
         upstream: &str,
         storage: PathBuf,
@@ -91,7 +92,9 @@ impl RedirectProxy {
         let addr = listener.local_addr()?;
         let proxy = Router::new().fallback(forward).with_state(ProxyState {
             upstream: format!("http://{upstream}"),
-            redirect_base: redirect_base.unwrap_or_else(|| format!("http://{blob_addr}")),
+            redirect_base: redirect_base
+                .map(|b| b.replace("{blob_port}", &blob_addr.port().to_string()))
+                .unwrap_or_else(|| format!("http://{blob_addr}")),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,

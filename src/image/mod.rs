@@ -100,6 +100,9 @@ pub struct PullOptions {
     pub insecure_registries: Vec<String>,
     /// `SCANGATE_REGISTRY_USERNAME`/`_PASSWORD`, offered only to their hosts.
     pub credentials: Option<HostCredentials>,
+    /// `SCANGATE_REGISTRY_HOSTS`: a token service (`realm`) on another host
+    /// than its registry gets credentials (of any source) only when listed.
+    pub registry_hosts: RegistryHosts,
     /// The registry was named by the image's own content (the base image of
     /// a label or annotation): reached anonymously, whatever the other
     /// fields say (see [`PullOptions::for_content_named`]).
@@ -120,6 +123,7 @@ impl Default for PullOptions {
             platform: Platform::default(),
             insecure_registries: Vec::new(),
             credentials: None,
+            registry_hosts: RegistryHosts::default(),
             content_named: false,
             allow_loopback_redirects: false,
             auth: RegistryAuth::default(),
@@ -248,6 +252,7 @@ fn client(reference: &ImageRef, opts: &PullOptions) -> Result<RegistryClient, Im
         &RegistryOptions {
             insecure_registries: &opts.insecure_registries,
             credentials: opts.credentials.as_ref(),
+            registry_hosts: &opts.registry_hosts,
             content_named: opts.content_named,
             allow_loopback_redirects: opts.allow_loopback_redirects,
             auth: &opts.auth,

@@ -44,7 +44,7 @@ use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
 use super::auth::hosts::realm_may_receive;
 use super::auth::token::{DEFAULT_EXPIRES_IN, TokenKey};
-use super::auth::{AuthMethod, HostCredentials, RegistryAuth, Resolved, Secret};
+use super::auth::{AuthMethod, HostCredentials, RegistryAuth, RegistryHosts, Resolved, Secret};
 use super::error::ImageError;
 use super::reference::ImageRef;
 
@@ -146,6 +146,8 @@ pub(crate) struct RegistryClient {
     configured: Option<HostCredentials>,
     /// The host was named by image content: no credentials of any kind.
     content_named: bool,
+    /// `SCANGATE_REGISTRY_HOSTS`: token services there may get credentials.
+    registry_hosts: RegistryHosts,
     /// Where redirects and token realms may lead.
     destinations: Arc<Destinations>,
     sources: RegistryAuth,
@@ -158,6 +160,9 @@ pub(crate) struct RegistryClient {
 pub(crate) struct RegistryOptions<'a> {
     pub insecure_registries: &'a [String],
     pub credentials: Option<&'a HostCredentials>,
+    /// Hosts the operator trusts with credentials (`SCANGATE_REGISTRY_HOSTS`):
+    /// a token service on one of them may receive them.
+    pub registry_hosts: &'a RegistryHosts,
     /// The registry was named by the image's own content (a base-image
     /// label or annotation): reached anonymously, and never at a
     /// link-local or metadata address.
@@ -227,6 +232,7 @@ impl RegistryClient {
             image: reference.to_string(),
             configured: opts.credentials.cloned(),
             content_named: opts.content_named,
+            registry_hosts: opts.registry_hosts.clone(),
             destinations,
             sources: opts.auth.clone(),
             insecure_hosts,
@@ -690,13 +696,15 @@ impl RegistryClient {
                     None => host,
                 })
             });
-        let listed = self
-            .configured
-            .as_ref()
-            .map(|c| c.hosts.clone())
-            .unwrap_or_default();
+        let allowed = |h: &str| {
+            realm_may_receive(h, &self.registry, &self.registry_hosts)
+                || self
+                    .configured
+                    .as_ref()
+                    .is_some_and(|c| realm_may_receive(h, &self.registry, &c.hosts))
+        };
         match realm_host {
-            Some(h) if realm_may_receive(&h, &self.registry, &listed) => resolved,
+            Some(h) if allowed(&h) => resolved,
             other => {
                 let h = other.unwrap_or_else(|| "an unreadable realm".to_owned());
                 tracing::warn!(registry = %self.registry, realm = %h, method = %resolved.method, "the registry's token service is on another host that is not listed in {}; asking it for an anonymous token, without the credentials", super::auth::hosts::HOSTS_ENV);

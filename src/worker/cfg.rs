@@ -105,10 +105,15 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// `SCANGATE_REGISTRY_HOSTS`, parsed.
+    pub fn hosts(&self) -> Result<RegistryHosts, String> {
+        RegistryHosts::parse(&self.registry_hosts).map_err(|e| e.to_string())
+    }
+
     /// The username/password bound to their hosts; an error that says what
     /// to set when they are incomplete or have no hosts.
     pub fn credentials(&self) -> Result<Option<HostCredentials>, String> {
-        let hosts = RegistryHosts::parse(&self.registry_hosts).map_err(|e| e.to_string())?;
+        let hosts = self.hosts()?;
         let (username, password) = match (&self.registry_username, &self.registry_password) {
             (None, None) => return Ok(None),
             (Some(u), Some(p)) => (u.clone(), p.clone()),

@@ -57,6 +57,7 @@ pub fn pull_options(r: &cfg::RegistryArgs) -> Result<PullOptions, String> {
     Ok(PullOptions {
         insecure_registries: r.insecure_registries.clone(),
         credentials: r.credentials()?,
+        registry_hosts: r.hosts()?,
         allow_loopback_redirects: r.allow_loopback_redirects,
         ..PullOptions::default()
     })
