@@ -146,6 +146,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             insecure_registries: vec![reg_addr.to_string()],
             registry_username: None,
             registry_password: None,
+            registry_hosts: Vec::new(),
+            allow_loopback_redirects: false,
         },
         s3_force_path_style: false,
         artifact_credentials_refresh_after: worker::cfg::ARTIFACT_CREDENTIALS_REFRESH_AFTER,

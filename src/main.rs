@@ -217,7 +217,7 @@ fn parse_image(a: &ImageArgs) -> Result<(ImageSource, Platform), String> {
 async fn sbom(args: SbomArgs) -> ExitCode {
     let run = async {
         let (image, platform) = parse_image(&args.image)?;
-        let pull = worker::pull_options(&args.image.registry);
+        let pull = worker::pull_options(&args.image.registry)?;
         let s = pipeline::build_sbom(&pull, &image, &platform)
             .await
             .map_err(|e| e.to_string())?;
@@ -257,10 +257,11 @@ async fn sbom(args: SbomArgs) -> ExitCode {
 async fn scan(args: ScanArgs) -> ExitCode {
     let run = async {
         let (image, platform) = parse_image(&args.image)?;
+        let pull = worker::pull_options(&args.image.registry)?;
         let policy = scan_policy(&args)?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let ctx = Context {
-            pull: worker::pull_options(&args.image.registry),
+            pull,
             inspector: Inspector::new(&sdk, RetryPolicy::default()),
             // `scan` is the inspector engine; the context is shared with the worker.
             ecr: scangate::inspector::ecr::EcrScanner::new(

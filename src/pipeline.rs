@@ -337,7 +337,12 @@ async fn resolve_base(
         },
     };
     let reference: ImageRef = name.parse().map_err(|e: ImageError| e.to_string())?;
-    let mut opts = pull.clone();
+    // A host the image itself named gets no credentials: a label must not
+    // be able to collect the worker's password (or an ECR token).
+    let mut opts = match source {
+        BaseSource::Policy => pull.clone(),
+        BaseSource::Label | BaseSource::Annotation => pull.for_content_named(),
+    };
     opts.platform = platform.clone();
     let base = image::resolve(&reference, &opts)
         .await

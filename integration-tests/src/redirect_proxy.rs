@@ -51,7 +51,8 @@ impl Drop for RedirectProxy {
 #[derive(Clone)]
 struct ProxyState {
     upstream: String,
-    blob_addr: SocketAddr,
+    /// `scheme://host:port` redirects point to.
+    redirect_base: String,
     http: reqwest::Client,
     log: Arc<Mutex<Log>>,
 }
@@ -66,6 +67,18 @@ impl RedirectProxy {
     /// In front of the registry at `upstream` (`127.0.0.1:PORT`), whose
     /// filesystem storage is `storage` (distribution's layout).
     pub async fn start(upstream: &str, storage: PathBuf) -> Result<Self> {
+        Self::start_redirecting_to(upstream, storage, None).await
+    }
+
+    /// Like [`RedirectProxy::start`], but redirects name `redirect_base`
+    /// (`http://HOST[:PORT]`, e.g. a metadata address, or
+    /// `http://localhost:{blob_port}` where `{blob_port}` becomes the blob
+    /// server's port) instead of `http://127.0.0.1:BLOB_PORT`.
+    pub async fn start_redirecting_to(
+        upstream: &str,
+        storage: PathBuf,
+        redirect_base: Option<String>,
+    ) -> Result<Self> {
         let log = Arc::new(Mutex::new(Log::default()));
         let blob_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let blob_addr = blob_listener.local_addr()?;
@@ -79,7 +92,9 @@ impl RedirectProxy {
         let addr = listener.local_addr()?;
         let proxy = Router::new().fallback(forward).with_state(ProxyState {
             upstream: format!("http://{upstream}"),
-            blob_addr,
+            redirect_base: redirect_base
+                .map(|b| b.replace("{blob_port}", &blob_addr.port().to_string()))
+                .unwrap_or_else(|| format!("http://{blob_addr}")),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
@@ -143,7 +158,7 @@ async fn forward(
                 StatusCode::TEMPORARY_REDIRECT,
                 [(
                     "location",
-                    format!("http://{}/blobs/{digest}?X-Signature=test", st.blob_addr),
+                    format!("{}/blobs/{digest}?X-Signature=test", st.redirect_base),
                 )],
             )
                 .into_response();

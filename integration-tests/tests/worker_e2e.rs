@@ -434,6 +434,7 @@ async fn secrets_never_reach_the_log() {
     let w = env.worker(&[
         ("SCANGATE_REGISTRY_PASSWORD", "registry-pass-123"),
         ("SCANGATE_REGISTRY_USERNAME", "u"),
+        ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
     ]);
     let id = env.job(&[
         ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
@@ -690,6 +691,7 @@ async fn basic_auth_registry_and_wrong_credentials() {
     let good = env.worker(&[
         ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
         ("SCANGATE_REGISTRY_PASSWORD", "right-password-789"),
+        ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
     ]);
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "5")]);
     assert_eq!(
@@ -701,6 +703,7 @@ async fn basic_auth_registry_and_wrong_credentials() {
     let bad = env.worker(&[
         ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
         ("SCANGATE_REGISTRY_PASSWORD", "wrong-password-000"),
+        ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
     ]);
     let id = env.job(&[("ImageUrl", &image)]);
     let (kind, msg) = failure(&env.result(&id, &bad).await);

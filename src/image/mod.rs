@@ -32,7 +32,7 @@ use futures_util::{Stream, StreamExt, TryFutureExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-pub use auth::{AuthMethod, RegistryAuth};
+pub use auth::{AuthMethod, HostCredentials, HostListError, RegistryAuth, RegistryHosts};
 pub use error::{FailureClass, ImageError, ReferenceProblem};
 pub use fs::{FileEntry, FileTree};
 pub use manifest::{HistoryEntry, ImageConfig};
@@ -98,7 +98,18 @@ pub struct PullOptions {
     pub platform: Platform,
     /// `host:port` entries reached over plain HTTP.
     pub insecure_registries: Vec<String>,
-    pub credentials: Option<Credentials>,
+    /// `SCANGATE_REGISTRY_USERNAME`/`_PASSWORD`, offered only to their hosts.
+    pub credentials: Option<HostCredentials>,
+    /// `SCANGATE_REGISTRY_HOSTS`: a token service (`realm`) on another host
+    /// than its registry gets credentials (of any source) only when listed.
+    pub registry_hosts: RegistryHosts,
+    /// The registry was named by the image's own content (the base image of
+    /// a label or annotation): reached anonymously, whatever the other
+    /// fields say (see [`PullOptions::for_content_named`]).
+    pub content_named: bool,
+    /// Registry redirects may lead to loopback addresses
+    /// (`SCANGATE_ALLOW_LOOPBACK_REDIRECTS`; tests, local registries).
+    pub allow_loopback_redirects: bool,
     /// The other credential sources (ECR, Docker config) and their caches;
     /// clones share the caches.
     pub auth: RegistryAuth,
@@ -112,9 +123,25 @@ impl Default for PullOptions {
             platform: Platform::default(),
             insecure_registries: Vec::new(),
             credentials: None,
+            registry_hosts: RegistryHosts::default(),
+            content_named: false,
+            allow_loopback_redirects: false,
             auth: RegistryAuth::default(),
             limits: Limits::default(),
             user_agent: concat!("scangate/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl PullOptions {
+    /// The options for a registry host that only the image's content named:
+    /// no credentials of any source go there (an image label must not be
+    /// able to collect them).
+    pub fn for_content_named(&self) -> PullOptions {
+        PullOptions {
+            credentials: None,
+            content_named: true,
+            ..self.clone()
         }
     }
 }
@@ -225,6 +252,9 @@ fn client(reference: &ImageRef, opts: &PullOptions) -> Result<RegistryClient, Im
         &RegistryOptions {
             insecure_registries: &opts.insecure_registries,
             credentials: opts.credentials.as_ref(),
+            registry_hosts: &opts.registry_hosts,
+            content_named: opts.content_named,
+            allow_loopback_redirects: opts.allow_loopback_redirects,
             auth: &opts.auth,
             user_agent: &opts.user_agent,
             max_attempts: opts.limits.max_attempts,

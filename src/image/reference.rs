@@ -158,7 +158,7 @@ fn is_host(first: &str) -> bool {
         || first.chars().any(|c| c.is_ascii_uppercase())
 }
 
-fn normalize_registry(host: &str) -> Result<String, ReferenceProblem> {
+pub(crate) fn normalize_registry(host: &str) -> Result<String, ReferenceProblem> {
     let bad = || ReferenceProblem::BadRegistry(host.to_owned());
     let (hostname, port) = if let Some(rest) = host.strip_prefix('[') {
         // Bracketed IPv6 literal, optionally with a port.

@@ -10,6 +10,19 @@
 //! where a redirect points elsewhere (the target URL carries its own
 //! signature, and our token or password is not its business).
 //!
+//! Where a redirect (or a token realm) may point is checked too, because the
+//! registry is not trusted: a redirect to loopback, a link-local address or
+//! a cloud metadata endpoint (`169.254.169.254`, `fd00:ec2::254`, ECS task
+//! credentials at `169.254.170.2`) would make the worker fetch its own
+//! secrets and feed them to a parser, or reach a service that only listens
+//! locally. Such targets are refused, for literal addresses and for names
+//! that resolve to them (checked again when connecting, so a name that
+//! changes its answer in between gains nothing). The registry's own host is
+//! exempt: it is what the job named, so redirecting there reaches nothing
+//! new. `SCANGATE_ALLOW_LOOPBACK_REDIRECTS` lets redirects reach loopback
+//! (tests, a local registry with its storage on another local port);
+//! link-local and metadata addresses are never allowed.
+//!
 //! `SCANGATE_REGISTRY_RESOLVE` (comma list of `HOST=IP`) pins registry host
 //! names to addresses, like curl's `--resolve`: for registries reached under
 //! a name that DNS does not know (the ECR end-to-end tests use an
@@ -18,7 +31,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -28,13 +42,16 @@ use reqwest::header::{
 };
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
+use super::auth::hosts::realm_may_receive;
 use super::auth::token::{DEFAULT_EXPIRES_IN, TokenKey};
-use super::auth::{AuthMethod, RegistryAuth, Resolved, Secret};
+use super::auth::{AuthMethod, HostCredentials, RegistryAuth, RegistryHosts, Resolved, Secret};
 use super::error::ImageError;
 use super::reference::ImageRef;
 
 /// See the module documentation.
 pub const RESOLVE_ENV: &str = "SCANGATE_REGISTRY_RESOLVE";
+/// See the module documentation; the worker's and CLI's flag reads it.
+pub const ALLOW_LOOPBACK_ENV: &str = "SCANGATE_ALLOW_LOOPBACK_REDIRECTS";
 const MAX_REDIRECTS: usize = 10;
 /// Token lifetimes beyond this are not believed.
 const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -111,6 +128,9 @@ struct AuthState {
     /// from the cache (a cached token the registry refuses is fetched anew
     /// once; a fresh one that is refused is a refusal).
     bearer: Option<(String, TokenKey, bool)>,
+    /// A token service on another host that the credentials were kept
+    /// from, for the error if the anonymous token is not enough.
+    withheld_from: Option<String>,
 }
 
 /// A client for one repository of one registry, for the duration of a pull.
@@ -121,8 +141,15 @@ pub(crate) struct RegistryClient {
     repository: String,
     /// The reference as the user wrote it (normalised), for "not found".
     image: String,
-    /// `SCANGATE_REGISTRY_USERNAME`/`_PASSWORD`, for [`RegistryAuth::resolve`].
-    configured: Option<Credentials>,
+    /// `SCANGATE_REGISTRY_USERNAME`/`_PASSWORD` and their hosts, for
+    /// [`RegistryAuth::resolve`].
+    configured: Option<HostCredentials>,
+    /// The host was named by image content: no credentials of any kind.
+    content_named: bool,
+    /// `SCANGATE_REGISTRY_HOSTS`: token services there may get credentials.
+    registry_hosts: RegistryHosts,
+    /// Where redirects and token realms may lead.
+    destinations: Arc<Destinations>,
     sources: RegistryAuth,
     insecure_hosts: Vec<String>,
     max_attempts: u32,
@@ -132,7 +159,16 @@ pub(crate) struct RegistryClient {
 
 pub(crate) struct RegistryOptions<'a> {
     pub insecure_registries: &'a [String],
-    pub credentials: Option<&'a Credentials>,
+    pub credentials: Option<&'a HostCredentials>,
+    /// Hosts the operator trusts with credentials (`SCANGATE_REGISTRY_HOSTS`):
+    /// a token service on one of them may receive them.
+    pub registry_hosts: &'a RegistryHosts,
+    /// The registry was named by the image's own content (a base-image
+    /// label or annotation): reached anonymously, and never at a
+    /// link-local or metadata address.
+    pub content_named: bool,
+    /// Redirects may lead to loopback addresses (see the module docs).
+    pub allow_loopback_redirects: bool,
     pub auth: &'a RegistryAuth,
     pub user_agent: &'a str,
     pub max_attempts: u32,
@@ -158,7 +194,23 @@ impl RegistryClient {
             .collect();
         let insecure = insecure_hosts.contains(&reference.registry.to_ascii_lowercase());
         let scheme = if insecure { "http" } else { "https" };
+        let base = format!(
+            "{scheme}://{}/v2/{}",
+            reference.registry, reference.repository
+        );
+        let registry_host = Url::parse(&base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .ok_or_else(|| {
+                ImageError::Client(format!("bad registry host {}", reference.registry))
+            })?;
+        let destinations = Arc::new(Destinations {
+            registry_host,
+            content_named: opts.content_named,
+            allow_loopback: opts.allow_loopback_redirects,
+        });
         let mut builder = reqwest::Client::builder()
+            .dns_resolver(GuardedResolver(destinations.clone()))
             .user_agent(opts.user_agent)
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
@@ -175,13 +227,13 @@ impl RegistryClient {
         Ok(RegistryClient {
             http,
             registry: reference.registry.clone(),
-            base: format!(
-                "{scheme}://{}/v2/{}",
-                reference.registry, reference.repository
-            ),
+            base,
             repository: reference.repository.clone(),
             image: reference.to_string(),
             configured: opts.credentials.cloned(),
+            content_named: opts.content_named,
+            registry_hosts: opts.registry_hosts.clone(),
+            destinations,
             sources: opts.auth.clone(),
             insecure_hosts,
             max_attempts: opts.max_attempts.max(1),
@@ -190,6 +242,7 @@ impl RegistryClient {
                 mode: AuthMode::Anonymous,
                 resolved: None,
                 bearer: None,
+                withheld_from: None,
             }),
         })
     }
@@ -261,6 +314,18 @@ impl RegistryClient {
         range_from: Option<u64>,
     ) -> Result<Response, ImageError> {
         let url = format!("{}/{}", self.base, target.path());
+        if self.content_named {
+            // The image named this host: it must not be a metadata endpoint.
+            let parsed = Url::parse(&url).map_err(|e| ImageError::Client(e.to_string()))?;
+            self.destinations
+                .check_url(&parsed)
+                .await
+                .map_err(|detail| ImageError::Protocol {
+                    registry: self.registry.clone(),
+                    what: target.describe(),
+                    detail,
+                })?;
+        }
         let small = matches!(target, Target::Manifest(_));
         let mut auth_rounds = 0;
         loop {
@@ -414,6 +479,12 @@ impl RegistryClient {
             if !matches!(next.scheme(), "http" | "https") {
                 return Err(protocol(format!("redirect to a {} URL", next.scheme())));
             }
+            self.destinations.check_url(&next).await.map_err(|e| {
+                protocol(format!(
+                    "a redirect to {}: {e}",
+                    next.origin().ascii_serialization()
+                ))
+            })?;
             let same_origin = next.origin() == registry_origin;
             tracing::debug!(registry = %self.registry, %what, to = %next.origin().ascii_serialization(), same_origin, "following a redirect");
             resp = self
@@ -489,6 +560,30 @@ impl RegistryClient {
 
     fn unauthorized(&self, status: StatusCode, detail: Option<String>) -> ImageError {
         let method = self.method();
+        let withheld = self
+            .auth
+            .lock()
+            .expect("auth state lock")
+            .withheld_from
+            .clone();
+        if let Some(realm) = withheld {
+            let note = format!(
+                "the credentials ({method}) were not sent to the registry's token service {realm}, \
+                 which is on another host; list {realm} in {} if it is the registry's own",
+                super::auth::hosts::HOSTS_ENV
+            );
+            return ImageError::Unauthorized {
+                registry: self.registry.clone(),
+                repository: self.repository.clone(),
+                status: status.as_u16(),
+                hint: HINT_CREDENTIALS,
+                method: AuthMethod::Anonymous.to_string(),
+                detail: Some(match detail {
+                    Some(d) => format!("{d}; {note}"),
+                    None => note,
+                }),
+            };
+        }
         ImageError::Unauthorized {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -508,10 +603,13 @@ impl RegistryClient {
         if let Some(r) = &self.auth.lock().expect("auth state lock").resolved {
             return Ok(r.clone());
         }
-        let r = self
-            .sources
-            .resolve(&self.registry, self.configured.as_ref())
-            .await?;
+        let r = if self.content_named {
+            Resolved::anonymous()
+        } else {
+            self.sources
+                .resolve(&self.registry, self.configured.as_ref())
+                .await?
+        };
         tracing::debug!(registry = %self.registry, method = %r.method, "registry credentials");
         self.auth.lock().expect("auth state lock").resolved = Some(r.clone());
         Ok(r)
@@ -531,6 +629,7 @@ impl RegistryClient {
             .collect();
         let resolved = self.resolved().await?;
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let resolved = self.for_realm(bearer, resolved);
             let scope = bearer
                 .params
                 .get("scope")
@@ -578,6 +677,43 @@ impl RegistryClient {
         Err(self.unauthorized(StatusCode::UNAUTHORIZED, errors.message()))
     }
 
+    /// The credentials to present at the token service `challenge` names:
+    /// none when it is on a host they are not meant for (see
+    /// [`realm_may_receive`]); the pull then goes on with an anonymous
+    /// token, enough for a public repository, and a refusal says why.
+    fn for_realm(&self, challenge: &Challenge, resolved: Resolved) -> Resolved {
+        if resolved.secret.is_none() {
+            return resolved;
+        }
+        let realm_host = challenge
+            .params
+            .get("realm")
+            .and_then(|r| Url::parse(r).ok())
+            .and_then(|u| {
+                let host = u.host_str()?.to_owned();
+                Some(match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                })
+            });
+        let allowed = |h: &str| {
+            realm_may_receive(h, &self.registry, &self.registry_hosts)
+                || self
+                    .configured
+                    .as_ref()
+                    .is_some_and(|c| realm_may_receive(h, &self.registry, &c.hosts))
+        };
+        match realm_host {
+            Some(h) if allowed(&h) => resolved,
+            other => {
+                let h = other.unwrap_or_else(|| "an unreadable realm".to_owned());
+                tracing::warn!(registry = %self.registry, realm = %h, method = %resolved.method, "the registry's token service is on another host that is not listed in {}; asking it for an anonymous token, without the credentials", super::auth::hosts::HOSTS_ENV);
+                self.auth.lock().expect("auth state lock").withheld_from = Some(h);
+                Resolved::anonymous()
+            }
+        }
+    }
+
     /// Gets a token from the service a Bearer challenge names: GET with
     /// Basic credentials (or none), or the OAuth2 refresh-token POST for an
     /// identity token. Caches it for its `expires_in`.
@@ -603,6 +739,15 @@ impl RegistryClient {
             (Some(h), None) => h.to_owned(),
             (None, _) => return Err(protocol(format!("token realm {realm:?} has no host"))),
         };
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(protocol(format!(
+                "token realm {realm:?} is not an HTTP URL"
+            )));
+        }
+        self.destinations
+            .check_url(&url)
+            .await
+            .map_err(|e| protocol(format!("token realm: {e}")))?;
         if url.scheme() != "https"
             && resolved.secret.is_some()
             && !self
@@ -790,6 +935,173 @@ impl RegistryClient {
         } else {
             chain
         }
+    }
+}
+
+/// Why an address is no place for a registry to send us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalKind {
+    Loopback,
+    /// `0.0.0.0` / `::`: connecting there reaches this machine.
+    Unspecified,
+    /// `169.254.0.0/16`, `fe80::/10`: where cloud metadata and ECS task
+    /// credentials live.
+    LinkLocal,
+    /// `fd00:ec2::/32`: the IPv6 metadata and EKS pod identity endpoints.
+    CloudMetadata,
+}
+
+impl LocalKind {
+    fn describe(self) -> &'static str {
+        match self {
+            LocalKind::Loopback => "a loopback address",
+            LocalKind::Unspecified => "an unspecified address (this machine)",
+            LocalKind::LinkLocal => "a link-local address (cloud metadata, ECS task credentials)",
+            LocalKind::CloudMetadata => "a cloud metadata address",
+        }
+    }
+}
+
+/// The class of `ip` a hostile registry must not send us to, IPv4 in IPv6
+/// (mapped or compatible) judged as IPv4.
+fn local_kind(ip: IpAddr) -> Option<LocalKind> {
+    let v4 = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().or_else(|| {
+            let s = v6.segments();
+            // `::a.b.c.d` (deprecated IPv4-compatible), but not `::` / `::1`.
+            (s[..6] == [0; 6] && s[6] != 0).then(|| v6.to_ipv4().expect("IPv4-compatible"))
+        }),
+    };
+    if let Some(v4) = v4 {
+        return if v4.is_loopback() {
+            Some(LocalKind::Loopback)
+        } else if v4.is_unspecified() || v4.octets()[0] == 0 {
+            Some(LocalKind::Unspecified)
+        } else if v4.is_link_local() {
+            Some(LocalKind::LinkLocal)
+        } else {
+            None
+        };
+    }
+    let IpAddr::V6(v6) = ip else { return None };
+    let s = v6.segments();
+    if v6.is_loopback() {
+        Some(LocalKind::Loopback)
+    } else if v6.is_unspecified() {
+        Some(LocalKind::Unspecified)
+    } else if s[0] & 0xffc0 == 0xfe80 {
+        Some(LocalKind::LinkLocal)
+    } else if s[0] == 0xfd00 && s[1] == 0x0ec2 {
+        Some(LocalKind::CloudMetadata)
+    } else {
+        None
+    }
+}
+
+/// Where a client of one registry may connect (see the module docs).
+#[derive(Debug)]
+struct Destinations {
+    /// The registry's host name or address, lowercase (URL form: IPv6 in
+    /// brackets).
+    registry_host: String,
+    content_named: bool,
+    allow_loopback: bool,
+}
+
+impl Destinations {
+    /// `Err(why)` when `host` (as a URL names it) at `ip` is refused.
+    fn check(&self, host: &str, ip: IpAddr) -> Result<(), LocalKind> {
+        let own = host.eq_ignore_ascii_case(&self.registry_host)
+            || host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .is_some_and(|h| format!("[{h}]").eq_ignore_ascii_case(&self.registry_host));
+        // The job named this host: going there reaches nothing new. Not so
+        // for a host the image named, which may still be a local test
+        // registry but never a metadata endpoint.
+        if own && !self.content_named {
+            return Ok(());
+        }
+        match local_kind(ip) {
+            None => Ok(()),
+            Some(LocalKind::Loopback) if self.allow_loopback || own => Ok(()),
+            Some(kind) => Err(kind),
+        }
+    }
+
+    /// Checks `url` before a request: a literal address directly, a name by
+    /// resolving it (every address must pass). A name that does not resolve
+    /// is left to the request to report.
+    async fn check_url(&self, url: &Url) -> Result<(), String> {
+        let Some(host) = url.host_str() else {
+            return Err(format!("{url} has no host"));
+        };
+        let refuse = |kind: LocalKind, ip: IpAddr| {
+            let mut m = format!(
+                "refusing to connect to {host} ({ip}): {} is never a registry's storage",
+                kind.describe()
+            );
+            if kind == LocalKind::Loopback {
+                m.push_str(&format!(
+                    "; set {ALLOW_LOOPBACK_ENV}=true to allow loopback (tests, local registries)"
+                ));
+            }
+            m
+        };
+        // The URL parser has already normalised literal addresses
+        // (`0x7f.1` is `127.0.0.1`); IPv6 ones come in brackets.
+        let literal = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .parse::<IpAddr>()
+            .ok();
+        if let Some(ip) = literal {
+            return self.check(host, ip).map_err(|k| refuse(k, ip));
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
+            return Ok(());
+        };
+        for a in addrs {
+            self.check(host, a.ip()).map_err(|k| refuse(k, a.ip()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The system resolver with [`Destinations`] applied to every name the
+/// client connects to, so that a name that resolved to a public address
+/// when checked cannot resolve to a metadata address when connected.
+struct GuardedResolver(Arc<Destinations>);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let dest = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<_> = addrs
+                .into_iter()
+                .filter(|a| match dest.check(&host, a.ip()) {
+                    Ok(()) => true,
+                    Err(k) => {
+                        refused = Some((k, a.ip()));
+                        false
+                    }
+                })
+                .collect();
+            if let Some((kind, ip)) = refused {
+                // One refused address refuses the name: a name that mixes
+                // local and public answers is not a registry's storage.
+                let msg = format!("{host} resolves to {ip}, {}", kind.describe());
+                return Err(msg.into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -1038,6 +1350,113 @@ mod tests {
             "a \"q\""
         );
         assert!(parse_challenges("").is_empty());
+    }
+
+    #[test]
+    fn local_addresses_are_classified() {
+        let kind = |s: &str| local_kind(s.parse().unwrap());
+        assert_eq!(kind("127.0.0.1"), Some(LocalKind::Loopback));
+        assert_eq!(kind("127.3.4.5"), Some(LocalKind::Loopback));
+        assert_eq!(kind("::1"), Some(LocalKind::Loopback));
+        assert_eq!(kind("::ffff:127.0.0.1"), Some(LocalKind::Loopback));
+        assert_eq!(kind("::127.0.0.1"), Some(LocalKind::Loopback));
+        assert_eq!(kind("0.0.0.0"), Some(LocalKind::Unspecified));
+        assert_eq!(kind("::"), Some(LocalKind::Unspecified));
+        assert_eq!(kind("169.254.169.254"), Some(LocalKind::LinkLocal));
+        assert_eq!(kind("169.254.170.2"), Some(LocalKind::LinkLocal));
+        assert_eq!(kind("::ffff:169.254.169.254"), Some(LocalKind::LinkLocal));
+        assert_eq!(kind("fe80::1"), Some(LocalKind::LinkLocal));
+        assert_eq!(kind("fd00:ec2::254"), Some(LocalKind::CloudMetadata));
+        assert_eq!(kind("fd00:ec2::23"), Some(LocalKind::CloudMetadata));
+        for public in [
+            "52.216.1.1",
+            "10.0.0.5",
+            "fd00:1::1",
+            "2600:1f18::1",
+            "::ffff:8.8.8.8",
+        ] {
+            assert_eq!(kind(public), None, "{public}");
+        }
+    }
+
+    #[test]
+    fn destinations_exempt_only_the_registry_itself() {
+        let d = |content_named, allow_loopback| Destinations {
+            registry_host: "127.0.0.1".into(),
+            content_named,
+            allow_loopback,
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // The registry's own host, any port: what the job named.
+        assert_eq!(d(false, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
+        // Another loopback host: only with the knob.
+        assert_eq!(
+            d(false, false).check("localhost", ip("127.0.0.1")),
+            Err(LocalKind::Loopback)
+        );
+        assert_eq!(
+            d(false, false).check("127.0.0.2", ip("127.0.0.2")),
+            Err(LocalKind::Loopback)
+        );
+        assert_eq!(d(false, true).check("localhost", ip("::1")), Ok(()));
+        // Metadata: never, knob or not.
+        for (host, addr) in [
+            ("169.254.169.254", "169.254.169.254"),
+            ("metadata.example", "169.254.170.2"),
+            ("[fd00:ec2::254]", "fd00:ec2::254"),
+        ] {
+            assert!(d(false, true).check(host, ip(addr)).is_err(), "{host}");
+        }
+        // A host the image named is not exempt from the metadata rule.
+        let meta = Destinations {
+            registry_host: "169.254.169.254".into(),
+            content_named: true,
+            allow_loopback: true,
+        };
+        assert_eq!(
+            meta.check("169.254.169.254", ip("169.254.169.254")),
+            Err(LocalKind::LinkLocal)
+        );
+        assert_eq!(d(true, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
+        assert_eq!(
+            d(false, false).check("registry.example", ip("52.216.1.1")),
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn check_url_refuses_literal_and_resolved_local_targets() {
+        let d = Destinations {
+            registry_host: "registry.example".into(),
+            content_named: false,
+            allow_loopback: false,
+        };
+        let url = |s: &str| Url::parse(s).unwrap();
+        let e = d
+            .check_url(&url("http://169.254.169.254/latest/meta-data/"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("169.254.169.254") && e.contains("link-local"),
+            "{e}"
+        );
+        // The URL parser's normalisation of odd IPv4 forms is what is checked.
+        assert!(d.check_url(&url("http://0xa9fea9fe/")).await.is_err());
+        assert!(d.check_url(&url("http://[fd00:ec2::254]/")).await.is_err());
+        let e = d
+            .check_url(&url("http://localhost:9000/blob"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("loopback") && e.contains(ALLOW_LOOPBACK_ENV),
+            "{e}"
+        );
+        // A name that does not resolve is left to the request.
+        assert!(
+            d.check_url(&url("https://does-not-exist.invalid/"))
+                .await
+                .is_ok()
+        );
     }
 
     #[test]

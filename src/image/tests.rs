@@ -357,9 +357,12 @@ fn opts(server: &Server) -> PullOptions {
             retry_base_delay: Duration::from_millis(1),
             ..Limits::default()
         },
-        credentials: (server.auth != Auth::None).then(|| Credentials {
-            username: USER.into(),
-            password: PASS.into(),
+        credentials: (server.auth != Auth::None).then(|| HostCredentials {
+            credentials: Credentials {
+                username: USER.into(),
+                password: PASS.into(),
+            },
+            hosts: RegistryHosts::parse(&[&server.addr]).unwrap(),
         }),
         ..PullOptions::default()
     }
@@ -510,7 +513,7 @@ async fn bearer_token_flow_fetches_one_token_per_scope() {
         );
     }
     let mut o = opts(&server);
-    o.credentials.as_mut().unwrap().password = "wrong".into();
+    o.credentials.as_mut().unwrap().credentials.password = "wrong".into();
     let err = pull(&image(&server, "1.0"), &o, wants()).await.unwrap_err();
     assert_eq!(err.failure_class(), FailureClass::Permission);
     let msg = err.to_string();

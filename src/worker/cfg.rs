@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::image::auth::hosts::HOSTS_ENV;
+use crate::image::{Credentials, HostCredentials, RegistryHosts};
 use crate::util::parse_duration;
 
 /// The `FailureType`-independent action categories CodePipeline accepts.
@@ -79,12 +81,67 @@ pub struct RegistryArgs {
     /// Comma list of host:port reached over plain HTTP.
     #[arg(long, env = "SCANGATE_INSECURE_REGISTRIES", value_delimiter = ',')]
     pub insecure_registries: Vec<String>,
-    /// Registry user for Basic/token auth (registries other than ECR).
+    /// Registry user for Basic/token auth, offered only to the
+    /// --registry-hosts (never to ECR).
     #[arg(long, env = "SCANGATE_REGISTRY_USERNAME")]
     pub registry_username: Option<String>,
     /// Registry password; never logged.
     #[arg(long, env = "SCANGATE_REGISTRY_PASSWORD", hide_env_values = true)]
     pub registry_password: Option<String>,
+    /// Comma list of host[:port] the registry username/password may be
+    /// sent to; required with them.
+    #[arg(long, env = "SCANGATE_REGISTRY_HOSTS", value_delimiter = ',')]
+    pub registry_hosts: Vec<String>,
+    /// Registry redirects may lead to loopback addresses (tests, a local
+    /// registry whose storage is on another local port). Link-local and
+    /// cloud metadata addresses are refused regardless.
+    #[arg(
+        long,
+        env = "SCANGATE_ALLOW_LOOPBACK_REDIRECTS",
+        default_value_t = false,
+        hide = true
+    )]
+    pub allow_loopback_redirects: bool,
+}
+
+impl RegistryArgs {
+    /// `SCANGATE_REGISTRY_HOSTS`, parsed.
+    pub fn hosts(&self) -> Result<RegistryHosts, String> {
+        RegistryHosts::parse(&self.registry_hosts).map_err(|e| e.to_string())
+    }
+
+    /// The username/password bound to their hosts; an error that says what
+    /// to set when they are incomplete or have no hosts.
+    pub fn credentials(&self) -> Result<Option<HostCredentials>, String> {
+        let hosts = self.hosts()?;
+        let (username, password) = match (&self.registry_username, &self.registry_password) {
+            (None, None) => return Ok(None),
+            (Some(u), Some(p)) => (u.clone(), p.clone()),
+            (Some(_), None) => {
+                return Err(
+                    "SCANGATE_REGISTRY_USERNAME is set without SCANGATE_REGISTRY_PASSWORD: set both, or neither"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "SCANGATE_REGISTRY_PASSWORD is set without SCANGATE_REGISTRY_USERNAME: set both, or neither"
+                        .into(),
+                );
+            }
+        };
+        if hosts.is_empty() {
+            return Err(format!(
+                "SCANGATE_REGISTRY_USERNAME/SCANGATE_REGISTRY_PASSWORD are set but {HOSTS_ENV} is \
+                 not: set {HOSTS_ENV} (--registry-hosts) to the comma list of registry hosts \
+                 (host[:port]) these credentials are for; they are never offered to any other host"
+            ));
+        }
+        Ok(Some(HostCredentials {
+            credentials: Credentials { username, password },
+            hosts,
+        }))
+    }
 }
 
 fn parse_category(s: &str) -> Result<String, String> {
@@ -136,6 +193,61 @@ mod tests {
         assert_eq!(
             c.w.artifact_credentials_refresh_after,
             ARTIFACT_CREDENTIALS_REFRESH_AFTER
+        );
+    }
+
+    fn registry_args(args: &[&str]) -> RegistryArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            r: RegistryArgs,
+        }
+        let mut all = vec!["scangate"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().r
+    }
+
+    #[test]
+    fn registry_credentials_need_their_hosts() {
+        assert_eq!(registry_args(&[]).credentials().unwrap(), None);
+        let creds = ["--registry-username", "u", "--registry-password", "s3cret"];
+        let e = registry_args(&creds).credentials().unwrap_err();
+        assert!(e.contains("SCANGATE_REGISTRY_HOSTS"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let e = registry_args(&["--registry-username", "u"])
+            .credentials()
+            .unwrap_err();
+        assert!(e.contains("SCANGATE_REGISTRY_PASSWORD"), "{e}");
+        let e = registry_args(&["--registry-password", "s3cret"])
+            .credentials()
+            .unwrap_err();
+        assert!(
+            e.contains("SCANGATE_REGISTRY_USERNAME") && !e.contains("s3cret"),
+            "{e}"
+        );
+
+        let mut with_hosts = creds.to_vec();
+        with_hosts.extend(["--registry-hosts", "ghcr.io,registry.example:5000"]);
+        let c = registry_args(&with_hosts).credentials().unwrap().unwrap();
+        assert!(c.for_host("ghcr.io").is_some());
+        assert!(c.for_host("registry.example:5000").is_some());
+        assert!(c.for_host("registry.example").is_none());
+        assert!(c.for_host("evil.example").is_none());
+        // A bad entry is an error naming the variable, not a silent skip.
+        let mut bad = creds.to_vec();
+        bad.extend(["--registry-hosts", "ghcr.io/team"]);
+        let e = registry_args(&bad).credentials().unwrap_err();
+        assert!(
+            e.contains("SCANGATE_REGISTRY_HOSTS") && e.contains("ghcr.io/team"),
+            "{e}"
+        );
+        // Hosts alone are harmless.
+        assert_eq!(
+            registry_args(&["--registry-hosts", "ghcr.io"])
+                .credentials()
+                .unwrap(),
+            None
         );
     }
 

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 pub use cfg::WorkerConfig;
 
-use crate::image::{Credentials, PullOptions};
+use crate::image::PullOptions;
 use crate::inspector::ecr::{EcrScanner, PollPolicy};
 use crate::inspector::{Inspector, RetryPolicy};
 use crate::job::output::{self, OutputTarget};
@@ -51,18 +51,16 @@ struct Shared {
     job_timeout: Duration,
 }
 
-pub fn pull_options(r: &cfg::RegistryArgs) -> PullOptions {
-    PullOptions {
+/// The pull settings of the registry flags; an error (a start-up
+/// configuration error) when the registry credentials have no hosts.
+pub fn pull_options(r: &cfg::RegistryArgs) -> Result<PullOptions, String> {
+    Ok(PullOptions {
         insecure_registries: r.insecure_registries.clone(),
-        credentials: match (&r.registry_username, &r.registry_password) {
-            (Some(u), Some(p)) => Some(Credentials {
-                username: u.clone(),
-                password: p.clone(),
-            }),
-            _ => None,
-        },
+        credentials: r.credentials()?,
+        registry_hosts: r.hosts()?,
+        allow_loopback_redirects: r.allow_loopback_redirects,
         ..PullOptions::default()
-    }
+    })
 }
 
 /// Runs until SIGTERM or SIGINT, then drains (DESIGN.md).
@@ -76,6 +74,9 @@ pub async fn run_until(
     sdk: aws_config::SdkConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
+    // Before anything else: a worker that would offer its registry password
+    // to any host must not start.
+    let pull = pull_options(&cfg.registry).map_err(WorkerError::Config)?;
     let api = Api::new(&sdk, &cfg.category, &cfg.provider, &cfg.action_version)
         .map_err(WorkerError::Config)?;
     let reports = match &cfg.reports {
@@ -100,7 +101,7 @@ pub async fn run_until(
     let shared = Arc::new(Shared {
         api,
         ctx: Context {
-            pull: pull_options(&cfg.registry),
+            pull,
             inspector: Inspector::new(&sdk, RetryPolicy::default()),
             ecr: EcrScanner::new(&sdk, RetryPolicy::default(), PollPolicy::default()),
         },

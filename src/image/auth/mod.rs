@@ -7,20 +7,30 @@
 //! 1. ECR hosts (`ACCOUNT.dkr.ecr.REGION.amazonaws.com` and its FIPS,
 //!    dual-stack and China forms): `ecr:GetAuthorizationToken` with the
 //!    worker's AWS identity, cached per (account, region).
-//! 2. `SCANGATE_REGISTRY_USERNAME` / `_PASSWORD` (any other host). They are
-//!    not scoped to a host, so they are never sent to ECR, whose tokens
-//!    expire after 12 hours and could not be a static setting anyway.
+//! 2. `SCANGATE_REGISTRY_USERNAME` / `_PASSWORD`, only for the hosts listed
+//!    in `SCANGATE_REGISTRY_HOSTS` ([`hosts`]): the host of a pull is chosen
+//!    by the pipeline author or the image, who must not be able to collect
+//!    the password by naming a server of their own. Never sent to ECR,
+//!    whose tokens expire after 12 hours and could not be a static setting.
 //! 3. The Docker config (`$DOCKER_CONFIG/config.json`, else
 //!    `~/.docker/config.json`): `credHelpers` for the host, else
 //!    `credsStore`, else the `auths` entry.
 //! 4. Anonymous.
+//!
+//! A host named only by the image's own content (the base image of
+//! `org.opencontainers.image.base.name`) is reached anonymously: the
+//! caller does not resolve credentials for it at all (no helper run, no
+//! AWS call).
 //!
 //! Secrets never reach a log line or an error message: [`AuthMethod`] names
 //! where credentials came from, never what they are.
 
 pub(crate) mod dockercfg;
 pub(crate) mod ecr;
+pub mod hosts;
 pub(crate) mod token;
+
+pub use hosts::{HostListError, RegistryHosts};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -60,6 +70,21 @@ impl fmt::Display for AuthMethod {
             Self::CredentialHelper(n) => write!(f, "credential helper docker-credential-{n}"),
             Self::Ecr => f.write_str("ECR authorization token (ecr:GetAuthorizationToken)"),
         }
+    }
+}
+
+/// `SCANGATE_REGISTRY_USERNAME` / `_PASSWORD` with the hosts they may be
+/// offered to (`SCANGATE_REGISTRY_HOSTS`). `Debug` never shows the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCredentials {
+    pub credentials: Credentials,
+    pub hosts: RegistryHosts,
+}
+
+impl HostCredentials {
+    /// The credentials when `registry` is one of their hosts.
+    pub fn for_host(&self, registry: &str) -> Option<&Credentials> {
+        self.hosts.contains(registry).then_some(&self.credentials)
     }
 }
 
@@ -206,7 +231,7 @@ impl RegistryAuth {
     pub(crate) async fn resolve(
         &self,
         registry: &str,
-        configured: Option<&Credentials>,
+        configured: Option<&HostCredentials>,
     ) -> Result<Resolved, ImageError> {
         if let Some(host) = ecr::EcrHost::parse(registry) {
             let creds = self.inner.ecr.credentials(&host).await.map_err(|e| {
@@ -222,7 +247,7 @@ impl RegistryAuth {
                 method: AuthMethod::Ecr,
             });
         }
-        if let Some(c) = configured {
+        if let Some(c) = configured.and_then(|c| c.for_host(registry)) {
             return Ok(Resolved {
                 secret: Some(Secret::Basic(c.clone())),
                 method: AuthMethod::Configured,
@@ -282,18 +307,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn configured_credentials_are_not_sent_to_ecr_hosts() {
+    async fn configured_credentials_go_only_to_listed_hosts() {
         let auth = RegistryAuth::without_docker_config();
         let c = Credentials {
             username: "u".into(),
             password: "p".into(),
         };
+        let hc = HostCredentials {
+            credentials: c.clone(),
+            hosts: RegistryHosts::parse(&["registry.example:5000"]).unwrap(),
+        };
         let r = auth
-            .resolve("registry.example:5000", Some(&c))
+            .resolve("registry.example:5000", Some(&hc))
             .await
             .unwrap();
         assert_eq!(r.method, AuthMethod::Configured);
         assert_eq!(r.basic(), Some(&c));
+        for other in [
+            "registry.example:5001",
+            "registry.example",
+            "evil.example:5000",
+            "registry-1.docker.io",
+        ] {
+            let r = auth.resolve(other, Some(&hc)).await.unwrap();
+            assert_eq!(r.method, AuthMethod::Anonymous, "{other}");
+            assert!(r.secret.is_none());
+        }
         let r = auth.resolve("registry.example:5000", None).await.unwrap();
         assert_eq!(r.method, AuthMethod::Anonymous);
     }
