@@ -892,7 +892,7 @@ pub fn apply_layer(
     let mut n = 0u64;
     layer.each_op(|path, kind| {
         n += 1;
-        if n % 4096 == 0 && budget.is_cancelled() {
+        if n.is_multiple_of(4096) && budget.is_cancelled() {
             return Err(LayerFailure::Cancelled);
         }
         if kind == OpKind::Opaque {

@@ -432,7 +432,10 @@ fn cstr(field: &[u8]) -> &[u8] {
 }
 
 /// `LEN KEY=VALUE\n` records.
-fn pax_records(mut data: &[u8]) -> Result<Vec<(&[u8], &[u8])>, TarError> {
+/// A PAX record's key and value.
+type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
+fn pax_records(mut data: &[u8]) -> Result<Vec<PaxRecord<'_>>, TarError> {
     let mut out = Vec::new();
     while !data.is_empty() {
         if data.iter().all(|b| *b == 0) {
