@@ -380,7 +380,10 @@ fn a_million_directories_and_deep_symlinks_stay_bounded() {
     assert!(run.out.status.success(), "{}", run.stderr());
     run.assert_bounded();
     assert!(has_debs(&run), "{:?}", run.purls());
-    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+    // A generous bound: the debug binary on a shared CPU took 175 s for
+    // the million entries; the quadratic resolution alone took 84 s for
+    // one 200k-component target (the linear walk is unit-tested in fs.rs).
+    assert!(started.elapsed() < std::time::Duration::from_secs(600));
 }
 
 /// Issue 9 #7: dpkg's database reached through a symlinked directory made

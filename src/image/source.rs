@@ -285,8 +285,16 @@ impl Ctx<'_> {
     ) -> Result<(), ImageError> {
         for (i, selector) in layer::link_passes(&acc.tree, wants) {
             let (l, src) = &layers[i];
+            let started = std::time::Instant::now();
             let changes = layer::read_layer(reopen(i)?, src, &selector, &acc.budget)
                 .map_err(|f| super::local_layer_error(f, &self.image, l))?;
+            tracing::info!(
+                image = %self.image,
+                layer = %l.digest,
+                bytes = l.size,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "read a layer again for hard-link targets"
+            );
             layer::fill_links(&mut acc.tree, i, changes, &acc.budget);
         }
         layer::unfilled_links(&mut acc.tree, &mut acc.warnings);
