@@ -414,7 +414,7 @@ mod tests {
         t.files.insert(
             path.into(),
             FileEntry {
-                data: data.to_vec(),
+                data: data.into(),
                 layer,
             },
         );

@@ -5,30 +5,48 @@
 //! bridged from async, or a file): compressed bytes are hashed and counted
 //! as they flow, decompressed by magic bytes, walked as tar, and only the
 //! entries that can matter to the final tree are remembered. Nothing is ever
-//! written to disk, so a hostile path can do no harm beyond being skipped.
+//! written to disk, so a hostile path can do no harm.
 //!
 //! Reading (parallel, any order) and merging (sequential, in layer order)
-//! are separate so that layers can download concurrently while whiteouts
-//! still apply exactly as an overlay filesystem would apply them. A layer's
-//! changes reach the tree only after its digest has been verified.
+//! are separate so that layers can download concurrently. The merge replays
+//! each layer's entries in archive order exactly as containerd's `archive`
+//! package applies them: `..` stops at the root, each entry's parent
+//! directories are resolved through the symlinks already there (lower
+//! layers and earlier entries of the same layer), inside the root, and the
+//! entry lands at the resolved location. An image that writes
+//! `var/lib/dpkg/status` through a symlinked `var/lib/dpkg` has those
+//! packages installed, so they are reported. A layer's changes reach the
+//! tree only after its digest has been verified.
+//!
+//! Memory: every name, link target and entry a layer holds until its merge
+//! is counted against an image-wide metadata budget, entries against an
+//! image-wide count, kept file bytes against the kept budget (one method,
+//! [`Budget::charge_kept`]); names are stored front-coded in one buffer,
+//! and hard links share their target's data.
 
-use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
-use super::fs::{FileEntry, FileTree};
+use super::fs::{FileData, FileEntry, FileTree, PendingLink, ResolveError};
+use super::tarstream::{self, Kind, TarError, TarReader};
 
 /// Warnings beyond this many per layer are summarised, so that a hostile
 /// layer with a million bad entries cannot flood the report.
 const MAX_WARNINGS_PER_LAYER: usize = 20;
-/// Hard links point at regular files in valid archives; a chain of links
-/// (which some writers produce) is followed this far.
-const MAX_HARDLINK_HOPS: usize = 8;
+/// Bytes accepted after the tar end marker, compressed and decompressed
+/// alike: end-of-archive padding (a 10 KiB record at most for GNU tar) and
+/// a gzip trailer are small. Past this the blob is refused instead of being
+/// drained up to whatever size the manifest declares.
+pub const MAX_BLOB_TAIL: u64 = 4 << 20;
+/// Bookkeeping bytes counted per remembered entry, on top of its name.
+const ENTRY_OVERHEAD: u64 = std::mem::size_of::<Op>() as u64;
 
 /// Decides which regular files of a layer are kept, and shrinks them as
 /// they are read.
@@ -80,35 +98,84 @@ pub struct Budget {
     max_sniffed_bytes: u64,
     max_decompressed: u64,
     max_kept: u64,
+    max_metadata: u64,
+    max_entries: u64,
     decompressed: AtomicU64,
     kept: AtomicU64,
+    metadata: AtomicU64,
+    entries: AtomicU64,
     cancelled: AtomicBool,
 }
+
+/// Default of [`super::Limits::max_metadata_bytes`].
+pub const DEFAULT_MAX_METADATA: u64 = 64 << 20;
+/// Default of [`super::Limits::max_entries`].
+pub const DEFAULT_MAX_ENTRIES: u64 = 2_000_000;
 
 impl Budget {
     /// `max_file_bytes` caps a file kept for its path, `max_sniffed_bytes`
     /// one read whole because its content was sniffed (an executable); both
     /// are read into memory before [`FileSelector::reduce`] shrinks them.
+    /// Metadata and entry limits get their defaults
+    /// ([`with_metadata`](Self::with_metadata) to change them).
     pub fn new(
         max_file_bytes: u64,
         max_sniffed_bytes: u64,
         max_decompressed: u64,
         max_kept: u64,
     ) -> Arc<Budget> {
-        Arc::new(Budget {
+        Arc::new(Self::plain(
             max_file_bytes,
             max_sniffed_bytes,
             max_decompressed,
             max_kept,
+        ))
+    }
+
+    fn plain(max_file: u64, max_sniffed: u64, max_decompressed: u64, max_kept: u64) -> Budget {
+        Budget {
+            max_file_bytes: max_file,
+            max_sniffed_bytes: max_sniffed,
+            max_decompressed,
+            max_kept,
+            max_metadata: DEFAULT_MAX_METADATA,
+            max_entries: DEFAULT_MAX_ENTRIES,
             decompressed: AtomicU64::new(0),
             kept: AtomicU64::new(0),
+            metadata: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
-        })
+        }
+    }
+
+    /// The budget of one pull.
+    pub fn from_limits(l: &super::Limits) -> Arc<Budget> {
+        Self::with_metadata(
+            Self::plain(
+                l.max_file_bytes,
+                l.max_sniffed_bytes,
+                l.max_decompressed_bytes,
+                l.max_kept_bytes,
+            ),
+            l.max_metadata_bytes,
+            l.max_entries,
+        )
+    }
+
+    /// Sets the metadata byte and entry-count limits.
+    pub fn with_metadata(mut b: Budget, max_metadata: u64, max_entries: u64) -> Arc<Budget> {
+        b.max_metadata = max_metadata;
+        b.max_entries = max_entries;
+        Arc::new(b)
     }
 
     /// Makes every reader still running fail at its next read.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed) || crate::cancel::is_cancelled()
     }
 
     pub fn decompressed_bytes(&self) -> u64 {
@@ -118,6 +185,66 @@ impl Budget {
     pub fn kept_bytes(&self) -> u64 {
         self.kept.load(Ordering::Relaxed)
     }
+
+    pub fn metadata_bytes(&self) -> u64 {
+        self.metadata.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` bytes of file content kept for the catalogers. Every kept
+    /// byte of the image goes through here, so that a process-wide
+    /// reservation can be taken at this one place.
+    pub fn charge_kept(&self, n: u64) -> Result<(), LayerFailure> {
+        let total = self.kept.fetch_add(n, Ordering::Relaxed) + n;
+        if total > self.max_kept {
+            return Err(LayerFailure::Limit(format!(
+                "the files kept for scanning exceed {} bytes",
+                self.max_kept
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gives back kept bytes (a layer that failed and will be retried).
+    pub fn release_kept(&self, n: u64) {
+        saturating_sub(&self.kept, n);
+    }
+
+    /// Counts `n` bytes of names, link targets and entry bookkeeping.
+    pub fn charge_metadata(&self, n: u64) -> Result<(), LayerFailure> {
+        let total = self
+            .metadata
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        if total > self.max_metadata {
+            return Err(LayerFailure::Limit(format!(
+                "the image's names, link targets and entries need more than {} bytes \
+                 of memory (Limits::max_metadata_bytes)",
+                self.max_metadata
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn release_metadata(&self, n: u64) {
+        saturating_sub(&self.metadata, n);
+    }
+
+    fn count_entry(&self) -> Result<(), LayerFailure> {
+        let total = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+        if total > self.max_entries {
+            return Err(LayerFailure::Limit(format!(
+                "the image has more than {} tar entries (Limits::max_entries)",
+                self.max_entries
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn saturating_sub(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
 }
 
 /// What is known about a layer before reading it.
@@ -153,39 +280,60 @@ pub enum LayerFailure {
     Oversize {
         declared: u64,
     },
-    /// Decompressed or kept bytes over the image-wide budget.
+    /// Decompressed, kept or metadata bytes, entries, name lengths or the
+    /// blob tail over their limits.
     Limit(String),
     Corrupt(String),
     Unsupported(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Change {
+/// What one archive entry does, in archive order. Payloads index
+/// [`LayerChanges::files`] and [`LayerChanges::targets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
     /// A directory replaces a lower file or symlink at its path, nothing more.
     Dir,
     /// A non-directory that is not kept (unwanted or oversized file, device,
     /// FIFO, unusable link): it still hides what lower layers had there.
     Replaced,
-    File(Vec<u8>),
-    Symlink(String),
-    /// A hard link whose own path is wanted, to the (cleaned) target path.
-    HardLink(String),
+    File(u32),
+    Symlink(u32),
+    /// A hard link whose own path is wanted, to the (clamped) target path.
+    HardLink(u32),
+    /// `.wh.NAME`: the op's path is the whited-out path.
+    Whiteout,
+    /// `.wh..wh..opq`: the op's path is the opaque directory.
+    Opaque,
+}
+
+/// An entry's path is stored front-coded: `shared` bytes of the previous
+/// entry's path, then `len` bytes from `start` of [`LayerChanges::names`].
+/// Archives list siblings together, so a million entries cost a few bytes
+/// of name each instead of a `String` and a map node.
+#[derive(Debug, Clone, Copy)]
+struct Op {
+    kind: OpKind,
+    start: u32,
+    shared: u16,
+    len: u16,
 }
 
 /// Everything one layer does to the layers below it.
 #[derive(Debug, Default)]
 pub struct LayerChanges {
-    /// `.wh.NAME` entries: paths removed, with their subtrees, from lower layers.
-    whiteouts: Vec<String>,
-    /// Directories whose lower contents are hidden (`.wh..wh..opq`).
-    opaque_dirs: Vec<String>,
-    /// The last entry for each path wins, as when extracting.
-    changes: BTreeMap<String, Change>,
+    ops: Vec<Op>,
+    names: Vec<u8>,
+    /// The previous op's path, for front coding.
+    last: String,
+    files: Vec<FileData>,
+    targets: Vec<String>,
     pub warnings: Vec<String>,
     suppressed_warnings: usize,
-    /// Bytes after decompression, and bytes of file data kept.
+    /// Bytes after decompression, bytes of file data kept, and bytes of
+    /// names and bookkeeping held until the merge.
     pub decompressed_bytes: u64,
     pub kept_bytes: u64,
+    pub metadata_bytes: u64,
     pub entries: u64,
     /// `sha256:` digest of the blob as read (compressed bytes).
     pub digest: String,
@@ -209,6 +357,76 @@ impl LayerChanges {
         } else {
             self.suppressed_warnings += 1;
         }
+    }
+
+    /// Remembers an entry, counting its name (and `extra` payload bytes)
+    /// against the metadata budget.
+    fn push(
+        &mut self,
+        path: &str,
+        kind: OpKind,
+        extra: u64,
+        budget: &Budget,
+    ) -> Result<(), LayerFailure> {
+        let mut shared = self
+            .last
+            .bytes()
+            .zip(path.bytes())
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(u16::MAX as usize);
+        while !path.is_char_boundary(shared) {
+            shared -= 1;
+        }
+        let suffix = &path.as_bytes()[shared..];
+        let cost = ENTRY_OVERHEAD + suffix.len() as u64 + extra;
+        // Counted before the check: a failed layer gives back all it took.
+        self.metadata_bytes += cost;
+        budget.charge_metadata(cost)?;
+        let start = u32::try_from(self.names.len())
+            .map_err(|_| LayerFailure::Limit("a layer's names exceed 4 GiB".into()))?;
+        self.names.extend_from_slice(suffix);
+        self.ops.push(Op {
+            kind,
+            start,
+            shared: shared as u16,
+            // Names are capped at `tarstream::MAX_NAME` bytes.
+            len: suffix.len() as u16,
+        });
+        self.last.truncate(shared);
+        self.last.push_str(&path[shared..]);
+        Ok(())
+    }
+
+    /// The ops with their full paths, in archive order.
+    fn each_op(
+        &self,
+        mut f: impl FnMut(&str, OpKind) -> Result<(), LayerFailure>,
+    ) -> Result<(), LayerFailure> {
+        let mut cur = String::new();
+        for op in &self.ops {
+            let suffix = &self.names[op.start as usize..op.start as usize + op.len as usize];
+            let mut bytes = std::mem::take(&mut cur).into_bytes();
+            bytes.truncate(op.shared as usize);
+            bytes.extend_from_slice(suffix);
+            // Each op's path was a `str`, and the shared prefix ends on a
+            // character boundary.
+            cur = String::from_utf8(bytes).unwrap_or_default();
+            f(&cur, op.kind)?;
+        }
+        Ok(())
+    }
+
+    /// The regular files kept, by path (for the second, targeted pass).
+    fn kept_files(&self) -> HashMap<String, FileData> {
+        let mut out = HashMap::new();
+        let _ = self.each_op(|path, kind| {
+            if let OpKind::File(i) = kind {
+                out.insert(path.to_owned(), self.files[i as usize].clone());
+            }
+            Ok(())
+        });
+        out
     }
 }
 
@@ -235,13 +453,11 @@ pub fn read_layer<R: Read>(
     let walked = walk(&mut verifier, source, selector, budget, &mut changes);
     let outcome = match walked {
         // The tar end marker may come before the end of the blob (padding,
-        // the gzip trailer): the digest covers every byte, so read them all.
-        Ok(()) => match io::copy(&mut verifier, &mut io::sink()) {
-            Ok(_) => verifier.finish(),
-            Err(e) => Err(verifier
-                .failure
-                .take()
-                .unwrap_or_else(|| LayerFailure::Source(e.to_string()))),
+        // the gzip trailer): the digest covers every byte, so read them,
+        // up to a small cap.
+        Ok(()) => match drain_tail(&mut verifier, "compressed") {
+            Ok(()) => verifier.finish(),
+            Err(f) => Err(verifier.failure.take().unwrap_or(f)),
         },
         Err(found @ (LayerFailure::Corrupt(_) | LayerFailure::DiffIdMismatch { .. })) => {
             if let Some(f) = verifier.failure.take() {
@@ -276,10 +492,25 @@ pub fn read_layer<R: Read>(
             budget
                 .decompressed
                 .fetch_sub(changes.decompressed_bytes, Ordering::Relaxed);
-            budget.kept.fetch_sub(changes.kept_bytes, Ordering::Relaxed);
+            budget.release_kept(changes.kept_bytes);
+            budget.release_metadata(changes.metadata_bytes);
+            budget.entries.fetch_sub(changes.entries, Ordering::Relaxed);
             Err(f)
         }
     }
+}
+
+/// Reads what follows the end of the tar stream, at most
+/// [`MAX_BLOB_TAIL`] bytes.
+fn drain_tail(reader: &mut impl Read, what: &str) -> Result<(), LayerFailure> {
+    let n = io::copy(&mut reader.take(MAX_BLOB_TAIL + 1), &mut io::sink())
+        .map_err(|e| LayerFailure::Source(e.to_string()))?;
+    if n > MAX_BLOB_TAIL {
+        return Err(LayerFailure::Limit(format!(
+            "more than {MAX_BLOB_TAIL} {what} bytes follow the end of the tar archive"
+        )));
+    }
+    Ok(())
 }
 
 fn walk<R: Read>(
@@ -312,7 +543,7 @@ fn walk<R: Read>(
         }
         Compression::None => Box::new(compressed),
     };
-    let limit_hit = Cell::new(false);
+    let limit_hit = std::cell::Cell::new(false);
     let mut counted = Counted {
         inner: decompressed,
         count: 0,
@@ -325,10 +556,17 @@ fn walk<R: Read>(
         // The diff_id covers the whole tar, padding after the end marker
         // too; and wrong content explains a parse error better than the
         // parse error does.
-        let drained = io::copy(&mut counted, &mut io::sink());
+        let drained = match &result {
+            Ok(()) => drain_tail(&mut counted, "decompressed"),
+            Err(LayerFailure::Corrupt(_)) => io::copy(&mut counted, &mut io::sink())
+                .map(drop)
+                .map_err(corrupt),
+            // Nothing to explain: stop reading.
+            Err(_) => Ok(()),
+        };
         match (&result, drained) {
-            (Ok(()), Err(e)) => result = Err(corrupt(e)),
-            (Ok(()) | Err(LayerFailure::Corrupt(_)), Ok(_)) => {
+            (Ok(()), Err(e)) => result = Err(e),
+            (Ok(()) | Err(LayerFailure::Corrupt(_)), Ok(())) => {
                 let hasher = counted.hasher.take().unwrap_or_default();
                 let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
                 if &actual != expected {
@@ -344,6 +582,9 @@ fn walk<R: Read>(
             "the layers decompress to more than {} bytes",
             budget.max_decompressed
         )));
+    }
+    if budget.is_cancelled() && result.is_err() {
+        return Err(LayerFailure::Cancelled);
     }
     result
 }
@@ -368,24 +609,28 @@ fn detect_compression(
     Ok(Compression::None)
 }
 
+fn tar_failure(e: TarError) -> LayerFailure {
+    match e {
+        TarError::Limit(m) => LayerFailure::Limit(m),
+        TarError::Corrupt(m) => LayerFailure::Corrupt(m),
+        TarError::Io(e) => LayerFailure::Corrupt(e.to_string()),
+    }
+}
+
 fn read_entries<R: Read>(
     reader: R,
     selector: &dyn FileSelector,
     budget: &Budget,
     changes: &mut LayerChanges,
 ) -> Result<(), LayerFailure> {
-    let corrupt = |e: io::Error| LayerFailure::Corrupt(e.to_string());
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
+    let mut tar = TarReader::new(reader);
+    while let Some(header) = tar.next_header().map_err(tar_failure)? {
+        if budget.is_cancelled() {
+            return Err(LayerFailure::Cancelled);
+        }
+        budget.count_entry()?;
         changes.entries += 1;
-        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(path) = clean_path(&raw_path) else {
-            changes.warn(format!(
-                "skipped entry {raw_path:?}: its path leaves the image root"
-            ));
-            continue;
-        };
+        let path = clamp_path(&String::from_utf8_lossy(&header.path));
         if path.is_empty() {
             continue;
         }
@@ -395,70 +640,84 @@ fn read_entries<R: Read>(
         };
         if let Some(hidden) = name.strip_prefix(".wh.") {
             if hidden == ".wh..opq" {
-                changes.opaque_dirs.push(parent.to_owned());
+                let dir = parent.to_owned();
+                changes.push(&dir, OpKind::Opaque, 0, budget)?;
             } else if !hidden.starts_with(".wh.") && !hidden.is_empty() {
-                changes.whiteouts.push(join(parent, hidden));
+                let gone = join(parent, hidden);
+                changes.push(&gone, OpKind::Whiteout, 0, budget)?;
             }
             // Other `.wh..wh.` names are aufs bookkeeping, not content.
             continue;
         }
-        let kind = entry.header().entry_type();
-        let change = match kind {
-            tar::EntryType::Directory => Change::Dir,
-            tar::EntryType::Symlink => match entry.link_name_bytes().filter(|t| !t.is_empty()) {
-                Some(t) => Change::Symlink(String::from_utf8_lossy(&t).into_owned()),
-                None => {
-                    changes.warn(format!("skipped symlink {path:?}: it has no target"));
-                    Change::Replaced
-                }
-            },
-            tar::EntryType::Link => {
-                let raw = entry
-                    .link_name_bytes()
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    .unwrap_or_default();
-                match clean_path(&raw).filter(|t| !t.is_empty()) {
-                    Some(target) if selector.wants(&path) => Change::HardLink(target),
-                    Some(_) => Change::Replaced,
-                    None => {
-                        changes.warn(format!(
-                            "skipped hard link {path:?}: its target {raw:?} leaves the image root"
-                        ));
-                        Change::Replaced
-                    }
+        let (kind, extra) = match header.kind {
+            Kind::Directory => (OpKind::Dir, 0),
+            Kind::Symlink if header.link.is_empty() => {
+                changes.warn(format!("skipped symlink {path:?}: it has no target"));
+                (OpKind::Replaced, 0)
+            }
+            Kind::Symlink => {
+                let target = String::from_utf8_lossy(&header.link).into_owned();
+                let extra = target.len() as u64;
+                changes.targets.push(target);
+                (OpKind::Symlink(index(changes.targets.len())?), extra)
+            }
+            Kind::HardLink => {
+                let target = clamp_path(&String::from_utf8_lossy(&header.link));
+                if target.is_empty() || !selector.wants(&path) {
+                    (OpKind::Replaced, 0)
+                } else {
+                    let extra = target.len() as u64;
+                    changes.targets.push(target);
+                    (OpKind::HardLink(index(changes.targets.len())?), extra)
                 }
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                read_file(&mut entry, &path, selector, budget, changes)?
+            Kind::Regular => {
+                let data = read_file(&mut tar, &header, &path, selector, budget, changes)?;
+                keep(changes, data)?
             }
-            tar::EntryType::XGlobalHeader
-            | tar::EntryType::XHeader
-            | tar::EntryType::GNULongName
-            | tar::EntryType::GNULongLink => continue,
-            _ => Change::Replaced,
+            Kind::Sparse => {
+                let data = read_sparse(&mut tar, &header, &path, selector, budget, changes)?;
+                keep(changes, data)?
+            }
+            Kind::Other => (OpKind::Replaced, 0),
         };
-        changes.changes.insert(path, change);
+        changes.push(&path, kind, extra, budget)?;
     }
     Ok(())
 }
 
-/// The change for a regular file: kept (read whole, then reduced) when the
-/// selector wants it by path or by its head, otherwise just a replacement.
+fn index(len: usize) -> Result<u32, LayerFailure> {
+    u32::try_from(len - 1).map_err(|_| LayerFailure::Limit("too many entries in a layer".into()))
+}
+
+fn keep(changes: &mut LayerChanges, data: Option<FileData>) -> Result<(OpKind, u64), LayerFailure> {
+    Ok(match data {
+        Some(d) => {
+            changes.files.push(d);
+            (OpKind::File(index(changes.files.len())?), 0)
+        }
+        None => (OpKind::Replaced, 0),
+    })
+}
+
+/// The content of a regular file when it is kept (read whole, then
+/// reduced) because the selector wants it by path or by its head.
 ///
 /// A file is held whole only between its read and its reduction, so a
 /// layer reader holds at most one unreduced file: peak memory is about
 /// `max_sniffed_bytes` (or `max_file_bytes`) per layer read in parallel,
 /// plus the reduced files kept (`max_kept`, image-wide).
 fn read_file<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
+    tar: &mut TarReader<R>,
+    header: &tarstream::Header,
     path: &str,
     selector: &dyn FileSelector,
     budget: &Budget,
     changes: &mut LayerChanges,
-) -> Result<Change, LayerFailure> {
+) -> Result<Option<FileData>, LayerFailure> {
     let corrupt = |e: io::Error| LayerFailure::Corrupt(e.to_string());
-    let size = entry.size();
-    let mode = entry.header().mode().unwrap_or(0);
+    let size = header.size;
+    let mode = header.mode;
     let mut head = Vec::new();
     let sniffed = if selector.wants(path) {
         false
@@ -467,15 +726,34 @@ fn read_file<R: Read>(
             .sniff_len()
             .min(usize::try_from(size).unwrap_or(usize::MAX));
         if len == 0 {
-            return Ok(Change::Replaced);
+            return Ok(None);
         }
         head.resize(len, 0);
-        entry.read_exact(&mut head).map_err(corrupt)?;
+        tar.data().read_exact(&mut head).map_err(corrupt)?;
         if !selector.sniff(path, mode, &head) {
-            return Ok(Change::Replaced);
+            return Ok(None);
         }
         true
     };
+    if !within_cap(size, sniffed, path, budget, changes) {
+        return Ok(None);
+    }
+    let mut data = head;
+    // `size` is within the cap checked above: reserving it exactly avoids
+    // the doubling growth of `read_to_end`, which would hold up to twice a
+    // binary's size.
+    data.reserve_exact((size - data.len() as u64) as usize);
+    tar.data().read_to_end(&mut data).map_err(corrupt)?;
+    reduce_and_charge(selector, path, mode, sniffed, data, budget, changes)
+}
+
+fn within_cap(
+    size: u64,
+    sniffed: bool,
+    path: &str,
+    budget: &Budget,
+    changes: &mut LayerChanges,
+) -> bool {
     let (cap, what) = if sniffed {
         (
             budget.max_sniffed_bytes,
@@ -488,35 +766,60 @@ fn read_file<R: Read>(
         changes.warn(format!(
             "skipped {path}: {size} bytes is over {what} of {cap} bytes"
         ));
-        return Ok(Change::Replaced);
+        return false;
     }
-    let mut data = head;
-    // `size` is within the cap checked above: reserving it exactly avoids
-    // the doubling growth of `read_to_end`, which would hold up to twice a
-    // binary's size.
-    data.reserve_exact((size - data.len() as u64) as usize);
-    entry
-        .take(size - data.len() as u64)
-        .read_to_end(&mut data)
-        .map_err(corrupt)?;
+    true
+}
+
+fn reduce_and_charge(
+    selector: &dyn FileSelector,
+    path: &str,
+    mode: u32,
+    sniffed: bool,
+    data: Vec<u8>,
+    budget: &Budget,
+    changes: &mut LayerChanges,
+) -> Result<Option<FileData>, LayerFailure> {
     let Some(data) = selector.reduce(path, mode, sniffed, data) else {
-        return Ok(Change::Replaced);
+        return Ok(None);
     };
     let kept = data.len() as u64;
-    let total = budget.kept.fetch_add(kept, Ordering::Relaxed) + kept;
     changes.kept_bytes += kept;
-    if total > budget.max_kept {
-        return Err(LayerFailure::Limit(format!(
-            "the files kept for scanning exceed {} bytes",
-            budget.max_kept
-        )));
+    budget.charge_kept(kept)?;
+    Ok(Some(data.into()))
+}
+
+/// A GNU sparse file wanted by path is rebuilt (holes as zeros) within the
+/// per-file cap; sparse files are not sniffed (no writer of executables
+/// makes them).
+fn read_sparse<R: Read>(
+    tar: &mut TarReader<R>,
+    header: &tarstream::Header,
+    path: &str,
+    selector: &dyn FileSelector,
+    budget: &Budget,
+    changes: &mut LayerChanges,
+) -> Result<Option<FileData>, LayerFailure> {
+    let Some((real, frags)) = &header.sparse else {
+        return Ok(None);
+    };
+    if !selector.wants(path) || !within_cap(*real, false, path, budget, changes) {
+        return Ok(None);
     }
-    Ok(Change::File(data))
+    let mut data = vec![0u8; *real as usize];
+    for &(off, len) in frags {
+        let (off, len) = (off as usize, len as usize);
+        tar.data()
+            .read_exact(&mut data[off..off + len])
+            .map_err(|e| LayerFailure::Corrupt(e.to_string()))?;
+    }
+    reduce_and_charge(selector, path, header.mode, false, data, budget, changes)
 }
 
 /// Lexically resolves `.` and `..` and drops leading `/` (absolute entries
 /// are rooted in the image, as container runtimes extract them). `None`
-/// when `..` would climb above the root.
+/// when `..` would climb above the root. For names in an image's own
+/// archive files (`docker save` manifests), where climbing is an error.
 pub fn clean_path(raw: &str) -> Option<String> {
     let mut out: Vec<&str> = Vec::new();
     for c in raw.split('/') {
@@ -531,6 +834,23 @@ pub fn clean_path(raw: &str) -> Option<String> {
     Some(out.join("/"))
 }
 
+/// Like [`clean_path`], but `..` stops at the root, as Go's
+/// `filepath.Join("/", name)` and containerd do for layer entries:
+/// `../var/lib/dpkg/status` IS `var/lib/dpkg/status` once extracted.
+pub fn clamp_path(raw: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in raw.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
 fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_owned()
@@ -539,125 +859,213 @@ fn join(parent: &str, name: &str) -> String {
     }
 }
 
+/// What a hard link finds at its target when it is applied.
+enum LinkTarget {
+    File(FileData),
+    Symlink(String),
+    Pending(PendingLink),
+    Missing,
+}
+
 /// Applies one layer's changes on top of the layers below it, which are
-/// already merged in `tree`: whiteouts first, because they only ever hide
-/// lower content, then this layer's own entries.
+/// already merged in `tree`, replaying its entries in archive order as
+/// containerd does (see the module docs). A path whose parents cannot be
+/// resolved (a symlink loop, a path over `PATH_MAX`) fails the scan, as
+/// it fails the runtime's extraction: guessing could hide packages.
+///
+/// Afterwards only what the tree keeps stays counted as metadata.
 pub fn apply_layer(
     tree: &mut FileTree,
     layer: LayerChanges,
     layer_index: usize,
-    warnings: &mut Vec<String>,
-) {
-    for dir in &layer.opaque_dirs {
-        tree.remove_below(dir);
-    }
-    for path in &layer.whiteouts {
-        tree.remove(path);
-        tree.remove_below(path);
-    }
-    for (path, change) in &layer.changes {
-        tree.remove(path);
-        if *change != Change::Dir {
-            // A non-directory replaces a whole lower directory.
-            tree.remove_below(path);
-        }
-    }
-
-    let layer_symlinks: BTreeSet<String> = layer
-        .changes
-        .iter()
-        .filter(|(_, c)| matches!(c, Change::Symlink(_)))
-        .map(|(p, _)| p.clone())
-        .collect();
-    let through_symlink = |tree: &FileTree, path: &str| -> Option<String> {
-        path.match_indices('/')
-            .map(|(i, _)| &path[..i])
-            .find(|a| layer_symlinks.contains(*a) || tree.symlinks.contains_key(*a))
-            .map(str::to_owned)
+    budget: &Budget,
+) -> Result<(), LayerFailure> {
+    let hasher = RandomState::new();
+    // What this layer wrote: an opaque directory hides only lower content.
+    let mut written: HashSet<u64> = HashSet::new();
+    let mut retained = 0u64;
+    let unresolvable = |path: &str, e: ResolveError| {
+        LayerFailure::Unsupported(format!(
+            "entry {path:?} cannot be placed: {e}; container runtimes refuse to extract it"
+        ))
     };
-
-    // Hard-link data is copied before files are moved into the tree.
-    let mut linked: Vec<(String, Vec<u8>)> = Vec::new();
-    for (path, change) in &layer.changes {
-        let Change::HardLink(target) = change else {
-            continue;
-        };
-        let mut t = target;
-        let mut data = None;
-        for _ in 0..MAX_HARDLINK_HOPS {
-            match layer.changes.get(t) {
-                Some(Change::File(d)) => data = Some(d),
-                Some(Change::HardLink(next)) => {
-                    t = next;
-                    continue;
-                }
-                Some(_) => {}
-                None => data = tree.files.get(t).map(|f| &f.data),
+    let mut n = 0u64;
+    layer.each_op(|path, kind| {
+        n += 1;
+        if n.is_multiple_of(4096) && budget.is_cancelled() {
+            return Err(LayerFailure::Cancelled);
+        }
+        if kind == OpKind::Opaque {
+            let dir = tree.try_resolve(path).map_err(|e| unresolvable(path, e))?;
+            tree.remove_below_except(&dir, |p| written.contains(&hasher.hash_one(p)));
+            return Ok(());
+        }
+        let at = tree.locate(path).map_err(|e| unresolvable(path, e))?;
+        // A hard link's target is looked up before its own path is cleared.
+        let link = match kind {
+            OpKind::HardLink(i) => {
+                let target = &layer.targets[i as usize];
+                let t_at = tree.locate(target).map_err(|e| unresolvable(target, e))?;
+                Some(if let Some(f) = tree.files.get(&t_at) {
+                    LinkTarget::File(f.data.clone())
+                } else if let Some(s) = tree.symlink_at(&t_at) {
+                    LinkTarget::Symlink(s.clone())
+                } else if let Some(p) = tree.pending.get(&t_at) {
+                    LinkTarget::Pending(p.clone())
+                } else {
+                    LinkTarget::Missing
+                })
+                .map(|l| (l, target.clone(), t_at))
             }
+            _ => None,
+        };
+        tree.remove(&at);
+        if kind == OpKind::Dir {
+            // A directory over a directory keeps what is below it.
+            return Ok(());
+        }
+        tree.remove_below(&at);
+        let cost = at.len() as u64 + ENTRY_OVERHEAD;
+        match kind {
+            OpKind::File(i) => {
+                let data = layer.files[i as usize].clone();
+                tree.files.insert(
+                    at.clone(),
+                    FileEntry {
+                        data,
+                        layer: layer_index,
+                    },
+                );
+                retained += cost;
+            }
+            OpKind::Symlink(i) => {
+                let target = layer.targets[i as usize].clone();
+                retained += cost + target.len() as u64;
+                tree.insert_symlink(at.clone(), target);
+            }
+            OpKind::HardLink(_) => {
+                let Some((found, target, t_at)) = link else {
+                    return Ok(());
+                };
+                retained += cost + target.len() as u64;
+                match found {
+                    LinkTarget::File(data) => {
+                        tree.files.insert(
+                            at.clone(),
+                            FileEntry {
+                                data,
+                                layer: layer_index,
+                            },
+                        );
+                    }
+                    LinkTarget::Symlink(s) => tree.insert_symlink(at.clone(), s),
+                    LinkTarget::Pending(p) => {
+                        tree.pending.insert(at.clone(), p);
+                    }
+                    LinkTarget::Missing => {
+                        tree.pending.insert(
+                            at.clone(),
+                            PendingLink {
+                                layer: layer_index,
+                                target,
+                                resolved_target: t_at,
+                            },
+                        );
+                    }
+                }
+            }
+            _ => return Ok(()),
+        }
+        written.insert(hasher.hash_one(at.as_str()));
+        Ok(())
+    })?;
+    budget.release_metadata(layer.metadata_bytes);
+    budget.charge_metadata(retained)
+}
+
+// ------------------------------------------------- hard links, second pass
+
+/// Selects, in a second read of one layer, only the targets of wanted hard
+/// links whose target no cataloger asked for (builders choose which of two
+/// linked names comes first in the archive, so `/etc/os-release` may be a
+/// link to an unwanted earlier name). Each target is reduced as the
+/// cataloger that wants the link's path would reduce it.
+pub struct LinkTargets<W> {
+    inner: W,
+    /// Target path (as named, and as resolved) → the link's path.
+    targets: HashMap<String, String>,
+}
+
+impl<'s, W: Deref<Target = dyn FileSelector + 's> + Send + Sync> FileSelector for LinkTargets<W> {
+    fn wants(&self, path: &str) -> bool {
+        self.targets.contains_key(path)
+    }
+
+    fn reduce(&self, path: &str, mode: u32, _sniffed: bool, data: Vec<u8>) -> Option<Vec<u8>> {
+        let link = self.targets.get(path).map_or(path, String::as_str);
+        self.inner.reduce(link, mode, false, data)
+    }
+}
+
+/// The layers that a second pass must read again, each with the selector
+/// for it, in layer order.
+pub fn link_passes<W: Clone>(tree: &FileTree, inner: W) -> BTreeMap<usize, LinkTargets<W>> {
+    let mut out: BTreeMap<usize, LinkTargets<W>> = BTreeMap::new();
+    for (link, p) in &tree.pending {
+        let sel = out.entry(p.layer).or_insert_with(|| LinkTargets {
+            inner: inner.clone(),
+            targets: HashMap::new(),
+        });
+        sel.targets.insert(p.target.clone(), link.clone());
+        sel.targets.insert(p.resolved_target.clone(), link.clone());
+    }
+    out
+}
+
+/// Fills the pending links of layer `layer_index` from its second read;
+/// the changes are otherwise dropped (the layer was merged already).
+pub fn fill_links(tree: &mut FileTree, layer_index: usize, changes: LayerChanges, budget: &Budget) {
+    let found = changes.kept_files();
+    budget.release_metadata(changes.metadata_bytes);
+    let fill: Vec<(String, FileData)> = tree
+        .pending
+        .iter()
+        .filter(|(_, p)| p.layer == layer_index)
+        .filter_map(|(link, p)| {
+            let data = found
+                .get(&p.target)
+                .or_else(|| found.get(&p.resolved_target))?;
+            Some((link.clone(), data.clone()))
+        })
+        .collect();
+    for (link, data) in fill {
+        tree.pending.remove(&link);
+        tree.files.insert(
+            link,
+            FileEntry {
+                data,
+                layer: layer_index,
+            },
+        );
+    }
+}
+
+/// Warns about (and forgets) links still pending after the second pass.
+pub fn unfilled_links(tree: &mut FileTree, warnings: &mut Vec<String>) {
+    let pending = std::mem::take(&mut tree.pending);
+    for (i, (link, p)) in pending.iter().enumerate() {
+        if i == MAX_WARNINGS_PER_LAYER {
+            warnings.push(format!(
+                "... and {} more hard links whose target was not found",
+                pending.len() - i
+            ));
             break;
         }
-        match data {
-            Some(d) => linked.push((path.clone(), d.clone())),
-            None => warnings.push(format!(
-                "hard link {path} → {target}: the target was not kept, so the link is missing"
-            )),
-        }
-    }
-    let mut skipped = 0usize;
-    let mut skip = |warnings: &mut Vec<String>, path: &str, via: &str| {
-        skipped += 1;
-        if skipped <= MAX_WARNINGS_PER_LAYER {
-            warnings.push(format!(
-                "skipped entry {path}: it goes through the symlink {via}, which a safe \
-                 extraction does not follow"
-            ));
-        }
-    };
-    for (path, data) in linked {
-        match through_symlink(tree, &path) {
-            Some(via) => skip(warnings, &path, &via),
-            None => {
-                tree.files.insert(
-                    path,
-                    FileEntry {
-                        data,
-                        layer: layer_index,
-                    },
-                );
-            }
-        }
-    }
-    let mut inserts = Vec::new();
-    for (path, change) in layer.changes {
-        if matches!(change, Change::File(_) | Change::Symlink(_)) {
-            if let Some(via) = through_symlink(tree, &path) {
-                skip(warnings, &path, &via);
-            } else {
-                inserts.push((path, change));
-            }
-        }
-    }
-    for (path, change) in inserts {
-        match change {
-            Change::File(data) => {
-                tree.files.insert(
-                    path,
-                    FileEntry {
-                        data,
-                        layer: layer_index,
-                    },
-                );
-            }
-            Change::Symlink(target) => {
-                tree.symlinks.insert(path, target);
-            }
-            _ => {}
-        }
-    }
-    if skipped > MAX_WARNINGS_PER_LAYER {
         warnings.push(format!(
-            "... and {} more entries skipped for going through symlinks",
-            skipped - MAX_WARNINGS_PER_LAYER
+            "layer {}: hard link {link} → {}: the target is not in that layer, so the \
+             link is missing from the scan",
+            p.layer + 1,
+            p.target
         ));
     }
 }
@@ -678,7 +1086,7 @@ struct Verifier<'b, R> {
 
 impl<R: Read> Read for Verifier<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.budget.cancelled.load(Ordering::Relaxed) {
+        if self.budget.is_cancelled() {
             self.failure = Some(LayerFailure::Cancelled);
             return Err(io::Error::other("cancelled"));
         }
@@ -724,7 +1132,7 @@ struct Counted<'a, R> {
     inner: R,
     count: u64,
     budget: &'a Budget,
-    limit_hit: &'a Cell<bool>,
+    limit_hit: &'a std::cell::Cell<bool>,
     /// Hashes the uncompressed tar when its diff_id is to be checked.
     hasher: Option<Sha256>,
 }
@@ -790,12 +1198,18 @@ pub(crate) mod tests {
                 }
                 E::Sym(p, t) => {
                     h.set_entry_type(tar::EntryType::Symlink);
-                    h.set_link_name_literal(t).unwrap();
+                    long_link(&mut b, t);
+                    if t.len() <= 100 {
+                        h.set_link_name_literal(t).unwrap();
+                    }
                     (p, b"")
                 }
                 E::Hard(p, t) => {
                     h.set_entry_type(tar::EntryType::Link);
-                    h.set_link_name_literal(t).unwrap();
+                    long_link(&mut b, t);
+                    if t.len() <= 100 {
+                        h.set_link_name_literal(t).unwrap();
+                    }
                     (p, b"")
                 }
                 E::Fifo(p) => {
@@ -813,6 +1227,20 @@ pub(crate) mod tests {
         b.into_inner().unwrap()
     }
 
+    /// A GNU long-link record before an entry whose target does not fit.
+    fn long_link(b: &mut tar::Builder<Vec<u8>>, target: &str) {
+        if target.len() <= 100 {
+            return;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNULongLink);
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_size(target.len() as u64 + 1);
+        h.set_cksum();
+        let data = [target.as_bytes(), b"\0"].concat();
+        b.append(&h, &data[..]).unwrap();
+    }
+
     pub fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), Compression::fast());
         e.write_all(data).unwrap();
@@ -823,7 +1251,7 @@ pub(crate) mod tests {
         format!("sha256:{}", hex::encode(Sha256::digest(data)))
     }
 
-    fn source(blob: &[u8]) -> LayerSource {
+    pub(crate) fn source(blob: &[u8]) -> LayerSource {
         LayerSource {
             digest: digest(blob),
             media_type: Some("application/vnd.oci.image.layer.v1.tar+gzip".into()),
@@ -832,7 +1260,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn budget() -> Arc<Budget> {
+    pub(crate) fn budget() -> Arc<Budget> {
         Budget::new(64 << 20, 256 << 20, 1 << 30, 1 << 30)
     }
 
@@ -842,15 +1270,29 @@ pub(crate) mod tests {
 
     /// Reads and merges layers as `pull` does, minus the network.
     fn squash(layers: &[Vec<u8>], wants: &dyn FileSelector) -> (FileTree, Vec<String>) {
-        let budget = budget();
+        squash_with(layers, wants, &budget()).unwrap()
+    }
+
+    /// The whole merge, second pass for hard links included.
+    pub(crate) fn squash_with(
+        layers: &[Vec<u8>],
+        wants: &dyn FileSelector,
+        budget: &Budget,
+    ) -> Result<(FileTree, Vec<String>), LayerFailure> {
         let mut tree = FileTree::default();
         let mut warnings = Vec::new();
         for (i, blob) in layers.iter().enumerate() {
-            let changes = read_layer(&blob[..], &source(blob), wants, &budget).unwrap();
+            let changes = read_layer(&blob[..], &source(blob), wants, budget)?;
             warnings.extend(changes.warnings.clone());
-            apply_layer(&mut tree, changes, i, &mut warnings);
+            apply_layer(&mut tree, changes, i, budget)?;
         }
-        (tree, warnings)
+        for (i, sel) in link_passes(&tree, wants) {
+            let blob = &layers[i];
+            let changes = read_layer(&blob[..], &source(blob), &sel, budget)?;
+            fill_links(&mut tree, i, changes, budget);
+        }
+        unfilled_links(&mut tree, &mut warnings);
+        Ok((tree, warnings))
     }
 
     fn data<'a>(t: &'a FileTree, p: &str) -> Option<&'a [u8]> {
@@ -980,11 +1422,15 @@ pub(crate) mod tests {
         assert_eq!(f.data, b"ID=debian\n");
     }
 
+    /// Issue 9 #7: entries are placed as containerd places them. `..`
+    /// stops at the root, and an entry written through a symlinked
+    /// directory (of a lower layer or earlier in its own) lands where the
+    /// symlink points, inside the root. Skipping them was a false PASS.
     #[test]
-    fn hostile_paths_are_skipped_or_rooted() {
+    fn hostile_paths_are_clamped_and_resolved_inside_the_root() {
         let l0 = gzip(&tar_bytes(&[
             E::File("../../etc/passwd", b"evil"),
-            E::File("a/../../x", b"evil"),
+            E::File("a/../../x", b"clamped"),
             E::File("/etc/shadow", b"rooted"),
             E::File("./usr/./lib/../share/f", b"ok"),
             E::Hard("etc/hl", "../../../etc/passwd"),
@@ -995,29 +1441,109 @@ pub(crate) mod tests {
             E::File("evil/passwd", b"through symlink"),
         ]));
         let (t, w) = squash(&[l0, l1], &want_all);
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(
             t.files.keys().collect::<Vec<_>>(),
-            vec!["etc/shadow", "usr/share/f"]
+            vec!["etc/hl", "etc/passwd", "etc/shadow", "usr/share/f", "x"]
         );
-        assert_eq!(data(&t, "etc/shadow"), Some(&b"rooted"[..]));
-        assert!(
-            w.iter().any(|w| w.contains("\"../../etc/passwd\"")),
-            "{w:?}"
-        );
-        assert!(w.iter().any(|w| w.contains("\"a/../../x\"")), "{w:?}");
-        assert!(w.iter().any(|w| w.contains("etc/hl")), "{w:?}");
-        assert!(w.iter().any(|w| w.contains("evil/passwd")), "{w:?}");
-        assert!(t.get("evil/passwd").is_none());
+        assert_eq!(data(&t, "etc/passwd"), Some(&b"through symlink"[..]));
+        assert_eq!(t.files["etc/passwd"].layer, 1);
+        // The link kept the content it was made with.
+        assert_eq!(data(&t, "etc/hl"), Some(&b"evil"[..]));
+        assert_eq!(data(&t, "x"), Some(&b"clamped"[..]));
+        assert_eq!(t.get("evil/passwd").unwrap().0, "etc/passwd");
 
-        // A symlink and a file below it in the same layer.
-        let l0 = gzip(&tar_bytes(&[E::Sym("s", "/etc"), E::File("s/x", b"1")]));
+        // A symlink and a file below it in the same layer; a relative
+        // target climbing out is clamped too.
+        let l0 = gzip(&tar_bytes(&[
+            E::Sym("s", "/etc"),
+            E::File("s/x", b"1"),
+            E::Sym("up", "../../../../opt"),
+            E::File("up/y", b"2"),
+        ]));
         let (t, w) = squash(&[l0], &want_all);
-        assert!(t.files.is_empty());
-        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(data(&t, "etc/x"), Some(&b"1"[..]));
+        assert_eq!(data(&t, "opt/y"), Some(&b"2"[..]));
+    }
+
+    /// The shape from issue 9 #7: the dpkg database directory is a symlink
+    /// made in one layer, the status file written through it in the next.
+    #[test]
+    fn dpkg_status_through_a_symlinked_directory_is_found() {
+        let l0 = gzip(&tar_bytes(&[
+            E::Dir("opt/dpkgdb/"),
+            E::Sym("var/lib/dpkg", "../../opt/dpkgdb"),
+        ]));
+        let l1 = gzip(&tar_bytes(&[E::File(
+            "var/lib/dpkg/status",
+            b"Package: a\n",
+        )]));
+        let l2 = gzip(&tar_bytes(&[E::File(
+            "../var/lib/dpkg/status.d/b",
+            b"Package: b\n",
+        )]));
+        let wants = |p: &str| p.starts_with("var/lib/dpkg/");
+        let (t, w) = squash(&[l0, l1, l2], &wants);
+        assert!(w.is_empty(), "{w:?}");
+        let (real, f) = t.get("var/lib/dpkg/status").unwrap();
+        assert_eq!(real, "opt/dpkgdb/status");
+        assert_eq!(f.data, b"Package: a\n");
+        assert_eq!(t.list_dir("var/lib/dpkg/status.d").len(), 1);
+
+        // A whiteout through the symlink removes the real file.
+        let l3 = gzip(&tar_bytes(&[E::File("var/lib/dpkg/.wh.status", b"")]));
+        let (t, _) = squash(
+            &[
+                l0_again(),
+                gzip(&tar_bytes(&[E::File("var/lib/dpkg/status", b"s")])),
+                l3,
+            ],
+            &wants,
+        );
+        assert!(t.get("var/lib/dpkg/status").is_none());
+    }
+
+    fn l0_again() -> Vec<u8> {
+        gzip(&tar_bytes(&[E::Sym("var/lib/dpkg", "../../opt/dpkgdb")]))
+    }
+
+    /// An opaque marker applies to the directory as it is when the marker
+    /// comes: here a real directory that replaced a symlink, so what the
+    /// symlink pointed at stays.
+    #[test]
+    fn opaque_directory_is_resolved_in_archive_order() {
+        let l0 = gzip(&tar_bytes(&[
+            E::File("var/lib/dpkg/status", b"kept"),
+            E::Sym("x", "var/lib/dpkg"),
+        ]));
+        let l1 = gzip(&tar_bytes(&[
+            E::Dir("x/"),
+            E::File("x/.wh..wh..opq", b""),
+            E::File("x/new", b"n"),
+        ]));
+        let (t, _) = squash(&[l0, l1], &want_all);
+        assert_eq!(data(&t, "var/lib/dpkg/status"), Some(&b"kept"[..]));
+        assert_eq!(data(&t, "x/new"), Some(&b"n"[..]));
+        assert!(!t.symlinks.contains_key("x"));
     }
 
     #[test]
-    fn hard_links_copy_kept_targets() {
+    fn parent_symlink_loops_fail_the_layer() {
+        let l0 = gzip(&tar_bytes(&[
+            E::Sym("a", "b"),
+            E::Sym("b", "a"),
+            E::File("a/status", b"x"),
+        ]));
+        let err = squash_with(&[l0], &want_all, &budget()).unwrap_err();
+        assert!(
+            matches!(err, LayerFailure::Unsupported(ref m) if m.contains("a/status") && m.contains("symlinks")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn hard_links_share_kept_targets() {
         let l0 = gzip(&tar_bytes(&[
             E::File("usr/bin/python3.11", b"py"),
             E::File("lib/libfoo.so.1", b"foo"),
@@ -1029,16 +1555,68 @@ pub(crate) mod tests {
             E::Hard("usr/bin/python3", "usr/bin/python3.11"),
             E::Hard("lib/libfoo.so", "lib/libfoo.so.1"),
         ]));
-        // libfoo.so.1 is not wanted, so a link to it cannot be filled in.
+        // libfoo.so.1 is not wanted, and it is in a lower layer: the second
+        // pass reads only the link's own layer, so the link is missing.
         let wants = |p: &str| p != "lib/libfoo.so.1";
         let (t, w) = squash(&[l0, l1], &wants);
         assert_eq!(data(&t, "opt/link"), Some(&b"real"[..]));
         assert_eq!(data(&t, "opt/link2"), Some(&b"real"[..]));
+        assert!(t.files["opt/link"].data.shares(&t.files["opt/real"].data));
         assert_eq!(t.files["opt/link"].layer, 1);
         // Target in a lower layer.
         assert_eq!(data(&t, "usr/bin/python3"), Some(&b"py"[..]));
         assert_eq!(data(&t, "lib/libfoo.so"), None);
         assert!(w.iter().any(|w| w.contains("lib/libfoo.so")), "{w:?}");
+        assert!(t.pending.is_empty());
+    }
+
+    /// Issue 10 class 1: a wanted file stored as a hard link to an earlier
+    /// entry of its layer that nobody wanted is found by a second read of
+    /// that layer keeping only the link targets, and reduced as the link's
+    /// own path would be.
+    #[test]
+    fn wanted_hard_links_to_unwanted_targets_are_filled_by_a_second_pass() {
+        let l0 = gzip(&tar_bytes(&[
+            E::File("usr/lib/os-release.orig", b"ID=debian\nVERSION_ID=12\n"),
+            E::Hard("etc/os-release", "usr/lib/os-release.orig"),
+            E::Hard("etc/os-release2", "etc/os-release"),
+            E::File("app/x.db", b"first\nsecond"),
+        ]));
+        // A later layer deletes one of the links: it stays deleted.
+        let l1 = gzip(&tar_bytes(&[E::File("etc/.wh.os-release2", b"")]));
+        struct Wants;
+        impl FileSelector for Wants {
+            fn wants(&self, p: &str) -> bool {
+                p.starts_with("etc/os-release")
+            }
+            fn reduce(&self, p: &str, _: u32, _: bool, data: Vec<u8>) -> Option<Vec<u8>> {
+                assert!(p.starts_with("etc/"), "reduced as the link: {p}");
+                Some(data[..data.len().min(9)].to_vec())
+            }
+        }
+        let (t, w) = squash(&[l0, l1], &Wants);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(data(&t, "etc/os-release"), Some(&b"ID=debian"[..]));
+        assert_eq!(t.files["etc/os-release"].layer, 0);
+        assert!(!t.files.contains_key("etc/os-release2"));
+        assert!(!t.files.contains_key("usr/lib/os-release.orig"));
+        assert!(t.pending.is_empty());
+    }
+
+    /// Issue 9 #2: thirty links to one 60 MiB wanted file hold one copy.
+    #[test]
+    fn many_hard_links_to_a_large_file_share_one_copy() {
+        let big = vec![7u8; 60 << 20];
+        let mut entries = vec![E::File("var/lib/rpm/Packages", &big)];
+        let names: Vec<String> = (0..30).map(|i| format!("var/lib/rpm/l{i}")).collect();
+        entries.extend(names.iter().map(|n| E::Hard(n, "var/lib/rpm/Packages")));
+        let blob = tar_bytes(&entries);
+        let budget = Budget::new(64 << 20, 64 << 20, 1 << 30, 100 << 20);
+        let (t, _) = squash_with(&[blob], &want_all, &budget).unwrap();
+        assert_eq!(t.files.len(), 31);
+        assert!(budget.kept_bytes() == 60 << 20, "{}", budget.kept_bytes());
+        let first = &t.files["var/lib/rpm/Packages"].data;
+        assert!(t.files.values().all(|f| f.data.shares(first)));
     }
 
     #[test]
@@ -1123,7 +1701,7 @@ pub(crate) mod tests {
         for (i, blob) in [l0, l1].iter().enumerate() {
             let c = read_layer(&blob[..], &source(blob), &want_all, &budget).unwrap();
             warnings.extend(c.warnings.clone());
-            apply_layer(&mut tree, c, i, &mut warnings);
+            apply_layer(&mut tree, c, i, &budget).unwrap();
         }
         assert_eq!(data(&tree, "big"), None);
         assert_eq!(data(&tree, "ok"), Some(&b"fine"[..]));
@@ -1199,7 +1777,7 @@ pub(crate) mod tests {
         assert_eq!(c.kept_bytes, ("go1.22".len() + "first line".len()) as u64);
         assert_eq!(budget.kept_bytes(), c.kept_bytes);
         let mut t = FileTree::default();
-        apply_layer(&mut t, c, 0, &mut Vec::new());
+        apply_layer(&mut t, c, 0, &budget).unwrap();
         assert_eq!(
             t.files.keys().collect::<Vec<_>>(),
             ["usr/bin/tool", "var/lib/x.db"]
@@ -1245,7 +1823,7 @@ pub(crate) mod tests {
         for (i, blob) in [l0, l1].iter().enumerate() {
             let c = read_layer(&blob[..], &source(blob), &Sniffer, &budget).unwrap();
             warnings.extend(c.warnings.clone());
-            apply_layer(&mut tree, c, i, &mut warnings);
+            apply_layer(&mut tree, c, i, &budget).unwrap();
         }
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
@@ -1296,7 +1874,7 @@ pub(crate) mod tests {
         assert_eq!(changes.digest, digest(&blob));
         assert_eq!(changes.decompressed_bytes, tar.len() as u64);
         let mut tree = FileTree::default();
-        apply_layer(&mut tree, changes, 0, &mut Vec::new());
+        apply_layer(&mut tree, changes, 0, &budget()).unwrap();
         assert_eq!(tree.files["var/lib/dpkg/status"].data, b"Package: a\n");
         assert_eq!(tree.symlinks["bin"], "usr/bin");
 
@@ -1371,5 +1949,116 @@ pub(crate) mod tests {
         let blob = gzip(&b.into_inner().unwrap());
         let (t, _) = squash(&[blob], &want_all);
         assert_eq!(data(&t, &long), Some(&b"ok"[..]));
+    }
+
+    /// Issue 9 #2: a 1 GiB GNU long name (a few MB compressed) was read
+    /// whole into memory; now it fails at its header.
+    #[test]
+    fn huge_gnu_long_name_fails_before_it_is_read() {
+        let mut tar = crate::image::tarstream::tests::long_name_header(1 << 30);
+        tar.resize(tar.len() + (4 << 20), b'a');
+        let blob = gzip(&tar);
+        let err = read_layer(&blob[..], &source(&blob), &want_all, &budget()).unwrap_err();
+        assert!(
+            matches!(err, LayerFailure::Limit(ref m) if m.contains("4096")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn symlink_targets_count_against_the_metadata_budget() {
+        let target = "t".repeat(4000);
+        let names: Vec<String> = (0..300).map(|i| format!("usr/share/l{i}")).collect();
+        let entries: Vec<E<'_>> = names.iter().map(|n| E::Sym(n, &target)).collect();
+        let blob = gzip(&tar_bytes(&entries));
+        let b = Budget::with_metadata(
+            Budget::plain(1 << 20, 1 << 20, 1 << 30, 1 << 30),
+            1 << 20,
+            1 << 20,
+        );
+        let err = read_layer(&blob[..], &source(&blob), &want_all, &b).unwrap_err();
+        assert!(
+            matches!(err, LayerFailure::Limit(ref m) if m.contains("max_metadata_bytes")),
+            "{err:?}"
+        );
+        assert_eq!(b.metadata_bytes(), 0, "a failed layer gives its share back");
+
+        // Under the budget: all kept, and after the merge only what the
+        // tree holds stays counted.
+        let b = Budget::with_metadata(
+            Budget::plain(1 << 20, 1 << 20, 1 << 30, 1 << 30),
+            4 << 20,
+            1 << 20,
+        );
+        let dirs: Vec<String> = (0..1000).map(|i| format!("usr/share/doc/d{i}/")).collect();
+        let mut entries: Vec<E<'_>> = dirs.iter().map(|d| E::Dir(d)).collect();
+        entries.extend(names.iter().map(|n| E::Sym(n, &target)));
+        let blob = gzip(&tar_bytes(&entries));
+        let c = read_layer(&blob[..], &source(&blob), &want_all, &b).unwrap();
+        let read = b.metadata_bytes();
+        assert!(read > 300 * 4000, "{read}");
+        let mut t = FileTree::default();
+        apply_layer(&mut t, c, 0, &b).unwrap();
+        assert_eq!(t.symlinks.len(), 300);
+        assert!(b.metadata_bytes() < read, "{} < {read}", b.metadata_bytes());
+    }
+
+    #[test]
+    fn entries_per_image_are_capped() {
+        let dirs: Vec<String> = (0..50).map(|i| format!("d{i}/")).collect();
+        let entries: Vec<E<'_>> = dirs.iter().map(|d| E::Dir(d)).collect();
+        let blob = gzip(&tar_bytes(&entries));
+        let b = Budget::with_metadata(
+            Budget::plain(1 << 20, 1 << 20, 1 << 30, 1 << 30),
+            1 << 20,
+            80,
+        );
+        read_layer(&blob[..], &source(&blob), &want_all, &b).unwrap();
+        let err = read_layer(&blob[..], &source(&blob), &want_all, &b).unwrap_err();
+        assert!(
+            matches!(err, LayerFailure::Limit(ref m) if m.contains("max_entries")),
+            "{err:?}"
+        );
+    }
+
+    /// Names are stored front-coded: a layer of many siblings costs a few
+    /// bytes per entry, and paths come back intact (multi-byte too).
+    #[test]
+    fn names_are_front_coded_and_round_trip() {
+        let names: Vec<String> = (0..2000)
+            .map(|i| format!("usr/share/locale/\u{e9}t\u{e9}/LC_MESSAGES/pkg{i}.mo"))
+            .collect();
+        let entries: Vec<E<'_>> = names.iter().map(|n| E::File(n, b"m")).collect();
+        let blob = gzip(&tar_bytes(&entries));
+        let b = budget();
+        let c = read_layer(&blob[..], &source(&blob), &want_all, &b).unwrap();
+        assert!(c.names.len() < 2000 * 8, "{}", c.names.len());
+        let mut t = FileTree::default();
+        apply_layer(&mut t, c, 0, &b).unwrap();
+        assert!(names.iter().all(|n| t.files.contains_key(n)));
+    }
+
+    /// Issue 9 #13: bytes after the tar end marker are capped instead of
+    /// drained up to the declared size.
+    #[test]
+    fn long_tails_after_the_end_marker_are_refused() {
+        let mut tar = tar_bytes(&[E::File("f", b"1")]);
+        let ok = gzip(&tar);
+        assert!(read_layer(&ok[..], &source(&ok), &want_all, &budget()).is_ok());
+        tar.resize(tar.len() + (MAX_BLOB_TAIL as usize) + 4096, 0xAA);
+        let err = read_layer(&tar[..], &source(&tar), &want_all, &budget()).unwrap_err();
+        assert!(
+            matches!(err, LayerFailure::Limit(ref m) if m.contains("end of the tar")),
+            "{err:?}"
+        );
+        // The same inside the compression (diff_id checked).
+        let blob = gzip(&tar);
+        let mut src = source(&blob);
+        src.diff_id = Some(digest(&tar));
+        let err = read_layer(&blob[..], &src, &want_all, &budget()).unwrap_err();
+        assert!(
+            matches!(err, LayerFailure::Limit(ref m) if m.contains("end of the tar")),
+            "{err:?}"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod platform;
 pub mod reference;
 mod registry;
 pub mod source;
+pub mod tarstream;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -68,6 +69,13 @@ pub struct Limits {
     pub max_decompressed_bytes: u64,
     /// All kept file contents, together.
     pub max_kept_bytes: u64,
+    /// Names, link targets and per-entry bookkeeping held in memory at once
+    /// (layers read but not merged, and the symlinks and links the merged
+    /// tree keeps). A million-entry layer needs about 30 MiB.
+    pub max_metadata_bytes: u64,
+    /// Tar entries in all layers together. Large real images have a few
+    /// hundred thousand.
+    pub max_entries: u64,
     /// Layers downloaded and read at once.
     pub parallel_layers: usize,
     /// Tries per request (and per layer download) before giving up.
@@ -86,6 +94,8 @@ impl Default for Limits {
             max_sniffed_bytes: 256 << 20,
             max_decompressed_bytes: 64 << 30,
             max_kept_bytes: 1 << 30,
+            max_metadata_bytes: layer::DEFAULT_MAX_METADATA,
+            max_entries: layer::DEFAULT_MAX_ENTRIES,
             parallel_layers: 3,
             max_attempts: 4,
             retry_base_delay: Duration::from_millis(500),
@@ -580,12 +590,7 @@ async fn read_layers(
     wants: Wants,
 ) -> Result<(FileTree, Vec<String>, u64), ImageError> {
     let limits = &opts.limits;
-    let budget = Budget::new(
-        limits.max_file_bytes,
-        limits.max_sniffed_bytes,
-        limits.max_decompressed_bytes,
-        limits.max_kept_bytes,
-    );
+    let budget = Budget::from_limits(limits);
     let _cancel = CancelOnDrop(budget.clone());
     let reference = image.reference.to_string();
     // The futures are collected first: a lazy `map` closure inside the
@@ -616,25 +621,60 @@ async fn read_layers(
     while let Some(next) = results.next().await {
         let (i, changes) = next?;
         let layer = &image.layers[i];
-        let label = format!(
-            "layer {} ({})",
-            i + 1,
-            &layer.digest[..layer.digest.len().min(19)]
-        );
         tracing::debug!(
             image = %reference,
             layer = %layer.digest,
             entries = changes.entries,
             decompressed_bytes = changes.decompressed_bytes,
             kept_bytes = changes.kept_bytes,
+            metadata_bytes = changes.metadata_bytes,
             "read layer"
         );
+        let label = layer_label(i, layer);
         warnings.extend(changes.warnings.iter().map(|w| format!("{label}: {w}")));
-        let mut merge_warnings = Vec::new();
-        layer::apply_layer(&mut tree, changes, i, &mut merge_warnings);
-        warnings.extend(merge_warnings.into_iter().map(|w| format!("{label}: {w}")));
+        layer::apply_layer(&mut tree, changes, i, &budget)
+            .map_err(|f| layer_error(f, client, &reference, layer, 1))?;
     }
+    drop(results);
+    link_pass(client, &reference, image, &budget, &wants, &mut tree).await?;
+    layer::unfilled_links(&mut tree, &mut warnings);
     Ok((tree, warnings, budget.decompressed_bytes()))
+}
+
+fn layer_label(i: usize, layer: &Layer) -> String {
+    format!(
+        "layer {} ({})",
+        i + 1,
+        &layer.digest[..layer.digest.len().min(19)]
+    )
+}
+
+/// The second, targeted pass for wanted hard links whose target was not
+/// kept: the layers concerned are fetched again (through the same verified
+/// path) keeping only those targets. Most images need none.
+async fn link_pass(
+    client: &Arc<RegistryClient>,
+    reference: &str,
+    image: &ResolvedImage,
+    budget: &Arc<Budget>,
+    wants: &Wants,
+    tree: &mut FileTree,
+) -> Result<(), ImageError> {
+    for (i, selector) in layer::link_passes(tree, wants.clone()) {
+        let layer = &image.layers[i];
+        let started = std::time::Instant::now();
+        let selector: Wants = Arc::new(selector);
+        let changes = fetch_layer(client, reference, layer, budget.clone(), selector).await?;
+        tracing::info!(
+            image = %reference,
+            layer = %layer.digest,
+            bytes = layer.size,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read a layer again for hard-link targets"
+        );
+        layer::fill_links(tree, i, changes, budget);
+    }
+    Ok(())
 }
 
 type ByteStream = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, io::Error>> + Send>>;

@@ -244,13 +244,7 @@ impl Ctx<'_> {
     }
 
     fn budget(&self) -> Arc<Budget> {
-        let l = &self.opts.limits;
-        Budget::new(
-            l.max_file_bytes,
-            l.max_sniffed_bytes,
-            l.max_decompressed_bytes,
-            l.max_kept_bytes,
-        )
+        Budget::from_limits(&self.opts.limits)
     }
 
     /// Reads one layer and merges it into `tree`; returns the reader's
@@ -274,11 +268,37 @@ impl Ctx<'_> {
         );
         acc.warnings
             .extend(changes.warnings.iter().map(|w| format!("{label}: {w}")));
-        let mut merge = Vec::new();
-        layer::apply_layer(&mut acc.tree, changes, index, &mut merge);
-        acc.warnings
-            .extend(merge.into_iter().map(|w| format!("{label}: {w}")));
+        layer::apply_layer(&mut acc.tree, changes, index, &acc.budget)
+            .map_err(|f| super::local_layer_error(f, &self.image, layer))?;
         Ok(found)
+    }
+
+    /// The second, targeted pass for wanted hard links whose target was not
+    /// kept: `reopen(i)` reads layer `i`'s blob again, keeping only those
+    /// targets. Then the links still unfilled become warnings.
+    fn link_pass<Rd: Read>(
+        &self,
+        layers: &[(Layer, LayerSource)],
+        acc: &mut Accumulated,
+        wants: &dyn FileSelector,
+        mut reopen: impl FnMut(usize) -> Result<Rd, ImageError>,
+    ) -> Result<(), ImageError> {
+        for (i, selector) in layer::link_passes(&acc.tree, wants) {
+            let (l, src) = &layers[i];
+            let started = std::time::Instant::now();
+            let changes = layer::read_layer(reopen(i)?, src, &selector, &acc.budget)
+                .map_err(|f| super::local_layer_error(f, &self.image, l))?;
+            tracing::info!(
+                image = %self.image,
+                layer = %l.digest,
+                bytes = l.size,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "read a layer again for hard-link targets"
+            );
+            layer::fill_links(&mut acc.tree, i, changes, &acc.budget);
+        }
+        layer::unfilled_links(&mut acc.tree, &mut acc.warnings);
+        Ok(())
     }
 }
 
@@ -495,30 +515,33 @@ fn pull_oci(
         warnings,
         budget: ctx.budget(),
     };
-    for (i, l) in layers.iter().enumerate() {
+    let sources: Vec<(Layer, LayerSource)> = layers
+        .iter()
+        .map(|l| {
+            let src = LayerSource {
+                digest: l.digest.clone(),
+                media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
+                size: Some(l.size),
+                // As for a registry pull: the config's diff_ids must describe
+                // the layers the manifest names.
+                diff_id: Some(l.diff_id.clone()).filter(|d| !d.is_empty()),
+            };
+            (l.clone(), src)
+        })
+        .collect();
+    let open_blob = |l: &Layer| -> Result<BufReader<File>, ImageError> {
+        let path = blob_path(&l.digest)?;
+        let file = File::open(&path).map_err(|e| ctx.io("layer", &path, e))?;
+        Ok(BufReader::with_capacity(1 << 16, file))
+    };
+    for (i, (l, src)) in sources.iter().enumerate() {
         if super::is_foreign_layer(&l.media_type) {
             acc.warnings.push(super::foreign_layer_warning(i, l));
             continue;
         }
-        let path = blob_path(&l.digest)?;
-        let file = File::open(&path).map_err(|e| ctx.io("layer", &path, e))?;
-        let src = LayerSource {
-            digest: l.digest.clone(),
-            media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
-            size: Some(l.size),
-            // As for a registry pull: the config's diff_ids must describe
-            // the layers the manifest names.
-            diff_id: Some(l.diff_id.clone()).filter(|d| !d.is_empty()),
-        };
-        ctx.apply(
-            BufReader::with_capacity(1 << 16, file),
-            l,
-            i,
-            &src,
-            &mut acc,
-            wants,
-        )?;
+        ctx.apply(open_blob(l)?, l, i, src, &mut acc, wants)?;
     }
+    ctx.link_pass(&sources, &mut acc, wants, |i| open_blob(&sources[i].0))?;
     Ok(PulledImage {
         reference: source.clone(),
         manifest_digest,
@@ -724,6 +747,8 @@ fn pull_archive(
         budget: ctx.budget(),
     };
     let mut layers = Vec::with_capacity(entry.layers.len());
+    let mut sources = Vec::with_capacity(entry.layers.len());
+    let mut spans_read = Vec::with_capacity(entry.layers.len());
     for (i, (name, diff_id)) in entry.layers.iter().zip(&config.diff_ids).enumerate() {
         let clean = layer::clean_path(name)
             .ok_or_else(|| ctx.bad(format!("layer path {name:?} leaves the archive")))?;
@@ -755,8 +780,18 @@ fn pull_archive(
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
         }
         .to_owned();
+        sources.push((l.clone(), src));
+        spans_read.push(span);
         layers.push(l);
     }
+    ctx.link_pass(&sources, &mut acc, wants, |i| {
+        let span: Span = spans_read[i];
+        let mut again = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+        again
+            .seek(SeekFrom::Start(span.offset))
+            .map_err(|e| ctx.io("layer", path, e))?;
+        Ok(BufReader::with_capacity(1 << 16, again.take(span.size)))
+    })?;
     Ok(PulledImage {
         reference: source.clone(),
         // A `docker save` archive has no registry manifest, and making one

@@ -823,7 +823,13 @@ fn check_language_round_trip(name: &str, min: usize) {
     );
     let mut t = tree(&[("usr/lib/os-release", DEBIAN_12, 0)]);
     for (p, d) in files {
-        t.files.insert(p, FileEntry { data: d, layer: 2 });
+        t.files.insert(
+            p,
+            FileEntry {
+                data: d.into(),
+                layer: 2,
+            },
+        );
     }
     let c = catalog::run(&t);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);

@@ -269,7 +269,7 @@ mod tests {
         t.files.insert(
             INSTALLED.into(),
             FileEntry {
-                data: data.to_vec(),
+                data: data.into(),
                 layer: 2,
             },
         );

@@ -405,7 +405,7 @@ mod tests {
 
     fn entry(data: &[u8], layer: usize) -> FileEntry {
         FileEntry {
-            data: data.to_vec(),
+            data: data.into(),
             layer,
         }
     }

@@ -798,7 +798,7 @@ mod tests {
             t.files.insert(
                 (*p).into(),
                 FileEntry {
-                    data: d.to_vec(),
+                    data: (*d).into(),
                     layer: 0,
                 },
             );
