@@ -153,7 +153,9 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
         }
         Fault::Reset => {
             read_request_head(&mut client).await;
-            // SO_LINGER 0: the close sends RST, as a crashed peer does.
+            // SO_LINGER 0: the close sends RST, as a crashed peer does. (The
+            // deprecation warns of blocking drops; a zero linger never blocks.)
+            #[allow(deprecated)]
             let _ = client.set_linger(Some(Duration::ZERO));
         }
         Fault::None | Fault::Truncate(_) => {
