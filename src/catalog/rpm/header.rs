@@ -528,7 +528,7 @@ pub(crate) mod tests {
         // A directory just within PATH_MAX is kept, one a byte over is not.
         let long = format!("/{}/", "x".repeat(MAX_PATH - 10));
         let dirs = format!("{long}\0");
-        let b = file_list(dirs.as_bytes(), 1, b"12345678\0123456789\0", &[0, 0]);
+        let b = file_list(dirs.as_bytes(), 1, b"12345678\x00123456789\x00", &[0, 0]);
         let mut n = 0;
         for_each_file(&b, |d, b| {
             assert!(d.len() + b.len() <= MAX_PATH);
