@@ -89,13 +89,45 @@ impl OwnerIndex {
         }
         let rpms = installed(Ecosystem::Rpm);
         if !rpms.is_empty() {
-            rpm::for_each_file(files, |name, path| {
-                if rpms.contains(name) {
-                    index.add(files, wanted, &basenames, path, &format!("rpm:{name}"));
-                }
-            });
+            index.add_rpm(files, wanted, &basenames, &rpms);
         }
         index
+    }
+
+    /// rpm lists a file as a directory and a name, never joined here (see
+    /// [`rpm::for_each_file`]): a name that is wanted somewhere is looked
+    /// up with its directory resolved, each directory resolved once, and a
+    /// path is built only for a file found owned.
+    fn add_rpm(
+        &mut self,
+        files: &FileTree,
+        wanted: &BTreeSet<&str>,
+        basenames: &BTreeSet<&str>,
+        rpms: &BTreeSet<&str>,
+    ) {
+        let wanted: BTreeSet<(&str, &str)> = wanted
+            .iter()
+            .map(|p| p.rsplit_once('/').unwrap_or(("", p)))
+            .collect();
+        let mut dirs = DirCache::default();
+        rpm::for_each_file(files, |name, dir, base| {
+            if !basenames.contains(base) || !rpms.contains(name) {
+                return;
+            }
+            let Some(dir) = dirs.resolve(files, dir) else {
+                return;
+            };
+            if wanted.contains(&(dir, base)) {
+                let path = if dir.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{dir}/{base}")
+                };
+                self.owners
+                    .entry(path)
+                    .or_insert_with(|| format!("rpm:{name}"));
+            }
+        });
     }
 
     fn add(
@@ -158,6 +190,38 @@ fn is_language(p: &Package) -> bool {
 
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Listed directory → its canonical form (`None`: a loop), so that the
+/// thousands of files of one directory resolve it once. Bounded: past
+/// [`DirCache::MAX_BYTES`] it starts over, costing time, never memory.
+#[derive(Default)]
+struct DirCache {
+    dirs: HashMap<String, Option<String>>,
+    bytes: usize,
+}
+
+impl DirCache {
+    const MAX_BYTES: usize = 16 << 20;
+
+    fn resolve(&mut self, files: &FileTree, listed: &str) -> Option<&str> {
+        if !self.dirs.contains_key(listed) {
+            let path = normalize(listed);
+            let canonical = if path.is_empty() {
+                Some(path)
+            } else {
+                files.resolve(&path)
+            };
+            let size = listed.len() + canonical.as_ref().map_or(0, String::len);
+            if self.bytes + size > Self::MAX_BYTES {
+                self.dirs.clear();
+                self.bytes = 0;
+            }
+            self.bytes += size;
+            self.dirs.insert(listed.to_owned(), canonical);
+        }
+        self.dirs.get(listed)?.as_deref()
+    }
 }
 
 /// `listed` (absolute or root-relative) with the symlinks of its directory

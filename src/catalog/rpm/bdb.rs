@@ -19,7 +19,7 @@
 //! and data items; an item's first byte is its kind (1 inline data, 3
 //! off-page: u32 first overflow page at +4, u32 total length at +8).
 
-use super::RpmError;
+use super::{MAX_PACKAGES, RpmError};
 
 const HASH_MAGIC: u32 = 0x0006_1561;
 const PAGE_HEADER: usize = 26;
@@ -153,7 +153,8 @@ pub fn blobs(data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<RpmError>), RpmError> {
     }
     let mut budget = data.len().saturating_mul(2);
     let mut out = Vec::new();
-    for pgno in 1..=last.min(pages_in_file.saturating_sub(1)) {
+    'pages: for pgno in 1..=last.min(pages_in_file.saturating_sub(1)) {
+        crate::cancel::checkpoint()?;
         let Some(p) = db.page(pgno) else { break };
         if p[25] != P_HASH && p[25] != P_HASH_UNSORTED {
             continue;
@@ -170,6 +171,10 @@ pub fn blobs(data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<RpmError>), RpmError> {
         // ends where item i-1 starts.
         let end = |i: usize| if i == 0 { page_size } else { offset(i - 1) };
         for k in (0..entries.saturating_sub(1)).step_by(2) {
+            if out.len() == MAX_PACKAGES {
+                warnings.push(RpmError::TooMany);
+                break 'pages;
+            }
             let (ko, ke, d, de) = (offset(k), end(k), offset(k + 1), end(k + 1));
             let (Some(key), Some(item)) = (p.get(ko..ke), p.get(d..de)) else {
                 warnings.push(bad(format!("page {pgno}: item {k} out of bounds")));

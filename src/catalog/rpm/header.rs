@@ -7,6 +7,8 @@
 //! Only the few tags a package identity needs are decoded. Every offset and
 //! count is checked against the blob; nothing here can index out of bounds.
 
+use std::borrow::Cow;
+
 use super::RpmError;
 
 /// rpm's own limits (`HEADER_TAGS_MAX`, `HEADER_DATA_MAX` in rpm's
@@ -179,11 +181,17 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, RpmError> {
     Ok(h)
 }
 
-/// The files a package installed, as absolute paths: rpm 4 stores each as
-/// a BASENAMES entry plus the DIRNAMES entry its DIRINDEXES value points
-/// to; older headers have whole OLDFILENAMES. A header without files (a
-/// meta package) gives none; inconsistent file tags are an error.
-pub fn files(blob: &[u8]) -> Result<Vec<String>, RpmError> {
+/// Calls `f(dir, base)` for each file a package installed: rpm 4 stores
+/// each as a BASENAMES entry plus the DIRNAMES entry (`/usr/bin/`, with its
+/// slash) its DIRINDEXES value points to; older headers have whole
+/// OLDFILENAMES, split here at the last slash. The two parts are handed
+/// over unjoined: many files share one directory, and a caller that looks
+/// for a few paths joins only those (joining them all let one 8 MiB
+/// DIRNAMES entry shared by N files cost N × 8 MiB). A file whose path is
+/// longer than [`MAX_PATH`] is skipped: no file system could hold it. A
+/// header without files (a meta package) gives none; inconsistent file
+/// tags are an error, reported before `f` sees any file.
+pub fn for_each_file(blob: &[u8], mut f: impl FnMut(&str, &str)) -> Result<(), RpmError> {
     let (il, data) = layout(blob)?;
     let (mut bases, mut dirs, mut indexes, mut old) = (None, None, None, None);
     let bad = |what: &str| RpmError::Header(format!("unreadable {what}"));
@@ -202,56 +210,109 @@ pub fn files(blob: &[u8]) -> Result<Vec<String>, RpmError> {
     }
     match (bases, dirs, indexes) {
         (Some(bases), Some(dirs), Some(indexes)) => {
-            if indexes.len() != bases.len() {
+            if indexes.len() != bases.count {
                 return Err(RpmError::Header(format!(
                     "{} BASENAMES but {} DIRINDEXES",
-                    bases.len(),
+                    bases.count,
                     indexes.len()
                 )));
             }
-            bases
-                .iter()
-                .zip(indexes)
-                .map(|(base, i)| {
-                    let dir = dirs.get(i as usize).ok_or_else(|| {
-                        RpmError::Header(format!("DIRINDEXES value {i} out of range"))
-                    })?;
-                    Ok(format!("{dir}{base}"))
-                })
-                .collect()
+            if let Some(i) = indexes.clone().find(|&i| i as usize >= dirs.count) {
+                return Err(RpmError::Header(format!(
+                    "DIRINDEXES value {i} out of range"
+                )));
+            }
+            // Each directory decoded once, not once per file in it.
+            let dirs: Vec<Option<Cow<str>>> = dirs.map(|d| path_part(d, 0)).collect();
+            for (base, i) in bases.zip(indexes) {
+                if let Some(dir) = &dirs[i as usize]
+                    && let Some(base) = path_part(base, dir.len())
+                {
+                    f(dir, &base);
+                }
+            }
+            Ok(())
         }
-        (None, None, None) => Ok(old.unwrap_or_default()),
+        (None, None, None) => {
+            for path in old.into_iter().flatten() {
+                let split = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+                if let Some(dir) = path_part(&path[..split], 0)
+                    && let Some(base) = path_part(&path[split..], dir.len())
+                {
+                    f(&dir, &base);
+                }
+            }
+            Ok(())
+        }
         _ => Err(RpmError::Header(
             "BASENAMES, DIRNAMES and DIRINDEXES not all present".into(),
         )),
     }
 }
 
-/// The `count` strings of a STRING_ARRAY entry, each NUL-terminated inside
-/// the data store. Not UTF-8 is replaced, not rejected: the index of each
-/// string matters.
-fn strings(data: &[u8], ty: u32, off: usize, count: u32) -> Option<Vec<String>> {
-    if ty != TYPE_STRING_ARRAY {
+/// Longest file path accepted from a file list (Linux's PATH_MAX).
+pub const MAX_PATH: usize = 4096;
+
+/// Most entries one STRING_ARRAY of a file list may have. rpm sets no
+/// limit below its 256 MiB data store; the largest real packages list a few
+/// tens of thousands of files.
+const MAX_FILES: u32 = 1 << 20;
+
+/// One part of a path, `None` when it cannot fit [`MAX_PATH`] after `used`
+/// bytes. Not UTF-8 is replaced, not rejected, as tar paths are.
+fn path_part(b: &[u8], used: usize) -> Option<Cow<'_, str>> {
+    (used + b.len() <= MAX_PATH).then(|| String::from_utf8_lossy(b))
+}
+
+/// The `count` NUL-terminated strings of a STRING_ARRAY entry, borrowed
+/// from the data store and checked to be there before any is returned.
+#[derive(Clone)]
+struct Strings<'a> {
+    rest: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Iterator for Strings<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.count = self.count.checked_sub(1)?;
+        let end = self.rest.iter().position(|&b| b == 0)?;
+        let (s, rest) = (&self.rest[..end], &self.rest[end + 1..]);
+        self.rest = rest;
+        Some(s)
+    }
+}
+
+fn strings(data: &[u8], ty: u32, off: usize, count: u32) -> Option<Strings<'_>> {
+    if ty != TYPE_STRING_ARRAY || count > MAX_FILES {
         return None;
     }
-    let mut rest = data.get(off..)?;
-    // Each string takes at least its NUL: a count beyond that is a lie,
-    // and must not size an allocation.
+    let rest = data.get(off..)?;
+    // Each string takes at least its NUL: a count beyond that is a lie.
     if count as usize > rest.len() {
         return None;
     }
-    let mut out = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let end = rest.iter().position(|&b| b == 0)?;
-        out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
-        rest = &rest[end + 1..];
-    }
-    Some(out)
+    // All `count` terminators must be there (one pass, no allocation).
+    let nuls = rest
+        .iter()
+        .filter(|&&b| b == 0)
+        .take(count as usize)
+        .count();
+    (nuls == count as usize).then_some(Strings {
+        rest,
+        count: count as usize,
+    })
 }
 
-/// The `count` values of an INT32 entry.
-fn int32s(data: &[u8], ty: u32, off: usize, count: u32) -> Option<Vec<u32>> {
-    if ty != TYPE_INT32 {
+/// The `count` values of an INT32 entry, read in place.
+fn int32s(
+    data: &[u8],
+    ty: u32,
+    off: usize,
+    count: u32,
+) -> Option<impl ExactSizeIterator<Item = u32> + Clone + '_> {
+    if ty != TYPE_INT32 || count > MAX_FILES {
         return None;
     }
     let len = (count as usize).checked_mul(4)?;
@@ -259,8 +320,7 @@ fn int32s(data: &[u8], ty: u32, off: usize, count: u32) -> Option<Vec<u32>> {
     Some(
         bytes
             .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
     )
 }
 
@@ -428,5 +488,109 @@ pub(crate) mod tests {
                 let _ = parse(&b);
             }
         }
+    }
+
+    fn file_list(dirs: &[u8], ndirs: u32, bases: &[u8], indexes: &[u32]) -> Vec<u8> {
+        blob(&[
+            s(TAG_NAME, "a"),
+            s(TAG_VERSION, "1"),
+            s(TAG_RELEASE, "1"),
+            (
+                TAG_DIRINDEXES,
+                TYPE_INT32,
+                indexes.len() as u32,
+                indexes.iter().flat_map(|i| i.to_be_bytes()).collect(),
+            ),
+            (
+                TAG_BASENAMES,
+                TYPE_STRING_ARRAY,
+                indexes.len() as u32,
+                bases.to_vec(),
+            ),
+            (TAG_DIRNAMES, TYPE_STRING_ARRAY, ndirs, dirs.to_vec()),
+        ])
+    }
+
+    /// One 8 MiB DIRNAMES entry shared by 2,000 BASENAMES: joined, 16 GB.
+    /// Now the long directory is skipped and nothing is joined or copied.
+    #[test]
+    fn a_huge_shared_dirname_is_not_amplified() {
+        const N: usize = 2000;
+        let mut dirs = vec![b'd'; 8 << 20];
+        dirs.extend_from_slice(b"/\0/usr/bin/\0");
+        let bases: Vec<u8> = (0..N).flat_map(|_| *b"METADATA\0").collect();
+        let mut indexes = vec![0u32; N];
+        indexes[N - 1] = 1;
+        let b = file_list(&dirs, 2, &bases, &indexes);
+        let mut seen = Vec::new();
+        for_each_file(&b, |d, b| seen.push(format!("{d}{b}"))).unwrap();
+        assert_eq!(seen, ["/usr/bin/METADATA"]);
+        // A directory just within PATH_MAX is kept, one a byte over is not.
+        let long = format!("/{}/", "x".repeat(MAX_PATH - 10));
+        let dirs = format!("{long}\0");
+        let b = file_list(dirs.as_bytes(), 1, b"12345678\x00123456789\x00", &[0, 0]);
+        let mut n = 0;
+        for_each_file(&b, |d, b| {
+            assert!(d.len() + b.len() <= MAX_PATH);
+            n += 1;
+        })
+        .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn huge_file_counts_are_errors_before_any_file() {
+        let ok = file_list(b"/d/\0", 1, b"x\0y\0", &[0, 0]);
+        let mut n = 0;
+        for_each_file(&ok, |_, _| n += 1).unwrap();
+        assert_eq!(n, 2);
+        for (ndirs, bases, indexes) in [
+            // More strings claimed than terminators present.
+            (1_000_000, &b"x\0y\0"[..], &[0u32, 0][..]),
+            (u32::MAX, &b"x\0y\0"[..], &[0, 0][..]),
+            // An index past DIRNAMES, found before any callback.
+            (1, &b"x\0y\0"[..], &[0, 1][..]),
+        ] {
+            let mut dirs = b"/d/\0".to_vec();
+            dirs.resize(64, 0);
+            let dirs = if ndirs == 1 {
+                &b"/d/\0"[..]
+            } else {
+                &dirs[..4]
+            };
+            let b = file_list(dirs, ndirs, bases, indexes);
+            let mut called = false;
+            assert!(for_each_file(&b, |_, _| called = true).is_err());
+            assert!(!called);
+        }
+        // Past MAX_FILES, whatever the data store holds.
+        let many = vec![0u8; MAX_FILES as usize + 1];
+        let b = file_list(b"/\0", 1, &many, &vec![0; MAX_FILES as usize + 1]);
+        assert!(for_each_file(&b, |_, _| {}).is_err());
+    }
+
+    #[test]
+    fn old_filenames_are_split() {
+        let b = blob(&[
+            s(TAG_NAME, "a"),
+            s(TAG_VERSION, "1"),
+            s(TAG_RELEASE, "1"),
+            (
+                TAG_OLDFILENAMES,
+                TYPE_STRING_ARRAY,
+                3,
+                b"/etc/passwd\0/bin/\0rel\0".to_vec(),
+            ),
+        ]);
+        let mut seen = Vec::new();
+        for_each_file(&b, |d, b| seen.push((d.to_owned(), b.to_owned()))).unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("/etc/".into(), "passwd".into()),
+                ("/bin/".into(), String::new()),
+                (String::new(), "rel".into())
+            ]
+        );
     }
 }

@@ -33,7 +33,7 @@ const NDB: &str = "Packages.db";
 const BDB: &str = "Packages";
 
 /// More packages than any real distribution installs; past this a
-/// database is garbage and the rest is not read.
+/// database is garbage and the rest is not read (each reader stops there).
 const MAX_PACKAGES: usize = 100_000;
 
 /// `gpg-pubkey` entries are the imported signing keys, not software.
@@ -51,6 +51,8 @@ pub enum RpmError {
     Ndb(String),
     #[error("more than {MAX_PACKAGES} records; the rest are not read")]
     TooMany,
+    #[error(transparent)]
+    Cancelled(#[from] crate::cancel::Cancelled),
     #[error("/{ignored} is ignored: rpm reads only one database per directory, here /{used}")]
     SecondDatabase { used: String, ignored: String },
 }
@@ -80,6 +82,10 @@ impl Cataloger for RpmCataloger {
                 w.push(e);
             }
             for blob in &db.blobs {
+                if let Err(e) = crate::cancel::checkpoint() {
+                    w.push(RpmError::from(e));
+                    break;
+                }
                 let h = match header::parse(blob) {
                     Ok(h) => h,
                     Err(e) => {
@@ -161,7 +167,7 @@ fn databases(files: &FileTree) -> Vec<Database<'_>> {
                 .map(|(b, w)| (b.into_iter().map(Cow::Borrowed).collect(), w)),
             _ => bdb::blobs(&entry.data).map(|(b, w)| (b.into_iter().map(Cow::Owned).collect(), w)),
         };
-        let mut blobs = match blobs {
+        let blobs = match blobs {
             Ok((blobs, e)) => {
                 errors.extend(e);
                 blobs
@@ -171,10 +177,7 @@ fn databases(files: &FileTree) -> Vec<Database<'_>> {
                 Vec::new()
             }
         };
-        if blobs.len() > MAX_PACKAGES {
-            errors.push(RpmError::TooMany);
-            blobs.truncate(MAX_PACKAGES);
-        }
+        debug_assert!(blobs.len() <= MAX_PACKAGES);
         out.push(Database {
             path,
             layer,
@@ -185,23 +188,25 @@ fn databases(files: &FileTree) -> Vec<Database<'_>> {
     out
 }
 
-/// Calls `f(package, path)` for every file an installed package owns
-/// (paths absolute, as rpm records them). Reads the databases again:
-/// [`RpmCataloger::catalog`] keeps no file lists, which only file ownership
-/// needs, and only when there are language packages. Problems were reported
-/// by the cataloger and are not repeated.
-pub fn for_each_file(files: &FileTree, mut f: impl FnMut(&str, &str)) {
+/// Calls `f(package, dir, base)` for every file an installed package owns
+/// (`dir` absolute with its trailing slash, as rpm records it; see
+/// [`header::for_each_file`] for why the two are not joined). Reads the
+/// databases again: [`RpmCataloger::catalog`] keeps no file lists, which
+/// only file ownership needs, and only when there are language packages.
+/// Problems were reported by the cataloger and are not repeated.
+pub fn for_each_file(files: &FileTree, mut f: impl FnMut(&str, &str, &str)) {
     for db in databases(files) {
         for blob in &db.blobs {
+            if crate::cancel::is_cancelled() {
+                return;
+            }
             let Ok(h) = header::parse(blob) else {
                 continue;
             };
             if h.name == GPG_PUBKEY {
                 continue;
             }
-            for path in header::files(blob).unwrap_or_default() {
-                f(&h.name, &path);
-            }
+            let _ = header::for_each_file(blob, |dir, base| f(&h.name, dir, base));
         }
     }
 }
@@ -385,7 +390,7 @@ mod tests {
 
     fn all_files(t: &FileTree) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for_each_file(t, |n, p| out.push((n.to_owned(), p.to_owned())));
+        for_each_file(t, |n, d, b| out.push((n.to_owned(), format!("{d}{b}"))));
         out
     }
 
@@ -438,16 +443,20 @@ mod tests {
             e.push((1116, INT32, count, indexes));
             blob(&e)
         };
+        let files = |b: &[u8]| {
+            let mut out = Vec::new();
+            header::for_each_file(b, |d, b| out.push(format!("{d}{b}"))).map(|()| out)
+        };
         let ok = good([0u32, 0].iter().flat_map(|i| i.to_be_bytes()).collect(), 2);
-        assert_eq!(header::files(&ok).unwrap(), ["/d/x", "/d/y"]);
+        assert_eq!(files(&ok).unwrap(), ["/d/x", "/d/y"]);
         // An index past DIRNAMES, a count the store cannot hold, a missing tag.
         let past = good([0u32, 7].iter().flat_map(|i| i.to_be_bytes()).collect(), 2);
-        assert!(header::files(&past).is_err());
+        assert!(files(&past).is_err());
         let huge = good(0u32.to_be_bytes().to_vec(), u32::MAX);
-        assert!(header::files(&huge).is_err());
+        assert!(files(&huge).is_err());
         let mut e = ident.to_vec();
         e.push((1117, STRING_ARRAY, u32::MAX, b"x\0".to_vec()));
-        assert!(header::files(&blob(&e)).is_err());
-        assert_eq!(header::files(&blob(&ident)).unwrap(), Vec::<String>::new());
+        assert!(files(&blob(&e)).is_err());
+        assert_eq!(files(&blob(&ident)).unwrap(), Vec::<String>::new());
     }
 }

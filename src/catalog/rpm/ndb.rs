@@ -10,7 +10,7 @@
 //! magic, package index, generation, length), then the header blob, zero padding, and a
 //! 12-byte tail ending the last block (checksum, length, `BlbE` magic).
 
-use super::RpmError;
+use super::{MAX_PACKAGES, RpmError};
 
 const FILE_MAGIC: &[u8; 4] = b"RpmP";
 const SLOT_MAGIC: &[u8; 4] = b"Slot";
@@ -50,6 +50,7 @@ pub fn blobs(data: &[u8]) -> Result<(Vec<&[u8]>, Vec<RpmError>), RpmError> {
     let table = &data[HEADER_SIZE..table_end.min(data.len()).max(HEADER_SIZE)];
     let mut out = Vec::new();
     for (i, slot) in table.chunks_exact(SLOT_SIZE).enumerate() {
+        crate::cancel::checkpoint()?;
         if &slot[..4] != SLOT_MAGIC {
             // rpm stops at the first slot without magic as well.
             warnings.push(bad(format!("slot {i}: bad magic, slot table ends here")));
@@ -58,6 +59,10 @@ pub fn blobs(data: &[u8]) -> Result<(Vec<&[u8]>, Vec<RpmError>), RpmError> {
         let pkgidx = le32(slot, 4);
         if pkgidx == 0 {
             continue;
+        }
+        if out.len() == MAX_PACKAGES {
+            warnings.push(RpmError::TooMany);
+            break;
         }
         let (blkoff, blkcnt) = (le32(slot, 8) as usize, le32(slot, 12) as usize);
         match blob(data, pkgidx, blkoff, blkcnt) {
