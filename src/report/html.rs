@@ -105,7 +105,7 @@ fn link(url: Option<&str>, text: &str) -> String {
     match url.and_then(safe_url) {
         Some(u) => format!(
             r#"<a href="{}" rel="noopener noreferrer">{}</a>"#,
-            e(u),
+            e(&u),
             e(text)
         ),
         None => e(text),

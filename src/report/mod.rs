@@ -106,17 +106,33 @@ pub fn escape_markup(s: &str) -> String {
     out
 }
 
-/// A link target only when it is plain http(s) with nothing in it that could
-/// end the link or the attribute around it (whitespace, quotes, angle
-/// brackets, controls): anything else (`javascript:`) from an answer is
-/// shown as text.
-pub fn safe_url(u: &str) -> Option<&str> {
+/// A link target only when it is plain http(s) (any case); anything else
+/// (`javascript:`, `data:`) from an answer is shown as text. Characters that
+/// could end the link or the attribute around it (whitespace, quotes, angle
+/// brackets, backslash, backtick, controls) are percent-encoded, so the
+/// link still works (a reference with spaces in it) and stays one link.
+pub fn safe_url(u: &str) -> Option<String> {
     let scheme = u.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
         || u.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"));
-    let clean = !u.chars().any(|c| {
-        c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '\'' | '`')
-    });
-    (scheme && clean && u.len() <= 2048).then_some(u)
+    if !scheme || u.len() > 2048 {
+        return None;
+    }
+    let mut out = String::with_capacity(u.len());
+    for c in u.chars() {
+        if c.is_whitespace()
+            || c.is_control()
+            || is_invisible_override(c)
+            || matches!(c, '<' | '>' | '"' | '\'' | '`' | '\\' | '(' | ')')
+        {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 /// Text from the image, Inspector or the job inside markdown (`report.md`,
@@ -128,11 +144,20 @@ pub fn safe_url(u: &str) -> Option<&str> {
 /// on a line, so line-start syntax (`#`, `-`, `1.`) cannot take effect.
 pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    let mut prev = None;
+    while let Some(c) = chars.next() {
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
+            // Inside a word `_` is no emphasis (CommonMark): `fail_on_kev`
+            // stays readable.
+            '_' if prev.is_some_and(char::is_alphanumeric)
+                && chars.peek().is_some_and(|n| n.is_alphanumeric()) =>
+            {
+                out.push(c)
+            }
             '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '|' | '$' | '!' => {
                 out.push('\\');
                 out.push(c);
@@ -141,8 +166,32 @@ pub fn escape_markdown(s: &str) -> String {
             c if c.is_control() || is_invisible_override(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
+        prev = Some(c);
     }
     out
+}
+
+/// Longer text (a vulnerability's description) as markdown paragraphs:
+/// each paragraph (split at blank lines) is escaped as by
+/// [`escape_markdown`], trimmed, and a first character that could start a
+/// heading, list, quote or rule at the line's start is escaped too.
+pub fn escape_markdown_paragraphs(s: &str) -> String {
+    let mut paragraphs = Vec::new();
+    for p in s.replace("\r\n", "\n").split("\n\n") {
+        let mut p = escape_markdown(p.trim()).trim().to_owned();
+        if p.is_empty() {
+            continue;
+        }
+        // `1.`/`1)` would start an ordered list.
+        let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+        if matches!(p.as_bytes().get(digits), Some(b'.' | b')')) && digits > 0 {
+            p.insert(digits, '\\');
+        } else if p.starts_with(|c: char| c.is_ascii_punctuation() && c != '\\' && c != '&') {
+            p.insert(0, '\\');
+        }
+        paragraphs.push(p);
+    }
+    paragraphs.join("\n\n")
 }
 
 /// SARIF plain-text messages: viewers turn `[text](target)` into a link

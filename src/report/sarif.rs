@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Meta, Status, escape_markdown, escape_sarif_text as text, safe_url, status_of, suppression_of,
+    Meta, Status, escape_markdown, escape_markdown_paragraphs, escape_sarif_text as text,
+    safe_url, status_of, suppression_of,
 };
 use crate::inspector::{Finding, Severity};
 use crate::pipeline::ScanReport;
@@ -143,11 +144,11 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 "**{}** ({})\n\n{}\n",
                 escape_markdown(id),
                 f.severity.as_str(),
-                escape_markdown(&desc)
+                escape_markdown_paragraphs(&desc)
             );
             for u in f.url.iter().chain(&f.references).take(10) {
                 help.push_str(&format!("\n{u}"));
-                // safe_url admits no `<`, `>` or whitespace: the autolink
+                // safe_url leaves no `<`, `>` or whitespace: the autolink
                 // cannot be ended early.
                 match safe_url(u) {
                     Some(u) => md.push_str(&format!("\n- <{u}>")),

@@ -399,7 +399,7 @@ fn hostile() -> ScanReport {
         fixed_version: Some("2.0`code`".into()),
         purl: "pkg:apk/alpine/x@1".into(),
         path: Some("javascript:alert(8)".into()),
-        description: "desc <script>alert(4)</script> [click](javascript:alert(5)) ![img](https://evil/x.png)\n# heading".into(),
+        description: "desc <script>alert(4)</script> [click](javascript:alert(5)) ![img](https://evil/x.png)\n# heading\n\n1. item\n\n> quote".into(),
         url: Some("javascript:alert(6)".into()),
         references: vec![
             "https://ok.example/a?b=1&c=2".into(),
@@ -485,17 +485,18 @@ fn sarif_messages_and_markdown_keep_hostile_text_as_text() {
     assert_eq!(
         md,
         "**CVE-1&lt;script&gt;alert(1)&lt;/script&gt;** (HIGH)\n\n\
-         desc &lt;script&gt;alert(4)&lt;/script&gt; \\[click\\](javascript:alert(5)) \\!\\[img\\](https://evil/x.png) # heading\n\
+         desc &lt;script&gt;alert(4)&lt;/script&gt; \\[click\\](javascript:alert(5)) \\!\\[img\\](https://evil/x.png) # heading\n\n\
+         1\\. item\n\n&gt; quote\n\
          \n- javascript:alert(6)\
          \n- <https://ok.example/a?b=1&c=2>\
          \n- javascript:alert(7)\
-         \n- https://x.example/\"&gt;&lt;script&gt;"
+         \n- <https://x.example/%22%3E%3Cscript%3E>"
     );
     assert!(rule.get("helpUri").is_none(), "javascript: is no help link");
     let text = rule["fullDescription"]["text"].as_str().unwrap();
     assert_eq!(
         text,
-        "desc <script>alert(4)</script> \\[click\\](javascript:alert(5)) !\\[img\\](https://evil/x.png)\n# heading"
+        "desc <script>alert(4)</script> \\[click\\](javascript:alert(5)) !\\[img\\](https://evil/x.png)\n# heading\n\n1. item\n\n> quote"
     );
     let res = run["results"]
         .as_array()
@@ -631,4 +632,20 @@ async fn the_writer_refuses_ids_and_pipelines_that_leave_the_job_folder() {
     assert!(dir.join("store/jobs/good-id/record.json").is_file());
     assert!(dir.join("store/index/_").is_dir());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn escaping_helpers() {
+    assert_eq!(escape_markdown("fail_on_kev _x_ a|b"), "fail_on_kev \\_x\\_ a\\|b");
+    assert_eq!(
+        escape_markdown_paragraphs("- a\n\n  # b\n\n12) c\n\nplain"),
+        "\\- a\n\n\\# b\n\n12\\) c\n\nplain"
+    );
+    assert_eq!(
+        safe_url("HTTPS://x.example/a b\"<>").as_deref(),
+        Some("HTTPS://x.example/a%20b%22%3C%3E")
+    );
+    for bad in ["javascript:alert(1)", "data:text/html,x", " https://x", "//x.example"] {
+        assert_eq!(safe_url(bad), None, "{bad}");
+    }
 }
