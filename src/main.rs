@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use scangate::image::{ImageSource, Platform};
 use scangate::inspector::{Inspector, RetryPolicy};
 use scangate::pipeline::{self, Context};
-use scangate::report::terminal_safe;
 use scangate::policy::{Policy, PolicyFile, PolicyOverrides, Verdict, cfg as pcfg};
+use scangate::report::terminal_safe;
 use scangate::worker::{self, WorkerConfig, cfg::RegistryArgs};
 
 #[derive(Parser)]

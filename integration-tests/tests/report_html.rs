@@ -114,7 +114,10 @@ fn the_csp_blocks_any_script_but_our_own() {
     std::fs::write(&p, injected).unwrap();
     let dom = dump_dom(&format!("file://{}", p.display()));
     assert!(!dom.contains("<title>INJECTED"), "an injected script ran");
-    assert!(dom.contains("9 of 9 findings shown"), "our own script still runs");
+    assert!(
+        dom.contains("9 of 9 findings shown"),
+        "our own script still runs"
+    );
     // Our script with one byte changed no longer matches its hash.
     let altered = html.replacen("(function(){", "(function(){ ", 1);
     assert_ne!(altered, html);

@@ -821,15 +821,39 @@ base_image:
         let n = MAX_BYTES - 64;
         let block_map: String = (0..400).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
         for (shape, body, want) in [
-            ("[", format!("version: 1\nx: {}", "[".repeat(n)), "nesting deeper than 32 levels at line 2"),
-            ("{a: ", format!("version: 1\nx: {}", "{a: ".repeat(n / 4)), "nesting deeper than 32 levels at line 2"),
-            ("- ", format!("version: 1\nx:\n{}", "- ".repeat(n / 2)), "nesting deeper than 32 levels at line 3"),
-            ("indented", format!("version: 1\n{block_map}"), "nesting deeper than 32 levels at line 34"),
-            ("multi-line [", format!("version: 1\nx:\n{}", "[\n".repeat(n / 2)), "nesting deeper than 32 levels at line 34"),
+            (
+                "[",
+                format!("version: 1\nx: {}", "[".repeat(n)),
+                "nesting deeper than 32 levels at line 2",
+            ),
+            (
+                "{a: ",
+                format!("version: 1\nx: {}", "{a: ".repeat(n / 4)),
+                "nesting deeper than 32 levels at line 2",
+            ),
+            (
+                "- ",
+                format!("version: 1\nx:\n{}", "- ".repeat(n / 2)),
+                "nesting deeper than 32 levels at line 3",
+            ),
+            (
+                "indented",
+                format!("version: 1\n{block_map}"),
+                "nesting deeper than 32 levels at line 34",
+            ),
+            (
+                "multi-line [",
+                format!("version: 1\nx:\n{}", "[\n".repeat(n / 2)),
+                "nesting deeper than 32 levels at line 34",
+            ),
         ] {
             let (secs, r) = timed("p.yaml", &body);
             let e = r.unwrap_err();
-            assert_eq!(e, format!("policy file p.yaml: {want} (a policy file nests 4 deep)"), "{shape}");
+            assert_eq!(
+                e,
+                format!("policy file p.yaml: {want} (a policy file nests 4 deep)"),
+                "{shape}"
+            );
             assert!(secs < 1.0, "{shape}: {secs} s");
         }
         // Quotes and comments cannot hide openings: the total is capped too.
@@ -844,7 +868,11 @@ base_image:
         );
         assert!(secs < 1.0, "{secs} s");
         let commented = format!("version: 1\n# {}\n", "{".repeat(5000));
-        assert!(parse("p.yaml", &commented).unwrap_err().contains("more than 1024 `[` or `{` at line 2"));
+        assert!(
+            parse("p.yaml", &commented)
+                .unwrap_err()
+                .contains("more than 1024 `[` or `{` at line 2")
+        );
     }
 
     /// The ceiling the byte cap guarantees however a hostile file might
@@ -872,7 +900,9 @@ base_image:
 
     #[test]
     fn real_files_are_far_from_the_limits() {
-        let mut text = String::from("version: 1\nfail_on_ids: [CVE-1, \"[x]\", '{y}']\nthresholds: { high: 2 }\nignore:\n");
+        let mut text = String::from(
+            "version: 1\nfail_on_ids: [CVE-1, \"[x]\", '{y}']\nthresholds: { high: 2 }\nignore:\n",
+        );
         for i in 0..300 {
             text.push_str(&format!(
                 "  - id: CVE-2024-{i}\n    package: pkg:deb/debian/p{i}\n    reason: \"see [1] and {{x}}: not *reachable*\" # [why]\n"
@@ -881,8 +911,16 @@ base_image:
         let f = parse("p.yaml", &text).unwrap();
         assert_eq!(f.ignore.len(), 300);
         assert_eq!(f.fail_on_ids, vec!["CVE-1", "[x]", "{y}"]);
-        let flow: String = (0..500).map(|i| format!("  - {{id: CVE-{i}, reason: r}}\n")).collect();
-        assert_eq!(parse("p.yaml", &format!("version: 1\nignore:\n{flow}")).unwrap().ignore.len(), 500);
+        let flow: String = (0..500)
+            .map(|i| format!("  - {{id: CVE-{i}, reason: r}}\n"))
+            .collect();
+        assert_eq!(
+            parse("p.yaml", &format!("version: 1\nignore:\n{flow}"))
+                .unwrap()
+                .ignore
+                .len(),
+            500
+        );
     }
 
     /// "Billion laughs": nine levels of ten aliases each. It fails fast and
@@ -897,7 +935,10 @@ base_image:
         }
         text.push_str("fail_on_ids: *a8\n");
         let (secs, r) = timed("p.yaml", &text);
-        assert_eq!(r.unwrap_err(), "policy file p.yaml: more than 64 aliases (`*name`) at line 9");
+        assert_eq!(
+            r.unwrap_err(),
+            "policy file p.yaml: more than 64 aliases (`*name`) at line 9"
+        );
         assert!(secs < 1.0, "{secs} s");
 
         // Under the alias cap: one 200 KB string repeated by 60 aliases
@@ -908,12 +949,18 @@ base_image:
             vec!["*s"; 60].join(", ")
         );
         let e = parse("p.yaml", &text).unwrap_err();
-        assert!(e.contains("fail_on_ids entry is 204800 bytes, more than the 256 allowed"), "{}", &e[..200.min(e.len())]);
-        let text = format!(
-            "version: 1\nignore:\n  - id: A\n    reason: &r {big}\n"
+        assert!(
+            e.contains("fail_on_ids entry is 204800 bytes, more than the 256 allowed"),
+            "{}",
+            &e[..200.min(e.len())]
         );
+        let text = format!("version: 1\nignore:\n  - id: A\n    reason: &r {big}\n");
         let e = parse("p.yaml", &text).unwrap_err();
-        assert!(e.contains("reason is 204800 bytes, more than the 4096 allowed"), "{}", &e[..200.min(e.len())]);
+        assert!(
+            e.contains("reason is 204800 bytes, more than the 4096 allowed"),
+            "{}",
+            &e[..200.min(e.len())]
+        );
         // Aliases a person writes still work.
         let f = parse(
             "p.yaml",
@@ -936,10 +983,12 @@ base_image:
         assert!(e.contains("ignore has more than 4096 entries"), "{e}");
         let e = parse(
             "p.json",
-            &format!("{{\"version\": 1, \"fail_on_ids\": [{}]}}", vec!["\"A\""; MAX_LIST_ENTRIES + 1].join(",")),
+            &format!(
+                "{{\"version\": 1, \"fail_on_ids\": [{}]}}",
+                vec!["\"A\""; MAX_LIST_ENTRIES + 1].join(",")
+            ),
         )
         .unwrap_err();
         assert!(e.contains("fail_on_ids has more than 4096 entries"), "{e}");
     }
 }
-

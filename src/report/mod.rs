@@ -112,8 +112,11 @@ pub fn escape_markup(s: &str) -> String {
 /// brackets, backslash, backtick, controls) are percent-encoded, so the
 /// link still works (a reference with spaces in it) and stays one link.
 pub fn safe_url(u: &str) -> Option<String> {
-    let scheme = u.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
-        || u.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+    let scheme = u
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        || u.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
     if !scheme || u.len() > 2048 {
         return None;
     }
@@ -218,7 +221,10 @@ pub fn escape_sarif_text(s: &str) -> String {
 /// forge another line) and bidirectional overrides are shown escaped, as
 /// Rust writes them (`\u{1b}`), so what is printed is what the name holds.
 pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(|c| c.is_control() || is_invisible_override(c)) {
+    if !s
+        .chars()
+        .any(|c| c.is_control() || is_invisible_override(c))
+    {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);

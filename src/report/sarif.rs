@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Meta, Status, escape_markdown, escape_markdown_paragraphs, escape_sarif_text as text,
-    safe_url, status_of, suppression_of,
+    Meta, Status, escape_markdown, escape_markdown_paragraphs, escape_sarif_text as text, safe_url,
+    status_of, suppression_of,
 };
 use crate::inspector::{Finding, Severity};
 use crate::pipeline::ScanReport;

@@ -429,7 +429,10 @@ fn assert_inert(what: &str, text: &str, markdown: bool) {
     }
     // A markdown link needs an unescaped `](`.
     for (i, _) in text.match_indices("](javascript:").filter(|_| markdown) {
-        assert!(i > 0 && &text[i - 1..i] == "\\", "{what}: a javascript: link survived");
+        assert!(
+            i > 0 && &text[i - 1..i] == "\\",
+            "{what}: a javascript: link survived"
+        );
     }
     assert!(
         // HTML keeps tabs and CRs: whitespace there.
@@ -438,7 +441,10 @@ fn assert_inert(what: &str, text: &str, markdown: bool) {
             .any(|c| c.is_control() && c != '\n' && (markdown || !matches!(c, '\t' | '\r'))),
         "{what}: a control character survived"
     );
-    assert!(!text.contains('\u{202e}'), "{what}: a bidi override survived");
+    assert!(
+        !text.contains('\u{202e}'),
+        "{what}: a bidi override survived"
+    );
 }
 
 #[test]
@@ -446,9 +452,9 @@ fn markdown_keeps_hostile_text_as_text() {
     let md = markdown::render(META.job_id, &hostile());
     assert_inert("report.md", &md, true);
     assert!(md.contains(&format!("\n{HOSTILE_ROW}\n")), "{md}");
-    assert!(md.starts_with(
-        "# scangate: evil\u{FFFD}\\]0;owned\u{FFFD}&lt;b&gt;img&lt;/b&gt; — PASS\n"
-    ));
+    assert!(
+        md.starts_with("# scangate: evil\u{FFFD}\\]0;owned\u{FFFD}&lt;b&gt;img&lt;/b&gt; — PASS\n")
+    );
     assert!(md.contains(
         "\n- layer 2: skipped etc/\u{FFFD}\\[2J\u{FFFD}\\[1;1HPASS \u{FFFD}\u{FFFD}txt.exe\n"
     ));
@@ -510,11 +516,14 @@ fn sarif_messages_and_markdown_keep_hostile_text_as_text() {
         "HIGH CVE-1<script>alert(1)</script> in pkg|x\n| forged | row |<img src=x onerror=alert(2)>!\\[i\\](http://e/x.png)\\[l\\](javascript:alert(3))<!-- c --> 1.0\u{FFFD}\\[31m\u{FFFD}\u{FFFD} (fixed in 2.0`code`)"
     );
     assert_eq!(
-        res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
-        "javascript%3Aalert(8)",
+        res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "javascript%3Aalert(8)",
         "a path never reads as a URI scheme"
     );
-    for v in [rule["shortDescription"]["text"].as_str().unwrap(), msg, text] {
+    for v in [
+        rule["shortDescription"]["text"].as_str().unwrap(),
+        msg,
+        text,
+    ] {
         assert!(!v.chars().any(|c| c.is_control() && c != '\n'), "{v:?}");
     }
 }
@@ -533,7 +542,10 @@ fn junit_escapes_and_drops_what_xml_forbids() {
 | forged | row |&lt;img src=x onerror=alert(2)&gt;![i](http://e/x.png)[l](javascript:alert(3))&lt;!-- c --&gt; 1.0"#
     ), "{x}");
     assert!(x.contains("1.0\u{FFFD}[31m\r\u{FFFD}"));
-    assert!(x.contains(r#"<property name="image" value="evil&#xFFFD;"#) || x.contains("evil\u{FFFD}]0;owned\u{FFFD}&lt;b&gt;img&lt;/b&gt;"));
+    assert!(
+        x.contains(r#"<property name="image" value="evil&#xFFFD;"#)
+            || x.contains("evil\u{FFFD}]0;owned\u{FFFD}&lt;b&gt;img&lt;/b&gt;")
+    );
 }
 
 #[test]
@@ -541,14 +553,23 @@ fn terminal_table_shows_control_characters_escaped() {
     let r = hostile();
     for color in [false, true] {
         let t = table::render(&r, color);
-        let ours = t.replace("\x1b[0m", "").replace("\x1b[1;31m", "").replace("\x1b[1;32m", "")
-            .replace("\x1b[31m", "").replace("\x1b[1m", "").replace("\x1b[2m", "")
-            .replace("\x1b[33m", "").replace("\x1b[36m", "");
+        let ours = t
+            .replace("\x1b[0m", "")
+            .replace("\x1b[1;31m", "")
+            .replace("\x1b[1;32m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[1m", "")
+            .replace("\x1b[2m", "")
+            .replace("\x1b[33m", "")
+            .replace("\x1b[36m", "");
         assert!(
             !ours.chars().any(|c| c.is_control() && c != '\n'),
             "colour {color}: {ours:?}"
         );
-        assert!(t.starts_with("evil\\u{1b}]0;owned\\u{7}<b>img</b>@sha256:"), "{t}");
+        assert!(
+            t.starts_with("evil\\u{1b}]0;owned\\u{7}<b>img</b>@sha256:"),
+            "{t}"
+        );
         assert!(t.contains(
             "  warning: layer 2: skipped etc/\\u{1b}[2J\\u{1b}[1;1HPASS\\u{d}\\u{7}\\u{202e}txt.exe\n"
         ));
@@ -567,13 +588,28 @@ fn html_csp_admits_only_our_own_script_and_style_by_hash() {
     assert!(h.contains(&format!(
         r#"<meta http-equiv="Content-Security-Policy" content="{csp}">"#
     )));
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
     assert!(csp.contains("; script-src 'sha256-"), "{csp}");
     // The page itself needs nothing the CSP blocks: no style or handler
     // attributes of its own.
-    assert!(!h.contains(" style="), "style attributes are blocked by the CSP");
-    assert!(!h.contains(" onerror=") || !h.contains("<img"), "escaped only");
-    assert_inert("report.html", &h.replace("<script>", "").replace("</script>", "").replace("<!DOCTYPE", ""), false);
+    assert!(
+        !h.contains(" style="),
+        "style attributes are blocked by the CSP"
+    );
+    assert!(
+        !h.contains(" onerror=") || !h.contains("<img"),
+        "escaped only"
+    );
+    assert_inert(
+        "report.html",
+        &h.replace("<script>", "")
+            .replace("</script>", "")
+            .replace("<!DOCTYPE", ""),
+        false,
+    );
 }
 
 #[test]
@@ -610,10 +646,26 @@ async fn the_writer_refuses_ids_and_pipelines_that_leave_the_job_folder() {
     };
     let r = alpine();
     for (id, pipeline, want) in [
-        ("../../escaped", "app", "refusing to store a report for job id \"../../escaped\""),
-        ("ok-id", "../../escaped", "refusing to store a report for pipeline name \"../../escaped\""),
-        ("ok-id", "a/b", "refusing to store a report for pipeline name \"a/b\""),
-        ("x\u{1b}[2J", "app", "refusing to store a report for job id \"x\\u{1b}[2J\""),
+        (
+            "../../escaped",
+            "app",
+            "refusing to store a report for job id \"../../escaped\"",
+        ),
+        (
+            "ok-id",
+            "../../escaped",
+            "refusing to store a report for pipeline name \"../../escaped\"",
+        ),
+        (
+            "ok-id",
+            "a/b",
+            "refusing to store a report for pipeline name \"a/b\"",
+        ),
+        (
+            "x\u{1b}[2J",
+            "app",
+            "refusing to store a report for job id \"x\\u{1b}[2J\"",
+        ),
     ] {
         let e = store.save(&job(id, pipeline), "w", &r).await.err().unwrap();
         assert!(e.to_string().starts_with(want), "{e}");
@@ -627,7 +679,10 @@ async fn the_writer_refuses_ids_and_pipelines_that_leave_the_job_folder() {
             .err();
         assert!(e.is_some_and(|e| e.to_string().starts_with(want)));
     }
-    assert!(!dir.join("escaped").exists() && !dir.join("store").exists(), "nothing written");
+    assert!(
+        !dir.join("escaped").exists() && !dir.join("store").exists(),
+        "nothing written"
+    );
     store.save(&job("good-id", ""), "w", &r).await.unwrap();
     assert!(dir.join("store/jobs/good-id/record.json").is_file());
     assert!(dir.join("store/index/_").is_dir());
@@ -636,7 +691,10 @@ async fn the_writer_refuses_ids_and_pipelines_that_leave_the_job_folder() {
 
 #[test]
 fn escaping_helpers() {
-    assert_eq!(escape_markdown("fail_on_kev _x_ a|b"), "fail_on_kev \\_x\\_ a\\|b");
+    assert_eq!(
+        escape_markdown("fail_on_kev _x_ a|b"),
+        "fail_on_kev \\_x\\_ a\\|b"
+    );
     assert_eq!(
         escape_markdown_paragraphs("- a\n\n  # b\n\n12) c\n\nplain"),
         "\\- a\n\n\\# b\n\n12\\) c\n\nplain"
@@ -645,7 +703,12 @@ fn escaping_helpers() {
         safe_url("HTTPS://x.example/a b\"<>").as_deref(),
         Some("HTTPS://x.example/a%20b%22%3C%3E")
     );
-    for bad in ["javascript:alert(1)", "data:text/html,x", " https://x", "//x.example"] {
+    for bad in [
+        "javascript:alert(1)",
+        "data:text/html,x",
+        " https://x",
+        "//x.example",
+    ] {
         assert_eq!(safe_url(bad), None, "{bad}");
     }
 }

@@ -109,7 +109,10 @@ impl Scan {
                 // An anchor or a tag: the node it names follows.
                 b'&' | b'!' if token_start => {
                     while i + 1 < b.len()
-                        && !matches!(b[i + 1], b' ' | b'\t' | b'\r' | b'\n' | b',' | b'[' | b']' | b'{' | b'}')
+                        && !matches!(
+                            b[i + 1],
+                            b' ' | b'\t' | b'\r' | b'\n' | b',' | b'[' | b']' | b'{' | b'}'
+                        )
                     {
                         i += 1;
                         col += 1;
