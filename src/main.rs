@@ -9,6 +9,7 @@ use scangate::image::{ImageSource, Platform};
 use scangate::inspector::{Inspector, RetryPolicy};
 use scangate::pipeline::{self, Context};
 use scangate::policy::{Policy, PolicyFile, PolicyOverrides, Verdict, cfg as pcfg};
+use scangate::report::terminal_safe;
 use scangate::worker::{self, WorkerConfig, cfg::RegistryArgs};
 
 #[derive(Parser)]
@@ -188,7 +189,7 @@ async fn main() -> ExitCode {
         Command::Jobs(cmd) => match scangate::jobs::run(cmd).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", terminal_safe(&e.to_string()));
                 ExitCode::from(2)
             }
         },
@@ -196,7 +197,7 @@ async fn main() -> ExitCode {
             match scangate::demo::run(scangate::demo::DemoOptions { reports }).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", terminal_safe(&e.to_string()));
                     ExitCode::from(2)
                 }
             }
@@ -235,7 +236,7 @@ async fn sbom(args: SbomArgs) -> ExitCode {
         }
         // stdout may be the SBOM: notes go to stderr, where a person sees them
         for w in s.pulled.warnings.iter().chain(&s.catalog.warnings) {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", terminal_safe(w));
         }
         eprintln!(
             "{}: {} packages, digest {}",
@@ -248,7 +249,7 @@ async fn sbom(args: SbomArgs) -> ExitCode {
     match run.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal_safe(&e.to_string()));
             ExitCode::from(2)
         }
     }
@@ -357,7 +358,7 @@ async fn scan(args: ScanArgs) -> ExitCode {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::Fail) => ExitCode::from(args.exit_code),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal_safe(&e.to_string()));
             ExitCode::from(2)
         }
     }
@@ -384,7 +385,7 @@ fn scan_policy(args: &ScanArgs) -> Result<Policy, String> {
         Some(path) => {
             let file = read_policy_file(path).map_err(|(_, e)| e)?;
             for w in file.warnings(scangate::policy::file::today_utc()) {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", terminal_safe(&w));
             }
             Ok(file.to_policy(&overrides))
         }
@@ -402,7 +403,7 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
     let file = match read_policy_file(path) {
         Ok(f) => f,
         Err((code, e)) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal_safe(&e.to_string()));
             return ExitCode::from(code);
         }
     };
@@ -429,22 +430,23 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
     if !p.fail_on_ids.is_empty() {
         println!(
             "fail_on_ids: {}",
-            p.fail_on_ids.iter().cloned().collect::<Vec<_>>().join(", ")
+            terminal_safe(&p.fail_on_ids.iter().cloned().collect::<Vec<_>>().join(", "))
         );
     }
     for r in &p.ignore {
         println!(
-            "ignore {r}{}: {}",
+            "ignore {}{}: {}",
+            terminal_safe(&r.to_string()),
             if r.is_expired(today) {
                 " [EXPIRED]"
             } else {
                 ""
             },
-            r.reason
+            terminal_safe(&r.reason)
         );
     }
     for w in file.warnings(today) {
-        println!("warning: {w}");
+        println!("warning: {}", terminal_safe(&w));
     }
     ExitCode::SUCCESS
 }

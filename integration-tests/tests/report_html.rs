@@ -93,3 +93,40 @@ fn findings_table_renders_every_row_and_the_script_filters_them() {
     assert!(visible[0].contains("CVE-2023-4039"));
     assert!(dom.contains(&format!("1 of {want} findings shown")));
 }
+
+/// The CSP admits scripts by hash only: the page's own script runs (above),
+/// a script injected into the page, or ours altered by one byte, does not.
+#[test]
+fn the_csp_blocks_any_script_but_our_own() {
+    if !chromium_present() {
+        return;
+    }
+    let html = std::fs::read_to_string(report()).unwrap();
+    assert!(!html.contains("unsafe-inline"));
+    let dir = tempfile::tempdir().unwrap();
+    // An injected script and handler, as a failure of escaping would let in:
+    // each would write a marker into the page.
+    let injected = html.replace(
+        "<section id=\"summary\">",
+        "<script>document.title='INJECTED-SCRIPT'</script><img src=x onerror=\"document.title='INJECTED-HANDLER'\"><section id=\"summary\">",
+    );
+    let p = dir.path().join("injected.html");
+    std::fs::write(&p, injected).unwrap();
+    let dom = dump_dom(&format!("file://{}", p.display()));
+    assert!(!dom.contains("<title>INJECTED"), "an injected script ran");
+    assert!(
+        dom.contains("9 of 9 findings shown"),
+        "our own script still runs"
+    );
+    // Our script with one byte changed no longer matches its hash.
+    let altered = html.replacen("(function(){", "(function(){ ", 1);
+    assert_ne!(altered, html);
+    let p = dir.path().join("altered.html");
+    std::fs::write(&p, altered).unwrap();
+    let dom = dump_dom(&format!("file://{}", p.display()));
+    // (The script's source, in the DOM too, holds "' findings shown'".)
+    assert!(
+        !dom.contains("9 of 9 findings shown") && dom.contains(">9 findings</span>"),
+        "a script that does not match the hash ran"
+    );
+}

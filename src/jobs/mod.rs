@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::report::read::{ReadError, S3_PAGE_SIZE};
-use crate::report::{ReportError, ReportStore};
+use crate::report::{ReportError, ReportStore, valid_job_id, valid_pipeline};
 pub use cfg::{JobsCommand, ListFormat, ShowFormat, VerdictFilter};
 
 /// Records fetched at once while listing.
@@ -130,23 +130,6 @@ pub struct Listed {
     pub rows: Vec<JobRow>,
     /// Index entries that could not be read as records.
     pub warnings: Vec<String>,
-}
-
-fn valid_pipeline(p: &str) -> bool {
-    !p.is_empty()
-        && p != "."
-        && p != ".."
-        && p.len() <= 100
-        && p.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'))
-}
-
-fn valid_job_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
 /// Jobs newest first, `page_size` keys per listing call (S3's maximum in

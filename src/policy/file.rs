@@ -14,8 +14,20 @@ use time::Date;
 
 use super::{Policy, Thresholds};
 
+mod prescan;
+pub use prescan::{MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_FLOW_OPENINGS};
+
 /// The only version this scangate reads.
 pub const VERSION: u32 = 1;
+
+/// Entries in `ignore` and in `fail_on_ids`, each. Checked while the list
+/// is read, so an alias-expanded list stops here rather than in memory.
+pub const MAX_LIST_ENTRIES: usize = 4096;
+/// Longest `id`, `package`/`purl`, `reason`, `base_image.ref` (bytes).
+const MAX_ID: usize = 256;
+const MAX_PACKAGE: usize = 2048;
+const MAX_REASON: usize = 4096;
+const MAX_REF: usize = 2048;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("policy file {file}: {message}")]
@@ -40,7 +52,7 @@ pub struct PolicyFile {
     pub epss_threshold: Option<f64>,
     #[serde(default, deserialize_with = "de_ids")]
     pub fail_on_ids: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_ignore")]
     pub ignore: Vec<IgnoreRule>,
     /// Thresholds for findings only base-image layers brought
     /// ([`super::base`]).
@@ -201,11 +213,23 @@ impl PolicyFile {
     /// Parses `text`; `name` (the file's path) picks the format: `.json`
     /// is JSON, `.yaml`/`.yml` YAML, anything else JSON if it starts with
     /// `{`, else YAML.
+    ///
+    /// The file is hostile input (anyone who can commit to the source
+    /// repository writes it): its size, nesting, aliases, list lengths and
+    /// string lengths are bounded, so parsing takes time and memory linear
+    /// in at most [`MAX_BYTES`]. It is still CPU work: call it off the
+    /// async runtime (`crate::cancel::spawn_blocking`).
     pub fn parse(name: &str, text: &str) -> Result<PolicyFile, PolicyFileError> {
         let err = |message: String| PolicyFileError {
             file: name.to_owned(),
             message,
         };
+        if text.len() > MAX_BYTES {
+            return Err(err(format!(
+                "the file is {} bytes, more than the {MAX_BYTES} bytes a policy file may have",
+                text.len()
+            )));
+        }
         let lower = name.to_ascii_lowercase();
         let json = lower.ends_with(".json")
             || (!lower.ends_with(".yaml")
@@ -228,6 +252,9 @@ impl PolicyFile {
                     "the file is empty (expected at least `version: 1`)".into()
                 ));
             }
+            // libyaml's time grows with tokens × flow depth: bound the bytes
+            // before it sees them.
+            prescan::check(text).map_err(err)?;
             // serde_yaml_ng's message already carries the path and the
             // line/column ("ignore[0]: missing field `reason` at line 6
             // column 5").
@@ -354,7 +381,7 @@ fn de_epss<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
 
 // serde_yaml_ng places a custom error at the enclosing mapping (its path and
 // line), so these messages name the field themselves.
-fn nonempty<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::Error> {
+fn nonempty<'de, D: Deserializer<'de>>(d: D, field: &str, max: usize) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     let t = s.trim();
     if t.is_empty() {
@@ -362,15 +389,28 @@ fn nonempty<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::E
             "{field} must not be empty"
         )));
     }
+    not_longer(field, t, max).map_err(serde::de::Error::custom)?;
     Ok(t.to_owned())
 }
 
+/// Each string is checked as it is read and dropped when too long, so
+/// aliases repeating one large string never hold more than one copy.
+fn not_longer(field: &str, s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        return Err(format!(
+            "{field} is {} bytes, more than the {max} allowed",
+            s.len()
+        ));
+    }
+    Ok(())
+}
+
 fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    nonempty(d, "id")
+    nonempty(d, "id", MAX_ID)
 }
 
 fn de_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    nonempty(d, "reason")
+    nonempty(d, "reason", MAX_REASON)
 }
 
 fn de_opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -378,7 +418,11 @@ fn de_opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
         Some(s) if s.trim().is_empty() => Err(serde::de::Error::custom(
             "package must not be empty (leave it out to match every package)",
         )),
-        o => Ok(o.map(|s| s.trim().to_owned())),
+        Some(s) => {
+            not_longer("package", s.trim(), MAX_PACKAGE).map_err(serde::de::Error::custom)?;
+            Ok(Some(s.trim().to_owned()))
+        }
+        None => Ok(None),
     }
 }
 
@@ -387,17 +431,65 @@ fn de_opt_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
         Some(s) if s.trim().is_empty() => Err(serde::de::Error::custom(
             "base_image.ref must not be empty (leave it out to use the image's org.opencontainers.image.base.* annotations)",
         )),
-        o => Ok(o.map(|s| s.trim().to_owned())),
+        Some(s) => {
+            not_longer("base_image.ref", s.trim(), MAX_REF).map_err(serde::de::Error::custom)?;
+            Ok(Some(s.trim().to_owned()))
+        }
+        None => Ok(None),
     }
 }
 
-fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let v = Vec::<String>::deserialize(d)?;
-    if v.iter().any(|s| s.trim().is_empty()) {
-        return Err(serde::de::Error::custom(
-            "fail_on_ids entries must not be empty",
-        ));
+/// A list read one entry at a time, refused past `max` entries before the
+/// next one is built.
+fn capped_list<'de, D, T>(
+    d: D,
+    field: &'static str,
+    max: usize,
+    check: fn(&T) -> Result<(), String>,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T> {
+        field: &'static str,
+        max: usize,
+        check: fn(&T) -> Result<(), String>,
     }
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {} entries", self.max)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(x) = seq.next_element::<T>()? {
+                if out.len() == self.max {
+                    return Err(serde::de::Error::custom(format!(
+                        "{} has more than {} entries",
+                        self.field, self.max
+                    )));
+                }
+                (self.check)(&x).map_err(serde::de::Error::custom)?;
+                out.push(x);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V { field, max, check })
+}
+
+fn de_ignore<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IgnoreRule>, D::Error> {
+    capped_list(d, "ignore", MAX_LIST_ENTRIES, |_| Ok(()))
+}
+
+fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v: Vec<String> = capped_list(d, "fail_on_ids", MAX_LIST_ENTRIES, |s: &String| {
+        if s.trim().is_empty() {
+            return Err("fail_on_ids entries must not be empty".to_owned());
+        }
+        not_longer("fail_on_ids entry", s.trim(), MAX_ID)
+    })?;
     Ok(v.into_iter().map(|s| s.trim().to_owned()).collect())
 }
 
@@ -686,5 +778,217 @@ base_image:
             !f.ignore[0].is_expired(date!(2020 - 01 - 01)),
             "applies on its last day"
         );
+    }
+    /// CPU seconds this thread has used (utime + stime from
+    /// /proc/thread-self/stat, in clock ticks of 10 ms): the machine running
+    /// the tests may be busy, so wall time would measure the neighbours.
+    fn cpu_secs() -> f64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // The command name may hold spaces: fields count from after its `)`.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+
+    /// CPU seconds a parse took, and its result.
+    fn timed(name: &str, text: &str) -> (f64, Result<PolicyFile, String>) {
+        let t = cpu_secs();
+        let r = parse(name, text);
+        (cpu_secs() - t, r)
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_parsing() {
+        let text = format!("version: 1\n#{}\n", "x".repeat(MAX_BYTES));
+        let e = parse("p.yaml", &text).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "policy file p.yaml: the file is {} bytes, more than the 262144 bytes a policy file may have",
+                text.len()
+            )
+        );
+        let e = parse("p.json", &text).unwrap_err();
+        assert!(e.contains("more than the 262144 bytes"), "{e}");
+    }
+
+    /// 400 KB of flow nesting took libyaml 95 s (quadratic in depth). Every
+    /// shape fails in well under a second, naming the limit and the line,
+    /// also when cut to fit the size cap.
+    #[test]
+    fn deep_nesting_fails_fast_with_the_line() {
+        let n = MAX_BYTES - 64;
+        let block_map: String = (0..400).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        for (shape, body, want) in [
+            (
+                "[",
+                format!("version: 1\nx: {}", "[".repeat(n)),
+                "nesting deeper than 32 levels at line 2",
+            ),
+            (
+                "{a: ",
+                format!("version: 1\nx: {}", "{a: ".repeat(n / 4)),
+                "nesting deeper than 32 levels at line 2",
+            ),
+            (
+                "- ",
+                format!("version: 1\nx:\n{}", "- ".repeat(n / 2)),
+                "nesting deeper than 32 levels at line 3",
+            ),
+            (
+                "indented",
+                format!("version: 1\n{block_map}"),
+                "nesting deeper than 32 levels at line 34",
+            ),
+            (
+                "multi-line [",
+                format!("version: 1\nx:\n{}", "[\n".repeat(n / 2)),
+                "nesting deeper than 32 levels at line 34",
+            ),
+        ] {
+            let (secs, r) = timed("p.yaml", &body);
+            let e = r.unwrap_err();
+            assert_eq!(
+                e,
+                format!("policy file p.yaml: {want} (a policy file nests 4 deep)"),
+                "{shape}"
+            );
+            assert!(secs < 1.0, "{shape}: {secs} s");
+        }
+        // Quotes and comments cannot hide openings: the total is capped too.
+        let hidden = format!(
+            "version: 1\nx: [ \"{}\" ]\n",
+            "]".repeat(100) + &"[".repeat(5000)
+        );
+        let (secs, r) = timed("p.yaml", &hidden);
+        assert_eq!(
+            r.unwrap_err(),
+            "policy file p.yaml: more than 1024 `[` or `{` at line 2: write long lists in block style (`- item` per line)"
+        );
+        assert!(secs < 1.0, "{secs} s");
+        let commented = format!("version: 1\n# {}\n", "{".repeat(5000));
+        assert!(
+            parse("p.yaml", &commented)
+                .unwrap_err()
+                .contains("more than 1024 `[` or `{` at line 2")
+        );
+    }
+
+    /// The ceiling the byte cap guarantees however a hostile file might
+    /// mislead the depth count: libyaml itself (no pre-scan) facing flow
+    /// nesting as deep as there may be `[` in a file, then the rest of the
+    /// 256 KiB in tokens at that depth.
+    #[test]
+    fn the_worst_nesting_the_caps_allow_parses_fast() {
+        let mut text = String::from("version: 1\nx: ");
+        text.push_str(&"[".repeat(MAX_FLOW_OPENINGS));
+        while text.len() < MAX_BYTES - MAX_FLOW_OPENINGS - 16 {
+            text.push_str("a, ");
+        }
+        text.push_str(&"]".repeat(MAX_FLOW_OPENINGS));
+        let t = cpu_secs();
+        let r = serde_yaml_ng::from_str::<PolicyFile>(&text);
+        let secs = cpu_secs() - t;
+        eprintln!("libyaml at flow depth {MAX_FLOW_OPENINGS}: {secs} s of CPU");
+        assert!(r.is_err());
+        // A debug build runs libyaml several times slower than the release
+        // binary that parses policies in production.
+        let ceiling = if cfg!(debug_assertions) { 2.0 } else { 0.5 };
+        assert!(secs < ceiling, "{secs} s");
+    }
+
+    #[test]
+    fn real_files_are_far_from_the_limits() {
+        let mut text = String::from(
+            "version: 1\nfail_on_ids: [CVE-1, \"[x]\", '{y}']\nthresholds: { high: 2 }\nignore:\n",
+        );
+        for i in 0..300 {
+            text.push_str(&format!(
+                "  - id: CVE-2024-{i}\n    package: pkg:deb/debian/p{i}\n    reason: \"see [1] and {{x}}: not *reachable*\" # [why]\n"
+            ));
+        }
+        let f = parse("p.yaml", &text).unwrap();
+        assert_eq!(f.ignore.len(), 300);
+        assert_eq!(f.fail_on_ids, vec!["CVE-1", "[x]", "{y}"]);
+        let flow: String = (0..500)
+            .map(|i| format!("  - {{id: CVE-{i}, reason: r}}\n"))
+            .collect();
+        assert_eq!(
+            parse("p.yaml", &format!("version: 1\nignore:\n{flow}"))
+                .unwrap()
+                .ignore
+                .len(),
+            500
+        );
+    }
+
+    /// "Billion laughs": nine levels of ten aliases each. It fails fast and
+    /// never builds the expansion (the alias cap; the list and string caps
+    /// stop an expansion that fits under it).
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let mut text = String::from("version: 1\na0: &a0 [\"lol\"]\n");
+        for l in 1..9 {
+            let refs = vec![format!("*a{}", l - 1); 10].join(", ");
+            text.push_str(&format!("a{l}: &a{l} [{refs}]\n"));
+        }
+        text.push_str("fail_on_ids: *a8\n");
+        let (secs, r) = timed("p.yaml", &text);
+        assert_eq!(
+            r.unwrap_err(),
+            "policy file p.yaml: more than 64 aliases (`*name`) at line 9"
+        );
+        assert!(secs < 1.0, "{secs} s");
+
+        // Under the alias cap: one 200 KB string repeated by 60 aliases
+        // is refused at the first copy, not after building 12 MB.
+        let big = "x".repeat(200 * 1024);
+        let text = format!(
+            "version: 1\nfail_on_ids: [&s {big}, {}]\n",
+            vec!["*s"; 60].join(", ")
+        );
+        let e = parse("p.yaml", &text).unwrap_err();
+        assert!(
+            e.contains("fail_on_ids entry is 204800 bytes, more than the 256 allowed"),
+            "{}",
+            &e[..200.min(e.len())]
+        );
+        let text = format!("version: 1\nignore:\n  - id: A\n    reason: &r {big}\n");
+        let e = parse("p.yaml", &text).unwrap_err();
+        assert!(
+            e.contains("reason is 204800 bytes, more than the 4096 allowed"),
+            "{}",
+            &e[..200.min(e.len())]
+        );
+        // Aliases a person writes still work.
+        let f = parse(
+            "p.yaml",
+            "version: 1\nignore:\n  - {id: A, reason: &r shared reason}\n  - {id: B, reason: *r}\n",
+        )
+        .unwrap();
+        assert_eq!(f.ignore[1].reason, "shared reason");
+    }
+
+    #[test]
+    fn long_lists_are_refused_while_read() {
+        let ids = vec!["CVE-1"; MAX_LIST_ENTRIES + 1].join("\n  - ");
+        let e = parse("p.yaml", &format!("version: 1\nfail_on_ids:\n  - {ids}\n")).unwrap_err();
+        assert!(e.contains("fail_on_ids has more than 4096 entries"), "{e}");
+        let rules = vec!["{id: A, reason: r}"; MAX_LIST_ENTRIES + 1].join("\n  - ");
+        let e = parse("p.yaml", &format!("version: 1\nignore:\n  - {rules}\n")).unwrap_err();
+        assert!(e.contains("more than 1024 `[` or `{`"), "{e}");
+        let rules = vec!["id: A\n    reason: r"; MAX_LIST_ENTRIES + 1].join("\n  - ");
+        let e = parse("p.yaml", &format!("version: 1\nignore:\n  - {rules}\n")).unwrap_err();
+        assert!(e.contains("ignore has more than 4096 entries"), "{e}");
+        let e = parse(
+            "p.json",
+            &format!(
+                "{{\"version\": 1, \"fail_on_ids\": [{}]}}",
+                vec!["\"A\""; MAX_LIST_ENTRIES + 1].join(",")
+            ),
+        )
+        .unwrap_err();
+        assert!(e.contains("fail_on_ids has more than 4096 entries"), "{e}");
     }
 }

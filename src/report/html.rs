@@ -1,6 +1,11 @@
 //! `report.html`: one self-contained page (inline CSS and JS, no external
 //! asset, a CSP that forbids loading any) for people reading a job's result.
 //!
+//! The CSP admits exactly our own `<style>` and `<script>` by their SHA-256
+//! (no `'unsafe-inline'`): should escaping ever fail, an injected script,
+//! handler attribute or style does not run. So the page carries no `style=`
+//! or `on…=` attributes of its own.
+//!
 //! Every row is rendered on the server, escaped, so the page reads without
 //! JS; the script only sorts and filters. Text from the answer or the image
 //! is never put inside `<script>`.
@@ -31,6 +36,7 @@ tr.violating td:first-child{border-left:4px solid var(--high)}tr.suppressed{opac
 code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;word-break:break-all}
 details summary{cursor:pointer}.muted{color:#757575}
 svg text{font:12px system-ui,sans-serif}
+rect.bar.CRITICAL{fill:var(--crit)}rect.bar.HIGH{fill:var(--high)}rect.bar.MEDIUM{fill:var(--med)}rect.bar.LOW{fill:var(--low)}rect.bar.OTHER{fill:var(--oth)}
 "#;
 
 const JS: &str = r#"
@@ -70,6 +76,27 @@ const JS: &str = r#"
 })();
 "#;
 
+/// `'sha256-…'` of an inline element's exact content, as CSP matches it.
+fn csp_hash(content: &str) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(content.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// Computed once from the very constants the page embeds, so the hashes
+/// cannot drift from the code.
+pub static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "default-src 'none'; style-src {}; script-src {}; img-src data:; base-uri 'none'; form-action 'none'",
+        csp_hash(CSS),
+        csp_hash(JS)
+    )
+});
+
 fn sev_class(s: Severity) -> &'static str {
     s.as_str()
 }
@@ -78,7 +105,7 @@ fn link(url: Option<&str>, text: &str) -> String {
     match url.and_then(safe_url) {
         Some(u) => format!(
             r#"<a href="{}" rel="noopener noreferrer">{}</a>"#,
-            e(u),
+            e(&u),
             e(text)
         ),
         None => e(text),
@@ -104,17 +131,11 @@ fn chart(r: &ScanReport) -> String {
         let n = c.get(*sev);
         let y = i as u64 * (bar_h + gap);
         let w = if n == 0 { 0 } else { (n * width / max).max(2) };
-        let var = match sev {
-            Severity::Critical => "--crit",
-            Severity::High => "--high",
-            Severity::Medium => "--med",
-            Severity::Low => "--low",
-            Severity::Other => "--oth",
-        };
         let _ = write!(
             s,
-            r#"<text x="0" y="{}">{}</text><rect class="bar" data-sev="{}" x="{label_w}" y="{y}" width="{w}" height="{bar_h}" style="fill:var({var})"/><text x="{}" y="{}">{n}</text>"#,
+            r#"<text x="0" y="{}">{}</text><rect class="bar {}" data-sev="{}" x="{label_w}" y="{y}" width="{w}" height="{bar_h}"/><text x="{}" y="{}">{n}</text>"#,
             y + bar_h / 2 + 4,
+            sev.as_str(),
             sev.as_str(),
             sev.as_str(),
             label_w + w + 6,
@@ -163,11 +184,12 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         s,
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{}</title><style>{CSS}</style></head><body>
 "#,
-        e(&title)
+        e(&title),
+        csp = &*CSP
     );
     let _ = writeln!(
         s,

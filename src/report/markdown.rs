@@ -1,18 +1,23 @@
 //! `report.md`: what an operator reads first.
+//!
+//! Every string from the image, Inspector, the policy file or the job goes
+//! through [`md`] (or [`code`]): it renders as the text it is, never as
+//! HTML, a link, an image or a broken table row.
 
 use std::fmt::Write as _;
 
+use super::escape_markdown as md;
 use crate::pipeline::ScanReport;
 
 pub fn render(job_id: &str, r: &ScanReport) -> String {
     let d = &r.decision;
     let c = d.counts;
     let mut s = String::new();
-    let _ = writeln!(s, "# scangate: {} — {}\n", r.image, d.verdict);
-    let _ = writeln!(s, "- job: `{job_id}`");
-    let _ = writeln!(s, "- digest: `{}`", r.manifest_digest);
+    let _ = writeln!(s, "# scangate: {} — {}\n", md(&r.image), d.verdict);
+    let _ = writeln!(s, "- job: {}", code(job_id));
+    let _ = writeln!(s, "- digest: {}", code(&r.manifest_digest));
     if let Some(os) = &r.os {
-        let _ = writeln!(s, "- OS: {os}");
+        let _ = writeln!(s, "- OS: {}", md(os));
     }
     let _ = writeln!(s, "- packages: {}", r.packages);
     let _ = writeln!(
@@ -27,7 +32,7 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
     if !d.violations.is_empty() {
         let _ = writeln!(s, "## Why it failed\n");
         for v in &d.violations {
-            let _ = writeln!(s, "- {v}");
+            let _ = writeln!(s, "- {}", md(&v.to_string()));
         }
         s.push('\n');
     }
@@ -41,10 +46,10 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
                 s,
                 "| {} | {} | {} | {} | {} |",
                 f.severity.as_str(),
-                cell(&f.id),
-                cell(&f.package),
-                cell(&f.version),
-                cell(f.fixed_version.as_deref().unwrap_or(""))
+                md(&f.id),
+                md(&f.package),
+                md(&f.version),
+                md(f.fixed_version.as_deref().unwrap_or(""))
             );
         }
     }
@@ -53,12 +58,12 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
         let _ = writeln!(
             s,
             "- base: {} ({} of the image's {} layers)",
-            b.reference.as_deref().unwrap_or("not named"),
+            md(b.reference.as_deref().unwrap_or("not named")),
             b.matched_layers,
             b.image_layers
         );
         if let Some(w) = &b.warning {
-            let _ = writeln!(s, "- {w}");
+            let _ = writeln!(s, "- {}", md(w));
         }
         let _ = writeln!(
             s,
@@ -82,8 +87,8 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
                     s,
                     "| {} | {} | {} | {} |",
                     f.severity.as_str(),
-                    cell(&f.id),
-                    cell(&f.package),
+                    md(&f.id),
+                    md(&f.package),
                     layers.join(", ")
                 );
             }
@@ -98,33 +103,38 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} |",
-                cell(&x.id),
-                cell(&x.package),
-                cell(&x.reason),
-                x.expires.as_deref().unwrap_or("never")
+                md(&x.id),
+                md(&x.package),
+                md(&x.reason),
+                md(x.expires.as_deref().unwrap_or("never"))
             );
         }
     }
     if !d.expired_rules.is_empty() || !d.stale_rules.is_empty() {
         let _ = writeln!(s, "\n## Ignore rules to review\n");
         for x in &d.expired_rules {
-            let _ = writeln!(s, "- expired, no longer applied: {x}");
+            let _ = writeln!(s, "- expired, no longer applied: {}", md(&x.to_string()));
         }
         for x in &d.stale_rules {
-            let _ = writeln!(s, "- matched no finding: {x}");
+            let _ = writeln!(s, "- matched no finding: {}", md(&x.to_string()));
         }
     }
     if !r.warnings.is_empty() {
         let _ = writeln!(s, "\n## Warnings\n");
         for w in &r.warnings {
-            let _ = writeln!(s, "- {w}");
+            let _ = writeln!(s, "- {}", md(w));
         }
     }
     s
 }
 
-/// Text from the answer inside a table cell: a `|` or a newline would break
-/// the table.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// A code span for identifiers (job id, digest) when the value is plain;
+/// anything else is escaped text, since a backtick or line break inside
+/// would end the span.
+fn code(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.len() <= 256
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '-' | '_' | '@' | '/'));
+    if plain { format!("`{s}`") } else { md(s) }
 }

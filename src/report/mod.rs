@@ -81,7 +81,8 @@ pub fn status_of(d: &Decision, f: &Finding, fixable_only: bool) -> Status {
 
 /// Escapes text for HTML and XML content and attributes. Characters XML 1.0
 /// cannot carry at all (most C0 controls) become U+FFFD: findings text comes
-/// from outside and must never make the document unreadable.
+/// from outside and must never make the document unreadable. So do bidi
+/// overrides, which would make it read as something else.
 pub fn escape_markup(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -92,17 +93,179 @@ pub fn escape_markup(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c if (c as u32) < 0x20
+                || c == '\u{FFFE}'
+                || c == '\u{FFFF}'
+                || is_invisible_override(c) =>
+            {
+                out.push('\u{FFFD}')
+            }
             c => out.push(c),
         }
     }
     out
 }
 
-/// A link target only when it is plain http(s): anything else (`javascript:`)
-/// from an answer is shown as text.
-pub fn safe_url(u: &str) -> Option<&str> {
-    (u.starts_with("https://") || u.starts_with("http://")).then_some(u)
+/// A link target only when it is plain http(s) (any case); anything else
+/// (`javascript:`, `data:`) from an answer is shown as text. Characters that
+/// could end the link or the attribute around it (whitespace, quotes, angle
+/// brackets, backslash, backtick, controls) are percent-encoded, so the
+/// link still works (a reference with spaces in it) and stays one link.
+pub fn safe_url(u: &str) -> Option<String> {
+    let scheme = u
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        || u.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+    if !scheme || u.len() > 2048 {
+        return None;
+    }
+    let mut out = String::with_capacity(u.len());
+    for c in u.chars() {
+        if c.is_whitespace()
+            || c.is_control()
+            || is_invisible_override(c)
+            || matches!(c, '<' | '>' | '"' | '\'' | '`' | '\\' | '(' | ')')
+        {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// Text from the image, Inspector or the job inside markdown (`report.md`,
+/// SARIF `markdown`): it must stay text. `<`, `>` and `&` become entities (no
+/// HTML, no comments, no autolinks); the characters that build links,
+/// images, emphasis, code, math and table cells are backslash-escaped; line
+/// breaks become spaces (no new block, no broken table row); other control
+/// characters become U+FFFD. Every hostile string goes after our own prefix
+/// on a line, so line-start syntax (`#`, `-`, `1.`) cannot take effect.
+pub fn escape_markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut chars = s.chars().peekable();
+    let mut prev = None;
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            // Inside a word `_` is no emphasis (CommonMark): `fail_on_kev`
+            // stays readable.
+            '_' if prev.is_some_and(char::is_alphanumeric)
+                && chars.peek().is_some_and(|n| n.is_alphanumeric()) =>
+            {
+                out.push(c)
+            }
+            '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '|' | '$' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() || is_invisible_override(c) => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+/// Longer text (a vulnerability's description) as markdown paragraphs:
+/// each paragraph (split at blank lines) is escaped as by
+/// [`escape_markdown`], trimmed, and a first character that could start a
+/// heading, list, quote or rule at the line's start is escaped too.
+pub fn escape_markdown_paragraphs(s: &str) -> String {
+    let mut paragraphs = Vec::new();
+    for p in s.replace("\r\n", "\n").split("\n\n") {
+        let mut p = escape_markdown(p.trim()).trim().to_owned();
+        if p.is_empty() {
+            continue;
+        }
+        // `1.`/`1)` would start an ordered list.
+        let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+        if matches!(p.as_bytes().get(digits), Some(b'.' | b')')) && digits > 0 {
+            p.insert(digits, '\\');
+        } else if p.starts_with(|c: char| c.is_ascii_punctuation() && c != '\\' && c != '&') {
+            p.insert(0, '\\');
+        }
+        paragraphs.push(p);
+    }
+    paragraphs.join("\n\n")
+}
+
+/// SARIF plain-text messages: viewers turn `[text](target)` into a link
+/// (SARIF 2.1.0 §3.11.6), so literal brackets and backslashes are escaped;
+/// control characters other than line breaks become U+FFFD.
+pub fn escape_sarif_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() || is_invisible_override(c) => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// For a terminal: control characters (ESC sequences that repaint or
+/// retitle the terminal, CR that overwrites the line, BEL, newlines that
+/// forge another line) and bidirectional overrides are shown escaped, as
+/// Rust writes them (`\u{1b}`), so what is printed is what the name holds.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s
+        .chars()
+        .any(|c| c.is_control() || is_invisible_override(c))
+    {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if c.is_control() || is_invisible_override(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Bidirectional embeddings, overrides and isolates: they reorder what the
+/// reader sees ("Trojan Source") without being control characters.
+fn is_invisible_override(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A job id as it may appear in a store key (`jobs/{id}/…`): CodePipeline's
+/// are UUIDs. The writer and the reader apply this one rule, so a hostile
+/// id (`../x`, `a/b`, control characters) never becomes a path or a key
+/// outside the job's folder.
+pub fn valid_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
+/// A pipeline name as it may appear in a store key (`index/{pipeline}/…`):
+/// CodePipeline's own rule (`[A-Za-z0-9.@\-_]+`, at most 100 characters),
+/// without `.` and `..`.
+pub fn valid_pipeline(p: &str) -> bool {
+    !p.is_empty()
+        && p != "."
+        && p != ".."
+        && p.len() <= 100
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +287,9 @@ pub enum ReportError {
     },
     #[error("serialising {0}: {1}")]
     Json(&'static str, serde_json::Error),
+    /// A job id or pipeline name that would not stay one store key segment.
+    #[error("refusing to store a report for {what} {value:?}: it is not a valid store key segment")]
+    BadName { what: &'static str, value: String },
 }
 
 #[derive(Clone)]
@@ -354,7 +520,7 @@ impl ReportStore {
         worker_id: &str,
         r: &ScanReport,
     ) -> Result<Uris, ReportError> {
-        let dir = format!("jobs/{}", job.id);
+        let dir = job_dir(job)?;
         let record = Self::record_of(job, worker_id, r);
         for f in Self::files(job, &record, r)? {
             if f.name != RECORD {
@@ -375,7 +541,7 @@ impl ReportStore {
         worker_id: &str,
         e: &PipelineError,
     ) -> Result<(), ReportError> {
-        let dir = format!("jobs/{}", job.id);
+        let dir = job_dir(job)?;
         let mut record = Self::record(job, worker_id);
         record["verdict"] = json!("ERROR");
         record["failure_type"] = json!(e.failure_kind().as_str());
@@ -399,11 +565,7 @@ impl ReportStore {
             "application/json",
         )
         .await?;
-        let pipeline = if job.pipeline.is_empty() {
-            "_"
-        } else {
-            job.pipeline.as_str()
-        };
+        let pipeline = index_segment(job)?;
         let stamp = record["finished"]
             .as_str()
             .unwrap_or_default()
@@ -414,6 +576,32 @@ impl ReportStore {
             "application/json",
         )
         .await
+    }
+}
+
+/// `jobs/{id}`, once the id is known to stay one segment.
+fn job_dir(job: &JobInfo) -> Result<String, ReportError> {
+    if !valid_job_id(&job.id) {
+        return Err(ReportError::BadName {
+            what: "job id",
+            value: job.id.clone(),
+        });
+    }
+    // The index key is checked before anything is written, so a bad
+    // pipeline name leaves no half-stored job either.
+    index_segment(job)?;
+    Ok(format!("jobs/{}", job.id))
+}
+
+/// The pipeline's folder under `index/`: `_` for a job without one.
+fn index_segment(job: &JobInfo) -> Result<&str, ReportError> {
+    match job.pipeline.as_str() {
+        "" => Ok("_"),
+        p if valid_pipeline(p) => Ok(p),
+        p => Err(ReportError::BadName {
+            what: "pipeline name",
+            value: p.to_owned(),
+        }),
     }
 }
 

@@ -4,13 +4,21 @@
 //! component). GitHub ranks security alerts by the rule property
 //! `security-severity` (a CVSS-like score as a string: ≥ 9.0 critical,
 //! 7.0–8.9 high, 4.0–6.9 medium, 0.1–3.9 low).
+//!
+//! Text from the image and Inspector is escaped for where it lands:
+//! [`escape_sarif_text`] in plain-text messages (viewers link
+//! `[text](target)`), [`escape_markdown`] in `markdown`, with links only to
+//! plain http(s) URLs, and artifact URIs percent-encoded as relative paths.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Meta, Status, status_of, suppression_of};
+use super::{
+    Meta, Status, escape_markdown, escape_markdown_paragraphs, escape_sarif_text as text, safe_url,
+    status_of, suppression_of,
+};
 use crate::inspector::{Finding, Severity};
 use crate::pipeline::ScanReport;
 
@@ -48,11 +56,33 @@ fn first_sentence(s: &str) -> String {
     out
 }
 
+/// A path from the image as a relative URI reference: every byte outside
+/// RFC 3986's path characters is percent-encoded, and so is a `:` before the
+/// first `/`, so the path can never read as a scheme (`javascript:…`).
+fn uri_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut first_segment = true;
+    for b in p.bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || b"-._~!$&'()*+,;=@/".contains(&b)
+            || (b == b':' && !first_segment);
+        if b == b'/' {
+            first_segment = false;
+        }
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn location(r: &ScanReport, f: &Finding) -> Value {
     // Paths are relative to the image root; with none, the image itself.
     let uri = match f.path.as_deref() {
-        Some(p) if !p.trim_start_matches('/').is_empty() => p.trim_start_matches('/').to_owned(),
-        _ => r.image.clone(),
+        Some(p) if !p.trim_start_matches('/').is_empty() => uri_path(p.trim_start_matches('/')),
+        _ => uri_path(&r.image),
     };
     let mut loc = json!({
         "physicalLocation": { "artifactLocation": { "uri": uri } },
@@ -110,21 +140,31 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 f.description.clone()
             };
             let mut help = format!("{desc}\n");
-            let mut md = format!("**{id}** ({})\n\n{desc}\n", f.severity.as_str());
+            let mut md = format!(
+                "**{}** ({})\n\n{}\n",
+                escape_markdown(id),
+                f.severity.as_str(),
+                escape_markdown_paragraphs(&desc)
+            );
             for u in f.url.iter().chain(&f.references).take(10) {
                 help.push_str(&format!("\n{u}"));
-                md.push_str(&format!("\n- <{u}>"));
+                // safe_url leaves no `<`, `>` or whitespace: the autolink
+                // cannot be ended early.
+                match safe_url(u) {
+                    Some(u) => md.push_str(&format!("\n- <{u}>")),
+                    None => md.push_str(&format!("\n- {}", escape_markdown(u))),
+                }
             }
             let mut rule = json!({
                 "id": id,
                 "name": id,
-                "shortDescription": { "text": first_sentence(&desc) },
-                "fullDescription": { "text": desc },
-                "help": { "text": help, "markdown": md },
+                "shortDescription": { "text": text(&first_sentence(&desc)) },
+                "fullDescription": { "text": text(&desc) },
+                "help": { "text": text(&help), "markdown": md },
                 "defaultConfiguration": { "level": level(f.severity) },
                 "properties": props,
             });
-            if let Some(u) = f.url.as_deref().and_then(super::safe_url) {
+            if let Some(u) = f.url.as_deref().and_then(safe_url) {
                 rule["helpUri"] = json!(u);
             }
             rule
@@ -143,10 +183,10 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 "ruleIndex": index[f.id.as_str()],
                 "level": level(f.severity),
                 "kind": "fail",
-                "message": { "text": format!(
+                "message": { "text": text(&format!(
                     "{} {} in {} {} ({fixed})",
                     f.severity.as_str(), f.id, f.package, f.version
-                ) },
+                )) },
                 "locations": [location(r, f)],
                 "partialFingerprints": {
                     "scangateFinding/v1": hex::encode(Sha256::digest(format!("{}\n{}", f.id, f.purl))),
@@ -167,10 +207,10 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 res["suppressions"] = json!([{
                     "kind": "external",
                     "status": "accepted",
-                    "justification": match &s.expires {
+                    "justification": text(&match &s.expires {
                         Some(e) => format!("{} (until {e})", s.reason),
                         None => s.reason.clone(),
-                    },
+                    }),
                 }]);
             }
             res

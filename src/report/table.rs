@@ -1,7 +1,12 @@
 //! The terminal table of `scangate scan` (the default format).
+//!
+//! Every string from the image, Inspector or the policy goes through
+//! [`t`]: a package name holding ESC sequences must not repaint the
+//! terminal, nor a CR or newline forge a line of the verdict.
 
 use std::fmt::Write as _;
 
+use super::terminal_safe as t;
 use crate::inspector::Severity;
 use crate::pipeline::ScanReport;
 use crate::policy::Verdict;
@@ -30,7 +35,7 @@ pub fn render(r: &ScanReport, color: bool) -> String {
     let d = &r.decision;
     let c = d.counts;
     let mut s = String::new();
-    let _ = writeln!(s, "{}@{}", r.image, r.manifest_digest);
+    let _ = writeln!(s, "{}@{}", t(&r.image), t(&r.manifest_digest));
     let verdict = match d.verdict {
         Verdict::Pass => paint(color, "1;32", "PASS"),
         Verdict::Fail => paint(color, "1;31", "FAIL"),
@@ -41,19 +46,29 @@ pub fn render(r: &ScanReport, color: bool) -> String {
         c.critical, c.high, c.medium, c.low, c.other, r.packages
     );
     for v in &d.violations {
-        let _ = writeln!(s, "  violated: {v}");
+        let _ = writeln!(s, "  violated: {}", t(&v.to_string()));
     }
     for x in &d.suppressions {
-        let _ = writeln!(s, "  suppressed: {} in {}: {}", x.id, x.package, x.reason);
+        let _ = writeln!(
+            s,
+            "  suppressed: {} in {}: {}",
+            t(&x.id),
+            t(&x.package),
+            t(&x.reason)
+        );
     }
     for r in &d.expired_rules {
-        let _ = writeln!(s, "  expired ignore rule, no longer applied: {r}");
+        let _ = writeln!(
+            s,
+            "  expired ignore rule, no longer applied: {}",
+            t(&r.to_string())
+        );
     }
     for r in &d.stale_rules {
-        let _ = writeln!(s, "  ignore rule matched nothing: {r}");
+        let _ = writeln!(s, "  ignore rule matched nothing: {}", t(&r.to_string()));
     }
     for w in &r.warnings {
-        let _ = writeln!(s, "  warning: {w}");
+        let _ = writeln!(s, "  warning: {}", t(w));
     }
     if !r.result.findings.is_empty() {
         let _ = writeln!(
@@ -67,10 +82,10 @@ pub fn render(r: &ScanReport, color: bool) -> String {
             let mut line = format!(
                 "{} {:<20} {:<24} {:<28} {}",
                 paint(color, severity_code(f.severity), &sev),
-                f.id,
-                f.package,
-                f.version,
-                f.fixed_version.as_deref().unwrap_or("-")
+                t(&f.id),
+                t(&f.package),
+                t(&f.version),
+                t(f.fixed_version.as_deref().unwrap_or("-"))
             );
             match super::status_of(d, f, r.fixable_only) {
                 super::Status::Suppressed => line.push_str("  (suppressed)"),

@@ -18,8 +18,13 @@ const META: Meta = Meta {
     generated: "2026-06-15T12:00:00Z",
 };
 
+/// `SCANGATE_SHARED_DIR` when set (a worktree elsewhere than the main
+/// checkout), else the `shared/` beside the checkout.
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/inspector")
+    std::env::var_os("SCANGATE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .join("fixtures/inspector")
 }
 
 fn read(p: &Path) -> Value {
@@ -377,4 +382,333 @@ fn reports_split_inherited_findings_from_the_image_own() {
         section.contains(&f.id) && section.contains(&format!("{own} added")),
         "{section}"
     );
+}
+
+/// One finding and one report where every string the image, Inspector, the
+/// policy file or the job controls is an attack on the format it lands in.
+fn hostile() -> ScanReport {
+    let mut r = alpine();
+    r.image = "evil\u{1b}]0;owned\u{7}<b>img</b>".into();
+    r.warnings
+        .push("layer 2: skipped etc/\u{1b}[2J\u{1b}[1;1HPASS\r\u{7}\u{202e}txt.exe".into());
+    r.result.findings.push(Finding {
+        id: "CVE-1<script>alert(1)</script>".into(),
+        severity: Severity::High,
+        package: "pkg|x\n| forged | row |<img src=x onerror=alert(2)>![i](http://e/x.png)[l](javascript:alert(3))<!-- c -->".into(),
+        version: "1.0\u{1b}[31m\r\u{7}".into(),
+        fixed_version: Some("2.0`code`".into()),
+        purl: "pkg:apk/alpine/x@1".into(),
+        path: Some("javascript:alert(8)".into()),
+        description: "desc <script>alert(4)</script> [click](javascript:alert(5)) ![img](https://evil/x.png)\n# heading\n\n1. item\n\n> quote".into(),
+        url: Some("javascript:alert(6)".into()),
+        references: vec![
+            "https://ok.example/a?b=1&c=2".into(),
+            "javascript:alert(7)".into(),
+            "https://x.example/\"><script>".into(),
+        ],
+        ..Finding::default()
+    });
+    r
+}
+
+const HOSTILE_ROW: &str = "| HIGH | CVE-1&lt;script&gt;alert(1)&lt;/script&gt; | pkg\\|x \\| forged \\| row \\|&lt;img src=x onerror=alert(2)&gt;\\!\\[i\\](http://e/x.png)\\[l\\](javascript:alert(3))&lt;\\!-- c --&gt; | 1.0\u{FFFD}\\[31m \u{FFFD} | 2.0\\`code\\` |";
+
+/// Pipes that end a cell: not preceded by a backslash.
+fn cell_pipes(line: &str) -> usize {
+    let b = line.as_bytes();
+    (0..b.len())
+        .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+        .count()
+}
+
+/// `markdown`: also no live `[…](javascript:…)` link (in HTML, markdown
+/// syntax is just text).
+fn assert_inert(what: &str, text: &str, markdown: bool) {
+    for bad in ["<script", "<img", "<b>", "<!--", "<javascript:"] {
+        assert!(!text.contains(bad), "{what}: {bad:?} survived");
+    }
+    // A markdown link needs an unescaped `](`.
+    for (i, _) in text.match_indices("](javascript:").filter(|_| markdown) {
+        assert!(
+            i > 0 && &text[i - 1..i] == "\\",
+            "{what}: a javascript: link survived"
+        );
+    }
+    assert!(
+        // HTML keeps tabs and CRs: whitespace there.
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && (markdown || !matches!(c, '\t' | '\r'))),
+        "{what}: a control character survived"
+    );
+    assert!(
+        !text.contains('\u{202e}'),
+        "{what}: a bidi override survived"
+    );
+}
+
+#[test]
+fn markdown_keeps_hostile_text_as_text() {
+    let md = markdown::render(META.job_id, &hostile());
+    assert_inert("report.md", &md, true);
+    assert!(md.contains(&format!("\n{HOSTILE_ROW}\n")), "{md}");
+    assert!(
+        md.starts_with("# scangate: evil\u{FFFD}\\]0;owned\u{FFFD}&lt;b&gt;img&lt;/b&gt; — PASS\n")
+    );
+    assert!(md.contains(
+        "\n- layer 2: skipped etc/\u{FFFD}\\[2J\u{FFFD}\\[1;1HPASS \u{FFFD}\u{FFFD}txt.exe\n"
+    ));
+    // Every table row keeps its column count.
+    for line in md.lines().filter(|l| l.starts_with('|')) {
+        let header = md[..md.find(line).unwrap()]
+            .lines()
+            .rev()
+            .take_while(|l| l.starts_with('|'))
+            .last()
+            .unwrap_or(line);
+        assert_eq!(cell_pipes(line), cell_pipes(header), "broken row: {line}");
+    }
+    // A job id that is not plain is text, not a code span it could end.
+    let md = markdown::render("a`b\n# x", &alpine());
+    assert!(md.contains("- job: a\\`b # x\n"), "{md}");
+    let md = markdown::render(META.job_id, &alpine());
+    assert!(md.contains(&format!("- job: `{}`\n", META.job_id)), "{md}");
+}
+
+#[test]
+fn sarif_messages_and_markdown_keep_hostile_text_as_text() {
+    let r = hostile();
+    let s = sarif::render(&META, &r);
+    let run = &s["runs"][0];
+    let rule = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "CVE-1<script>alert(1)</script>")
+        .unwrap();
+    let md = rule["help"]["markdown"].as_str().unwrap();
+    assert_inert("help.markdown", md, true);
+    assert_eq!(
+        md,
+        "**CVE-1&lt;script&gt;alert(1)&lt;/script&gt;** (HIGH)\n\n\
+         desc &lt;script&gt;alert(4)&lt;/script&gt; \\[click\\](javascript:alert(5)) \\!\\[img\\](https://evil/x.png) # heading\n\n\
+         1\\. item\n\n&gt; quote\n\
+         \n- javascript:alert(6)\
+         \n- <https://ok.example/a?b=1&c=2>\
+         \n- javascript:alert(7)\
+         \n- <https://x.example/%22%3E%3Cscript%3E>"
+    );
+    assert!(rule.get("helpUri").is_none(), "javascript: is no help link");
+    let text = rule["fullDescription"]["text"].as_str().unwrap();
+    assert_eq!(
+        text,
+        "desc <script>alert(4)</script> \\[click\\](javascript:alert(5)) !\\[img\\](https://evil/x.png)\n# heading\n\n1. item\n\n> quote"
+    );
+    let res = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["ruleId"] == "CVE-1<script>alert(1)</script>")
+        .unwrap();
+    let msg = res["message"]["text"].as_str().unwrap();
+    assert_eq!(
+        msg,
+        "HIGH CVE-1<script>alert(1)</script> in pkg|x\n| forged | row |<img src=x onerror=alert(2)>!\\[i\\](http://e/x.png)\\[l\\](javascript:alert(3))<!-- c --> 1.0\u{FFFD}\\[31m\u{FFFD}\u{FFFD} (fixed in 2.0`code`)"
+    );
+    assert_eq!(
+        res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "javascript%3Aalert(8)",
+        "a path never reads as a URI scheme"
+    );
+    for v in [
+        rule["shortDescription"]["text"].as_str().unwrap(),
+        msg,
+        text,
+    ] {
+        assert!(!v.chars().any(|c| c.is_control() && c != '\n'), "{v:?}");
+    }
+}
+
+#[test]
+fn junit_escapes_and_drops_what_xml_forbids() {
+    let x = junit::render(&META, &hostile());
+    assert!(!x.contains("<script") && !x.contains("<img") && !x.contains("<b>"));
+    assert!(
+        !x.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')),
+        "XML 1.0 forbids C0 controls"
+    );
+    assert!(x.contains(
+        r#"<testcase classname="scangate.high" name="CVE-1&lt;script&gt;alert(1)&lt;/script&gt; in pkg|x
+| forged | row |&lt;img src=x onerror=alert(2)&gt;![i](http://e/x.png)[l](javascript:alert(3))&lt;!-- c --&gt; 1.0"#
+    ), "{x}");
+    assert!(x.contains("1.0\u{FFFD}[31m\r\u{FFFD}"));
+    assert!(
+        x.contains(r#"<property name="image" value="evil&#xFFFD;"#)
+            || x.contains("evil\u{FFFD}]0;owned\u{FFFD}&lt;b&gt;img&lt;/b&gt;")
+    );
+}
+
+#[test]
+fn terminal_table_shows_control_characters_escaped() {
+    let r = hostile();
+    for color in [false, true] {
+        let t = table::render(&r, color);
+        let ours = t
+            .replace("\x1b[0m", "")
+            .replace("\x1b[1;31m", "")
+            .replace("\x1b[1;32m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[1m", "")
+            .replace("\x1b[2m", "")
+            .replace("\x1b[33m", "")
+            .replace("\x1b[36m", "");
+        assert!(
+            !ours.chars().any(|c| c.is_control() && c != '\n'),
+            "colour {color}: {ours:?}"
+        );
+        assert!(
+            t.starts_with("evil\\u{1b}]0;owned\\u{7}<b>img</b>@sha256:"),
+            "{t}"
+        );
+        assert!(t.contains(
+            "  warning: layer 2: skipped etc/\\u{1b}[2J\\u{1b}[1;1HPASS\\u{d}\\u{7}\\u{202e}txt.exe\n"
+        ));
+        assert!(t.contains("pkg|x\\u{a}| forged | row |"), "{t}");
+        assert!(t.contains("1.0\\u{1b}[31m\\u{d}\\u{7}"), "{t}");
+    }
+    assert_eq!(terminal_safe("plain"), "plain");
+    assert_eq!(terminal_safe("a\u{1b}b\tc"), "a\\u{1b}b\\u{9}c");
+}
+
+#[test]
+fn html_csp_admits_only_our_own_script_and_style_by_hash() {
+    let h = html::render(&META, &hostile());
+    assert!(!h.contains("unsafe-inline"), "no 'unsafe-inline'");
+    let csp = &*html::CSP;
+    assert!(h.contains(&format!(
+        r#"<meta http-equiv="Content-Security-Policy" content="{csp}">"#
+    )));
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(csp.contains("; script-src 'sha256-"), "{csp}");
+    // The page itself needs nothing the CSP blocks: no style or handler
+    // attributes of its own.
+    assert!(
+        !h.contains(" style="),
+        "style attributes are blocked by the CSP"
+    );
+    assert!(
+        !h.contains(" onerror=") || !h.contains("<img"),
+        "escaped only"
+    );
+    assert_inert(
+        "report.html",
+        &h.replace("<script>", "")
+            .replace("</script>", "")
+            .replace("<!DOCTYPE", ""),
+        false,
+    );
+}
+
+#[test]
+fn store_keys_take_only_valid_job_ids_and_pipeline_names() {
+    for id in ["../x", "a/b", "", "x\u{1b}", "..", "a b", &"a".repeat(129)] {
+        assert!(!valid_job_id(id), "{id:?}");
+    }
+    assert!(valid_job_id("0f1e2d3c-4b5a-4678-9abc-def012345678"));
+    for p in ["..", ".", "a/b", "a\\b", "x\n", "", &"p".repeat(101)] {
+        assert!(!valid_pipeline(p), "{p:?}");
+    }
+    assert!(valid_pipeline("my-app.prod@eu_1"));
+}
+
+#[tokio::test]
+async fn the_writer_refuses_ids_and_pipelines_that_leave_the_job_folder() {
+    let dir = std::env::temp_dir().join(format!("scangate-report-names-{}", std::process::id()));
+    let store = ReportStore::Dir(dir.join("store"));
+    let job = |id: &str, pipeline: &str| crate::job::JobInfo {
+        id: id.into(),
+        nonce: "1".into(),
+        account_id: None,
+        pipeline: pipeline.into(),
+        stage: "s".into(),
+        action: "a".into(),
+        pipeline_execution_id: None,
+        action_execution_id: None,
+        configuration: Default::default(),
+        input_artifacts: vec![],
+        output_artifacts: vec![],
+        credentials: None,
+        encryption_key: None,
+        received: std::time::Instant::now(),
+    };
+    let r = alpine();
+    for (id, pipeline, want) in [
+        (
+            "../../escaped",
+            "app",
+            "refusing to store a report for job id \"../../escaped\"",
+        ),
+        (
+            "ok-id",
+            "../../escaped",
+            "refusing to store a report for pipeline name \"../../escaped\"",
+        ),
+        (
+            "ok-id",
+            "a/b",
+            "refusing to store a report for pipeline name \"a/b\"",
+        ),
+        (
+            "x\u{1b}[2J",
+            "app",
+            "refusing to store a report for job id \"x\\u{1b}[2J\"",
+        ),
+    ] {
+        let e = store.save(&job(id, pipeline), "w", &r).await.err().unwrap();
+        assert!(e.to_string().starts_with(want), "{e}");
+        let e = store
+            .save_failure(
+                &job(id, pipeline),
+                "w",
+                &crate::pipeline::PipelineError::Internal("x".into()),
+            )
+            .await
+            .err();
+        assert!(e.is_some_and(|e| e.to_string().starts_with(want)));
+    }
+    assert!(
+        !dir.join("escaped").exists() && !dir.join("store").exists(),
+        "nothing written"
+    );
+    store.save(&job("good-id", ""), "w", &r).await.unwrap();
+    assert!(dir.join("store/jobs/good-id/record.json").is_file());
+    assert!(dir.join("store/index/_").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn escaping_helpers() {
+    assert_eq!(
+        escape_markdown("fail_on_kev _x_ a|b"),
+        "fail_on_kev \\_x\\_ a\\|b"
+    );
+    assert_eq!(
+        escape_markdown_paragraphs("- a\n\n  # b\n\n12) c\n\nplain"),
+        "\\- a\n\n\\# b\n\n12\\) c\n\nplain"
+    );
+    assert_eq!(
+        safe_url("HTTPS://x.example/a b\"<>").as_deref(),
+        Some("HTTPS://x.example/a%20b%22%3C%3E")
+    );
+    for bad in [
+        "javascript:alert(1)",
+        "data:text/html,x",
+        " https://x",
+        "//x.example",
+    ] {
+        assert_eq!(safe_url(bad), None, "{bad}");
+    }
 }
