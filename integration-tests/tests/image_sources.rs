@@ -84,9 +84,10 @@ async fn sbom(image: &str, insecure: &str, args: &[&str]) -> Run {
         .env("SCANGATE_LOG_FORMAT", "text");
     // A child of its own so that its rusage is read alone: tests in this
     // file run in parallel, and RUSAGE_CHILDREN would mix their children.
-    let (out, max_rss_kib) = tokio::task::spawn_blocking(move || integration_tests::process::run_measured(cmd))
-        .await
-        .unwrap();
+    let (out, max_rss_kib) =
+        tokio::task::spawn_blocking(move || integration_tests::process::run_measured(cmd))
+            .await
+            .unwrap();
     let sbom = std::fs::read(&out_path)
         .ok()
         .map(|b| serde_json::from_slice(&b).expect("the SBOM is JSON"));
