@@ -151,6 +151,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         },
         s3_force_path_style: false,
         artifact_credentials_refresh_after: worker::cfg::ARTIFACT_CREDENTIALS_REFRESH_AFTER,
+        result_retry: Duration::from_secs(60),
+        // Unused: pending results go beside the reports.
+        pending_dir: reports.join("pending"),
+        pending_sweep_interval: Duration::from_secs(60),
+        ack_recheck: Duration::from_secs(30),
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker::run_until(cfg, sdk, async {

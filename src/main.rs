@@ -155,8 +155,26 @@ fn init_logging(format: LogFormat, default_level: &str) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(run());
+    // Dropping a runtime waits for every blocking task; CPU-bound work that
+    // was cancelled but has not reached its next checkpoint must not keep a
+    // stopped worker alive past its shutdown grace (issue 9, defect 5).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let (default_format, default_level) = match cli.command {
         Command::Worker(_) => (LogFormat::Json, "info"),

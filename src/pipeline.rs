@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::cancel::{self, CancelToken, Cancelled};
 use crate::catalog;
 use crate::image::{self, ImageError, ImageRef, ImageSource, Platform, PullOptions};
 use crate::inspector::ecr::{EcrScanError, EcrScanner};
@@ -37,6 +38,10 @@ pub enum PipelineError {
         "worker shutting down: the job did not finish within the shutdown grace period; retry the action"
     )]
     ShuttingDown,
+    /// The job's deadline or the worker's shutdown stopped the work; the
+    /// worker has already decided the job's outcome.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -68,7 +73,9 @@ impl PipelineError {
             PipelineError::Ecr(e) if e.is_unavailable() => FailureKind::SystemUnavailable,
             PipelineError::Ecr(_) => FailureKind::JobFailed,
             PipelineError::Output(e) => e.failure_kind(),
-            PipelineError::ShuttingDown => FailureKind::SystemUnavailable,
+            PipelineError::ShuttingDown | PipelineError::Cancelled(_) => {
+                FailureKind::SystemUnavailable
+            }
             PipelineError::Sbom(_) | PipelineError::Internal(_) => FailureKind::JobFailed,
         }
     }
@@ -92,6 +99,9 @@ pub struct ScanRequest {
     pub platform: Platform,
     pub policy: Policy,
     pub engine: Engine,
+    /// The job's token: its deadline and the worker's shutdown cancel it,
+    /// stopping the CPU-bound stages at their next checkpoint.
+    pub cancel: Option<CancelToken>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -140,22 +150,38 @@ pub async fn build_sbom(
     reference: &ImageSource,
     platform: &Platform,
 ) -> Result<ImageSbom, PipelineError> {
+    build_sbom_with(pull, reference, platform, None).await
+}
+
+/// [`build_sbom`] under a job's cancellation token. Cataloguing and SBOM
+/// building are CPU-bound and driven by image content: they run on the
+/// blocking pool, never on a runtime thread, so a hostile image cannot
+/// stall `/healthz`, the poll loop, the other jobs or the job's deadline.
+async fn build_sbom_with(
+    pull: &PullOptions,
+    reference: &ImageSource,
+    platform: &Platform,
+    cancel: Option<&CancelToken>,
+) -> Result<ImageSbom, PipelineError> {
     let t0 = Instant::now();
     let mut opts = pull.clone();
     opts.platform = platform.clone();
     let pulled = image::pull_source(reference, &opts, Arc::new(catalog::Selector)).await?;
     let pull_ms = t0.elapsed().as_millis() as u64;
     let t1 = Instant::now();
-    let catalog = catalog::run(&pulled.files);
-    let meta = sbom::ImageMeta {
-        reference: reference.to_string(),
-        manifest_digest: pulled.manifest_digest.clone(),
-        config_digest: pulled.config_digest.clone(),
-        index_digest: pulled.index_digest.clone(),
-        layer_diff_ids: pulled.layers.iter().map(|l| l.diff_id.clone()).collect(),
-        layer_digests: pulled.layers.iter().map(|l| l.digest.clone()).collect(),
-    };
-    let bom = sbom::build(&catalog, &meta, &sbom::SbomOptions::default());
+    let reference = reference.to_string();
+    let (pulled, catalog, bom) = off_runtime(cancel, move || {
+        let catalog = catalog::try_run(&pulled.files)?;
+        test_hooks::burn_cpu()?;
+        let bom = sbom::build(
+            &catalog,
+            &image_meta(reference, &pulled),
+            &Default::default(),
+        );
+        cancel::checkpoint()?;
+        Ok((pulled, catalog, bom))
+    })
+    .await?;
     let catalog_ms = t1.elapsed().as_millis() as u64;
     Ok(ImageSbom {
         pulled,
@@ -166,13 +192,69 @@ pub async fn build_sbom(
     })
 }
 
+fn image_meta(reference: String, pulled: &image::PulledImage) -> sbom::ImageMeta {
+    sbom::ImageMeta {
+        reference,
+        manifest_digest: pulled.manifest_digest.clone(),
+        config_digest: pulled.config_digest.clone(),
+        index_digest: pulled.index_digest.clone(),
+        layer_diff_ids: pulled.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        layer_digests: pulled.layers.iter().map(|l| l.digest.clone()).collect(),
+    }
+}
+
+/// Runs CPU-bound `f` on the blocking pool under `cancel` (the job's token,
+/// if any); dropping the returned future (deadline, shutdown) cancels it.
+pub async fn off_runtime<T, F>(cancel: Option<&CancelToken>, f: F) -> Result<T, PipelineError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, PipelineError> + Send + 'static,
+{
+    // The job's span goes along, so the work's logs still name the job.
+    let span = tracing::Span::current();
+    cancel::spawn_blocking(cancel, move || span.in_scope(f)).await?
+}
+
+/// Knobs only a debug build honours, for the tests that prove the worker
+/// stays responsive while a job burns CPU. Release builds compile them out.
+mod test_hooks {
+    use crate::cancel::{self, Cancelled};
+
+    /// `SCANGATE_TEST_ONLY_BURN_CPU_MS`: spin this long inside the blocking
+    /// cataloguing stage, checking cancellation as real catalogers do.
+    #[cfg(debug_assertions)]
+    pub fn burn_cpu() -> Result<(), Cancelled> {
+        let Some(ms) = std::env::var("SCANGATE_TEST_ONLY_BURN_CPU_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return Ok(());
+        };
+        let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut x = 0u64;
+        while std::time::Instant::now() < end {
+            cancel::checkpoint()?;
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(debug_assertions))]
+    pub fn burn_cpu() -> Result<(), Cancelled> {
+        Ok(())
+    }
+}
+
 /// A job's scan: registry images only.
 pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, PipelineError> {
     if req.engine.is_ecr() {
         return crate::inspector::ecr::scan_report(&ctx.pull, &ctx.ecr, req).await;
     }
     let source = ImageSource::Registry(req.image.clone());
-    scan_source(ctx, &source, &req.platform, &req.policy).await
+    let cancel = req.cancel.as_ref();
+    scan_inner(ctx, &source, &req.platform, &req.policy, &|_| {}, cancel).await
 }
 
 /// Where [`scan_source_with_progress`] is: `scan` tells a person at a
@@ -202,6 +284,17 @@ pub async fn scan_source_with_progress(
     policy: &Policy,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<ScanReport, PipelineError> {
+    scan_inner(ctx, source, platform, policy, progress, None).await
+}
+
+async fn scan_inner(
+    ctx: &Context,
+    source: &ImageSource,
+    platform: &Platform,
+    policy: &Policy,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    cancel: Option<&CancelToken>,
+) -> Result<ScanReport, PipelineError> {
     let t0 = Instant::now();
     progress(Progress::Pulling);
     let ImageSbom {
@@ -210,7 +303,7 @@ pub async fn scan_source_with_progress(
         bom,
         pull_ms,
         catalog_ms,
-    } = build_sbom(&ctx.pull, source, platform).await?;
+    } = build_sbom_with(&ctx.pull, source, platform, cancel).await?;
     tracing::info!(
         digest = %pulled.manifest_digest,
         layers = pulled.layers.len(),
@@ -222,15 +315,13 @@ pub async fn scan_source_with_progress(
     progress(Progress::Catalogued {
         packages: catalog.packages.len(),
     });
-    let parts = sbom::split(&bom, MAX_COMPONENTS);
-    let parts_json = parts
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
-    progress(Progress::Scanning {
-        components: sbom::component_count(&bom),
-    });
+    let components = sbom::component_count(&bom);
+    let (bom, parts_json) = off_runtime(cancel, move || {
+        let parts = sbom_parts(&bom)?;
+        Ok((bom, parts))
+    })
+    .await?;
+    progress(Progress::Scanning { components });
     let t2 = Instant::now();
     // The base image's manifest and config are a few small GETs: fetched
     // while Inspector works.
@@ -247,34 +338,18 @@ pub async fn scan_source_with_progress(
         }
     );
     let (result, inspector_ms) = result;
-    let mut result = result?;
-    let sbom = serde_json::to_value(&bom)
-        .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
-    let image_layers = pulled.layers.len();
-    let attribution =
-        base.map(|b| Attribution::from_sbom(&result.findings, &sbom, image_layers, b));
-    let decision = policy.decide_with(
-        &result.findings,
-        crate::policy::file::today_utc(),
-        attribution.as_ref(),
-    );
-    if let Some(b) = &decision.base_image {
-        tracing::info!(
-            base = b.reference.as_deref().unwrap_or(""),
-            base_layers = b.base_layers,
-            matched_layers = b.matched_layers,
-            applied = b.applied,
-            inherited = b.inherited.len(),
-            "base image attribution"
-        );
-    }
-    crate::inspector::findings::attach_locations(&mut result.findings, &sbom);
+    let judged = judge(cancel, bom, result?, base, pulled.layers.len(), policy).await?;
     let mut warnings = pulled.warnings.clone();
     warnings.extend(catalog.warnings.iter().cloned());
-    warnings.extend(result.warnings.iter().cloned());
+    warnings.extend(judged.result.warnings.iter().cloned());
     // An unresolved base never fails the job: the report says why the
     // top-level thresholds judged everything.
-    if let Some(w) = decision.base_image.as_ref().and_then(|b| b.warning.clone()) {
+    if let Some(w) = judged
+        .decision
+        .base_image
+        .as_ref()
+        .and_then(|b| b.warning.clone())
+    {
         tracing::warn!("{w}");
         warnings.push(w);
     }
@@ -288,11 +363,11 @@ pub async fn scan_source_with_progress(
             .as_ref()
             .map(|o| o.pretty_name.clone().unwrap_or_else(|| o.id.clone())),
         packages: catalog.packages.len(),
-        sbom_components: sbom::component_count(&bom),
-        sbom,
+        sbom_components: components,
+        sbom: judged.sbom,
         sbom_parts: parts_json.len(),
-        result,
-        decision,
+        result: judged.result,
+        decision: judged.decision,
         fixable_only: policy.fixable_only,
         warnings,
         timings: Timings {
@@ -304,6 +379,66 @@ pub async fn scan_source_with_progress(
         report_uri: None,
         sbom_uri: None,
     })
+}
+
+/// The SBOM in parts Inspector accepts, as JSON.
+fn sbom_parts(bom: &sbom::Bom) -> Result<Vec<serde_json::Value>, PipelineError> {
+    sbom::split(bom, MAX_COMPONENTS)
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))
+}
+
+/// What the policy made of Inspector's findings.
+struct Judged {
+    sbom: serde_json::Value,
+    result: ScanResult,
+    decision: Decision,
+}
+
+/// Applies the policy (base-image attribution, suppressions, thresholds)
+/// and locates each finding in the SBOM: CPU work over the whole SBOM and
+/// every finding, so it runs off the runtime like cataloguing.
+async fn judge(
+    cancel: Option<&CancelToken>,
+    bom: sbom::Bom,
+    mut result: ScanResult,
+    base: Option<Result<BaseLayers, String>>,
+    image_layers: usize,
+    policy: &Policy,
+) -> Result<Judged, PipelineError> {
+    let policy = policy.clone();
+    off_runtime(cancel, move || {
+        let sbom = serde_json::to_value(&bom)
+            .map_err(|e| PipelineError::Internal(format!("serialising the SBOM: {e}")))?;
+        cancel::checkpoint()?;
+        let attribution =
+            base.map(|b| Attribution::from_sbom(&result.findings, &sbom, image_layers, b));
+        let decision = policy.decide_with(
+            &result.findings,
+            crate::policy::file::today_utc(),
+            attribution.as_ref(),
+        );
+        if let Some(b) = &decision.base_image {
+            tracing::info!(
+                base = b.reference.as_deref().unwrap_or(""),
+                base_layers = b.base_layers,
+                matched_layers = b.matched_layers,
+                applied = b.applied,
+                inherited = b.inherited.len(),
+                "base image attribution"
+            );
+        }
+        cancel::checkpoint()?;
+        crate::inspector::findings::attach_locations(&mut result.findings, &sbom);
+        Ok(Judged {
+            sbom,
+            result,
+            decision,
+        })
+    })
+    .await
 }
 
 /// Finds the base image named by the policy (`base_image.ref`) or by the

@@ -44,6 +44,11 @@ export const ACTION_PROPERTIES: ReadonlyArray<{ name: string; type: 'String' | '
 
 /** Fargate allows at most 120 s between SIGTERM and SIGKILL. */
 const MAX_STOP_TIMEOUT = Duration.seconds(120);
+/** Default task memory: two jobs of up to 512 MiB each, and the process. */
+export const DEFAULT_MEMORY_MIB = 2048;
+/** What one job may need: 192 MiB kept + 2 x 64 MiB sniffed (the worker's
+ * pull limits) and the SBOM, findings and reports built from them. */
+export const MIN_MEMORY_MIB_PER_JOB = 512;
 /** Room between the worker's own grace period and SIGKILL to send the last results. */
 const STOP_MARGIN = Duration.seconds(20);
 
@@ -85,7 +90,13 @@ export interface ScanGateProps {
 
   /** Task CPU units. The worker streams layers and needs little CPU. @default 512 (0.5 vCPU) */
   readonly cpu?: number;
-  /** Task memory in MiB. @default 1024 */
+  /**
+   * Task memory in MiB: at least 512 per concurrent job (the worker's
+   * per-job pull limits plus what the SBOM and reports take), plus the
+   * process itself. The worker derives its process-wide byte budget from
+   * this limit (SCANGATE_MEMORY_BUDGET, half of it by default).
+   * @default 2048
+   */
   readonly memoryLimitMiB?: number;
   /** Jobs one worker processes at once (SCANGATE_CONCURRENCY). @default 2 */
   readonly concurrency?: number;
@@ -251,7 +262,7 @@ export class ScanGate extends Construct {
 
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDef', {
       cpu: props.cpu ?? 512,
-      memoryLimitMiB: props.memoryLimitMiB ?? 1024,
+      memoryLimitMiB: props.memoryLimitMiB ?? DEFAULT_MEMORY_MIB,
       taskRole: this.taskRole,
       runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
     });
@@ -506,6 +517,12 @@ function validate(props: ScanGateProps, category: string): void {
   const c = props.concurrency ?? 2;
   if (!Number.isInteger(c) || c < 1 || c > 64) {
     throw new Error(`ScanGate: concurrency must be an integer in 1..64 (got ${c}), as the worker accepts`);
+  }
+  const mem = props.memoryLimitMiB ?? DEFAULT_MEMORY_MIB;
+  if (!Token.isUnresolved(mem) && mem < MIN_MEMORY_MIB_PER_JOB * c) {
+    throw new Error(
+      `ScanGate: memoryLimitMiB ${mem} is too small for ${c} concurrent jobs: give each at least ${MIN_MEMORY_MIB_PER_JOB} MiB (memoryLimitMiB >= ${MIN_MEMORY_MIB_PER_JOB * c}) or lower concurrency`,
+    );
   }
   if (props.reportsPrefix !== undefined && /[{}?&#]/.test(props.reportsPrefix)) {
     throw new Error(`ScanGate: reportsPrefix ${JSON.stringify(props.reportsPrefix)} would break the report URLs`);

@@ -229,7 +229,8 @@ describe('worker service', () => {
   test('task size, image, stop timeout, health check, logs', () => {
     const { template } = synth();
     const td = only(template, 'AWS::ECS::TaskDefinition').Properties;
-    expect([td.Cpu, td.Memory]).toEqual(['512', '1024']);
+    // Two jobs fit: 512 MiB each and the process (issue 9, defect 10).
+    expect([td.Cpu, td.Memory]).toEqual(['512', '2048']);
     expect(td.RequiresCompatibilities).toEqual(['FARGATE']);
     const c = td.ContainerDefinitions[0];
     expect(flat(c.Image)).toBe(IMAGE_IN_TEMPLATE);
@@ -275,6 +276,8 @@ describe('worker service', () => {
     expect(() => synth({ minWorkers: 5, maxWorkers: 2 })).toThrow(/minWorkers <= maxWorkers/);
     expect(() => synth({ concurrency: 0 })).toThrow(/concurrency/);
     expect(() => synth({ concurrency: 65 })).toThrow(/concurrency/);
+    expect(() => synth({ memoryLimitMiB: 1024, concurrency: 4 })).toThrow(/too small for 4 concurrent jobs/);
+    expect(() => synth({ memoryLimitMiB: 1024, concurrency: 2 })).not.toThrow();
     expect(() => synth({ reportsPrefix: 'a?b' })).toThrow(/report URLs/);
   });
 

@@ -1468,6 +1468,14 @@ async fn api_handler(State(emu): State<CodePipelineEmulator>, req: Request) -> R
             emu.inner.calls.push(record);
             return abort_connection(abort).await;
         }
+        Some(FaultAction::DropAnswer) => {
+            if let Ok(input) = &parsed {
+                let _ = emu.invoke(&operation, input);
+            }
+            record.duration_ms = started.elapsed().as_millis() as u64;
+            emu.inner.calls.push(record);
+            return abort_connection(abort).await;
+        }
         Some(FaultAction::Throttle) => Err(ApiError::new(ErrorCode::Throttling, "Rate exceeded")),
         Some(FaultAction::Error5xx) => Err(ApiError::new(
             ErrorCode::InternalFailure,

@@ -28,6 +28,9 @@ pub enum FaultKind {
     Delay { ms: u64 },
     /// Close the connection without an answer, as a lost response looks to a client.
     Drop,
+    /// CodePipeline: carry the call out, then close the connection without
+    /// the answer (it took effect, the client cannot know). Inspector: as `Drop`.
+    DropAnswer,
     /// CodePipeline: 400 `AccessDeniedException`; Inspector: 403 `AccessDeniedException`.
     AccessDenied,
 }
@@ -108,6 +111,7 @@ pub enum FaultAction {
     Throttle,
     Error5xx,
     Drop,
+    DropAnswer,
     AccessDenied,
 }
 
@@ -117,6 +121,7 @@ impl FaultAction {
             FaultAction::Throttle => "throttle",
             FaultAction::Error5xx => "error5xx",
             FaultAction::Drop => "drop",
+            FaultAction::DropAnswer => "drop_answer",
             FaultAction::AccessDenied => "access_denied",
         }
     }
@@ -191,6 +196,7 @@ impl Faults {
                 FaultKind::Throttle => FaultAction::Throttle,
                 FaultKind::Error5xx => FaultAction::Error5xx,
                 FaultKind::Drop => FaultAction::Drop,
+                FaultKind::DropAnswer => FaultAction::DropAnswer,
                 FaultKind::AccessDenied => FaultAction::AccessDenied,
             };
             decision.action = Some(action);

@@ -315,7 +315,7 @@ async fn scan_handler(State(emu): State<InspectorEmulator>, req: Request) -> Res
     }
     record.fault = decision.action.map(|a| a.as_str().to_string());
     let (response, error_type) = match decision.action {
-        Some(FaultAction::Drop) => {
+        Some(FaultAction::Drop | FaultAction::DropAnswer) => {
             record.duration_ms = started.elapsed().as_millis() as u64;
             emu.inner.calls.push(record);
             return abort_connection(abort).await;

@@ -334,11 +334,21 @@ pub(crate) fn is_elf_program(mode: u32, head: &[u8]) -> bool {
 /// (ecosystem, name, version, arch) so that output does not depend on
 /// hash or file order.
 pub fn run(files: &FileTree) -> Catalog {
+    // Outside a cancellation scope nothing is ever cancelled.
+    try_run(files).unwrap_or_default()
+}
+
+/// [`run`] under the current cancellation scope: the job's deadline or the
+/// worker's shutdown stops it between catalogers (each checks inside its
+/// own loops too), instead of after the whole image.
+pub fn try_run(files: &FileTree) -> Result<Catalog, crate::cancel::Cancelled> {
     let mut out = Catalog::default();
     for c in CATALOGERS {
+        crate::cancel::checkpoint()?;
         let os = out.os.clone();
         c.catalog(files, os.as_ref(), &mut out);
     }
+    crate::cancel::checkpoint()?;
     ownership::mark(files, &mut out);
     out.packages.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.version, &a.arch, &a.location).cmp(&(
@@ -349,7 +359,7 @@ pub fn run(files: &FileTree) -> Catalog {
             &b.location,
         ))
     });
-    out
+    Ok(out)
 }
 
 /// A garbage database can yield thousands of identical complaints; a report

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fs;
 pub mod layer;
 pub mod manifest;
+pub mod memory;
 pub mod platform;
 pub mod reference;
 mod registry;
@@ -84,6 +85,11 @@ pub struct Limits {
     pub retry_base_delay: Duration,
 }
 
+/// Sized so that two jobs fit a 1 GiB task with room for the process and
+/// for the SBOM and reports built from the kept files: a job's reader peaks
+/// at about `max_kept_bytes + parallel_layers * max_sniffed_bytes` = 192 +
+/// 2 x 64 = 320 MiB. The process-wide budget ([`memory::global`]) bounds
+/// all jobs together whatever these say.
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -91,12 +97,12 @@ impl Default for Limits {
             max_config_bytes: 8 << 20,
             max_layers: 256,
             max_file_bytes: 64 << 20,
-            max_sniffed_bytes: 256 << 20,
+            max_sniffed_bytes: 64 << 20,
             max_decompressed_bytes: 64 << 30,
-            max_kept_bytes: 1 << 30,
+            max_kept_bytes: 192 << 20,
             max_metadata_bytes: layer::DEFAULT_MAX_METADATA,
             max_entries: layer::DEFAULT_MAX_ENTRIES,
-            parallel_layers: 3,
+            parallel_layers: 2,
             max_attempts: 4,
             retry_base_delay: Duration::from_millis(500),
         }

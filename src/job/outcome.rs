@@ -14,8 +14,8 @@ pub const MAX_SUMMARY: usize = 2_048;
 pub const MAX_MESSAGE: usize = 5_000;
 
 /// The `FailureType` values scangate uses (DESIGN.md, "What the pipeline
-/// gets back").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// gets back"). Serialised by name in a pending result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FailureKind {
     JobFailed,
     ConfigurationError,
@@ -34,7 +34,10 @@ impl FailureKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable so that a result CodePipeline did not take yet can wait in
+/// the pending store for this or another worker to send it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     Success {
         summary: String,

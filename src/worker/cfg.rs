@@ -54,6 +54,20 @@ pub struct WorkerConfig {
     /// than the ecr-basic engine's 30-minute wait for ECR's scan.
     #[arg(long, env = "SCANGATE_JOB_TIMEOUT", default_value = "45m", value_parser = parse_duration)]
     pub job_timeout: Duration,
+    /// How long a job's result is retried (throttling, outages) while the
+    /// job keeps its slot; what is still unsent then stays pending.
+    #[arg(long, env = "SCANGATE_RESULT_RETRY", default_value = "10m", value_parser = parse_duration)]
+    pub result_retry: Duration,
+    /// Where unsent results wait when SCANGATE_REPORTS is not set (they go
+    /// to `{reports}/pending/` when it is).
+    #[arg(long, env = "SCANGATE_PENDING_DIR", default_value_os_t = default_pending_dir())]
+    pub pending_dir: std::path::PathBuf,
+    /// How often pending results (left by this or another worker) are sent.
+    #[arg(long, env = "SCANGATE_PENDING_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration, hide = true)]
+    pub pending_sweep_interval: Duration,
+    /// How long an AcknowledgeJob whose answer was lost is rechecked.
+    #[arg(long, env = "SCANGATE_ACK_RECHECK", default_value = "2m", value_parser = parse_duration, hide = true)]
+    pub ack_recheck: Duration,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Path-style S3 addressing (S3-compatible servers).
@@ -142,6 +156,10 @@ impl RegistryArgs {
             hosts,
         }))
     }
+}
+
+fn default_pending_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("scangate-pending")
 }
 
 fn parse_category(s: &str) -> Result<String, String> {

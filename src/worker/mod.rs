@@ -6,7 +6,9 @@
 
 pub mod api;
 pub mod cfg;
+mod deliver;
 pub mod health;
+pub mod pending;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +19,17 @@ use tracing::Instrument;
 
 pub use cfg::WorkerConfig;
 
+use crate::cancel::CancelToken;
 use crate::image::PullOptions;
 use crate::inspector::ecr::{EcrScanner, PollPolicy};
 use crate::inspector::{Inspector, RetryPolicy};
 use crate::job::output::{self, OutputTarget};
 use crate::job::{ArtifactCredentials, FailureKind, JobConfig, JobInfo, Outcome};
-use crate::pipeline::{self, Context, PipelineError, ScanRequest};
+use crate::pipeline::{self, Context, PipelineError, ScanReport, ScanRequest};
 use crate::report::ReportStore;
-use api::{Api, ApiError};
+use api::{AckCheck, Api, ApiError, ResultRetry};
 use health::State;
+use pending::PendingStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -49,6 +53,45 @@ struct Shared {
     s3_force_path_style: bool,
     credentials_refresh_after: Duration,
     job_timeout: Duration,
+    /// Unsent results, for this or another worker to send.
+    pending: PendingStore,
+    result_retry: ResultRetry,
+    /// After the shutdown's abort, how long result calls may still take.
+    result_margin: Duration,
+    /// How long an ambiguous AcknowledgeJob is rechecked.
+    ack_recheck: Duration,
+    /// Jobs whose result this worker is sending: the sweep leaves them.
+    delivering: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Shared {
+    fn delivering(&self, job_id: &str) -> Delivering<'_> {
+        self.delivering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job_id.to_owned());
+        Delivering(self, job_id.to_owned())
+    }
+
+    fn is_delivering(&self, job_id: &str) -> bool {
+        self.delivering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(job_id)
+    }
+}
+
+/// Marks a job's result as being sent by this worker until dropped.
+struct Delivering<'a>(&'a Shared, String);
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        self.0
+            .delivering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
 }
 
 /// The pull settings of the registry flags; an error (a start-up
@@ -79,6 +122,8 @@ pub async fn run_until(
     let pull = pull_options(&cfg.registry).map_err(WorkerError::Config)?;
     let api = Api::new(&sdk, &cfg.category, &cfg.provider, &cfg.action_version)
         .map_err(WorkerError::Config)?;
+    let memory_budget =
+        crate::image::memory::check_setting().map_err(|e| WorkerError::Config(e.to_string()))?;
     let reports = match &cfg.reports {
         Some(uri) => Some(
             ReportStore::open(uri, &sdk, cfg.s3_force_path_style)
@@ -92,6 +137,7 @@ pub async fn run_until(
         std::env::var("HOSTNAME").unwrap_or_else(|_| "scangate".into()),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
+    let pending = PendingStore::new(reports.as_ref(), cfg.pending_dir.clone());
     let state = Arc::new(State::new(cfg.concurrency));
     if let Some(addr) = cfg.health_addr.0 {
         health::serve(addr, state.clone())
@@ -112,6 +158,14 @@ pub async fn run_until(
         s3_force_path_style: cfg.s3_force_path_style,
         credentials_refresh_after: cfg.artifact_credentials_refresh_after,
         job_timeout: cfg.job_timeout,
+        pending,
+        result_retry: ResultRetry {
+            total: cfg.result_retry,
+            ..ResultRetry::default()
+        },
+        result_margin: result_margin(cfg.shutdown_grace),
+        ack_recheck: cfg.ack_recheck,
+        delivering: Default::default(),
     });
     tracing::info!(
         worker_id,
@@ -120,6 +174,8 @@ pub async fn run_until(
         version = %cfg.action_version,
         concurrency = cfg.concurrency,
         region = %shared.api.region,
+        pending = %shared.pending.describe(),
+        memory_budget_mib = memory_budget >> 20,
         "worker started"
     );
 
@@ -135,11 +191,15 @@ pub async fn run_until(
         );
         let _ = stop_tx.send(true);
         // Keep a margin for the result calls themselves.
-        let margin = (grace / 10).clamp(Duration::from_secs(1), Duration::from_secs(10));
-        tokio::time::sleep(grace.saturating_sub(margin)).await;
+        tokio::time::sleep(grace.saturating_sub(result_margin(grace))).await;
         let _ = abort_tx.send(true);
     });
 
+    let sweeper = tokio::spawn(deliver::sweep_loop(
+        shared.clone(),
+        cfg.pending_sweep_interval,
+        stop_rx.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(cfg.concurrency as usize));
     let freed = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
@@ -217,8 +277,15 @@ pub async fn run_until(
         "stopped polling; waiting for in-flight jobs"
     );
     while tasks.join_next().await.is_some() {}
+    sweeper.abort();
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// The end of the shutdown grace kept for sending the results of the jobs
+/// it fails.
+fn result_margin(grace: Duration) -> Duration {
+    (grace / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 fn jitter(d: Duration) -> Duration {
@@ -251,53 +318,77 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         execution_id = job.pipeline_execution_id.as_deref().unwrap_or(""),
     );
     async move {
-        match shared.api.acknowledge(&job.id, &job.nonce).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::debug!("job not InProgress after acknowledge; another worker has it");
-                return;
-            }
-            Err(ApiError::Lost(m)) => {
-                tracing::debug!(message = %m, "job taken by another worker");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not acknowledge job; it returns to the queue");
-                return;
-            }
+        if !claim(&shared, &job).await {
+            return;
         }
         let started = Instant::now();
         shared.state.job_started(&job);
         tracing::info!("job acknowledged");
 
+        let cancel = CancelToken::new();
         let outcome = guarded(
             {
-                let shared = shared.clone();
-                let job = job.clone();
-                async move { process(&shared, &job).await }.in_current_span()
+                let (shared, job, cancel) = (shared.clone(), job.clone(), cancel.clone());
+                async move { process(&shared, &job, &cancel).await }.in_current_span()
             },
             &job.id,
             shared.job_timeout,
             &mut abort_rx,
+            &cancel,
         )
         .await;
-        let (result, kind) = match &outcome {
-            Outcome::Success { .. } => ("success", None),
-            Outcome::Failure { kind, .. } => ("failure", Some(kind.as_str())),
+        let kind = match &outcome {
+            Outcome::Success { .. } => None,
+            Outcome::Failure { kind, .. } => Some(kind.as_str()),
         };
-        match shared.api.put_result(&job.id, &outcome).await {
-            Ok(()) => tracing::info!(
-                result,
-                failure_type = kind.unwrap_or(""),
-                duration_ms = started.elapsed().as_millis() as u64,
-                "job result sent"
-            ),
-            Err(e) => tracing::error!(error = %e, result, "could not send the job result"),
-        }
+        deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started).await;
         shared.state.job_finished(&job.id, kind);
     }
     .instrument(span)
     .await
+}
+
+/// Acknowledges the job: `true` when it is ours and owes one result. An
+/// acknowledgement whose answer was lost may have gone through, leaving a
+/// job CodePipeline holds InProgress for us: it is rechecked, and while its
+/// fate stays unknown the job is scanned anyway (a result for a job that
+/// turns out not to be ours is refused by CodePipeline, harmlessly).
+async fn claim(shared: &Shared, job: &JobInfo) -> bool {
+    match shared.api.acknowledge(&job.id, &job.nonce).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::debug!("job not InProgress after acknowledge; another worker has it");
+            false
+        }
+        Err(e) if e.job_is_closed() => {
+            tracing::debug!(error = %e, "job taken by another worker");
+            false
+        }
+        Err(e) if e.ambiguous() => {
+            tracing::warn!(error = %e, "acknowledge failed ambiguously; rechecking the job");
+            match shared
+                .api
+                .recheck_acknowledged(&job.id, &job.nonce, shared.ack_recheck)
+                .await
+            {
+                AckCheck::Ours => true,
+                AckCheck::NotOurs => {
+                    tracing::info!("recheck: the job is not ours; leaving it");
+                    false
+                }
+                AckCheck::Unknown => {
+                    tracing::error!(
+                        "recheck: CodePipeline did not say whether the job is ours; scanning it anyway so that it is not abandoned"
+                    );
+                    true
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not acknowledge job; it returns to the queue");
+            false
+        }
+    }
 }
 
 /// Runs a job's work so that whatever happens it ends in an outcome: the
@@ -305,13 +396,16 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
 /// than taking the job's one result with it, and the shutdown deadline and
 /// the job's own deadline turn unfinished work into SystemUnavailable (a
 /// stalled registry must not hold a worker slot, nor leave the pipeline
-/// waiting for CodePipeline's own action timeout).
+/// waiting for CodePipeline's own action timeout). Every way out cancels
+/// `cancel`, so CPU-bound work on the blocking pool stops too.
 async fn guarded(
     work: impl std::future::Future<Output = Outcome> + Send + 'static,
     job_id: &str,
     timeout: Duration,
     abort_rx: &mut watch::Receiver<bool>,
+    cancel: &CancelToken,
 ) -> Outcome {
+    let _stop = cancel.drop_guard();
     let mut task = tokio::spawn(work);
     tokio::select! {
         _ = tokio::time::sleep(timeout) => {
@@ -343,7 +437,13 @@ async fn guarded(
     }
 }
 
-async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
+/// What the job's input artifact and configuration ask to scan.
+struct Inputs {
+    image: crate::image::ImageRef,
+    policy: crate::policy::Policy,
+}
+
+async fn process(shared: &Shared, job: &JobInfo, cancel: &CancelToken) -> Outcome {
     let unknown = JobConfig::unknown_keys(&job.configuration);
     if !unknown.is_empty() {
         tracing::warn!(keys = ?unknown, "ignoring configuration properties this worker does not know");
@@ -359,78 +459,127 @@ async fn process(shared: &Shared, job: &JobInfo) -> Outcome {
         Err(e) => return failed(shared, job, &e.into()).await,
     };
     let mut creds = JobCredentials::new(job);
-    // One download serves both the image reference and the policy file.
-    let zip = if cfg.image.is_none() || cfg.policy_file.is_some() {
-        match artifact_zip(shared, job, &cfg, &mut creds).await {
-            Ok(z) => Some(z),
-            Err(e) => return failed(shared, job, &e).await,
-        }
-    } else {
-        None
+    let inputs = match inputs(shared, job, &cfg, &mut creds, cancel).await {
+        Ok(i) => i,
+        Err(e) => return failed(shared, job, &e).await,
     };
-    let image = match (cfg.image.clone(), &zip) {
-        (Some(i), _) => i,
-        (None, Some(zip)) => match image_from_zip(zip) {
-            Ok(i) => i,
-            Err(e) => return failed(shared, job, &e).await,
-        },
-        (None, None) => {
-            return failed(shared, job, &crate::job::ConfigError::NoImage.into()).await;
-        }
+    tracing::info!(image = %inputs.image, platform = %cfg.platform, policy_file = cfg.policy_file.as_deref().unwrap_or(""), "scanning");
+    let req = ScanRequest {
+        image: inputs.image,
+        platform: cfg.platform.clone(),
+        policy: inputs.policy,
+        engine: cfg.engine,
+        cancel: Some(cancel.clone()),
     };
-    let policy = match (&cfg.policy_file, &zip) {
-        (Some(path), Some(zip)) => match policy_from_zip(zip, path) {
-            Ok(file) => {
+    match pipeline::scan(&shared.ctx, &req).await {
+        Ok(report) => finish(shared, job, target.as_ref(), &mut creds, report, cancel).await,
+        Err(e) => failed(shared, job, &e).await,
+    }
+}
+
+/// The image and policy of a job: from its configuration, or read (off the
+/// runtime: unzipping and YAML are CPU work on pipeline-supplied bytes)
+/// from its input artifact, which one download serves for both.
+async fn inputs(
+    shared: &Shared,
+    job: &JobInfo,
+    cfg: &JobConfig,
+    creds: &mut JobCredentials,
+    cancel: &CancelToken,
+) -> Result<Inputs, PipelineError> {
+    if cfg.image.is_some() && cfg.policy_file.is_none() {
+        return Ok(Inputs {
+            image: cfg.image.clone().ok_or(crate::job::ConfigError::NoImage)?,
+            policy: cfg.policy.clone(),
+        });
+    }
+    let zip = artifact_zip(shared, job, cfg, creds).await?;
+    let cfg = cfg.clone();
+    pipeline::off_runtime(Some(cancel), move || {
+        let image = match cfg.image.clone() {
+            Some(i) => i,
+            None => image_from_zip(&zip)?,
+        };
+        let policy = match &cfg.policy_file {
+            Some(path) => {
+                let file = policy_from_zip(&zip, path)?;
                 for w in file.warnings(crate::policy::file::today_utc()) {
                     tracing::warn!(policy_file = %path, "{w}");
                 }
                 cfg.policy_with_file(&file)
             }
-            Err(e) => return failed(shared, job, &e).await,
+            None => cfg.policy.clone(),
+        };
+        Ok(Inputs { image, policy })
+    })
+    .await
+}
+
+/// A finished scan: its reports stored, its output artifact written, its
+/// outcome decided.
+async fn finish(
+    shared: &Shared,
+    job: &JobInfo,
+    target: Option<&OutputTarget>,
+    creds: &mut JobCredentials,
+    report: ScanReport,
+    cancel: &CancelToken,
+) -> Outcome {
+    let report = match store_reports(shared, job, report, cancel).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::from_error(&job.id, &e),
+    };
+    // Written before the result on PASS and FAIL alike: on FAIL it is
+    // where the pipeline's next action or a person finds why.
+    let (report, written) = match target {
+        Some(t) => match write_output(shared, job, creds, t, report, cancel).await {
+            Ok(w) => w,
+            Err(e) => return Outcome::from_error(&job.id, &e),
         },
-        _ => cfg.policy.clone(),
+        None => (report, Ok(())),
     };
-    tracing::info!(image = %image, platform = %cfg.platform, policy_file = cfg.policy_file.as_deref().unwrap_or(""), "scanning");
-    let req = ScanRequest {
-        image,
-        platform: cfg.platform.clone(),
-        policy,
-        engine: cfg.engine,
+    tracing::info!(
+        verdict = %report.decision.verdict,
+        critical = report.decision.counts.critical,
+        high = report.decision.counts.high,
+        medium = report.decision.counts.medium,
+        low = report.decision.counts.low,
+        other = report.decision.counts.other,
+        packages = report.packages,
+        digest = %report.manifest_digest,
+        total_ms = report.timings.total_ms,
+        "scan finished"
+    );
+    with_output(&job.id, Outcome::from_report(&job.id, &report), written)
+}
+
+/// Saves the job's reports, returning the report with their addresses.
+/// Rendering them is CPU work over every finding and package, so the whole
+/// save runs on a blocking thread (its uploads are still driven by the
+/// runtime through `block_on`, which a blocking-pool thread may call).
+async fn store_reports(
+    shared: &Shared,
+    job: &JobInfo,
+    mut report: ScanReport,
+    cancel: &CancelToken,
+) -> Result<ScanReport, PipelineError> {
+    let Some(store) = shared.reports.clone() else {
+        return Ok(report);
     };
-    match pipeline::scan(&shared.ctx, &req).await {
-        Ok(mut report) => {
-            if let Some(store) = &shared.reports {
-                match store.save(job, &shared.worker_id, &report).await {
-                    Ok(uris) => {
-                        report.report_uri = Some(uris.report);
-                        report.sbom_uri = Some(uris.sbom);
-                    }
-                    // Losing the report must not lose the verdict.
-                    Err(e) => tracing::error!(error = %e, "could not store the job's reports"),
-                }
+    let (job, worker_id) = (job.clone(), shared.worker_id.clone());
+    let runtime = tokio::runtime::Handle::current();
+    pipeline::off_runtime(Some(cancel), move || {
+        match runtime.block_on(store.save(&job, &worker_id, &report)) {
+            Ok(uris) => {
+                report.report_uri = Some(uris.report);
+                report.sbom_uri = Some(uris.sbom);
             }
-            // Written before the result on PASS and FAIL alike: on FAIL it
-            // is where the pipeline's next action or a person finds why.
-            let written = match &target {
-                Some(t) => write_output(shared, job, &mut creds, t, &report).await,
-                None => Ok(()),
-            };
-            tracing::info!(
-                verdict = %report.decision.verdict,
-                critical = report.decision.counts.critical,
-                high = report.decision.counts.high,
-                medium = report.decision.counts.medium,
-                low = report.decision.counts.low,
-                other = report.decision.counts.other,
-                packages = report.packages,
-                digest = %report.manifest_digest,
-                total_ms = report.timings.total_ms,
-                "scan finished"
-            );
-            with_output(&job.id, Outcome::from_report(&job.id, &report), written)
+            // Losing the report must not lose the verdict.
+            Err(e) => tracing::error!(error = %e, "could not store the job's reports"),
         }
-        Err(e) => failed(shared, job, &e).await,
-    }
+        Ok(report)
+    })
+    .await
 }
 
 /// A job that ends without a verdict still gets a record, so that `jobs
@@ -488,19 +637,45 @@ impl JobCredentials {
     }
 }
 
-/// Zips the files the report stage produced and writes them to the job's
-/// output artifact location.
+/// Zips the files the report stage produced (off the runtime: rendering
+/// and compressing are CPU work) and writes them to the job's output
+/// artifact location. The report is handed back with the result.
 async fn write_output(
     shared: &Shared,
     job: &JobInfo,
     creds: &mut JobCredentials,
     target: &OutputTarget,
-    report: &crate::pipeline::ScanReport,
+    report: ScanReport,
+    cancel: &CancelToken,
+) -> Result<(ScanReport, Result<(), output::OutputError>), PipelineError> {
+    let (job2, worker_id) = (job.clone(), shared.worker_id.clone());
+    let zipped = pipeline::off_runtime(Some(cancel), move || {
+        let record = ReportStore::record_of(&job2, &worker_id, &report);
+        let zipped = ReportStore::files(&job2, &record, &report)
+            .map_err(|e| output::OutputError::Zip(e.to_string()))
+            .and_then(|files| {
+                let zip = output::zip(files.iter().map(|f| (f.name, f.body.as_slice())))?;
+                Ok((zip, files.len()))
+            });
+        Ok((report, zipped))
+    })
+    .await?;
+    let (report, zipped) = zipped;
+    let written = match zipped {
+        Ok((zip, files)) => upload_output(shared, job, creds, target, zip, files).await,
+        Err(e) => Err(e),
+    };
+    Ok((report, written))
+}
+
+async fn upload_output(
+    shared: &Shared,
+    job: &JobInfo,
+    creds: &mut JobCredentials,
+    target: &OutputTarget,
+    zip: Vec<u8>,
+    files: usize,
 ) -> Result<(), output::OutputError> {
-    let record = ReportStore::record_of(job, &shared.worker_id, report);
-    let files = ReportStore::files(job, &record, report)
-        .map_err(|e| output::OutputError::Zip(e.to_string()))?;
-    let zip = output::zip(files.iter().map(|f| (f.name, f.body.as_slice())))?;
     let bytes = zip.len();
     let creds = creds
         .get(shared, &job.id)
@@ -511,7 +686,7 @@ async fn write_output(
         bucket = %target.bucket,
         key = %target.key,
         bytes,
-        files = files.len(),
+        files,
         kms = target.kms_key.is_some(),
         "output artifact written"
     );
@@ -619,6 +794,7 @@ mod tests {
             "job-1",
             Duration::from_secs(60),
             &mut rx,
+            &CancelToken::new(),
         )
         .await;
         let Outcome::Failure { kind, message } = o else {
@@ -675,8 +851,14 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Outcome::failure(FailureKind::JobFailed, "never")
         };
-        let Outcome::Failure { kind, message } =
-            guarded(work, "job-3", Duration::from_millis(50), &mut rx).await
+        let Outcome::Failure { kind, message } = guarded(
+            work,
+            "job-3",
+            Duration::from_millis(50),
+            &mut rx,
+            &CancelToken::new(),
+        )
+        .await
         else {
             panic!("expected a failure")
         };
@@ -693,7 +875,14 @@ mod tests {
             Outcome::failure(FailureKind::JobFailed, "never")
         };
         let guard = tokio::spawn(async move {
-            guarded(work, "job-2", Duration::from_secs(7200), &mut rx).await
+            guarded(
+                work,
+                "job-2",
+                Duration::from_secs(7200),
+                &mut rx,
+                &CancelToken::new(),
+            )
+            .await
         });
         tx.send(true).unwrap();
         let Outcome::Failure { kind, message } = guard.await.unwrap() else {

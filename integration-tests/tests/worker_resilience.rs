@@ -1,0 +1,464 @@
+//! The worker under pressure (issue 9, defects 5 and 9), end to end: the
+//! real `scangate worker` binary against the CodePipeline and Inspector
+//! emulators and the real `docker-registry`.
+//!
+//! - CPU-bound scan work on one CPU must not freeze `/healthz` or polling,
+//!   the job deadline must fire on time, and SIGTERM must end the process
+//!   within its grace. The CPU is burnt by `SCANGATE_TEST_ONLY_BURN_CPU_MS`,
+//!   a knob only debug builds honour, inside the blocking cataloguing stage
+//!   and checking cancellation as the catalogers do.
+//! - A result CodePipeline throttles for a minute is still delivered, once;
+//!   a result whose worker is killed while retrying is delivered by the next
+//!   worker, once.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
+use integration_tests::faults::{FaultKind, FaultRule};
+use integration_tests::registry::Registry;
+use integration_tests::{EmulatorOptions, Emulators, corpus, images};
+
+struct Worker {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Worker {
+    /// `pin_one_cpu`: run under `taskset -c 0` with one tokio worker thread.
+    fn start(env: &Env, extra: &[(&str, &str)], pin_one_cpu: bool) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("worker.log");
+        let mut cmd = if pin_one_cpu {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(corpus::scangate_bin());
+            c
+        } else {
+            Command::new(corpus::scangate_bin())
+        };
+        cmd.arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL_CODEPIPELINE", &env.emus.urls.codepipeline)
+            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &env.emus.urls.inspector)
+            .env("SCANGATE_INSECURE_REGISTRIES", &env.registry.addr)
+            .env("SCANGATE_POLL_INTERVAL", "200ms")
+            .env("SCANGATE_HEALTH_ADDR", "off")
+            .env(
+                "SCANGATE_REPORTS",
+                format!("file://{}", env.reports.path().display()),
+            )
+            .env("RUST_LOG", "info,scangate=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if pin_one_cpu {
+            cmd.env("TOKIO_WORKER_THREADS", "1");
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Worker {
+            child: cmd.spawn().expect("starting scangate worker"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    async fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the worker log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Env {
+    emus: Emulators,
+    registry: Registry,
+    reports: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let emus =
+            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
+                .await
+                .expect("starting emulators");
+        Env {
+            emus,
+            registry: Registry::start().expect("starting docker-registry"),
+            reports: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn job(&self, image: &str) -> String {
+        self.emus.codepipeline.enqueue_job(NewJob {
+            pipeline_name: "app-pipeline".into(),
+            stage_name: "Scan".into(),
+            action_name: "ImageScan".into(),
+            configuration: [("ImageUrl".to_string(), image.to_string())].into(),
+            ..NewJob::default()
+        })
+    }
+
+    async fn push_debian_fixture(&self, tag: &str) -> String {
+        let img = images::image_from_inspector_fixture(
+            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
+        )
+        .expect("building the fixture image");
+        img.push(&self.registry.addr, &format!("fixture/debian:{tag}"), None)
+            .await
+            .expect("pushing");
+        self.registry.reference(&format!("fixture/debian:{tag}"))
+    }
+
+    async fn result(&self, id: &str, w: &Worker, timeout: Duration) -> JobSnapshot {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.emus.codepipeline.job(id)
+                && s.result.is_some()
+            {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} got no result\n--- worker log ---\n{}",
+                w.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn pending_file(&self, id: &str) -> PathBuf {
+        self.reports
+            .path()
+            .join("pending")
+            .join(format!("{id}.json"))
+    }
+
+    fn calls(&self, op: &str) -> usize {
+        self.emus
+            .codepipeline
+            .calls()
+            .iter()
+            .filter(|c| c.operation == op)
+            .count()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The final statuses a job went through: exactly one result means one.
+fn final_statuses(s: &JobSnapshot) -> usize {
+    s.history.iter().filter(|h| h.status.is_final()).count()
+}
+
+fn failure(s: &JobSnapshot) -> (String, String) {
+    match &s.result {
+        Some(JobResult::Failure(f)) => (format!("{:?}", f.failure_type), f.message.clone()),
+        other => panic!("expected failure, got {other:?}"),
+    }
+}
+
+/// Samples `/healthz` until `done` says stop; returns the slowest answer.
+async fn slowest_health(port: u16, mut done: impl FnMut() -> bool) -> (Duration, usize) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let (mut worst, mut n) = (Duration::ZERO, 0);
+    while !done() {
+        let t = Instant::now();
+        let r = client.get(&url).send().await.expect("/healthz answers");
+        assert!(r.status().is_success());
+        worst = worst.max(t.elapsed());
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (worst, n)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cpu_bound_scan_on_one_cpu_keeps_health_polling_and_the_deadline() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("cpu").await;
+    let port = free_port();
+    let health = format!("127.0.0.1:{port}");
+    let timeout_s = 5;
+    let w = Worker::start(
+        &env,
+        &[
+            ("SCANGATE_HEALTH_ADDR", &health),
+            ("SCANGATE_JOB_TIMEOUT", &format!("{timeout_s}s")),
+            // Ten minutes of CPU: only the deadline can end this job.
+            ("SCANGATE_TEST_ONLY_BURN_CPU_MS", "600000"),
+        ],
+        true,
+    );
+    w.wait_log("health server listening", Duration::from_secs(30))
+        .await;
+    let id = env.job(&image);
+    w.wait_log("job acknowledged", Duration::from_secs(30))
+        .await;
+    let acked = Instant::now();
+    let polls_before = env.calls("PollForJobs");
+    let (worst, samples) = slowest_health(port, || {
+        env.emus
+            .codepipeline
+            .job(&id)
+            .is_some_and(|s| s.result.is_some())
+            || acked.elapsed() > Duration::from_secs(60)
+    })
+    .await;
+    let took = acked.elapsed();
+    let snap = env.result(&id, &w, Duration::from_secs(1)).await;
+    let polls_during = env.calls("PollForJobs") - polls_before;
+    eprintln!(
+        "one CPU: result {:.2}s after ack (deadline {timeout_s}s); /healthz slowest {worst:?} over {samples} samples; {polls_during} polls meanwhile",
+        took.as_secs_f64()
+    );
+    let (kind, message) = failure(&snap);
+    assert_eq!(kind, "SystemUnavailable", "{message}");
+    assert!(message.contains("job deadline"), "{message}");
+    assert!(
+        took < Duration::from_secs(timeout_s + 3),
+        "the deadline fired {took:?} after the ack"
+    );
+    assert!(worst < Duration::from_secs(1), "/healthz took {worst:?}");
+    assert!(samples >= 10, "{samples}");
+    // The other slot kept polling (every 200 ms) while the job burnt CPU.
+    assert!(polls_during >= 5, "{polls_during} polls during the job");
+    assert_eq!(final_statuses(&snap), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_a_cpu_bound_job_within_the_grace_on_one_cpu() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("term").await;
+    let grace_s = 4;
+    let mut w = Worker::start(
+        &env,
+        &[
+            ("SCANGATE_SHUTDOWN_GRACE", &format!("{grace_s}s")),
+            ("SCANGATE_TEST_ONLY_BURN_CPU_MS", "600000"),
+        ],
+        true,
+    );
+    let id = env.job(&image);
+    w.wait_log("job acknowledged", Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = Instant::now();
+    w.signal("TERM");
+    let code = w.wait_exit(Duration::from_secs(grace_s + 10));
+    let lived = t.elapsed();
+    eprintln!(
+        "SIGTERM with a CPU-bound job: exited after {:.2}s (grace {grace_s}s), code {code:?}",
+        lived.as_secs_f64()
+    );
+    assert_eq!(code, Some(0), "{}", w.log());
+    assert!(
+        lived < Duration::from_secs(grace_s + 2),
+        "lived {lived:?} after SIGTERM"
+    );
+    let snap = env.emus.codepipeline.job(&id).unwrap();
+    let (kind, message) = failure(&snap);
+    assert_eq!(kind, "SystemUnavailable");
+    assert!(message.contains("shutting down"), "{message}");
+    assert_eq!(snap.status, JobStatus::Failed);
+}
+
+fn throttle_results() -> Vec<FaultRule> {
+    vec![
+        FaultRule::new("PutJobSuccessResult", FaultKind::Throttle),
+        FaultRule::new("PutJobFailureResult", FaultKind::Throttle),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_throttled_for_a_minute_is_delivered_once() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("throttled").await;
+    env.emus
+        .codepipeline
+        .set_faults(throttle_results())
+        .unwrap();
+    let w = Worker::start(&env, &[], false);
+    let id = env.job(&image);
+    w.wait_log("job result call failed, retrying", Duration::from_secs(60))
+        .await;
+    // Written before the first try, so a kill now would not lose it.
+    assert!(env.pending_file(&id).exists());
+    let throttled_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        env.emus.codepipeline.job(&id).unwrap().result.is_none(),
+        "still throttled"
+    );
+    env.emus.codepipeline.set_faults(vec![]).unwrap();
+    let snap = env.result(&id, &w, Duration::from_secs(60)).await;
+    // Throttled calls never reach the job: count them at the API.
+    let tries = env.calls("PutJobSuccessResult");
+    eprintln!(
+        "result delivered {:.1}s after throttling began, after {tries} PutJobSuccessResult calls",
+        throttled_at.elapsed().as_secs_f64(),
+    );
+    assert!(matches!(snap.result, Some(JobResult::Success(_))));
+    assert_eq!(snap.status, JobStatus::Succeeded);
+    assert_eq!(final_statuses(&snap), 1);
+    assert_eq!(snap.result_calls, 1, "one accepted call");
+    assert!(tries > 3, "{tries}");
+    // Sent: no longer pending, and nothing sends it again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!env.pending_file(&id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_result_is_sent_once_by_the_next_worker() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("restart").await;
+    env.emus
+        .codepipeline
+        .set_faults(throttle_results())
+        .unwrap();
+    let mut a = Worker::start(&env, &[("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")], false);
+    let id = env.job(&image);
+    a.wait_log("job result call failed, retrying", Duration::from_secs(60))
+        .await;
+    assert!(env.pending_file(&id).exists());
+    // The task dies while CodePipeline throttles its result.
+    a.signal("KILL");
+    assert!(a.child.wait().is_ok());
+    assert!(env.emus.codepipeline.job(&id).unwrap().result.is_none());
+    assert_eq!(
+        env.emus.codepipeline.job(&id).unwrap().status,
+        JobStatus::InProgress
+    );
+    env.emus.codepipeline.set_faults(vec![]).unwrap();
+
+    // A new worker (it could be another task: the store is shared) sends
+    // it on start-up, without any job of its own.
+    let b = Worker::start(&env, &[("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")], false);
+    let snap = env.result(&id, &b, Duration::from_secs(30)).await;
+    b.wait_log("pending job result sent", Duration::from_secs(5))
+        .await;
+    assert!(matches!(snap.result, Some(JobResult::Success(_))));
+    assert_eq!(final_statuses(&snap), 1);
+    assert!(!env.pending_file(&id).exists());
+    // Later sweeps find nothing to send: still exactly one result.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = env.emus.codepipeline.job(&id).unwrap();
+    assert_eq!(after.result_calls, snap.result_calls, "sent again");
+    assert_eq!(final_statuses(&after), 1);
+}
+
+/// A pending result for a job that already has one (the worker died after
+/// CodePipeline took it, before deleting the record) is dropped, not sent
+/// twice; a record that is not a job id is never used.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_pending_result_is_dropped_without_a_second_result() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("stale").await;
+    let w = Worker::start(&env, &[("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")], false);
+    let id = env.job(&image);
+    let snap = env.result(&id, &w, Duration::from_secs(60)).await;
+    let calls = snap.result_calls;
+    let dir = env.reports.path().join("pending");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = serde_json::json!({
+        "job_id": id,
+        "outcome": {"result": "failure", "kind": "JobFailed", "message": "stale"},
+        "worker_id": "dead-worker",
+    });
+    std::fs::write(env.pending_file(&id), stale.to_string()).unwrap();
+    std::fs::write(dir.join("..%2fescape.json"), stale.to_string()).unwrap();
+    w.wait_log("pending result no longer wanted", Duration::from_secs(10))
+        .await;
+    assert!(!env.pending_file(&id).exists());
+    let after = env.emus.codepipeline.job(&id).unwrap();
+    assert!(matches!(after.result, Some(JobResult::Success(_))));
+    assert_eq!(final_statuses(&after), 1);
+    assert_eq!(after.result_calls, calls + 1, "one refused resend");
+    assert!(
+        dir.join("..%2fescape.json").exists(),
+        "not a job id: untouched"
+    );
+}
+
+/// An AcknowledgeJob that took effect but whose answers were lost, every
+/// try: CodePipeline holds the job InProgress for this worker, which must
+/// recheck (GetJobDetails, the same nonce again) rather than leave the job
+/// to CodePipeline's action timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_acknowledgements_lost_their_answers_still_gets_its_result() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("ack").await;
+    env.emus
+        .codepipeline
+        .set_faults(vec![
+            FaultRule::new("AcknowledgeJob", FaultKind::DropAnswer).times(6),
+        ])
+        .unwrap();
+    let w = Worker::start(&env, &[], false);
+    let id = env.job(&image);
+    let snap = env.result(&id, &w, Duration::from_secs(90)).await;
+    assert!(
+        w.log().contains("acknowledge failed ambiguously"),
+        "{}",
+        w.log()
+    );
+    assert!(matches!(snap.result, Some(JobResult::Success(_))));
+    assert_eq!(final_statuses(&snap), 1);
+    assert!(snap.acknowledge_calls >= 7, "{}", snap.acknowledge_calls);
+    assert!(env.calls("GetJobDetails") >= 1);
+    assert_eq!(snap.dispatch_count, 1, "never handed out again");
+}
