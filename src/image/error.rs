@@ -189,6 +189,13 @@ pub enum ImageError {
     #[error("image {reference} exceeds a limit: {detail}")]
     LimitExceeded { reference: String, detail: String },
 
+    /// The worker's memory budget is held by its other jobs right now; the
+    /// image itself is within its limits, so a retry can succeed.
+    #[error(
+        "not enough of the worker's memory budget is free to read {reference} while other jobs          run ({detail}); retry the action, or give the worker more memory          (SCANGATE_MEMORY_BUDGET) or fewer concurrent jobs (SCANGATE_CONCURRENCY)"
+    )]
+    MemoryBusy { reference: String, detail: String },
+
     /// The HTTP client could not be built (e.g. no usable TLS roots).
     #[error("cannot set up the registry client: {0}")]
     Client(String),
@@ -213,7 +220,7 @@ impl ImageError {
             Self::Unauthorized { .. } | Self::Denied { .. } => FailureClass::Permission,
             Self::CredentialLookup { class, .. } => *class,
             Self::NotFound { .. } => FailureClass::NotFound,
-            Self::Unavailable { .. } => FailureClass::Unavailable,
+            Self::Unavailable { .. } | Self::MemoryBusy { .. } => FailureClass::Unavailable,
             Self::DigestMismatch { .. }
             | Self::Protocol { .. }
             | Self::CorruptLayer { .. }

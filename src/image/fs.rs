@@ -123,6 +123,10 @@ pub struct FileTree {
     /// Wanted hard links still waiting for their target's data.
     pub pending: BTreeMap<String, PendingLink>,
     index: SymlinkIndex,
+    /// The budgets that counted the kept bytes: their share of the
+    /// process-wide memory budget stays reserved while the files they
+    /// counted are held, until cataloguing drops the tree.
+    held: Vec<std::sync::Arc<super::layer::Budget>>,
 }
 
 /// Why a path could not be resolved, as Linux would refuse it.
@@ -172,6 +176,14 @@ impl SymlinkIndex {
 }
 
 impl FileTree {
+    /// Keeps `budget` (and so its reservation of process-wide memory) alive
+    /// as long as this tree.
+    pub fn hold_budget(&mut self, budget: std::sync::Arc<super::layer::Budget>) {
+        if !self.held.iter().any(|b| std::sync::Arc::ptr_eq(b, &budget)) {
+            self.held.push(budget);
+        }
+    }
+
     /// Follows symlinks (in any path component, at most 40 hops, like Linux)
     /// and returns the file at `path`.
     pub fn get(&self, path: &str) -> Option<(&str, &FileEntry)> {

@@ -105,6 +105,10 @@ pub struct Budget {
     metadata: AtomicU64,
     entries: AtomicU64,
     cancelled: AtomicBool,
+    /// This pull's share of the process-wide budget ([`super::memory`]):
+    /// every kept byte is also reserved there, so that concurrent jobs
+    /// together stay within what the worker's memory limit allows.
+    process: std::sync::Mutex<super::memory::Reservation>,
 }
 
 /// Default of [`super::Limits::max_metadata_bytes`].
@@ -145,6 +149,7 @@ impl Budget {
             metadata: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
+            process: std::sync::Mutex::new(super::memory::global().reservation()),
         }
     }
 
@@ -201,12 +206,37 @@ impl Budget {
                 self.max_kept
             )));
         }
-        Ok(())
+        self.process_reservation()
+            .grow(n)
+            .map_err(|e| LayerFailure::MemoryBusy(e.to_string()))
     }
 
     /// Gives back kept bytes (a layer that failed and will be retried).
     pub fn release_kept(&self, n: u64) {
         saturating_sub(&self.kept, n);
+        self.process_reservation().shrink(n);
+    }
+
+    /// Reserves `n` bytes of the process-wide budget for a file held whole
+    /// between its read and its reduction; given back when dropped.
+    fn reserve_transient(&self, n: u64) -> Result<super::memory::Reservation, LayerFailure> {
+        super::memory::global()
+            .try_reserve(n)
+            .map_err(|e| LayerFailure::MemoryBusy(e.to_string()))
+    }
+
+    /// Charges this budget's kept bytes to `memory` instead of the
+    /// process-wide budget (tests of the sharing between jobs).
+    #[cfg(test)]
+    fn charging(self: Arc<Self>, memory: &Arc<super::memory::MemoryBudget>) -> Arc<Self> {
+        *self.process_reservation() = memory.reservation();
+        self
+    }
+
+    fn process_reservation(&self) -> std::sync::MutexGuard<'_, super::memory::Reservation> {
+        // Updates are single calls on the reservation: a poisoned lock
+        // still holds a consistent count.
+        self.process.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Counts `n` bytes of names, link targets and entry bookkeeping.
@@ -283,6 +313,9 @@ pub enum LayerFailure {
     /// Decompressed, kept or metadata bytes, entries, name lengths or the
     /// blob tail over their limits.
     Limit(String),
+    /// The worker's process-wide memory budget is taken by concurrent jobs:
+    /// this image may fit on its own, so retrying later can succeed.
+    MemoryBusy(String),
     Corrupt(String),
     Unsupported(String),
 }
@@ -738,6 +771,8 @@ fn read_file<R: Read>(
     if !within_cap(size, sniffed, path, budget, changes) {
         return Ok(None);
     }
+    // Held until the file is reduced: the whole file is in memory until then.
+    let _transient = budget.reserve_transient(size)?;
     let mut data = head;
     // `size` is within the cap checked above: reserving it exactly avoids
     // the doubling growth of `read_to_end`, which would hold up to twice a
@@ -2060,5 +2095,25 @@ pub(crate) mod tests {
             matches!(err, LayerFailure::Limit(ref m) if m.contains("end of the tar")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn kept_bytes_are_reserved_in_the_shared_budget_until_the_budget_drops() {
+        let shared = super::super::memory::MemoryBudget::new(100);
+        let limits = super::super::Limits::default();
+        let first = Budget::from_limits(&limits).charging(&shared);
+        first.charge_kept(60).unwrap();
+        assert_eq!(shared.used(), 60);
+        // Another job's pull cannot take what the first holds.
+        let second = Budget::from_limits(&limits).charging(&shared);
+        let err = second.charge_kept(60).unwrap_err();
+        assert!(matches!(err, LayerFailure::MemoryBusy(_)), "{err:?}");
+        // A failed layer gives its bytes back; a finished pull all of them.
+        first.release_kept(20);
+        assert_eq!(shared.used(), 40);
+        drop(first);
+        assert_eq!(shared.used(), 0);
+        second.charge_kept(60).unwrap();
+        assert_eq!(shared.used(), 60);
     }
 }

@@ -568,6 +568,10 @@ pub(crate) fn local_layer_error(failure: LayerFailure, image: &str, layer: &Laye
             reference: image.to_owned(),
             detail: format!("{detail} (reading layer {digest})"),
         },
+        LayerFailure::MemoryBusy(detail) => ImageError::MemoryBusy {
+            reference: image.to_owned(),
+            detail,
+        },
         LayerFailure::Corrupt(detail) => ImageError::CorruptLayer {
             digest,
             detail: format!("not a valid gzip/zstd/tar stream: {detail}"),
@@ -644,7 +648,9 @@ async fn read_layers(
     drop(results);
     link_pass(client, &reference, image, &budget, &wants, &mut tree).await?;
     layer::unfilled_links(&mut tree, &mut warnings);
-    Ok((tree, warnings, budget.decompressed_bytes()))
+    let decompressed = budget.decompressed_bytes();
+    tree.hold_budget(budget);
+    Ok((tree, warnings, decompressed))
 }
 
 fn layer_label(i: usize, layer: &Layer) -> String {
@@ -875,6 +881,10 @@ fn layer_error(
         LayerFailure::Limit(detail) => ImageError::LimitExceeded {
             reference: reference.to_owned(),
             detail: format!("{detail} (reading layer {digest})"),
+        },
+        LayerFailure::MemoryBusy(detail) => ImageError::MemoryBusy {
+            reference: reference.to_owned(),
+            detail,
         },
         LayerFailure::Corrupt(detail) => ImageError::CorruptLayer {
             digest,

@@ -551,7 +551,11 @@ fn pull_oci(
         layers,
         config,
         annotations: image_manifest.annotations,
-        files: acc.tree,
+        files: {
+            let mut tree = acc.tree;
+            tree.hold_budget(acc.budget);
+            tree
+        },
         warnings: acc.warnings,
     })
 }
@@ -807,7 +811,11 @@ fn pull_archive(
         layers,
         config,
         annotations: BTreeMap::new(),
-        files: acc.tree,
+        files: {
+            let mut tree = acc.tree;
+            tree.hold_budget(acc.budget);
+            tree
+        },
         warnings: acc.warnings,
     })
 }
