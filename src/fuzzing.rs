@@ -136,7 +136,8 @@ fn layer_source(data: &[u8]) -> LayerSource {
 /// empty tree, as a pull does; `None` when the reader rejects it.
 fn squash(data: &[u8], selector: &dyn layer::FileSelector) -> Option<FileTree> {
     let budget = fuzz_budget();
-    let changes = layer::read_layer(Cursor::new(data), &layer_source(data), selector, &budget).ok()?;
+    let changes =
+        layer::read_layer(Cursor::new(data), &layer_source(data), selector, &budget).ok()?;
     let mut tree = FileTree::default();
     let mut warnings = changes.warnings.clone();
     layer::apply_layer(&mut tree, changes, 0, &mut warnings);
@@ -384,9 +385,21 @@ fn fixed_date() -> time::Date {
 
 fn sample_findings() -> Vec<findings::Finding> {
     [
-        ("CVE-2024-0001", findings::Severity::Critical, "pkg:deb/debian/openssl@3.0.11-1?arch=amd64"),
-        ("CVE-2023-0002", findings::Severity::High, "pkg:npm/lodash@4.17.20"),
-        ("GHSA-xxxx-yyyy-zzzz", findings::Severity::Low, "pkg:pypi/six@1.16.0"),
+        (
+            "CVE-2024-0001",
+            findings::Severity::Critical,
+            "pkg:deb/debian/openssl@3.0.11-1?arch=amd64",
+        ),
+        (
+            "CVE-2023-0002",
+            findings::Severity::High,
+            "pkg:npm/lodash@4.17.20",
+        ),
+        (
+            "GHSA-xxxx-yyyy-zzzz",
+            findings::Severity::Low,
+            "pkg:pypi/six@1.16.0",
+        ),
     ]
     .into_iter()
     .map(|(id, severity, purl)| findings::Finding {

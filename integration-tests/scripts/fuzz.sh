@@ -58,10 +58,10 @@ if (($# == 0)); then
   set -- $(ls fuzz_targets | sed -n 's/\.rs$//p')
 fi
 
-# One build for every target (release, debug assertions on, ASan off: the
-# code is safe Rust plus bundled SQLite, and ASan triples the memory a
-# blow-up needs before -rss_limit_mb sees it).
-cargo +nightly fuzz build --sanitizer none --debug-assertions "$@" 2>&1 | tail -3
+# One build of every target (cargo-fuzz's default: release with debug
+# assertions and overflow checks). No ASan: the code is safe Rust plus the
+# bundled SQLite, and ASan's shadow memory would blur -rss_limit_mb.
+cargo +nightly fuzz build --sanitizer none 2>&1 | tail -3
 
 declare -A FOUND=()
 for t in "$@"; do
@@ -74,7 +74,7 @@ for t in "$@"; do
   # Fork mode goes on after a crash, an OOM or a timeout, so one run finds
   # more than the first.
   set +e
-  cargo +nightly fuzz run --sanitizer none --debug-assertions "$t" "$work" "corpus/$t" -- \
+  cargo +nightly fuzz run --sanitizer none "$t" "$work" "corpus/$t" -- \
     -max_total_time="$SECS" -rss_limit_mb="$RSS_LIMIT_MB" -malloc_limit_mb="$RSS_LIMIT_MB" \
     -timeout="$TIMEOUT" -max_len="$(max_len "$t")" \
     -fork="$JOBS" -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \

@@ -109,7 +109,15 @@ fn replay_in_child(target: &str, file: &Path) -> Result<Duration, String> {
     if status.success() {
         return Ok(elapsed);
     }
-    let tail: String = stderr.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let tail: String = stderr
+        .lines()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
     Err(format!("{status} after {elapsed:?}\n{tail}"))
 }
 
@@ -128,7 +136,11 @@ fn replay(filter: impl Fn(&str) -> bool) -> usize {
             Err(e) => failures.push(format!("{k}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "fuzz replay failures:\n\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "fuzz replay failures:\n\n{}",
+        failures.join("\n\n")
+    );
     count
 }
 
@@ -153,7 +165,11 @@ fn replay_corpora() {
         eprintln!("fuzz replay: {k}: skipped, an open finding (fuzz/regressions/open.txt)");
     }
     let n = replay(|k| !open.iter().any(|o| o == k));
-    assert!(n >= TARGETS.len(), "only {n} corpus files for {} targets", TARGETS.len());
+    assert!(
+        n >= TARGETS.len(),
+        "only {n} corpus files for {} targets",
+        TARGETS.len()
+    );
 }
 
 /// The open findings: fails until each is fixed (then delete its line in
@@ -170,7 +186,8 @@ fn replay_open_findings() {
 fn every_target_has_a_fuzz_target_and_seeds() {
     for (name, _) in TARGETS {
         let src = fuzz_dir().join(format!("fuzz_targets/{name}.rs"));
-        let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        let text =
+            std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
         assert!(
             text.contains(&format!("scangate::fuzzing::{name}(")),
             "{} does not call scangate::fuzzing::{name}",
@@ -203,7 +220,10 @@ fn catalog_targets_reach_their_cataloger() {
                 }
             })
         });
-        assert!(found, "no seed of {target} gives a package at /{path} (mode {mode:o})");
+        assert!(
+            found,
+            "no seed of {target} gives a package at /{path} (mode {mode:o})"
+        );
     }
 }
 
@@ -215,6 +235,10 @@ fn minimal_elf_carries_a_cargo_auditable_section() {
     z.write_all(json).unwrap();
     let section = z.finish().unwrap();
     let c = cataloger_target("cargo_auditable", &section).unwrap();
-    let names: Vec<_> = c.packages.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+    let names: Vec<_> = c
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
     assert_eq!(names, [("serde", "1.0.200")], "{:?}", c.warnings);
 }
