@@ -28,9 +28,12 @@ use crate::inspector::{self, findings};
 use crate::policy::{Policy, PolicyFile, PolicyOverrides};
 use crate::sbom::{self, ImageMeta, SbomOptions};
 
+/// A fuzz target's entry point: the bytes an attacker controls.
+pub type Entry = fn(&[u8]);
+
 /// Every target: its name (the file in `fuzz/fuzz_targets/`, the directory
 /// of its corpora) and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("layer", layer),
     ("image_layer", image_layer),
     ("image_reference", image_reference),
@@ -55,7 +58,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The entry point of target `name`.
-pub fn run(name: &str) -> Option<fn(&[u8])> {
+pub fn run(name: &str) -> Option<Entry> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
