@@ -11,6 +11,9 @@
 pub mod cancel;
 pub mod catalog;
 pub mod demo;
+/// Entry points of the fuzz targets in fuzz/ and the replay of their corpora.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod inspector;
 pub mod job;
