@@ -142,8 +142,7 @@ fn squash(data: &[u8], selector: &dyn layer::FileSelector) -> Option<FileTree> {
     let changes =
         layer::read_layer(Cursor::new(data), &layer_source(data), selector, &budget).ok()?;
     let mut tree = FileTree::default();
-    let mut warnings = changes.warnings.clone();
-    layer::apply_layer(&mut tree, changes, 0, &mut warnings);
+    layer::apply_layer(&mut tree, changes, 0, &budget).ok()?;
     Some(tree)
 }
 
@@ -237,7 +236,7 @@ fn catalog_file(path: &str, mode: u32, data: &[u8], extra: &[(&str, &[u8])]) -> 
     let mut tree = FileTree::default();
     for (p, d) in extra.iter().copied().chain([(path, kept.as_slice())]) {
         let entry = FileEntry {
-            data: d.to_vec(),
+            data: d.to_vec().into(),
             layer: 0,
         };
         tree.files.insert(p.to_owned(), entry);
@@ -292,7 +291,7 @@ pub fn apk_installed(data: &[u8]) {
 /// package fields and the file list.
 pub fn rpm_header(data: &[u8]) {
     if catalog::rpm::header::parse(data).is_ok() {
-        let _ = catalog::rpm::header::files(data);
+        let _ = catalog::rpm::header::for_each_file(data, |_, _| {});
     }
 }
 

@@ -28,6 +28,9 @@ pub enum ReferenceProblem {
     HasScheme,
     Whitespace,
     BadRegistry(String),
+    /// A registry named only by an uppercase letter (Docker's rule), whose
+    /// normalised (lowercase) form would read back as a Docker Hub path.
+    AmbiguousRegistry(String),
     EmptyRepository,
     UppercaseRepository(String),
     BadRepositoryComponent(String),
@@ -50,6 +53,13 @@ impl fmt::Display for ReferenceProblem {
             ),
             Self::Whitespace => f.write_str("the reference contains whitespace"),
             Self::BadRegistry(r) => write!(f, "{r:?} is not a valid registry host[:port]"),
+            Self::AmbiguousRegistry(r) => write!(
+                f,
+                "{r:?} is taken as a registry only because of its uppercase letters, and host \
+                 names are not case-sensitive: write the registry with a domain or a port \
+                 ({}:443/...), or the Docker Hub path in lowercase",
+                r.to_ascii_lowercase()
+            ),
             Self::EmptyRepository => f.write_str("the repository name is empty"),
             Self::UppercaseRepository(r) => {
                 write!(f, "repository name {r:?} must be lowercase")

@@ -109,6 +109,13 @@ fn parse(s: &str) -> Result<ImageRef, ReferenceProblem> {
     };
 
     let (registry, mut repository) = match name.split_once('/') {
+        Some((first, _))
+            if !first.contains(['.', ':']) && is_host(first) && first != "localhost" =>
+        {
+            // Found by fuzzing: `K/5` named registry `k`, which prints as
+            // `k/5`, a Docker Hub path: one reference must not read as two.
+            return Err(ReferenceProblem::AmbiguousRegistry(first.to_owned()));
+        }
         Some((first, rest)) if is_host(first) => (normalize_registry(first)?, rest.to_owned()),
         _ => (DOCKER_HUB_REGISTRY.to_owned(), name.to_owned()),
     };
@@ -426,6 +433,10 @@ mod tests {
             P::UppercaseRepository("MyApp".into())
         );
         assert_eq!(problem("Debian"), P::UppercaseRepository("Debian".into()));
+        // fuzz/regressions/image_reference: a reference must read back as itself
+        assert_eq!(problem("K/5"), P::AmbiguousRegistry("K".into()));
+        assert_eq!(problem("Q/8x"), P::AmbiguousRegistry("Q".into()));
+        assert_eq!(ok("Registry.io/a").registry, "registry.io");
         assert_eq!(problem("h.io/"), P::EmptyRepository);
         assert_eq!(problem("h.io/a//b"), P::BadRepositoryComponent("".into()));
         assert_eq!(problem("h.io/-a"), P::BadRepositoryComponent("-a".into()));

@@ -227,31 +227,57 @@ pub fn describe(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// At most this many distinct warnings are kept from Inspector's answers
+/// (all parts of a split SBOM together): the answer is not ours, and a
+/// warning per component of a 5,000-component part is not news to anyone.
+const MAX_WARNINGS: usize = 200;
+
 pub(crate) fn collect_warnings(answer: &Value, out: &mut Vec<String>) {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            for p in c["properties"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                let name = c["name"].as_str().unwrap_or("?");
-                let value = p["value"].as_str().unwrap_or("");
-                let w = match p["name"].as_str() {
-                    Some("amazon:inspector:sbom_scanner:warning") => format!("{name}: {value}"),
-                    // An unsupported OS gets no more fixes: worth a warning
-                    // even on a passing scan.
-                    Some("amazon:inspector:sbom_scanner:end_of_life") => format!(
-                        "{name} {}: end of life since {}",
-                        c["version"].as_str().unwrap_or(""),
-                        value.get(..10).unwrap_or(value)
-                    ),
-                    _ => continue,
-                };
-                if !out.contains(&w) {
-                    out.push(w);
-                }
-            }
-            walk(c, out);
-        }
+    // A set beside the list: `contains` on the list made this quadratic in
+    // the answer's warnings (fuzzing found 40k warnings cost 25 s).
+    let mut seen: std::collections::HashSet<String> = out.iter().cloned().collect();
+    let mut dropped = 0usize;
+    walk(answer, out, &mut seen, &mut dropped);
+    if dropped > 0 {
+        out.push(format!(
+            "... and {dropped} more warnings from Inspector (only the first {MAX_WARNINGS} are kept)"
+        ));
     }
-    walk(answer, out);
+}
+
+fn walk(
+    v: &Value,
+    out: &mut Vec<String>,
+    seen: &mut std::collections::HashSet<String>,
+    dropped: &mut usize,
+) {
+    for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        for p in c["properties"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let name = c["name"].as_str().unwrap_or("?");
+            let value = p["value"].as_str().unwrap_or("");
+            let w = match p["name"].as_str() {
+                Some("amazon:inspector:sbom_scanner:warning") => format!("{name}: {value}"),
+                // An unsupported OS gets no more fixes: worth a warning
+                // even on a passing scan.
+                Some("amazon:inspector:sbom_scanner:end_of_life") => format!(
+                    "{name} {}: end of life since {}",
+                    c["version"].as_str().unwrap_or(""),
+                    value.get(..10).unwrap_or(value)
+                ),
+                _ => continue,
+            };
+            if seen.contains(&w) {
+                continue;
+            }
+            if seen.len() >= MAX_WARNINGS {
+                *dropped += 1;
+                continue;
+            }
+            seen.insert(w.clone());
+            out.push(w);
+        }
+        walk(c, out, seen, dropped);
+    }
 }
 
 pub fn to_document(v: &Value) -> Document {
@@ -309,5 +335,27 @@ mod tests {
         assert!(d >= Duration::from_secs(3));
         let d = p.delay(20, None);
         assert!(d <= p.max_delay);
+    }
+
+    #[test]
+    fn many_warnings_are_collected_in_linear_time_and_capped() {
+        let components: Vec<Value> = (0..40_000)
+            .map(|i| {
+                serde_json::json!({"name": format!("c{i}"), "properties": [
+                    {"name": "amazon:inspector:sbom_scanner:warning", "value": "unsupported"}]})
+            })
+            .collect();
+        let answer = serde_json::json!({ "components": components });
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        collect_warnings(&answer, &mut out);
+        collect_warnings(&answer, &mut out);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(out.len(), MAX_WARNINGS + 2);
+        assert!(
+            out[MAX_WARNINGS].starts_with("... and 39800 more"),
+            "{}",
+            out[MAX_WARNINGS]
+        );
     }
 }
