@@ -158,7 +158,9 @@ fn databases_without_os_release_keep_their_own_distribution() {
     let dir = ensure_wild();
     for (name, namespace) in [
         ("wild-apk-no-os-release", "pkg:apk/alpine/"),
-        ("wild-rpm-no-os-release", "pkg:rpm/redhat/"),
+        // The namespace the same database gets beside RHEL's own os-release
+        // (ID=rhel; the shared corpus's rpm-bdb image).
+        ("wild-rpm-no-os-release", "pkg:rpm/rhel/"),
     ] {
         let s = score(&dir, name, &format!("oci:{}", dir.join(name).display()));
         let purls = purls(&s.sbom);
