@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# chaos.sh [JOBS] [FAULT_RATE] — the long chaos run (issue 9): JOBS jobs
+# (default 1000) through the real worker binary with FAULT_RATE (default
+# 0.21) faults on every dependency (CodePipeline and Inspector emulators,
+# docker-registry and moto S3 behind the TCP fault proxy) while workers are
+# SIGTERMed and SIGKILLed and restarted. Prints jobs, faults by kind, results,
+# duplicates and lost; fails if a job got two results or none. CI runs the
+# same test with 60 jobs (integration-tests/tests/chaos.rs).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+CHAOS_JOBS=${1:-1000} CHAOS_FAULT_RATE=${2:-0.21} \
+  cargo test -p integration-tests --test chaos -- --nocapture

@@ -1,0 +1,399 @@
+//! Chaos: many jobs through the real `scangate worker` binary while every
+//! dependency misbehaves and workers are killed and restarted (issue 9,
+//! standing defences). Every acknowledged job must get exactly one result.
+//!
+//! - CodePipeline (emulator): throttling, 5xx and dropped answers on
+//!   PollForJobs, AcknowledgeJob, GetJobDetails and PutJob*Result.
+//! - Inspector (emulator): throttling, 5xx, slow and dropped answers.
+//! - The registry (the real `docker-registry`) and S3 (moto, the reports and
+//!   pending-results store) behind a TCP fault proxy: 503s, resets, answers
+//!   cut short (truncated blobs and listings).
+//! - Workers: SIGTERM (drain) and SIGKILL mid-job, each restarted.
+//!
+//! The figures are printed: jobs, faults by kind, results, duplicates,
+//! lost. A job counts as lost only if it never gets a result and no worker
+//! holding it was SIGKILLed (a SIGKILLed worker's unfinished jobs are left to
+//! CodePipeline's own job timeout, which the emulator enforces; they are
+//! counted apart and must end TimedOut, never with two results).
+//!
+//! `CHAOS_JOBS` (default 60 here; `integration-tests/scripts/chaos.sh` runs
+//! 1,000) and `CHAOS_FAULT_RATE` (default 0.21 per dependency) size the run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::codepipeline::{
+    CodePipelineOptions, JobResult, JobSnapshot, JobStatus, NewJob,
+};
+use integration_tests::fault_proxy::{FaultMix, FaultProxy};
+use integration_tests::faults::{FaultKind, FaultRule};
+use integration_tests::process::MotoServer;
+use integration_tests::registry::Registry;
+use integration_tests::{EmulatorOptions, Emulators, corpus, images};
+
+struct Worker {
+    child: Child,
+    log: PathBuf,
+    killed: bool,
+}
+
+impl Worker {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Jobs this worker acknowledged and never reported on (its log's view).
+    fn unfinished_jobs(&self) -> BTreeSet<String> {
+        let log = self.log();
+        let mut acked = BTreeSet::new();
+        let mut done = BTreeSet::new();
+        for line in log.lines() {
+            let Some(id) = job_id(line) else { continue };
+            if line.contains("job acknowledged") {
+                acked.insert(id);
+            } else if line.contains("job result sent") || line.contains("pending result") {
+                done.insert(id);
+            }
+        }
+        acked.difference(&done).cloned().collect()
+    }
+}
+
+fn job_id(line: &str) -> Option<String> {
+    let at = line.find("job_id")?;
+    let rest = &line[at + "job_id".len()..];
+    let rest = rest.trim_start_matches(['"', ':', '=', ' ']);
+    let id: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Env {
+    emus: Emulators,
+    registry: Registry,
+    registry_proxy: FaultProxy,
+    _moto: MotoServer,
+    s3_proxy: FaultProxy,
+    bucket: String,
+    logs: tempfile::TempDir,
+    started: usize,
+}
+
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Env {
+    async fn new(rate: f64) -> Env {
+        let opts = EmulatorOptions {
+            codepipeline: CodePipelineOptions {
+                // A SIGKILLed worker's job is left to CodePipeline's timeout.
+                job_timeout: Some(Duration::from_secs(120)),
+                // A dropped PollForJobs answer hands the job out again soon.
+                dispatch_timeout: Duration::from_secs(5),
+                ..CodePipelineOptions::default()
+            },
+            ..EmulatorOptions::default()
+        };
+        let emus = integration_tests::start("127.0.0.1:0".parse().unwrap(), opts)
+            .await
+            .expect("starting emulators");
+        let registry = Registry::start().expect("starting docker-registry");
+        let registry_proxy =
+            FaultProxy::start(registry.addr.parse().unwrap(), FaultMix::each(rate / 3.0))
+                .await
+                .unwrap();
+        let moto = MotoServer::start().expect("starting moto");
+        let s3_addr = moto.endpoint.trim_start_matches("http://").parse().unwrap();
+        let s3_proxy = FaultProxy::start(s3_addr, FaultMix::default())
+            .await
+            .unwrap();
+        let bucket = "chaos-reports".to_string();
+        let s3 = s3_client(&moto.endpoint).await;
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        s3_proxy.set_mix(FaultMix::each(rate / 3.0));
+        Env {
+            emus,
+            registry,
+            registry_proxy,
+            _moto: moto,
+            s3_proxy,
+            bucket,
+            logs: tempfile::tempdir().unwrap(),
+            started: 0,
+        }
+    }
+
+    fn worker(&mut self) -> Worker {
+        self.started += 1;
+        let log = self
+            .logs
+            .path()
+            .join(format!("worker-{}.log", self.started));
+        let mut cmd = Command::new(corpus::scangate_bin());
+        cmd.arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "AWS_ENDPOINT_URL_CODEPIPELINE",
+                &self.emus.urls.codepipeline,
+            )
+            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &self.emus.urls.inspector)
+            .env(
+                "AWS_ENDPOINT_URL_S3",
+                format!("http://{}", self.s3_proxy.addr),
+            )
+            .env("SCANGATE_S3_FORCE_PATH_STYLE", "true")
+            .env("SCANGATE_REPORTS", format!("s3://{}/chaos", self.bucket))
+            .env(
+                "SCANGATE_INSECURE_REGISTRIES",
+                self.registry_proxy.addr.to_string(),
+            )
+            .env("SCANGATE_POLL_INTERVAL", "100ms")
+            .env("SCANGATE_CONCURRENCY", "3")
+            .env("SCANGATE_HEALTH_ADDR", "off")
+            .env("SCANGATE_SHUTDOWN_GRACE", "5s")
+            .env("SCANGATE_PENDING_SWEEP_INTERVAL", "2s")
+            .env("RUST_LOG", "info,scangate=debug")
+            .env("SCANGATE_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        Worker {
+            child: cmd.spawn().expect("starting scangate worker"),
+            log,
+            killed: false,
+        }
+    }
+
+    fn job(&self, image: &str, i: usize) -> String {
+        let mut configuration = BTreeMap::from([("ImageUrl".to_string(), image.to_string())]);
+        if i.is_multiple_of(3) {
+            configuration.insert("HighThreshold".into(), "1000".into());
+            configuration.insert("CriticalThreshold".into(), "1000".into());
+        }
+        self.emus.codepipeline.enqueue_job(NewJob {
+            pipeline_name: format!("pipeline-{}", i % 7),
+            stage_name: "Scan".into(),
+            action_name: "ImageScan".into(),
+            configuration,
+            ..NewJob::default()
+        })
+    }
+}
+
+async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKIDEXAMPLE",
+            "test-secret",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn codepipeline_faults(rate: f64) -> Vec<FaultRule> {
+    let mut rules = Vec::new();
+    for op in [
+        "PollForJobs",
+        "AcknowledgeJob",
+        "GetJobDetails",
+        "PutJobSuccessResult",
+        "PutJobFailureResult",
+    ] {
+        rules.push(FaultRule::new(op, FaultKind::Throttle).with_probability(rate / 2.0));
+        rules.push(FaultRule::new(op, FaultKind::Error5xx).with_probability(rate / 4.0));
+        rules.push(FaultRule::new(op, FaultKind::Drop).with_probability(rate / 4.0));
+    }
+    rules
+}
+
+fn inspector_faults(rate: f64) -> Vec<FaultRule> {
+    vec![
+        FaultRule::new("ScanSbom", FaultKind::Delay { ms: 1500 }).with_probability(rate / 4.0),
+        FaultRule::new("ScanSbom", FaultKind::Throttle).with_probability(rate / 2.0),
+        FaultRule::new("ScanSbom", FaultKind::Error5xx).with_probability(rate / 4.0),
+        FaultRule::new("ScanSbom", FaultKind::Drop).with_probability(rate / 4.0),
+    ]
+}
+
+fn final_results(s: &JobSnapshot) -> usize {
+    s.history.iter().filter(|h| h.status.is_final()).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
+    let jobs = env_usize("CHAOS_JOBS", 60);
+    let rate = env_f64("CHAOS_FAULT_RATE", 0.21);
+    let mut env = Env::new(rate).await;
+    let img = images::image_from_inspector_fixture(
+        &corpus::inspector_fixtures_dir().join("sboms/alpine_3.18.2.json"),
+    )
+    .expect("building the fixture image");
+    img.push(&env.registry.addr, "fixture/alpine:chaos", None)
+        .await
+        .expect("pushing");
+    let image = format!("{}/fixture/alpine:chaos", env.registry_proxy.addr);
+
+    // One rule list serves both emulators (operation names tell them apart).
+    let mut rules = codepipeline_faults(rate);
+    rules.extend(inspector_faults(rate));
+    env.emus.faults.set(rules).unwrap();
+
+    let ids: Vec<String> = (0..jobs).map(|i| env.job(&image, i)).collect();
+    let mut workers: Vec<Worker> = (0..3).map(|_| env.worker()).collect();
+    let mut retired: Vec<Worker> = Vec::new();
+    let (mut sigkills, mut sigterms) = (0usize, 0usize);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(60 + jobs as u64 * 3);
+    let mut next_chaos = Instant::now() + Duration::from_secs(2);
+    let mut round = 0usize;
+    loop {
+        let snaps: Vec<JobSnapshot> = ids
+            .iter()
+            .map(|id| env.emus.codepipeline.job(id).unwrap())
+            .collect();
+        if snaps.iter().all(|s| s.status.is_final()) || Instant::now() > deadline {
+            break;
+        }
+        // Chaos stops two thirds of the way through, so that the last jobs
+        // and the pending results can drain.
+        let finished = snaps.iter().filter(|s| s.status.is_final()).count();
+        if Instant::now() >= next_chaos && finished < jobs * 2 / 3 {
+            round += 1;
+            let i = round % workers.len();
+            let mut w = env.worker();
+            std::mem::swap(&mut workers[i], &mut w);
+            if round.is_multiple_of(2) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &w.pid().to_string()])
+                    .status();
+                w.killed = true;
+                sigkills += 1;
+            } else {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &w.pid().to_string()])
+                    .status();
+                sigterms += 1;
+            }
+            retired.push(w);
+            next_chaos = Instant::now() + Duration::from_millis(1500);
+        }
+        for w in workers.iter_mut() {
+            assert!(w.alive(), "a worker died on its own:\n{}", w.log());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fired: BTreeMap<String, u64> =
+        env.emus
+            .faults
+            .rules()
+            .iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(format!("{} {:?}", r.rule.operation, r.rule.kind))
+                    .or_default() += r.fired;
+                m
+            });
+    // Faults off, to read the results.
+    env.emus.faults.clear();
+
+    let killed_jobs: BTreeSet<String> = retired
+        .iter()
+        .filter(|w| w.killed)
+        .flat_map(|w| w.unfinished_jobs())
+        .collect();
+    let mut results = BTreeMap::<String, usize>::new();
+    let (mut duplicates, mut lost, mut left_to_timeout) = (0usize, Vec::new(), 0usize);
+    for id in &ids {
+        let s = env.emus.codepipeline.job(id).unwrap();
+        if final_results(&s) > 1 {
+            duplicates += 1;
+        }
+        let kind = match (&s.status, &s.result) {
+            (JobStatus::Succeeded, _) => "succeeded".to_string(),
+            (JobStatus::Failed, Some(JobResult::Failure(f))) => format!("{:?}", f.failure_type),
+            (JobStatus::TimedOut, _) if killed_jobs.contains(id) => {
+                left_to_timeout += 1;
+                "timed out (worker SIGKILLed)".to_string()
+            }
+            _ => {
+                lost.push(format!(
+                    "{id} ({:?}, {} acks)",
+                    s.status, s.acknowledge_calls
+                ));
+                "lost".to_string()
+            }
+        };
+        *results.entry(kind).or_default() += 1;
+    }
+    let cp_faults: u64 = fired
+        .iter()
+        .filter(|(k, _)| !k.starts_with("ScanSbom"))
+        .map(|(_, v)| v)
+        .sum();
+    let insp_faults: u64 = fired
+        .iter()
+        .filter(|(k, _)| k.starts_with("ScanSbom"))
+        .map(|(_, v)| v)
+        .sum();
+    eprintln!(
+        "chaos: {jobs} jobs in {:.0?}; workers started {}, SIGTERM {sigterms}, SIGKILL {sigkills}\n\
+         faults: codepipeline {cp_faults}, inspector {insp_faults}, registry {:?}, s3 {:?}\n\
+         faults by rule: {fired:?}\n\
+         results: {results:?}; duplicates = {duplicates}; lost = {}; left to CodePipeline's timeout after SIGKILL = {left_to_timeout}",
+        t0.elapsed(),
+        env.started,
+        env.registry_proxy.counts(),
+        env.s3_proxy.counts(),
+        lost.len(),
+    );
+    assert_eq!(duplicates, 0, "jobs with more than one result");
+    assert!(
+        lost.is_empty(),
+        "jobs that never got a result: {lost:?}\n--- last worker log ---\n{}",
+        workers[0].log()
+    );
+    assert!(cp_faults > 0 && insp_faults > 0, "no faults were injected");
+}
