@@ -138,7 +138,14 @@ impl Env {
             pipeline_name: "app-pipeline".into(),
             stage_name: "Scan".into(),
             action_name: "ImageScan".into(),
-            configuration: [("ImageUrl".to_string(), image.to_string())].into(),
+            // Thresholds that the fixture's findings stay within: these tests
+            // are about delivering the result, a PASS.
+            configuration: [
+                ("ImageUrl".to_string(), image.to_string()),
+                ("CriticalThreshold".to_string(), "1000".to_string()),
+                ("HighThreshold".to_string(), "1000".to_string()),
+            ]
+            .into(),
             ..NewJob::default()
         })
     }
