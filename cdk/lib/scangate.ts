@@ -10,6 +10,9 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -169,6 +172,21 @@ export interface ScanGateProps {
    * @default all three: the action type offers them all
    */
   readonly engines?: Engine[];
+  /**
+   * Registry login for non-ECR registries: a Secrets Manager secret with
+   * JSON keys `username` and `password`, given to the container as
+   * SCANGATE_REGISTRY_USERNAME/_PASSWORD (read by the execution role only).
+   * `registryHosts` must come with it: the worker offers it only there.
+   */
+  readonly registryCredentials?: secretsmanager.ISecret;
+  /** SCANGATE_REGISTRY_HOSTS: the hosts the credentials are offered to. */
+  readonly registryHosts?: string[];
+  /**
+   * Let the workers reach any port outbound. Registries and AWS APIs are
+   * HTTPS, so only 443 is open by default.
+   * @default false
+   */
+  readonly allowAllOutbound?: boolean;
   /** Alarms notify this topic. @default alarms without actions */
   readonly alarmTopic?: sns.ITopic;
   /** Alarm when no worker has polled successfully for this long. @default 10 minutes */
@@ -204,6 +222,8 @@ export class ScanGate extends Construct {
   public readonly reportsBucket: s3.IBucket;
   public readonly engines: readonly Engine[];
   public readonly alarms: cloudwatch.Alarm[] = [];
+  /** CodePipeline action executions of this provider that FAILED; add targets to it. */
+  public actionFailedRule!: events.Rule;
   /** `s3://bucket/prefix`, the worker's SCANGATE_REPORTS */
   public readonly reportsUri: string;
   public readonly cluster: ecs.ICluster;
@@ -290,6 +310,8 @@ export class ScanGate extends Construct {
           { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
           { name: 'workers', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
         ],
+        // image layers from ECR and the reports come from S3: keep them off the NAT gateway
+        gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
       });
     this.cluster =
       props.cluster ?? new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
@@ -332,7 +354,16 @@ export class ScanGate extends Construct {
         SCANGATE_LOG_FORMAT: 'json',
         // the value of the EMF `Service` dimension the alarms and scaling read
         SCANGATE_METRICS_SERVICE: this.provider,
+        ...(props.registryHosts ? { SCANGATE_REGISTRY_HOSTS: props.registryHosts.join(',') } : {}),
       },
+      // resolved by the ECS agent with the execution role; the task role
+      // (and so the scanned workload's reach) never reads the secret
+      secrets: props.registryCredentials
+        ? {
+            SCANGATE_REGISTRY_USERNAME: ecs.Secret.fromSecretsManager(props.registryCredentials, 'username'),
+            SCANGATE_REGISTRY_PASSWORD: ecs.Secret.fromSecretsManager(props.registryCredentials, 'password'),
+          }
+        : undefined,
       logging: ecs.LogDrivers.awsLogs({
         logGroup: this.logGroup,
         streamPrefix: 'scangate',
@@ -351,8 +382,9 @@ export class ScanGate extends Construct {
     const securityGroup = new ec2.SecurityGroup(this, 'WorkerSecurityGroup', {
       vpc,
       description: 'scangate workers: outbound only (registries, AWS APIs)',
-      allowAllOutbound: true,
+      allowAllOutbound: props.allowAllOutbound ?? false,
     });
+    if (!props.allowAllOutbound) securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: registries and AWS APIs');
 
     this.service = new ecs.FargateService(this, 'Service', {
       cluster: this.cluster,
@@ -371,6 +403,7 @@ export class ScanGate extends Construct {
 
     this.addScaling(props);
     this.addAlarms(props);
+    this.addOperatorViews(props);
   }
 
   /** A worker metric (EMF, namespace ScanGate, dimension Service). */
@@ -430,6 +463,56 @@ export class ScanGate extends Construct {
       { Id: 'utilization', Expression: '100 * busy / slots', Label: 'Slot utilisation (%)', ReturnData: true },
     ]);
     scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: props.targetCpuUtilization ?? 60, ...common });
+  }
+
+  /** ECR pull (and scan) rights on one more repository; see `ecrRepositoryArns`. */
+  public allowRepository(repository: ecr.IRepository): void {
+    repository.grantPull(this.taskRole);
+  }
+
+  /**
+   * Failed gate executions as events, the Logs Insights queries of the
+   * runbook, and a small dashboard.
+   */
+  private addOperatorViews(props: ScanGateProps): void {
+    const rule = new events.Rule(this, 'ActionFailedRule', {
+      description: `scangate ${this.provider}: a pipeline action of this provider failed`,
+      eventPattern: {
+        source: ['aws.codepipeline'],
+        detailType: ['CodePipeline Action Execution State Change'],
+        detail: { state: ['FAILED'], type: { owner: ['Custom'], provider: [this.provider], category: [this.category] } },
+      },
+    });
+    if (props.alarmTopic) rule.addTarget(new eventsTargets.SnsTopic(props.alarmTopic));
+    this.actionFailedRule = rule;
+    const queries: Array<[string, string]> = [
+      ['recent results by pipeline', 'fields @timestamp, pipeline, verdict, image, job_id | filter ispresent(verdict) | sort @timestamp desc | limit 200'],
+      ['failures by type', 'filter ispresent(failure_type) | stats count(*) as jobs by failure_type, pipeline | sort jobs desc'],
+      ['slow jobs', 'filter ispresent(duration_seconds) | sort duration_seconds desc | fields @timestamp, pipeline, image, duration_seconds, job_id | limit 50'],
+    ];
+    for (const [name, query] of queries) {
+      new logs.QueryDefinition(this, `Query${name.replace(/\W+(\w)/g, (_, c: string) => c.toUpperCase()).replace(/^\w/, (c) => c.toUpperCase())}`, {
+        queryDefinitionName: `scangate/${this.provider}/${name}`,
+        queryString: new logs.QueryString({ ...parseQuery(query) }),
+        logGroups: [this.logGroup],
+      });
+    }
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: `scangate-${this.provider}` });
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Slots busy / slots',
+        left: [this.metric('SlotsBusy', {}, { statistic: 'Sum' }), this.metric('Slots', {}, { statistic: 'Sum' })],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Jobs by result',
+        left: ['PASS', 'FAIL', ...FAILURE_TYPES].map((r) => this.metric('JobsCompleted', { Result: r }, { statistic: 'Sum', label: r })),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Job duration and oldest job (s)',
+        left: [this.metric('JobDurationSeconds', {}, { statistic: 'p90' }), this.metric('OldestJobAgeSeconds', {}, { statistic: 'Maximum' })],
+      }),
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms }),
+    );
   }
 
   /** Alarms an operator acts on; cdk/README.md, "Runbook", explains each. */
@@ -708,6 +791,9 @@ function validate(props: ScanGateProps, category: string): void {
       `ScanGate: reportsEncryptionKey ${key.keyArn} is an alias; IAM grants on an alias ARN do not cover the key it points to: give the key ARN (arn:...:key/UUID)`,
     );
   }
+  if (props.registryCredentials && !props.registryHosts?.length) {
+    throw new Error('ScanGate: registryCredentials needs registryHosts (SCANGATE_REGISTRY_HOSTS): the worker offers credentials only to listed hosts');
+  }
   if (props.existingReportsBucket && props.reportsBucketName) {
     throw new Error('ScanGate: give existingReportsBucket or reportsBucketName, not both');
   }
@@ -718,6 +804,22 @@ function validate(props: ScanGateProps, category: string): void {
   if (props.reportsPrefix !== undefined && /[{}?&#]/.test(props.reportsPrefix)) {
     throw new Error(`ScanGate: reportsPrefix ${JSON.stringify(props.reportsPrefix)} would break the report URLs`);
   }
+}
+
+/** A `fields … | filter … | stats … | sort … | limit N` string as QueryString props. */
+function parseQuery(query: string): logs.QueryStringProps {
+  const out: Record<string, string> = {};
+  for (const part of query.split(' | ')) {
+    const [cmd, ...rest] = part.split(' ');
+    out[cmd === 'fields' ? 'fields' : cmd] = rest.join(' ');
+  }
+  return {
+    fields: out.fields?.split(', '),
+    filterStatements: out.filter ? [out.filter] : undefined,
+    statsStatements: out.stats ? [out.stats] : undefined,
+    sort: out.sort,
+    limit: out.limit ? Number(out.limit) : undefined,
+  };
 }
 
 /** `alias/NAME` or an alias ARN (`arn:…:kms:…:alias/NAME`). */

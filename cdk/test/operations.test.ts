@@ -7,6 +7,8 @@ import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { ScanGateAction } from '../lib/action';
 import { ScanGate } from '../lib/scangate';
 import { ScanGateStack } from '../lib/stack';
@@ -152,5 +154,52 @@ describe('scaling and alarms on the EMF metrics', () => {
     for (const a of alarms) expect(a.AlarmActions).toHaveLength(1);
     const cluster = only(t, 'AWS::ECS::Cluster').Properties;
     expect(cluster.ClusterSettings).toEqual([{ Name: 'containerInsights', Value: 'enabled' }]);
+  });
+});
+
+describe('operator views, secrets and network', () => {
+  test('EventBridge rule on FAILED executions of this provider, queries, dashboard', () => {
+    const { template } = synth({ provider: 'TeamGate' });
+    const rule = only(template, 'AWS::Events::Rule').Properties;
+    expect(rule.EventPattern).toEqual({
+      source: ['aws.codepipeline'],
+      'detail-type': ['CodePipeline Action Execution State Change'],
+      detail: { state: ['FAILED'], type: { owner: ['Custom'], provider: ['TeamGate'], category: ['Test'] } },
+    });
+    const names = Object.values(template.findResources('AWS::Logs::QueryDefinition')).map((q: any) => q.Properties.Name).sort();
+    expect(names).toEqual(['scangate/TeamGate/failures by type', 'scangate/TeamGate/recent results by pipeline', 'scangate/TeamGate/slow jobs']);
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  test('registry credentials: ECS secrets read by the execution role only, hosts required', () => {
+    const stack = new Stack(newApp(), 'R', { env: { account: ACCOUNT, region: REGION } });
+    const secret = new secretsmanager.Secret(stack, 'Login');
+    const gate = new ScanGate(stack, 'Gate', { imageUri: IMAGE_URI, registryCredentials: secret, registryHosts: ['ghcr.io'] });
+    const t = Template.fromStack(stack);
+    const c = only(t, 'AWS::ECS::TaskDefinition').Properties.ContainerDefinitions[0];
+    expect(c.Secrets.map((x: any) => x.Name).sort()).toEqual(['SCANGATE_REGISTRY_PASSWORD', 'SCANGATE_REGISTRY_USERNAME']);
+    expect(c.Environment).toContainEqual({ Name: 'SCANGATE_REGISTRY_HOSTS', Value: 'ghcr.io' });
+    const reads = (roleId: string) => roleStatements(t, roleId).some((s) => s.Action.includes('secretsmanager:GetSecretValue'));
+    expect(reads(stack.getLogicalId(gate.taskDefinition.executionRole!.node.defaultChild as any))).toBe(true);
+    expect(reads(stack.getLogicalId(gate.taskRole.node.defaultChild as any))).toBe(false);
+    const stack2 = new Stack(newApp(), 'R2');
+    expect(() => new ScanGate(stack2, 'Gate', { imageUri: IMAGE_URI, registryCredentials: new secretsmanager.Secret(stack2, 'S') })).toThrow(/registryHosts/);
+  });
+
+  test('egress 443 only, S3 gateway endpoint on the created VPC, allowRepository scopes ECR', () => {
+    const stack = new Stack(newApp(), 'N', { env: { account: ACCOUNT, region: REGION } });
+    const gate = new ScanGate(stack, 'Gate', { imageUri: IMAGE_URI, ecrRepositoryArns: [`arn:aws:ecr:${REGION}:${ACCOUNT}:repository/app`] });
+    gate.allowRepository(ecr.Repository.fromRepositoryName(stack, 'Other', 'other'));
+    const t = Template.fromStack(stack);
+    const sgs = Object.values(t.findResources('AWS::EC2::SecurityGroup')).map((r: any) => r.Properties);
+    const worker = sgs.find((p) => /outbound only/.test(p.GroupDescription));
+    expect(worker.SecurityGroupEgress).toEqual([expect.objectContaining({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, CidrIp: '0.0.0.0/0' })]);
+    const ep = only(t, 'AWS::EC2::VPCEndpoint').Properties;
+    expect(JSON.stringify(ep.ServiceName)).toContain('.s3');
+    const pulls = roleStatements(t, stack.getLogicalId(gate.taskRole.node.defaultChild as any))
+      .filter((s) => s.Action.includes('ecr:BatchGetImage'))
+      .flatMap((s) => s.Resource.map(flat));
+    expect(pulls.some((r) => r.endsWith('repository/other'))).toBe(true);
+    expect(pulls.some((r) => r.endsWith('repository/*'))).toBe(false);
   });
 });
