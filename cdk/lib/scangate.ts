@@ -187,6 +187,13 @@ export interface ScanGateProps {
    * @default false
    */
   readonly allowAllOutbound?: boolean;
+  /**
+   * Interface endpoints on the created VPC (ecr.api, ecr.dkr, logs,
+   * codepipeline, sts, inspector-scan), so AWS API calls skip the NAT
+   * gateway. Each costs an hourly fee per AZ.
+   * @default false (the S3 gateway endpoint is always added)
+   */
+  readonly interfaceEndpoints?: boolean;
   /** Alarms notify this topic. @default alarms without actions */
   readonly alarmTopic?: sns.ITopic;
   /** Alarm when no worker has polled successfully for this long. @default 10 minutes */
@@ -313,6 +320,18 @@ export class ScanGate extends Construct {
         // image layers from ECR and the reports come from S3: keep them off the NAT gateway
         gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
       });
+    if (props.interfaceEndpoints && vpc instanceof ec2.Vpc && vpc.node.scope === this) {
+      const services: Array<[string, ec2.InterfaceVpcEndpointAwsService]> = [
+        ['EcrApi', ec2.InterfaceVpcEndpointAwsService.ECR],
+        ['EcrDocker', ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
+        ['Logs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
+        ['CodePipeline', ec2.InterfaceVpcEndpointAwsService.CODEPIPELINE],
+        ['Sts', ec2.InterfaceVpcEndpointAwsService.STS],
+        // not offered in every region: check before enabling there
+        ['InspectorScan', new ec2.InterfaceVpcEndpointAwsService('inspector-scan')],
+      ];
+      for (const [id, service] of services) vpc.addInterfaceEndpoint(id, { service, privateDnsEnabled: true });
+    }
     this.cluster =
       props.cluster ?? new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
 

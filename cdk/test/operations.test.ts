@@ -203,3 +203,12 @@ describe('operator views, secrets and network', () => {
     expect(pulls.some((r) => r.endsWith('repository/*'))).toBe(false);
   });
 });
+
+test('interface endpoints on request, on the created VPC', () => {
+  const names = (props: Parameters<typeof synth>[0]) =>
+    Object.values(synth(props).template.findResources('AWS::EC2::VPCEndpoint')).map((e: any) => JSON.stringify(e.Properties.ServiceName));
+  expect(names({})).toHaveLength(1);
+  const all = names({ interfaceEndpoints: true });
+  expect(all).toHaveLength(7);
+  for (const s of ['ecr.api', 'ecr.dkr', 'logs', 'codepipeline', 'sts', 'inspector-scan']) expect(all.some((n) => n.includes(`.${s}`))).toBe(true);
+});
