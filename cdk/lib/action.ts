@@ -1,6 +1,6 @@
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import { Construct } from 'constructs';
-import { ActionCategory } from './scangate';
+import { ActionCategory, ScanGate } from './scangate';
 
 /** The action type coordinates (owner is always `Custom`). */
 export interface ScanGateActionType {
@@ -64,8 +64,12 @@ export class ScanGateAction extends codepipeline.Action {
     return this.variableExpression(name);
   }
 
-  protected bound(_scope: Construct, _stage: codepipeline.IStage, _options: codepipeline.ActionBindOptions): codepipeline.ActionConfig {
+  protected bound(_scope: Construct, stage: codepipeline.IStage, _options: codepipeline.ActionBindOptions): codepipeline.ActionConfig {
     const p = this.props;
+    // The pipeline must be created after the action type it uses, or
+    // CloudFormation may create it first and CodePipeline rejects the
+    // unknown action type (in another stack this becomes a stack dependency).
+    if (p.actionType instanceof ScanGate) stage.pipeline.node.addDependency(p.actionType.actionType);
     // Configuration values are strings to CodePipeline; unset ones are left
     // out so the worker applies its defaults.
     const configuration: Record<string, string> = {};

@@ -9,10 +9,22 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Construct } from 'constructs';
 
-/** CodePipeline's action categories (DESIGN.md: SCANGATE_CATEGORY). */
-export const ACTION_CATEGORIES = ['Source', 'Build', 'Deploy', 'Test', 'Invoke', 'Approval', 'Compute'] as const;
+/**
+ * The categories a *custom* action type may use. The API's ActionCategory
+ * enum also lists Invoke, Approval and Compute, but those are for AWS-owned
+ * actions only: CreateCustomActionType accepts Source, Build, Deploy and
+ * Test (CodePipeline user guide, "Create and add a custom action").
+ */
+export const ACTION_CATEGORIES = ['Source', 'Build', 'Deploy', 'Test'] as const;
 export type ActionCategory = (typeof ACTION_CATEGORIES)[number];
 
 /**
@@ -41,6 +53,15 @@ export const ACTION_PROPERTIES: ReadonlyArray<{ name: string; type: 'String' | '
     description: 'inspector (native SBOM + Inspector ScanSbom, the default), ecr-basic or ecr-enhanced',
   },
 ];
+
+/** The scan engines the action type offers (its Engine property). */
+export const ENGINES = ['inspector', 'ecr-basic', 'ecr-enhanced'] as const;
+export type Engine = (typeof ENGINES)[number];
+
+/** CloudWatch namespace of the worker's EMF lines (DESIGN.md, Operations). */
+export const METRICS_NAMESPACE = 'ScanGate';
+/** Failure types a job can end in (DESIGN.md, failure table); each gets an alarm. */
+export const FAILURE_TYPES = ['JobFailed', 'ConfigurationError', 'PermissionError', 'SystemUnavailable'] as const;
 
 /** Fargate allows at most 120 s between SIGTERM and SIGKILL. */
 const MAX_STOP_TIMEOUT = Duration.seconds(120);
@@ -73,10 +94,9 @@ export interface ScanGateProps {
   /** A pushed worker image, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/scangate:1.2.0`. */
   readonly imageUri?: string;
   /**
-   * The container health check runs `bash` with its `/dev/tcp` device
-   * against `/healthz`, because the image from the repository's Dockerfile
-   * (debian:bookworm-slim) has bash but neither curl nor wget. Turn it off
-   * for an image without bash.
+   * The container health check runs `scangate healthcheck` (exec form, no
+   * shell: the image is distroless). Turn it off for an image without that
+   * subcommand.
    * @default true
    */
   readonly containerHealthCheck?: boolean;
@@ -144,6 +164,55 @@ export interface ScanGateProps {
   readonly reportsConsoleUrl?: string;
   /** Encrypt the reports bucket with this KMS key. @default S3-managed keys (SSE-S3) */
   readonly reportsEncryptionKey?: kms.IKey;
+  /**
+   * Name of the reports bucket. The action type's URL templates embed it,
+   * and a deleted custom action type can only be re-created with identical
+   * settings, so it must not be a CloudFormation-generated name.
+   * @default `scangate-ACCOUNT-REGION-PROVIDER` (lower-cased, at most 63 characters)
+   */
+  readonly reportsBucketName?: string;
+  /**
+   * Use this existing bucket for the reports instead of creating one (for
+   * example the retained bucket of a destroyed or rolled-back stack).
+   * Its lifecycle, encryption and versioning are left as they are.
+   */
+  readonly existingReportsBucket?: s3.IBucket;
+  /**
+   * Engines the workers may run; the task role gets each one's rights only.
+   * A job asking for another engine fails with PermissionError.
+   * @default all three: the action type offers them all
+   */
+  readonly engines?: Engine[];
+  /**
+   * Registry login for non-ECR registries: a Secrets Manager secret with
+   * JSON keys `username` and `password`, given to the container as
+   * SCANGATE_REGISTRY_USERNAME/_PASSWORD (read by the execution role only).
+   * `registryHosts` must come with it: the worker offers it only there.
+   */
+  readonly registryCredentials?: secretsmanager.ISecret;
+  /** SCANGATE_REGISTRY_HOSTS: the hosts the credentials are offered to. */
+  readonly registryHosts?: string[];
+  /**
+   * Let the workers reach any port outbound. Registries and AWS APIs are
+   * HTTPS, so only 443 is open by default.
+   * @default false
+   */
+  readonly allowAllOutbound?: boolean;
+  /**
+   * Interface endpoints on the created VPC (ecr.api, ecr.dkr, logs,
+   * codepipeline, sts, inspector-scan), so AWS API calls skip the NAT
+   * gateway. Each costs an hourly fee per AZ.
+   * @default false (the S3 gateway endpoint is always added)
+   */
+  readonly interfaceEndpoints?: boolean;
+  /** Alarms notify this topic. @default alarms without actions */
+  readonly alarmTopic?: sns.ITopic;
+  /** Alarm when no worker has polled successfully for this long. @default 10 minutes */
+  readonly pollAlarmPeriod?: Duration;
+  /** The longest a job may take before OldestJobAgeSeconds alarms. @default 60 minutes */
+  readonly jobTimeout?: Duration;
+  /** Target of slot utilisation (SlotsBusy/Slots, percent). @default 70 */
+  readonly targetSlotUtilization?: number;
 
   /**
    * ECR repositories the worker may pull from (cross-account ones too, if
@@ -168,7 +237,11 @@ export class ScanGate extends Construct {
   public readonly provider: string;
   public readonly category: ActionCategory;
   public readonly actionVersion: string;
-  public readonly reportsBucket: s3.Bucket;
+  public readonly reportsBucket: s3.IBucket;
+  public readonly engines: readonly Engine[];
+  public readonly alarms: cloudwatch.Alarm[] = [];
+  /** CodePipeline action executions of this provider that FAILED; add targets to it. */
+  public actionFailedRule!: events.Rule;
   /** `s3://bucket/prefix`, the worker's SCANGATE_REPORTS */
   public readonly reportsUri: string;
   public readonly cluster: ecs.ICluster;
@@ -186,12 +259,17 @@ export class ScanGate extends Construct {
     this.actionVersion = props.actionVersion ?? '1';
     validate(props, this.category);
 
+    this.engines = props.engines ?? [...ENGINES];
     const prefix = normalizePrefix(props.reportsPrefix ?? '');
     const shutdownGrace = props.shutdownGrace ?? Duration.seconds(100);
     const healthPort = props.healthPort ?? 8080;
 
     // Reports: job records, SBOMs, findings, rendered reports.
-    this.reportsBucket = new s3.Bucket(this, 'Reports', {
+    // The name as text, not a reference to the bucket resource: the URL
+    // templates below must come out identical on every deploy.
+    const bucketName = props.existingReportsBucket?.bucketName ?? props.reportsBucketName ?? defaultBucketName(Stack.of(this), this.provider);
+    this.reportsBucket = props.existingReportsBucket ?? new s3.Bucket(this, 'Reports', {
+      bucketName,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       minimumTLSVersion: 1.2,
@@ -212,7 +290,7 @@ export class ScanGate extends Construct {
       // audit trail of past gate decisions: never deleted with the stack
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.reportsUri = `s3://${this.reportsBucket.bucketName}/${prefix}`;
+    this.reportsUri = `s3://${bucketName}/${prefix}`;
 
     // The action type. {ExternalExecutionId} is the job id (the worker sets
     // it so), which is also the directory of the job's reports.
@@ -234,8 +312,8 @@ export class ScanGate extends Construct {
       inputArtifactDetails: { minimumCount: 0, maximumCount: 1 },
       outputArtifactDetails: { minimumCount: 0, maximumCount: 1 },
       settings: {
-        entityUrlTemplate: `${s3Console}/buckets/${this.reportsBucket.bucketName}?region=${Stack.of(this).region}&prefix=${prefix}jobs/`,
-        executionUrlTemplate: `${s3Console}/object/${this.reportsBucket.bucketName}?region=${Stack.of(this).region}&prefix=${prefix}jobs/{ExternalExecutionId}/report.html`,
+        entityUrlTemplate: `${s3Console}/buckets/${bucketName}?region=${Stack.of(this).region}&prefix=${prefix}jobs/`,
+        executionUrlTemplate: `${s3Console}/object/${bucketName}?region=${Stack.of(this).region}&prefix=${prefix}jobs/{ExternalExecutionId}/report.html`,
       },
     });
 
@@ -250,8 +328,23 @@ export class ScanGate extends Construct {
           { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
           { name: 'workers', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
         ],
+        // image layers from ECR and the reports come from S3: keep them off the NAT gateway
+        gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
       });
-    this.cluster = props.cluster ?? new ecs.Cluster(this, 'Cluster', { vpc });
+    if (props.interfaceEndpoints && vpc instanceof ec2.Vpc && vpc.node.scope === this) {
+      const services: Array<[string, ec2.InterfaceVpcEndpointAwsService]> = [
+        ['EcrApi', ec2.InterfaceVpcEndpointAwsService.ECR],
+        ['EcrDocker', ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
+        ['Logs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
+        ['CodePipeline', ec2.InterfaceVpcEndpointAwsService.CODEPIPELINE],
+        ['Sts', ec2.InterfaceVpcEndpointAwsService.STS],
+        // not offered in every region: check before enabling there
+        ['InspectorScan', new ec2.InterfaceVpcEndpointAwsService('inspector-scan')],
+      ];
+      for (const [id, service] of services) vpc.addInterfaceEndpoint(id, { service, privateDnsEnabled: true });
+    }
+    this.cluster =
+      props.cluster ?? new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
 
     // Least-privilege task role (README.md, "IAM").
     this.taskRole = new iam.Role(this, 'TaskRole', {
@@ -289,7 +382,18 @@ export class ScanGate extends Construct {
         SCANGATE_HEALTH_ADDR: `0.0.0.0:${healthPort}`,
         SCANGATE_SHUTDOWN_GRACE: `${shutdownGrace.toSeconds()}s`,
         SCANGATE_LOG_FORMAT: 'json',
+        // the value of the EMF `Service` dimension the alarms and scaling read
+        SCANGATE_METRICS_SERVICE: this.provider,
+        ...(props.registryHosts ? { SCANGATE_REGISTRY_HOSTS: props.registryHosts.join(',') } : {}),
       },
+      // resolved by the ECS agent with the execution role; the task role
+      // (and so the scanned workload's reach) never reads the secret
+      secrets: props.registryCredentials
+        ? {
+            SCANGATE_REGISTRY_USERNAME: ecs.Secret.fromSecretsManager(props.registryCredentials, 'username'),
+            SCANGATE_REGISTRY_PASSWORD: ecs.Secret.fromSecretsManager(props.registryCredentials, 'password'),
+          }
+        : undefined,
       logging: ecs.LogDrivers.awsLogs({
         logGroup: this.logGroup,
         streamPrefix: 'scangate',
@@ -298,7 +402,7 @@ export class ScanGate extends Construct {
         maxBufferSize: Size.mebibytes(25),
       }),
       portMappings: [{ containerPort: healthPort, name: 'health' }],
-      healthCheck: props.containerHealthCheck === false ? undefined : healthCheck(healthPort),
+      healthCheck: props.containerHealthCheck === false ? undefined : healthCheck(),
       stopTimeout,
       // the worker keeps images, SBOMs and reports in memory; nothing is written to disk
       readonlyRootFilesystem: true,
@@ -308,8 +412,9 @@ export class ScanGate extends Construct {
     const securityGroup = new ec2.SecurityGroup(this, 'WorkerSecurityGroup', {
       vpc,
       description: 'scangate workers: outbound only (registries, AWS APIs)',
-      allowAllOutbound: true,
+      allowAllOutbound: props.allowAllOutbound ?? false,
     });
+    if (!props.allowAllOutbound) securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: registries and AWS APIs');
 
     this.service = new ecs.FargateService(this, 'Service', {
       cluster: this.cluster,
@@ -326,18 +431,183 @@ export class ScanGate extends Construct {
       propagateTags: ecs.PropagatedTagSource.SERVICE,
     });
 
-    // CodePipeline has no queue-depth metric to scale on; busy workers burn
-    // CPU on layer decompression and cataloguing, so CPU is the proxy.
+    this.addScaling(props);
+    this.addAlarms(props);
+    this.addOperatorViews(props);
+  }
+
+  /** A worker metric (EMF, namespace ScanGate, dimension Service). */
+  public metric(name: string, extraDimensions: Record<string, string> = {}, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: name,
+      dimensionsMap: { Service: this.provider, ...extraDimensions },
+      period: Duration.minutes(1),
+      ...props,
+    });
+  }
+
+  /**
+   * Scale on work, not CPU: a worker waiting on a registry or on a 30-minute
+   * ECR basic scan holds a slot and burns no CPU. Slot utilisation
+   * (SlotsBusy/Slots, metric math) is the primary target; CPU stays as a
+   * second policy for CPU-bound cataloguing. Target tracking scales out
+   * when either asks and in only when both allow.
+   */
+  private addScaling(props: ScanGateProps): void {
     const scaling = this.service.autoScaleTaskCount({
       minCapacity: props.minWorkers ?? 1,
       maxCapacity: props.maxWorkers ?? 4,
     });
-    scaling.scaleOnCpuUtilization('Cpu', {
-      targetUtilizationPercent: props.targetCpuUtilization ?? 60,
+    const common = {
       scaleOutCooldown: Duration.seconds(60),
-      // slow scale-in: removing a worker interrupts its jobs
+      // slow scale-in: task protection keeps busy workers, but a short
+      // burst should not cycle tasks
       scaleInCooldown: Duration.minutes(10),
       disableScaleIn: props.scaleIn === false,
+    };
+    scaling.scaleToTrackCustomMetric('Slots', {
+      metric: this.metric('SlotsBusy', {}, { statistic: 'Sum' }),
+      targetValue: props.targetSlotUtilization ?? 70,
+      ...common,
+    });
+    // Target tracking takes metric math only through the raw properties:
+    // 100 * sum(SlotsBusy) / sum(Slots) across all workers.
+    const cfn = this.service.node
+      .findAll()
+      .find((c): c is appscaling.CfnScalingPolicy => c instanceof appscaling.CfnScalingPolicy && /\/Slots\//.test(c.node.path));
+    if (!cfn) throw new Error('ScanGate: the slot target-tracking policy was not created');
+    const base = 'TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification';
+    for (const k of ['MetricName', 'Namespace', 'Dimensions', 'Statistic', 'Unit']) cfn.addPropertyDeletionOverride(`${base}.${k}`);
+    const stat = (id: string, name: string) => ({
+      Id: id,
+      ReturnData: false,
+      MetricStat: {
+        Metric: { Namespace: METRICS_NAMESPACE, MetricName: name, Dimensions: [{ Name: 'Service', Value: this.provider }] },
+        Stat: 'Sum',
+      },
+    });
+    cfn.addPropertyOverride(`${base}.Metrics`, [
+      stat('busy', 'SlotsBusy'),
+      stat('slots', 'Slots'),
+      { Id: 'utilization', Expression: '100 * busy / slots', Label: 'Slot utilisation (%)', ReturnData: true },
+    ]);
+    scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: props.targetCpuUtilization ?? 60, ...common });
+  }
+
+  /** ECR pull (and scan) rights on one more repository; see `ecrRepositoryArns`. */
+  public allowRepository(repository: ecr.IRepository): void {
+    repository.grantPull(this.taskRole);
+  }
+
+  /**
+   * Failed gate executions as events, the Logs Insights queries of the
+   * runbook, and a small dashboard.
+   */
+  private addOperatorViews(props: ScanGateProps): void {
+    const rule = new events.Rule(this, 'ActionFailedRule', {
+      description: `scangate ${this.provider}: a pipeline action of this provider failed`,
+      eventPattern: {
+        source: ['aws.codepipeline'],
+        detailType: ['CodePipeline Action Execution State Change'],
+        detail: { state: ['FAILED'], type: { owner: ['Custom'], provider: [this.provider], category: [this.category] } },
+      },
+    });
+    if (props.alarmTopic) rule.addTarget(new eventsTargets.SnsTopic(props.alarmTopic));
+    this.actionFailedRule = rule;
+    const queries: Array<[string, string]> = [
+      ['recent results by pipeline', 'fields @timestamp, pipeline, verdict, image, job_id | filter ispresent(verdict) | sort @timestamp desc | limit 200'],
+      ['failures by type', 'filter ispresent(failure_type) | stats count(*) as jobs by failure_type, pipeline | sort jobs desc'],
+      ['slow jobs', 'filter ispresent(duration_seconds) | sort duration_seconds desc | fields @timestamp, pipeline, image, duration_seconds, job_id | limit 50'],
+    ];
+    for (const [name, query] of queries) {
+      new logs.QueryDefinition(this, `Query${name.replace(/\W+(\w)/g, (_, c: string) => c.toUpperCase()).replace(/^\w/, (c) => c.toUpperCase())}`, {
+        queryDefinitionName: `scangate/${this.provider}/${name}`,
+        queryString: new logs.QueryString({ ...parseQuery(query) }),
+        logGroups: [this.logGroup],
+      });
+    }
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: `scangate-${this.provider}` });
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Slots busy / slots',
+        left: [this.metric('SlotsBusy', {}, { statistic: 'Sum' }), this.metric('Slots', {}, { statistic: 'Sum' })],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Jobs by result',
+        left: ['PASS', 'FAIL', ...FAILURE_TYPES].map((r) => this.metric('JobsCompleted', { Result: r }, { statistic: 'Sum', label: r })),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Job duration and oldest job (s)',
+        left: [this.metric('JobDurationSeconds', {}, { statistic: 'p90' }), this.metric('OldestJobAgeSeconds', {}, { statistic: 'Maximum' })],
+      }),
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms }),
+    );
+  }
+
+  /** Alarms an operator acts on; cdk/README.md, "Runbook", explains each. */
+  private addAlarms(props: ScanGateProps): void {
+    const pollWindow = props.pollAlarmPeriod ?? Duration.minutes(10);
+    const periods = Math.max(1, Math.round(pollWindow.toMinutes()));
+    const add = (id: string, alarmProps: cloudwatch.AlarmProps) => {
+      const alarm = new cloudwatch.Alarm(this, id, alarmProps);
+      if (props.alarmTopic) {
+        alarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
+        alarm.addOkAction(new cwActions.SnsAction(props.alarmTopic));
+      }
+      this.alarms.push(alarm);
+    };
+    // Every live worker writes Slots every 60 s; none for the whole window
+    // means no worker is running its poll loop.
+    add('NoWorkerAlarm', {
+      alarmDescription: `scangate ${this.provider}: no worker reported for ${periods} min (Slots absent)`,
+      metric: this.metric('Slots', {}, { statistic: 'SampleCount' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: periods,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    // Poll errors in every minute of the window: no poll succeeded.
+    add('PollFailingAlarm', {
+      alarmDescription: `scangate ${this.provider}: polls failing for ${periods} min`,
+      metric: this.metric('PollErrors', {}, { statistic: 'Sum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: periods,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const type of FAILURE_TYPES) {
+      add(`${type}Alarm`, {
+        alarmDescription: `scangate ${this.provider}: jobs ending in ${type}`,
+        metric: this.metric('JobsCompleted', { Result: type }, { statistic: 'Sum', period: Duration.minutes(5) }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+    const timeout = props.jobTimeout ?? Duration.minutes(60);
+    add('StuckJobAlarm', {
+      alarmDescription: `scangate ${this.provider}: a job older than the job timeout (${timeout.toMinutes()} min)`,
+      metric: this.metric('OldestJobAgeSeconds', {}, { statistic: 'Maximum' }),
+      threshold: timeout.toSeconds(),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    add('TasksBelowMinimumAlarm', {
+      alarmDescription: `scangate ${this.provider}: fewer running workers than minWorkers`,
+      metric: new cloudwatch.Metric({
+        namespace: 'ECS/ContainerInsights',
+        metricName: 'RunningTaskCount',
+        dimensionsMap: { ClusterName: this.cluster.clusterName, ServiceName: this.service.serviceName },
+        statistic: 'Minimum',
+        period: Duration.minutes(1),
+      }),
+      threshold: props.minWorkers ?? 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 5,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
   }
 
@@ -370,8 +640,26 @@ export class ScanGate extends Construct {
       }),
     );
     // ScanSbom takes a document and reads no AWS resource: no resource type.
+    if (this.engines.includes('inspector')) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ sid: 'ScanSbom', actions: ['inspector-scan:ScanSbom'], resources: ['*'] }),
+      );
+    }
+    // ECR enhanced scanning keeps its findings in Inspector: reading them
+    // needs inspector2:ListFindings, which has no resource type.
+    if (this.engines.includes('ecr-enhanced')) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ sid: 'EnhancedFindings', actions: ['inspector2:ListFindings'], resources: ['*'] }),
+      );
+    }
+    // ECS task scale-in protection, set while a job is in flight, on this
+    // task only (the agent endpoint calls it with the task's own ARN).
     role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ sid: 'ScanSbom', actions: ['inspector-scan:ScanSbom'], resources: ['*'] }),
+      new iam.PolicyStatement({
+        sid: 'OwnTaskProtection',
+        actions: ['ecs:UpdateTaskProtection', 'ecs:GetTaskProtection'],
+        resources: [stack.formatArn({ service: 'ecs', resource: 'task', resourceName: `${this.cluster.clusterName}/*` })],
+      }),
     );
     // The registry token is account-wide by design: no resource type.
     role.addToPrincipalPolicy(
@@ -380,14 +668,12 @@ export class ScanGate extends Construct {
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'EcrPull',
-        // the last two serve Engine=ecr-basic / ecr-enhanced (scan status
-        // and the findings ECR already holds)
+        // pulls only (manifests and layer URLs); the ecr-* engines add theirs
         actions: [
           'ecr:BatchGetImage',
           'ecr:GetDownloadUrlForLayer',
-          'ecr:BatchCheckLayerAvailability',
-          'ecr:StartImageScan',
-          'ecr:DescribeImageScanFindings',
+          ...(this.engines.includes('ecr-basic') ? ['ecr:StartImageScan'] : []),
+          ...(this.engines.some((e) => e.startsWith('ecr-')) ? ['ecr:DescribeImageScanFindings'] : []),
         ],
         resources: props.ecrRepositoryArns?.length
           ? props.ecrRepositoryArns
@@ -473,22 +759,27 @@ export function parseEcrImageUri(uri: string): { repositoryArn: string; tagOrDig
 }
 
 /**
- * `/healthz` over bash's /dev/tcp: the image has no curl or wget, and the
- * scangate binary has no probe subcommand. HTTP/1.0 makes the server close
- * the connection, so the read ends.
+ * `scangate healthcheck` probes /healthz from inside the task: exec form,
+ * because the distroless image has no shell.
  */
-function healthCheck(port: number): ecs.HealthCheck {
-  const script =
-    `exec 3<>/dev/tcp/127.0.0.1/${port} && ` +
-    `printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && ` +
-    `read -r status <&3 && [[ $status == HTTP/1.?' 200 '* ]]`;
+function healthCheck(): ecs.HealthCheck {
   return {
-    command: ['CMD', '/bin/bash', '-c', script],
+    command: ['CMD', '/usr/local/bin/scangate', 'healthcheck'],
     interval: Duration.seconds(30),
     timeout: Duration.seconds(5),
     retries: 3,
     startPeriod: Duration.seconds(30),
   };
+}
+
+/**
+ * `scangate-ACCOUNT-REGION-PROVIDER`: fixed by where the stack deploys, not
+ * generated, so the action type's URL templates survive a re-deploy.
+ */
+export function defaultBucketName(stack: Stack, provider: string): string {
+  const slug = provider.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  // account (12) + region (at most 14) + 11 fixed characters leaves 26
+  return `scangate-${stack.account}-${stack.region}-${slug.slice(0, 26).replace(/-+$/, '') || 'gate'}`;
 }
 
 function normalizePrefix(prefix: string): string {
@@ -511,8 +802,30 @@ function validate(props: ScanGateProps, category: string): void {
   }
   const min = props.minWorkers ?? 1;
   const max = props.maxWorkers ?? 4;
-  if (min < 0 || max < 1 || min > max) {
-    throw new Error(`ScanGate: need 0 <= minWorkers <= maxWorkers and maxWorkers >= 1 (got ${min}..${max})`);
+  if (min === 0) {
+    // CodePipeline has no queue-depth metric and every scaling signal is
+    // emitted by a running worker, so a service at 0 tasks would never see
+    // the work that should scale it out.
+    throw new Error('ScanGate: minWorkers must be at least 1: with 0 workers nothing polls CodePipeline, so no metric can ever scale the service out');
+  }
+  if (min < 1 || max < 1 || min > max) {
+    throw new Error(`ScanGate: need 1 <= minWorkers <= maxWorkers (got ${min}..${max})`);
+  }
+  for (const e of props.engines ?? []) {
+    if (!(ENGINES as readonly string[]).includes(e)) throw new Error(`ScanGate: unknown engine ${JSON.stringify(e)}; one of ${ENGINES.join(', ')}`);
+  }
+  if (props.engines && props.engines.length === 0) throw new Error('ScanGate: engines must name at least one engine');
+  const key = props.reportsEncryptionKey;
+  if (key && !Token.isUnresolved(key.keyArn) && isKmsAlias(key.keyArn)) {
+    throw new Error(
+      `ScanGate: reportsEncryptionKey ${key.keyArn} is an alias; IAM grants on an alias ARN do not cover the key it points to: give the key ARN (arn:...:key/UUID)`,
+    );
+  }
+  if (props.registryCredentials && !props.registryHosts?.length) {
+    throw new Error('ScanGate: registryCredentials needs registryHosts (SCANGATE_REGISTRY_HOSTS): the worker offers credentials only to listed hosts');
+  }
+  if (props.existingReportsBucket && props.reportsBucketName) {
+    throw new Error('ScanGate: give existingReportsBucket or reportsBucketName, not both');
   }
   const c = props.concurrency ?? 2;
   if (!Number.isInteger(c) || c < 1 || c > 64) {
@@ -527,6 +840,27 @@ function validate(props: ScanGateProps, category: string): void {
   if (props.reportsPrefix !== undefined && /[{}?&#]/.test(props.reportsPrefix)) {
     throw new Error(`ScanGate: reportsPrefix ${JSON.stringify(props.reportsPrefix)} would break the report URLs`);
   }
+}
+
+/** A `fields … | filter … | stats … | sort … | limit N` string as QueryString props. */
+function parseQuery(query: string): logs.QueryStringProps {
+  const out: Record<string, string> = {};
+  for (const part of query.split(' | ')) {
+    const [cmd, ...rest] = part.split(' ');
+    out[cmd === 'fields' ? 'fields' : cmd] = rest.join(' ');
+  }
+  return {
+    fields: out.fields?.split(', '),
+    filterStatements: out.filter ? [out.filter] : undefined,
+    statsStatements: out.stats ? [out.stats] : undefined,
+    sort: out.sort,
+    limit: out.limit ? Number(out.limit) : undefined,
+  };
+}
+
+/** `alias/NAME` or an alias ARN (`arn:…:kms:…:alias/NAME`). */
+export function isKmsAlias(keyIdOrArn: string): boolean {
+  return /^alias\//.test(keyIdOrArn) || /^arn:[^:]+:kms:[^:]*:[^:]*:alias\//.test(keyIdOrArn);
 }
 
 /** CfnOutputs of the things a pipeline author and an operator need. */

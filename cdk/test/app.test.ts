@@ -84,7 +84,8 @@ describe('cdk synth through the CLI, without Docker', () => {
     // repository's target/ (gigabytes) or this app's node_modules
     const staged = fs.readdirSync(path.join(out, images[0].source.directory)).sort();
     expect(dockerfileContextPaths().length).toBeGreaterThan(0);
-    expect(staged).toEqual(['Dockerfile', ...dockerfileContextPaths()].sort());
+    // CDK always stages .dockerignore, which docker build reads too
+    expect(staged).toEqual(['.dockerignore', 'Dockerfile', ...dockerfileContextPaths()].sort());
     expect(JSON.stringify(container(out).Image)).toContain('container-assets');
   }, 180_000);
 });
@@ -130,7 +131,10 @@ describe('app context', () => {
     expect(env.SCANGATE_REPORTS).toMatch(/\/prod\/$/);
     const target = only(t, 'AWS::ApplicationAutoScaling::ScalableTarget').Properties;
     expect([target.MinCapacity, target.MaxCapacity]).toEqual([2, 8]);
-    expect(only(t, 'AWS::ApplicationAutoScaling::ScalingPolicy').Properties.TargetTrackingScalingPolicyConfiguration.TargetValue).toBe(45);
+    const cpu = (Object.values(t.findResources('AWS::ApplicationAutoScaling::ScalingPolicy')) as any[]).find(
+      (p) => p.Properties.TargetTrackingScalingPolicyConfiguration.PredefinedMetricSpecification,
+    );
+    expect(cpu.Properties.TargetTrackingScalingPolicyConfiguration.TargetValue).toBe(45);
     const bucket = only(t, 'AWS::S3::Bucket').Properties;
     expect(bucket.LifecycleConfiguration.Rules[0].ExpirationInDays).toBe(30);
     expect(bucket.VersioningConfiguration).toEqual({ Status: 'Enabled' });
