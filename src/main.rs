@@ -57,6 +57,13 @@ enum Command {
         #[arg(long, default_value = "scangate-demo-reports")]
         reports: std::path::PathBuf,
     },
+    /// Probe the worker's /healthz (for container health checks in images
+    /// without a shell). Exit code 0 healthy, 1 not.
+    Healthcheck {
+        /// The worker's health address (`0.0.0.0` is probed on loopback).
+        #[arg(long, env = "SCANGATE_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+        addr: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +218,15 @@ async fn run() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Healthcheck { addr } => {
+            match scangate::worker::health::probe(&addr, std::time::Duration::from_secs(3)).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("unhealthy: {}", terminal_safe(&e));
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Demo { reports } => {
             match scangate::demo::run(scangate::demo::DemoOptions { reports }).await {
                 Ok(()) => ExitCode::SUCCESS,

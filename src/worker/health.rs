@@ -163,3 +163,85 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> std::io::Result<()> {
     });
     Ok(())
 }
+
+/// `scangate healthcheck`: asks the worker at `addr` (its
+/// `SCANGATE_HEALTH_ADDR`; a wildcard address is probed on loopback) for
+/// `/healthz`. `Err` says why it is not healthy.
+pub async fn probe(addr: &str, timeout: std::time::Duration) -> Result<(), String> {
+    if addr.trim().eq_ignore_ascii_case("off") {
+        return Err("SCANGATE_HEALTH_ADDR is off: there is no health endpoint to probe".into());
+    }
+    let sock: std::net::SocketAddr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("invalid health address {addr:?}: {e}"))?;
+    let target = match sock.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], sock.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, sock.port()))
+        }
+        _ => sock,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .get(format!("http://{target}/healthz"))
+        .send()
+        .await
+        .map_err(|e| format!("no answer from http://{target}/healthz: {e}"))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "http://{target}/healthz answered {}",
+            resp.status()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::probe;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn healthy_unhealthy_and_unreachable() {
+        use axum::http::StatusCode;
+        for (status, healthy) in [
+            (StatusCode::OK, true),
+            (StatusCode::SERVICE_UNAVAILABLE, false),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = axum::Router::new().route(
+                "/healthz",
+                axum::routing::get(move || async move { status }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            let wildcard = format!("0.0.0.0:{}", addr.port());
+            assert_eq!(
+                probe(&wildcard, Duration::from_secs(3)).await.is_ok(),
+                healthy
+            );
+        }
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = probe(&closed.to_string(), Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert!(err.contains("no answer"), "{err}");
+        assert!(
+            probe("off", Duration::from_secs(1))
+                .await
+                .unwrap_err()
+                .contains("off")
+        );
+    }
+}
