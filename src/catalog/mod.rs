@@ -264,6 +264,30 @@ pub fn wants(path: &str) -> bool {
     CATALOGERS.iter().any(|c| c.wants(path))
 }
 
+/// The fixed paths of the os-release, dpkg, apk and rpm databases (files
+/// or directories). A symlink at or above one of them makes the files at
+/// its real location wanted under the alias (the image reader's alias
+/// pass); a symlink below them (`var/lib/dpkg/alternatives`) does not.
+const FIXED_PATHS: &[&str] = &[
+    "etc/os-release",
+    "usr/lib/os-release",
+    "var/lib/dpkg/status",
+    "var/lib/dpkg/status.d",
+    "var/lib/dpkg/info",
+    "lib/apk/db/installed",
+    "usr/lib/sysimage/rpm",
+    "var/lib/rpm",
+    "usr/share/rpm",
+];
+
+/// Whether a fixed-path database may sit at or below `dir`.
+pub fn wants_under(dir: &str) -> bool {
+    dir.is_empty()
+        || FIXED_PATHS
+            .iter()
+            .any(|p| *p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/')))
+}
+
 /// What the image reader keeps for the catalogers: files any of them wants
 /// by path or by content, each reduced by the cataloger that asked for it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -276,6 +300,10 @@ impl FileSelector for Selector {
 
     fn sniff_len(&self) -> usize {
         SNIFF_LEN
+    }
+
+    fn wants_under(&self, dir: &str) -> bool {
+        wants_under(dir)
     }
 
     fn sniff(&self, path: &str, mode: u32, head: &[u8]) -> bool {
