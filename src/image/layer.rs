@@ -89,6 +89,15 @@ pub trait FileSelector: Send + Sync {
     fn wants_under(&self, _dir: &str) -> bool {
         false
     }
+    /// Whether a symlink `alias` → `real` (with [`wants_under`] true for
+    /// `alias`) hides wanted files the first read did not keep. A selector
+    /// that wants the real locations by path already (merged `/usr`'s
+    /// `lib -> usr/lib`) says no, and the layers are not read again.
+    ///
+    /// [`wants_under`]: FileSelector::wants_under
+    fn hides_wanted(&self, _alias: &str, _real: &str) -> bool {
+        true
+    }
 }
 
 impl<F: Fn(&str) -> bool + Send + Sync> FileSelector for F {
@@ -1157,7 +1166,7 @@ pub fn alias_roots(
             continue;
         };
         // A symlink into its own subtree or to itself aliases nothing new.
-        if real == *link {
+        if real == *link || !selector.hides_wanted(link, &real) {
             continue;
         }
         if roots.len() == MAX_ALIAS_ROOTS {
