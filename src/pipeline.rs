@@ -218,7 +218,9 @@ where
 /// Knobs only a debug build honours, for the tests that prove the worker
 /// stays responsive while a job burns CPU. Release builds compile them out.
 mod test_hooks {
-    use crate::cancel::{self, Cancelled};
+    #[cfg(debug_assertions)]
+    use crate::cancel;
+    use crate::cancel::Cancelled;
 
     /// `SCANGATE_TEST_ONLY_BURN_CPU_MS`: spin this long inside the blocking
     /// cataloguing stage, checking cancellation as real catalogers do.

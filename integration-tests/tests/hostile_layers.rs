@@ -420,6 +420,81 @@ fn packages_written_through_symlinks_or_above_the_root_are_found() {
     }
 }
 
+/// The reverse of issue 9 #7: a package database directory is a symlink
+/// and the database is written directly at its real location, under a
+/// name no cataloger asks for. The runtime's dpkg/apk read it through the
+/// symlink, so the scan must find the packages (they were dropped: a
+/// silent false PASS). The symlink comes below or above the database.
+#[test]
+fn packages_written_at_a_symlinked_database_dirs_real_location_are_found() {
+    const APK: &[u8] =
+        b"P:musl\nV:1.2.4-r2\nA:x86_64\no:musl\n\nP:busybox\nV:1.36.1-r15\nA:x86_64\no:busybox\n\n";
+    for shape in [
+        "dpkg-symlink-first",
+        "dpkg-symlink-last",
+        "apk",
+        "os-release",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, target, real, data, os): (&[u8], &[u8], &str, Vec<u8>, &[u8]) = match shape {
+            "apk" => (
+                b"lib/apk/db",
+                b"../../srv/apkdb",
+                "srv/apkdb/installed",
+                APK.to_vec(),
+                b"ID=alpine\nVERSION_ID=3.19.1\n",
+            ),
+            "os-release" => (
+                b"var/lib/dpkg",
+                b"../../opt/pkgdb",
+                "opt/pkgdb/status",
+                dpkg_status(PKGS).into_bytes(),
+                b"",
+            ),
+            _ => (
+                b"var/lib/dpkg",
+                b"../../opt/pkgdb",
+                "opt/pkgdb/status",
+                dpkg_status(PKGS).into_bytes(),
+                OS_RELEASE,
+            ),
+        };
+        let mut l0 = LayerWriter::new(dir.path(), true);
+        if shape == "os-release" {
+            // `etc` itself is a symlink; os-release written at the target.
+            l0.header(b"etc", b'2', 0, b"srv/etc");
+            l0.file("srv/etc/os-release", OS_RELEASE);
+        } else {
+            l0.file("etc/os-release", os);
+        }
+        if shape != "dpkg-symlink-last" {
+            l0.header(link, b'2', 0, target);
+        }
+        let l0 = l0.finish();
+        let mut l1 = LayerWriter::new(dir.path(), true);
+        l1.file(real, &data);
+        if shape == "dpkg-symlink-last" {
+            l1.header(link, b'2', 0, target);
+        }
+        let l1 = l1.finish();
+        finish_layout(dir.path(), &[l0, l1]);
+        let run = sbom(dir.path());
+        assert!(run.out.status.success(), "{shape}: {}", run.stderr());
+        let found = if shape == "apk" {
+            let purls = run.purls();
+            purls
+                .iter()
+                .any(|p| p.starts_with("pkg:apk/alpine/musl@1.2.4-r2"))
+                && purls
+                    .iter()
+                    .any(|p| p.starts_with("pkg:apk/alpine/busybox@"))
+        } else {
+            has_debs(&run)
+        };
+        assert!(found, "{shape}: {:?}\n{}", run.purls(), run.stderr());
+    }
+}
+
 /// Issue 10 class 1: the dpkg database stored as a hard link to an earlier
 /// entry of its layer that no cataloger wants is read in a second pass.
 #[test]

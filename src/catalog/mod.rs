@@ -264,6 +264,57 @@ pub fn wants(path: &str) -> bool {
     CATALOGERS.iter().any(|c| c.wants(path))
 }
 
+/// The fixed paths of the os-release, dpkg, apk and rpm databases (files
+/// or directories). A symlink at or above one of them makes the files at
+/// its real location wanted under the alias (the image reader's alias
+/// pass); a symlink below them (`var/lib/dpkg/alternatives`) does not.
+const FIXED_PATHS: &[&str] = &[
+    "etc/os-release",
+    "usr/lib/os-release",
+    "var/lib/dpkg/status",
+    "var/lib/dpkg/status.d",
+    "var/lib/dpkg/info",
+    "lib/apk/db/installed",
+    "usr/lib/sysimage/rpm",
+    "var/lib/rpm",
+    "usr/share/rpm",
+];
+
+/// Whether a fixed-path database may sit at or below `dir`.
+pub fn wants_under(dir: &str) -> bool {
+    dir.is_empty()
+        || FIXED_PATHS
+            .iter()
+            .any(|p| *p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/')))
+}
+
+/// Whether a symlink `alias` → `real` over fixed database paths may hide a
+/// database the first read did not keep: some fixed path below `alias`,
+/// moved to `real`, is neither a fixed directory itself nor wanted by path.
+/// `lib -> usr/lib`, `var/lib/rpm -> ../../usr/lib/sysimage/rpm` and
+/// `etc/os-release -> ../usr/lib/os-release` hide nothing, so ordinary
+/// images are not read twice.
+pub fn hides_wanted(alias: &str, real: &str) -> bool {
+    FIXED_PATHS.iter().any(|p| {
+        let rest = if alias.is_empty() {
+            Some(*p)
+        } else if *p == alias {
+            Some("")
+        } else {
+            p.strip_prefix(alias).and_then(|r| r.strip_prefix('/'))
+        };
+        let Some(rest) = rest else {
+            return false;
+        };
+        let moved = match (real.is_empty(), rest.is_empty()) {
+            (_, true) => real.to_owned(),
+            (true, false) => rest.to_owned(),
+            (false, false) => format!("{real}/{rest}"),
+        };
+        !FIXED_PATHS.contains(&moved.as_str()) && !wants(&moved)
+    })
+}
+
 /// What the image reader keeps for the catalogers: files any of them wants
 /// by path or by content, each reduced by the cataloger that asked for it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -276,6 +327,14 @@ impl FileSelector for Selector {
 
     fn sniff_len(&self) -> usize {
         SNIFF_LEN
+    }
+
+    fn wants_under(&self, dir: &str) -> bool {
+        wants_under(dir)
+    }
+
+    fn hides_wanted(&self, alias: &str, real: &str) -> bool {
+        hides_wanted(alias, real)
     }
 
     fn sniff(&self, path: &str, mode: u32, head: &[u8]) -> bool {
@@ -428,6 +487,30 @@ mod tests {
                 layer,
             },
         );
+    }
+
+    /// Symlinks over fixed database paths trigger the image reader's alias
+    /// pass only when they can hide a database nobody kept.
+    #[test]
+    fn only_symlinks_hiding_a_database_need_a_second_read() {
+        for (alias, real) in [
+            ("lib", "usr/lib"),
+            ("var/lib/rpm", "usr/lib/sysimage/rpm"),
+            ("etc/os-release", "usr/lib/os-release"),
+        ] {
+            assert!(wants_under(alias), "{alias}");
+            assert!(!hides_wanted(alias, real), "{alias} -> {real}");
+        }
+        assert!(!wants_under("bin") && !wants_under("var/lib/dpkg/alternatives"));
+        for (alias, real) in [
+            ("var/lib/dpkg", "opt/pkgdb"),
+            ("var", "srv"),
+            ("lib/apk/db", "srv/apkdb"),
+            ("etc", ""),
+            ("var/lib/rpm", "opt/rpm"),
+        ] {
+            assert!(hides_wanted(alias, real), "{alias} -> {real}");
+        }
     }
 
     #[test]

@@ -82,6 +82,22 @@ pub trait FileSelector: Send + Sync {
     fn reduce(&self, _path: &str, _mode: u32, _sniffed: bool, data: Vec<u8>) -> Option<Vec<u8>> {
         Some(data)
     }
+    /// Whether a file wanted by a fixed path may sit at or below directory
+    /// `dir`. A symlink at such a directory makes files written at its real
+    /// location wanted under their alias (see [`alias_roots`]); the default
+    /// says no, so selectors without fixed paths never trigger that pass.
+    fn wants_under(&self, _dir: &str) -> bool {
+        false
+    }
+    /// Whether a symlink `alias` → `real` (with [`wants_under`] true for
+    /// `alias`) hides wanted files the first read did not keep. A selector
+    /// that wants the real locations by path already (merged `/usr`'s
+    /// `lib -> usr/lib`) says no, and the layers are not read again.
+    ///
+    /// [`wants_under`]: FileSelector::wants_under
+    fn hides_wanted(&self, _alias: &str, _real: &str) -> bool {
+        true
+    }
 }
 
 impl<F: Fn(&str) -> bool + Send + Sync> FileSelector for F {
@@ -1105,6 +1121,117 @@ pub fn unfilled_links(tree: &mut FileTree, warnings: &mut Vec<String>) {
     }
 }
 
+// ------------------------------------------- symlinked wanted directories
+
+/// At most this many symlinked wanted directories are followed; more is
+/// hostile, and is warned about rather than silently dropped.
+const MAX_ALIAS_ROOTS: usize = 64;
+
+/// Selects, in a re-read of the layers, the files written at the real
+/// location of a symlinked wanted directory: `var/lib/dpkg -> ../../opt/db`
+/// makes `opt/db/status` the `var/lib/dpkg/status` dpkg reads at run time,
+/// although no cataloger asked for `opt/db/status` by name. Each file is
+/// asked about, and reduced, under its alias path.
+pub struct AliasTargets<W> {
+    inner: W,
+    /// (resolved real directory, alias directory), as found by [`alias_roots`].
+    roots: Vec<(String, String)>,
+}
+
+impl<W> AliasTargets<W> {
+    pub fn new(inner: W, roots: Vec<(String, String)>) -> Self {
+        AliasTargets { inner, roots }
+    }
+
+    /// The alias path of `path` when it lies below a real root.
+    fn alias(&self, path: &str) -> Option<String> {
+        self.roots
+            .iter()
+            .find_map(|(real, alias)| match below(real, path)? {
+                "" => Some(alias.clone()),
+                rest => Some(join(alias, rest)),
+            })
+    }
+}
+
+impl<'s, W: Deref<Target = dyn FileSelector + 's> + Send + Sync> FileSelector for AliasTargets<W> {
+    fn wants(&self, path: &str) -> bool {
+        self.alias(path).is_some_and(|a| self.inner.wants(&a))
+    }
+
+    fn reduce(&self, path: &str, mode: u32, _sniffed: bool, data: Vec<u8>) -> Option<Vec<u8>> {
+        let alias = self.alias(path);
+        self.inner
+            .reduce(alias.as_deref().unwrap_or(path), mode, false, data)
+    }
+}
+
+/// `path` relative to `dir` (the root is `""`) if at or below it; `""` for
+/// `dir` itself (a symlinked wanted file such as `var/lib/dpkg/status`).
+fn below<'p>(dir: &str, path: &'p str) -> Option<&'p str> {
+    if dir.is_empty() {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(dir)?;
+    if rest.is_empty() {
+        return Some(rest);
+    }
+    rest.strip_prefix('/')
+}
+
+/// The symlinks of the merged tree that stand at (or above) a directory
+/// holding fixed wanted paths and resolve elsewhere, as (real, alias)
+/// pairs. Empty for ordinary images, which then need no re-read. Over
+/// [`MAX_ALIAS_ROOTS`] the rest is warned about: never a silent drop.
+pub fn alias_roots(
+    tree: &FileTree,
+    selector: &dyn FileSelector,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut roots = Vec::new();
+    for link in tree.symlinks.keys() {
+        if !selector.wants_under(link) {
+            continue;
+        }
+        let Some(real) = tree.resolve(link) else {
+            warnings.push(format!(
+                "symlink {link} over a directory the catalogers read cannot be resolved; \
+                 files behind it are missing from the scan"
+            ));
+            continue;
+        };
+        // A symlink into its own subtree or to itself aliases nothing new.
+        if real == *link || !selector.hides_wanted(link, &real) {
+            continue;
+        }
+        if roots.len() == MAX_ALIAS_ROOTS {
+            warnings.push(format!(
+                "more than {MAX_ALIAS_ROOTS} symlinked package-database directories; \
+                 files behind {link} and later ones are missing from the scan"
+            ));
+            break;
+        }
+        roots.push((real, link.clone()));
+    }
+    roots
+}
+
+/// Adds the files a re-read under [`AliasTargets`] merged into `shadow`
+/// (the layers applied again in order, so whiteouts and replacements hold)
+/// at their real location, where [`FileTree::get`] finds them through the
+/// alias. A file the first pass kept is left as it is.
+pub fn adopt_aliased(tree: &mut FileTree, shadow: FileTree, roots: &[(String, String)]) -> usize {
+    let mut added = 0;
+    for (path, entry) in shadow.files {
+        let aliased = roots.iter().any(|(real, _)| below(real, &path).is_some());
+        if aliased && !tree.files.contains_key(&path) {
+            tree.files.insert(path, entry);
+            added += 1;
+        }
+    }
+    added
+}
+
 /// Hashes and counts the compressed bytes and remembers why the source
 /// failed, because gzip and tar wrap source errors beyond recognition.
 struct Verifier<'b, R> {
@@ -1327,6 +1454,16 @@ pub(crate) mod tests {
             fill_links(&mut tree, i, changes, budget);
         }
         unfilled_links(&mut tree, &mut warnings);
+        let roots = alias_roots(&tree, wants, &mut warnings);
+        if !roots.is_empty() {
+            let sel = AliasTargets::new(wants, roots.clone());
+            let mut shadow = FileTree::default();
+            for (i, blob) in layers.iter().enumerate() {
+                let changes = read_layer(&blob[..], &source(blob), &sel, budget)?;
+                apply_layer(&mut shadow, changes, i, budget)?;
+            }
+            adopt_aliased(&mut tree, shadow, &roots);
+        }
         Ok((tree, warnings))
     }
 
@@ -2115,5 +2252,74 @@ pub(crate) mod tests {
         assert_eq!(shared.used(), 0);
         second.charge_kept(60).unwrap();
         assert_eq!(shared.used(), 60);
+    }
+
+    /// A selector wanting dpkg's fixed status path, as the catalogers do.
+    struct DpkgOnly;
+
+    impl FileSelector for DpkgOnly {
+        fn wants(&self, path: &str) -> bool {
+            path == "var/lib/dpkg/status"
+        }
+        fn wants_under(&self, dir: &str) -> bool {
+            dir.is_empty()
+                || "var/lib/dpkg" == dir
+                || "var/lib/dpkg".starts_with(&format!("{dir}/"))
+        }
+        fn reduce(&self, path: &str, _: u32, _: bool, data: Vec<u8>) -> Option<Vec<u8>> {
+            // Proves the file is reduced under its alias path.
+            assert_eq!(path, "var/lib/dpkg/status");
+            Some(data)
+        }
+    }
+
+    /// The reverse of issue 9 #7: `var/lib/dpkg` is a symlink and the
+    /// status file is written at its real location, a name nobody wanted.
+    /// dpkg reads it at run time, so the scan must too (it was dropped: a
+    /// silent false PASS). Lower and upper layer orders, and a whiteout.
+    #[test]
+    fn files_at_a_symlinked_wanted_dirs_real_location_are_kept() {
+        let sym = gzip(&tar_bytes(&[
+            E::Dir("opt/pkgdb"),
+            E::Sym("var/lib/dpkg", "../../opt/pkgdb"),
+        ]));
+        let db = gzip(&tar_bytes(&[
+            E::File("opt/pkgdb/status", b"Package: evil\n"),
+            E::File("opt/pkgdb/other", b"not wanted"),
+        ]));
+        for layers in [vec![sym.clone(), db.clone()], vec![db.clone(), sym.clone()]] {
+            let (t, w) = squash(&layers, &DpkgOnly);
+            assert!(w.is_empty(), "{w:?}");
+            let (real, f) = t
+                .get("var/lib/dpkg/status")
+                .expect("status through the alias");
+            assert_eq!(real, "opt/pkgdb/status");
+            assert_eq!(f.data, b"Package: evil\n");
+            assert!(!t.files.contains_key("opt/pkgdb/other"));
+        }
+        // A later whiteout of the real file still deletes it.
+        let wh = gzip(&tar_bytes(&[E::File("opt/pkgdb/.wh.status", b"")]));
+        let (t, _) = squash(&[sym.clone(), db.clone(), wh], &DpkgOnly);
+        assert!(t.get("var/lib/dpkg/status").is_none());
+    }
+
+    /// Ordinary images (no symlink over a wanted directory) read nothing
+    /// again, and a symlink elsewhere does not count.
+    #[test]
+    fn alias_roots_only_for_symlinks_over_wanted_dirs() {
+        let l0 = gzip(&tar_bytes(&[
+            E::Sym("bin", "usr/bin"),
+            E::Sym("var/lib/dpkg/alternatives", "/etc/alternatives"),
+            E::File("var/lib/dpkg/status", b"Package: a\n"),
+        ]));
+        let (t, _) = squash(&[l0], &DpkgOnly);
+        let mut w = Vec::new();
+        assert!(alias_roots(&t, &DpkgOnly, &mut w).is_empty());
+        let l1 = gzip(&tar_bytes(&[E::Sym("var", "srv/v")]));
+        let (t, _) = squash(&[l1], &DpkgOnly);
+        assert_eq!(
+            alias_roots(&t, &DpkgOnly, &mut w),
+            vec![("srv/v".to_owned(), "var".to_owned())]
+        );
     }
 }

@@ -648,6 +648,16 @@ async fn read_layers(
     drop(results);
     link_pass(client, &reference, image, &budget, &wants, &mut tree).await?;
     layer::unfilled_links(&mut tree, &mut warnings);
+    alias_pass(
+        client,
+        &reference,
+        image,
+        &budget,
+        &wants,
+        &mut tree,
+        &mut warnings,
+    )
+    .await?;
     let decompressed = budget.decompressed_bytes();
     tree.hold_budget(budget);
     Ok((tree, warnings, decompressed))
@@ -686,6 +696,48 @@ async fn link_pass(
         );
         layer::fill_links(tree, i, changes, budget);
     }
+    Ok(())
+}
+
+/// The re-read for symlinked package-database directories (see
+/// [`layer::alias_roots`]): every layer is read again keeping only files
+/// below the symlinks' real targets whose alias path is wanted, merged in
+/// order into a shadow tree so whiteouts still apply, then adopted. Most
+/// images have no such symlink and read nothing again.
+async fn alias_pass(
+    client: &Arc<RegistryClient>,
+    reference: &str,
+    image: &ResolvedImage,
+    budget: &Arc<Budget>,
+    wants: &Wants,
+    tree: &mut FileTree,
+    warnings: &mut Vec<String>,
+) -> Result<(), ImageError> {
+    let roots = layer::alias_roots(tree, &**wants, warnings);
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let selector: Wants = Arc::new(layer::AliasTargets::new(wants.clone(), roots.clone()));
+    let mut shadow = FileTree::default();
+    for (i, layer) in image.layers.iter().enumerate() {
+        if is_foreign_layer(&layer.media_type) {
+            continue;
+        }
+        let changes =
+            fetch_layer(client, reference, layer, budget.clone(), selector.clone()).await?;
+        layer::apply_layer(&mut shadow, changes, i, budget)
+            .map_err(|f| layer_error(f, client, reference, layer, 2))?;
+    }
+    let added = layer::adopt_aliased(tree, shadow, &roots);
+    tracing::info!(
+        image = %reference,
+        layers = image.layers.len(),
+        roots = roots.len(),
+        added,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "read the layers again for files behind symlinked package-database directories"
+    );
     Ok(())
 }
 

@@ -298,6 +298,44 @@ impl Ctx<'_> {
             layer::fill_links(&mut acc.tree, i, changes, &acc.budget);
         }
         layer::unfilled_links(&mut acc.tree, &mut acc.warnings);
+        self.alias_pass(layers, acc, wants, reopen)
+    }
+
+    /// The re-read for symlinked package-database directories (see
+    /// [`layer::alias_roots`]): every layer again, in order, into a shadow
+    /// tree keeping only files behind those symlinks. Most images have none.
+    fn alias_pass<Rd: Read>(
+        &self,
+        layers: &[(Layer, LayerSource)],
+        acc: &mut Accumulated,
+        wants: &dyn FileSelector,
+        mut reopen: impl FnMut(usize) -> Result<Rd, ImageError>,
+    ) -> Result<(), ImageError> {
+        let roots = layer::alias_roots(&acc.tree, wants, &mut acc.warnings);
+        if roots.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let selector = layer::AliasTargets::new(wants, roots.clone());
+        let mut shadow = FileTree::default();
+        for (i, (l, src)) in layers.iter().enumerate() {
+            if super::is_foreign_layer(&l.media_type) {
+                continue;
+            }
+            let fail = |f| super::local_layer_error(f, &self.image, l);
+            let changes =
+                layer::read_layer(reopen(i)?, src, &selector, &acc.budget).map_err(fail)?;
+            layer::apply_layer(&mut shadow, changes, i, &acc.budget).map_err(fail)?;
+        }
+        let added = layer::adopt_aliased(&mut acc.tree, shadow, &roots);
+        tracing::info!(
+            image = %self.image,
+            layers = layers.len(),
+            roots = roots.len(),
+            added,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read the layers again for files behind symlinked package-database directories"
+        );
         Ok(())
     }
 }

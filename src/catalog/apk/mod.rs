@@ -14,6 +14,8 @@ use super::{Catalog, Cataloger, Ecosystem, OsInfo, Package, WarningSink};
 use crate::image::fs::FileTree;
 
 pub const INSTALLED: &str = "lib/apk/db/installed";
+/// Where the database is on a merged-`/usr` image (`lib -> usr/lib`).
+pub const USR_INSTALLED: &str = "usr/lib/apk/db/installed";
 
 /// Longest value kept for a field we read; longer is damage, not data.
 const MAX_VALUE: usize = 1024;
@@ -52,7 +54,9 @@ impl Cataloger for ApkCataloger {
     }
 
     fn wants(&self, path: &str) -> bool {
-        path == INSTALLED
+        // The merged-`/usr` location too: with `lib -> usr/lib` it is the
+        // database, and wanting it spares those images a second read.
+        path == INSTALLED || path == USR_INSTALLED
     }
 
     fn catalog(&self, files: &FileTree, _os: Option<&OsInfo>, out: &mut Catalog) {
@@ -327,10 +331,10 @@ mod tests {
     #[test]
     fn wants_only_the_database() {
         assert!(ApkCataloger.wants("lib/apk/db/installed"));
+        assert!(ApkCataloger.wants("usr/lib/apk/db/installed"));
         for p in [
             "lib/apk/db/installed.new",
             "lib/apk/db/scripts.tar",
-            "usr/lib/apk/db/installed",
             "etc/apk/world",
         ] {
             assert!(!ApkCataloger.wants(p), "{p}");
