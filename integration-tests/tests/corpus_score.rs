@@ -26,10 +26,19 @@ const IMAGES: [(&str, f64, f64); 9] = [
     ("rpm-sqlite", 1.000, 1.000),
 ];
 
-/// Read from `NAME.tar` too: a dpkg image with whiteouts and hard links, an
-/// rpm image whose database is replaced in the second layer, and the
-/// polyglot one (every language cataloger).
-const DOCKER_ARCHIVES: [&str; 3] = ["debian-base", "rpm-sqlite", "polyglot"];
+/// Every image is also read from its `NAME.tar` (`docker save`): the same
+/// score is required through both sources.
+const DOCKER_ARCHIVES: [&str; 9] = [
+    "debian-base",
+    "alpine-like",
+    "python-app",
+    "node-app",
+    "polyglot",
+    "distroless-like",
+    "rpm-bdb",
+    "rpm-ndb",
+    "rpm-sqlite",
+];
 
 struct Score {
     recall: f64,
