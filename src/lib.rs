@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod pipeline;
 pub mod policy;
 pub mod report;
+pub mod risks;
 pub mod sbom;
 pub mod util;
 pub mod worker;
