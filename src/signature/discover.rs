@@ -192,14 +192,18 @@ impl Fetcher<'_> {
                 desc.size, self.limits.max_manifest_bytes
             ))));
         }
-        let (bytes, _, _) = self
+        let fetched = self
             .client
             .get_bytes(
                 Target::Manifest(&desc.digest),
                 Some(OCI_MANIFEST_ACCEPT),
                 self.limits.max_manifest_bytes,
             )
-            .await?;
+            .await;
+        let bytes = match artifact_problem(fetched)? {
+            Ok(bytes) => bytes,
+            Err(reason) => return Ok(Err(reason)),
+        };
         if sha256_digest(&bytes) != desc.digest {
             return Ok(Err(Invalid::Malformed(format!(
                 "the registry's manifest {} does not have that digest",
@@ -224,10 +228,14 @@ impl Fetcher<'_> {
                 desc.size
             ))));
         }
-        let (bytes, _, _) = self
+        let fetched = self
             .client
             .get_bytes(Target::Blob(&desc.digest), None, max)
-            .await?;
+            .await;
+        let bytes = match artifact_problem(fetched)? {
+            Ok(bytes) => bytes,
+            Err(reason) => return Ok(Err(reason)),
+        };
         if sha256_digest(&bytes) != desc.digest {
             return Ok(Err(Invalid::Malformed(format!(
                 "the registry's blob {} does not have that digest",
@@ -251,6 +259,23 @@ fn parse_manifest(bytes: &[u8]) -> Result<SignatureManifest, Invalid> {
             "the signature manifest is not an OCI manifest: {e}"
         ))
     })
+}
+
+/// What [`RegistryClient::get_bytes`] returns: body, content type, digest.
+type Fetched = Result<(Vec<u8>, Option<String>, Option<String>), ImageError>;
+
+/// What is wrong with one signature's manifest or blob (listed but absent,
+/// larger than it said) makes that signature invalid, not the whole check
+/// unanswerable: another signature may still verify. A registry that cannot
+/// be reached or refuses access is an error of the check.
+fn artifact_problem(fetched: Fetched) -> Result<Result<Vec<u8>, Invalid>, ImageError> {
+    match fetched {
+        Ok((bytes, _, _)) => Ok(Ok(bytes)),
+        Err(e @ (ImageError::NotFound { .. } | ImageError::LimitExceeded { .. })) => {
+            Ok(Err(Invalid::Malformed(e.to_string())))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn truncate(s: &str) -> String {

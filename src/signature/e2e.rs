@@ -687,6 +687,20 @@ async fn cosign_tag_signatures_on_docker_registry() {
         "{v:?}"
     );
 
+    // valid ECDSA P-384 (SHA-384, as cosign 2.x signs with P-384 keys)
+    let (e, de) = dest.image(repo, "5", "e").await;
+    dest.cosign(
+        repo,
+        &reference,
+        (&de, e.manifest_bytes.len()),
+        &de,
+        &other,
+        false,
+    )
+    .await;
+    let v = check(&registry.addr, repo, &de, &t_other).await;
+    assert_eq!(v.name(), "VERIFIED", "{v:?}");
+
     // a valid signature over another digest, copied under this digest's tag
     let (c, dc) = dest.image(repo, "3", "c").await;
     dest.cosign(
@@ -744,6 +758,24 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
         signer.contains("CN=release") && signer.contains("x509.subject: "),
         "{signer}"
     );
+
+    // tampered: the payload swapped after signing
+    let (d, dd) = dest.image(repo, "4", "d").await;
+    let mut tampered: serde_json::Value =
+        serde_json::from_slice(&jws(&leaf, &ca, &notary_payload(&da, size), None)).unwrap();
+    tampered["payload"] =
+        json!(URL_SAFE_NO_PAD.encode(notary_payload(&dd, d.manifest_bytes.len())));
+    let entry = dest
+        .notation(
+            repo,
+            (&dd, d.manifest_bytes.len()),
+            tampered.to_string().as_bytes(),
+            notation::JWS_MEDIA_TYPE,
+        )
+        .await;
+    dest.referrers_tag(repo, &dd, &[entry]).await;
+    let v = check(&registry.addr, repo, &dd, &t).await;
+    assert_eq!(reasons(&v), [&Invalid::BadSignature]);
 
     // identity mismatch
     let t_id = trust(
@@ -946,16 +978,31 @@ async fn hostile_registry_answers_are_bounded() {
     let big = reg
         .notation(repo, (&db, size), &huge, notation::JWS_MEDIA_TYPE)
         .await;
+    // a blob that is larger than its descriptor says (and than the cap)
+    let (big_digest, _) = reg.blob(repo, &vec![b'x'; 1 << 20]).await;
+    let (empty, _) = reg.blob(repo, b"{}").await;
+    let liar = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": notation::ARTIFACT_TYPE,
+        "config": {"mediaType": EMPTY_CONFIG, "digest": empty, "size": 2},
+        "layers": [{"mediaType": notation::JWS_MEDIA_TYPE, "digest": big_digest, "size": 10}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": db, "size": size}
+    })
+    .to_string();
+    let liar_digest = reg
+        .manifest(repo, None, OCI_MANIFEST, liar.as_bytes())
+        .await;
+    let liar = json!({"mediaType": OCI_MANIFEST, "digest": liar_digest, "size": liar.len(), "artifactType": notation::ARTIFACT_TYPE});
     let entries = [
         json!({"mediaType": OCI_MANIFEST, "digest": "sha256:../../../v2/x/manifests/y", "size": 10, "artifactType": notation::ARTIFACT_TYPE}),
         json!({"mediaType": OCI_MANIFEST, "digest": format!("sha256:{}", "0".repeat(64)), "size": 1u64 << 40, "artifactType": notation::ARTIFACT_TYPE}),
         foreign,
         big,
+        liar,
     ];
     reg.referrers_tag(repo, &db, &entries).await;
     let v = check(&plain_addr, repo, &db, &t).await;
     let details: Vec<String> = reasons(&v).iter().map(|r| r.to_string()).collect();
-    assert_eq!(details.len(), 4, "{details:?}");
+    assert_eq!(details.len(), 5, "{details:?}");
     assert!(details[0].contains("not sha256"), "{details:?}");
     assert!(details[1].contains("at most"), "{details:?}");
     assert!(
@@ -963,4 +1010,5 @@ async fn hostile_registry_answers_are_bounded() {
         "{details:?}"
     );
     assert!(details[3].contains("at most"), "{details:?}");
+    assert!(details[4].contains("larger than"), "{details:?}");
 }
