@@ -26,6 +26,7 @@ pub mod discover;
 #[cfg(test)]
 mod e2e;
 pub mod keys;
+pub mod kms;
 pub mod notation;
 
 use std::fmt;
@@ -39,6 +40,7 @@ use crate::image::{ImageError, ImageRef, PullOptions};
 pub use cfg::{SignaturePolicy, SignaturePolicyError, TrustMaterial, TrustedIdentity};
 pub use discover::DiscoveryLimits;
 pub use keys::{KeyError, KmsPublicKeys, PublicKey};
+pub use kms::AwsKms;
 
 use discover::{Descriptor, Fetcher, ReferrersSource, SignatureManifest, is_sha256_digest};
 
