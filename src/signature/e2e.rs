@@ -1012,3 +1012,43 @@ async fn hostile_registry_answers_are_bounded() {
     assert!(details[3].contains("at most"), "{details:?}");
     assert!(details[4].contains("larger than"), "{details:?}");
 }
+
+/// Signatures behind registry authentication are fetched with the pull's
+/// credentials, and only where those credentials may go: credentials for
+/// another host are not sent, and the check then cannot answer (which a
+/// required policy fails on) rather than pass.
+#[tokio::test]
+async fn credentials_follow_the_pull_rules() {
+    use crate::image::{Credentials, HostCredentials, RegistryHosts};
+    let registry = Registry::start_with_auth("ci", "s3cret").unwrap();
+    let dest = Dest::Registry(&registry);
+    let scratch = Scratch::new();
+    let ec = Key::new(&scratch.0, "ec", Kind::P256);
+    let repo = "private/app";
+    let (a, da) = dest.image(repo, "1", "a").await;
+    let reference = format!("{}/{repo}", registry.addr);
+    dest.cosign(repo, &reference, (&da, a.manifest_bytes.len()), &da, &ec, false)
+        .await;
+    let t = trust(vec![ec.public_pem()], vec![], &[], None).await;
+    let image: ImageRef = format!("{reference}:1").parse().unwrap();
+    let with = |host: &str| PullOptions {
+        credentials: Some(HostCredentials {
+            credentials: Credentials {
+                username: "ci".into(),
+                password: "s3cret".into(),
+            },
+            hosts: RegistryHosts::parse(&[host]).unwrap(),
+        }),
+        ..options(&registry.addr)
+    };
+    let v = verify(&image, &da, &t, &with(&registry.addr)).await;
+    assert_eq!(v.name(), "VERIFIED", "{v:?}");
+    for opts in [options(&registry.addr), with("registry.example.com")] {
+        let v = verify(&image, &da, &t, &opts).await;
+        let SignatureVerdict::NotChecked { detail } = &v else {
+            panic!("{v:?}")
+        };
+        assert!(detail.contains("authentication"), "{detail}");
+        assert!(v.fails(true));
+    }
+}
