@@ -167,6 +167,19 @@ impl Key {
         sig
     }
 
+    /// cosign's form: as [`Key::sign`], but RSA keys sign PKCS#1 v1.5.
+    fn sign_cosign(&self, data: &[u8]) -> Vec<u8> {
+        if self.kind != Kind::Rsa {
+            return self.sign(data);
+        }
+        let msg = format!("msg-{}", uuid::Uuid::new_v4());
+        std::fs::write(self.dir.join(&msg), data).unwrap();
+        let key = format!("{}.key", self.name);
+        let sig = openssl(&self.dir, &["dgst", "-sha256", "-sign", &key, &msg]);
+        std::fs::remove_file(self.dir.join(&msg)).unwrap();
+        sig
+    }
+
     /// JWS/COSE form: ECDSA as fixed-width `r || s`.
     fn sign_jose(&self, data: &[u8]) -> Vec<u8> {
         let sig = self.sign(data);
@@ -219,6 +232,58 @@ impl Ca {
                 "basicConstraints=critical,CA:TRUE",
                 "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                &pem_file,
+            ],
+        );
+        let der = openssl(dir, &["x509", "-in", &pem_file, "-outform", "DER"]);
+        let pem = std::fs::read_to_string(dir.join(&pem_file)).unwrap();
+        Ca { key, pem, der }
+    }
+
+    /// An intermediate CA issued by this one.
+    fn intermediate(&self, name: &str, subject: &str) -> Ca {
+        let dir = &self.key.dir;
+        let key = Key::new(dir, name, Kind::P256);
+        let ext = format!("{name}.ext");
+        std::fs::write(
+            dir.join(&ext),
+            "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+        )
+        .unwrap();
+        let csr = format!("{name}.csr");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-subj",
+                subject,
+                "-out",
+                &csr,
+            ],
+        );
+        let ca = &self.key.name;
+        let pem_file = format!("{name}.pem");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "20",
+                "-sha256",
+                "-extfile",
+                &ext,
                 "-out",
                 &pem_file,
             ],
@@ -353,7 +418,7 @@ impl Dest<'_> {
             "optional": null
         })
         .to_string();
-        let signature = STANDARD.encode(key.sign(payload.as_bytes()));
+        let signature = STANDARD.encode(key.sign_cosign(payload.as_bytes()));
         let (payload_digest, payload_size) = self.blob(repo, payload.as_bytes()).await;
         let config = json!({
             "architecture": "", "created": "0001-01-01T00:00:00Z", "os": "",
@@ -701,6 +766,22 @@ async fn cosign_tag_signatures_on_docker_registry() {
     let v = check(&registry.addr, repo, &de, &t_other).await;
     assert_eq!(v.name(), "VERIFIED", "{v:?}");
 
+    // valid RSA (PKCS#1 v1.5, SHA-256)
+    let rsa = Key::new(&scratch.0, "rsa", Kind::Rsa);
+    let (f, df) = dest.image(repo, "6", "f").await;
+    dest.cosign(
+        repo,
+        &reference,
+        (&df, f.manifest_bytes.len()),
+        &df,
+        &rsa,
+        false,
+    )
+    .await;
+    let t_rsa = trust(vec![rsa.public_pem()], vec![], &[], None).await;
+    let v = check(&registry.addr, repo, &df, &t_rsa).await;
+    assert_eq!(v.name(), "VERIFIED", "{v:?}");
+
     // a valid signature over another digest, copied under this digest's tag
     let (c, dc) = dest.image(repo, "3", "c").await;
     dest.cosign(
@@ -758,6 +839,29 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
         signer.contains("CN=release") && signer.contains("x509.subject: "),
         "{signer}"
     );
+
+    // a leaf issued by an intermediate CA (x5c = leaf, intermediate; the
+    // root only in the trust store), as AWS Signer's chains are
+    let inter = ca.intermediate("inter", "/C=US/ST=WA/O=Acme/CN=Acme Issuing");
+    let leaf2 = inter.leaf("leaf2", "/C=US/ST=WA/O=Acme/CN=release", Kind::P256);
+    let (e, de) = dest.image(repo, "5", "e").await;
+    let envelope = jws(
+        &leaf2,
+        &inter,
+        &notary_payload(&de, e.manifest_bytes.len()),
+        None,
+    );
+    let entry = dest
+        .notation(
+            repo,
+            (&de, e.manifest_bytes.len()),
+            &envelope,
+            notation::JWS_MEDIA_TYPE,
+        )
+        .await;
+    dest.referrers_tag(repo, &de, &[entry]).await;
+    let v = check(&registry.addr, repo, &de, &t).await;
+    assert_eq!(v.name(), "VERIFIED", "{v:?}");
 
     // tampered: the payload swapped after signing
     let (d, dd) = dest.image(repo, "4", "d").await;
@@ -1027,8 +1131,15 @@ async fn credentials_follow_the_pull_rules() {
     let repo = "private/app";
     let (a, da) = dest.image(repo, "1", "a").await;
     let reference = format!("{}/{repo}", registry.addr);
-    dest.cosign(repo, &reference, (&da, a.manifest_bytes.len()), &da, &ec, false)
-        .await;
+    dest.cosign(
+        repo,
+        &reference,
+        (&da, a.manifest_bytes.len()),
+        &da,
+        &ec,
+        false,
+    )
+    .await;
     let t = trust(vec![ec.public_pem()], vec![], &[], None).await;
     let image: ImageRef = format!("{reference}:1").parse().unwrap();
     let with = |host: &str| PullOptions {
