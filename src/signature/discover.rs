@@ -33,6 +33,8 @@ pub struct DiscoveryLimits {
     pub max_signatures: usize,
     /// Layers examined per signature manifest (cosign adds one per signing).
     pub max_layers: usize,
+    /// The whole check: all requests, retries and verifications.
+    pub max_time: std::time::Duration,
 }
 
 impl Default for DiscoveryLimits {
@@ -43,6 +45,7 @@ impl Default for DiscoveryLimits {
             max_blob_bytes: 256 << 10,
             max_signatures: 16,
             max_layers: 16,
+            max_time: super::MAX_CHECK_TIME,
         }
     }
 }

@@ -275,14 +275,14 @@ pub async fn verify_with(
         client: &client,
         limits,
     };
-    match tokio::time::timeout(MAX_CHECK_TIME, check(&fetcher, digest, trust, now)).await {
+    match tokio::time::timeout(limits.max_time, check(&fetcher, digest, trust, now)).await {
         Ok(Ok(verdict)) => verdict,
         Ok(Err(e)) => not_checked(format!(
             "the registry could not be asked for signatures: {e}"
         )),
         Err(_) => not_checked(format!(
-            "looking for signatures took more than {}s",
-            MAX_CHECK_TIME.as_secs()
+            "looking for signatures took more than {:?}",
+            limits.max_time
         )),
     }
 }
