@@ -1215,3 +1215,57 @@ async fn a_stalling_registry_is_bounded_in_time() {
     assert!(detail.contains("took more than 2s"), "{detail}");
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
 }
+
+/// `cosign sign` of a multi-platform tag signs the index: the scanned
+/// platform manifest is covered through the index that lists it.
+#[tokio::test]
+async fn a_signed_index_covers_its_platform_manifests() {
+    let registry = Registry::start().unwrap();
+    let dest = Dest::Registry(&registry);
+    let scratch = Scratch::new();
+    let ec = Key::new(&scratch.0, "ec", Kind::P256);
+    let repo = "team/multi";
+    let index = integration_tests::images::multi_platform_index(
+        &ImageBuilder::new().layer(Layer::new().file("etc/app", b"multi".to_vec())),
+    )
+    .unwrap();
+    let index_digest = index
+        .push_to(&registry, &format!("{repo}:1"))
+        .await
+        .unwrap();
+    let platform = index
+        .image_for("linux", "amd64")
+        .unwrap()
+        .manifest_digest
+        .clone();
+    let reference = format!("{}/{repo}", registry.addr);
+    let image: ImageRef = format!("{reference}:1").parse().unwrap();
+    let t = trust(vec![ec.public_pem()], vec![], &[], None).await;
+    let opts = options(&registry.addr);
+
+    let v = verify_image(&image, &platform, Some(&index_digest), &t, &opts).await;
+    let SignatureVerdict::Unsigned { detail } = &v else {
+        panic!("{v:?}")
+    };
+    assert!(detail.contains(&index_digest), "{detail}");
+
+    dest.cosign(
+        repo,
+        &reference,
+        (&index_digest, index.bytes.len()),
+        &index_digest,
+        &ec,
+        false,
+    )
+    .await;
+    let v = verify_image(&image, &platform, Some(&index_digest), &t, &opts).await;
+    let SignatureVerdict::Verified { source, .. } = &v else {
+        panic!("{v:?}")
+    };
+    assert!(source.contains("over the index"), "{source}");
+    // the platform manifest alone is not signed
+    assert_eq!(
+        verify(&image, &platform, &t, &opts).await.name(),
+        "UNSIGNED"
+    );
+}

@@ -251,6 +251,70 @@ pub async fn verify(
     .await
 }
 
+/// [`verify`] for a pull: the scanned platform manifest's digest first,
+/// then, when the reference named a multi-platform index, the index's
+/// digest. A signature over the index covers the scanned manifest: the pull
+/// checked the index bytes against that digest and took the platform
+/// manifest's digest from them (and `cosign sign` of a multi-platform tag
+/// signs the index only).
+pub async fn verify_image(
+    image: &ImageRef,
+    manifest_digest: &str,
+    index_digest: Option<&str>,
+    trust: &TrustMaterial,
+    opts: &PullOptions,
+) -> SignatureVerdict {
+    let platform = verify(image, manifest_digest, trust, opts).await;
+    let Some(index) = index_digest.filter(|i| *i != manifest_digest) else {
+        return platform;
+    };
+    if matches!(platform, SignatureVerdict::Verified { .. }) {
+        return platform;
+    }
+    let over_index = verify(image, index, trust, opts).await;
+    combine(platform, over_index, index)
+}
+
+/// The verdict of a platform manifest and of the index that lists it.
+fn combine(
+    platform: SignatureVerdict,
+    index: SignatureVerdict,
+    index_digest: &str,
+) -> SignatureVerdict {
+    use SignatureVerdict as V;
+    match (platform, index) {
+        (
+            _,
+            V::Verified {
+                scheme,
+                source,
+                signer,
+            },
+        ) => V::Verified {
+            scheme,
+            source: format!(
+                "{source}, over the index {index_digest} that lists the scanned manifest"
+            ),
+            signer,
+        },
+        (V::Invalid { mut rejections }, V::Invalid { rejections: more }) => {
+            rejections.extend(more);
+            V::Invalid { rejections }
+        }
+        (v @ (V::Invalid { .. } | V::NotChecked { .. }), _) => v,
+        (V::Unsigned { .. }, v @ (V::Invalid { .. } | V::NotChecked { .. })) => v,
+        (
+            V::Unsigned { detail },
+            V::Unsigned {
+                detail: index_detail,
+            },
+        ) => V::Unsigned {
+            detail: format!("{detail}; its index {index_detail}"),
+        },
+        (v @ V::Verified { .. }, _) => v,
+    }
+}
+
 /// [`verify`] with explicit limits and "now" (tests).
 pub async fn verify_with(
     image: &ImageRef,
