@@ -150,6 +150,35 @@ pub(crate) fn name_attributes(rdn_sequence: &[u8]) -> Result<Vec<(String, String
     Ok(out)
 }
 
+/// The first byte of a certificate's keyUsage bits (`digitalSignature` is
+/// 0x80), or `None` when the certificate has no keyUsage extension.
+pub(crate) fn key_usage(certificate: &[u8]) -> Result<Option<u8>, DerError> {
+    let mut cert = Der::new(Der::new(certificate).expect(SEQUENCE)?);
+    let mut tbs = Der::new(cert.expect(SEQUENCE)?);
+    while !tbs.is_empty() {
+        let (tag, contents) = tbs.read()?;
+        // [3] EXPLICIT Extensions; everything before it is skipped whole
+        if tag != 0xa3 {
+            continue;
+        }
+        let mut extensions = Der::new(Der::new(contents).expect(SEQUENCE)?);
+        while !extensions.is_empty() {
+            let mut ext = Der::new(extensions.expect(SEQUENCE)?);
+            let oid = oid_string(ext.expect(OID)?)?;
+            let (mut tag, mut value) = ext.read()?;
+            if tag == 0x01 {
+                (tag, value) = ext.read()?;
+            }
+            if oid != "2.5.29.15" || tag != 0x04 {
+                continue;
+            }
+            let bits = Der::new(value).expect(0x03)?;
+            return Ok(Some(bits.get(1).copied().unwrap_or(0)));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

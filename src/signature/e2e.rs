@@ -295,14 +295,20 @@ impl Ca {
 
     /// A code-signing leaf as Notation's certificate requirements describe.
     fn leaf(&self, name: &str, subject: &str, kind: Kind) -> (Key, Vec<u8>) {
+        self.leaf_with(
+            name,
+            subject,
+            kind,
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
+        )
+    }
+
+    /// A leaf with these X.509 v3 extensions (openssl `-extfile` syntax).
+    fn leaf_with(&self, name: &str, subject: &str, kind: Kind, extensions: &str) -> (Key, Vec<u8>) {
         let dir = &self.key.dir;
         let key = Key::new(dir, name, kind);
         let ext = format!("{name}.ext");
-        std::fs::write(
-            dir.join(&ext),
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join(&ext), extensions).unwrap();
         let csr = format!("{name}.csr");
         openssl(
             dir,
@@ -869,6 +875,35 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
     dest.referrers_tag(repo, &de, &[entry]).await;
     let v = check(&registry.addr, repo, &de, &t).await;
     assert_eq!(v.name(), "VERIFIED", "{v:?}");
+
+    // a leaf without digitalSignature in its keyUsage
+    let bad_ku = ca.leaf_with(
+        "badku",
+        "/C=US/ST=WA/O=Acme/CN=release",
+        Kind::P256,
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyEncipherment\nextendedKeyUsage=codeSigning\n",
+    );
+    let (g, dg) = dest.image(repo, "6", "g").await;
+    let envelope = jws(
+        &bad_ku,
+        &ca,
+        &notary_payload(&dg, g.manifest_bytes.len()),
+        None,
+    );
+    let entry = dest
+        .notation(
+            repo,
+            (&dg, g.manifest_bytes.len()),
+            &envelope,
+            notation::JWS_MEDIA_TYPE,
+        )
+        .await;
+    dest.referrers_tag(repo, &dg, &[entry]).await;
+    let v = check(&registry.addr, repo, &dg, &t).await;
+    assert!(
+        matches!(reasons(&v)[..], [Invalid::Malformed(m)] if m.contains("digitalSignature")),
+        "{v:?}"
+    );
 
     // tampered: the payload swapped after signing
     let (d, dd) = dest.image(repo, "4", "d").await;

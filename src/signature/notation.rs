@@ -162,6 +162,17 @@ pub(crate) fn verify(
         .map_err(|_| Invalid::BadSignature)?;
     key.verify_sig(&env.signed, &env.signature)
         .map_err(|_| Invalid::BadSignature)?;
+    // The Notary Project's certificate requirements: a signing leaf has
+    // keyUsage with digitalSignature.
+    match der::key_usage(&env.chain[0]) {
+        Ok(Some(bits)) if bits & 0x80 != 0 => {}
+        Ok(_) => {
+            return Err(malformed(
+                "the signing certificate's keyUsage lacks digitalSignature",
+            ));
+        }
+        Err(e) => return Err(malformed(format!("the signing certificate: {e}"))),
+    }
     check_chain(&leaf, &env, trust, now)?;
     let subject = der::name_attributes(leaf.subject())
         .map_err(|e| malformed(format!("the signing certificate's subject: {e}")))?;
@@ -387,9 +398,10 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, Invalid> {
         .collect();
     check_critical(&crit, &attributes)?;
     let optional_time = |k: &str| text(k).map(|t| parse_time(k, t)).transpose();
-    // The signer's own signing time is informational for `notary.x509`;
-    // parsed anyway so a malformed one is refused.
-    optional_time(SIGNING_TIME)?;
+    // The signer's own signing time is informational for `notary.x509`
+    // (required there by the specification, and parsed so a malformed one
+    // is refused).
+    let signing_time = optional_time(SIGNING_TIME)?;
     let chain = jws
         .header
         .x5c
@@ -402,9 +414,13 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, Invalid> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     check_chain_len(&chain)?;
+    let scheme = scheme(text(SIGNING_SCHEME).unwrap_or_default())?;
+    if scheme == Scheme::X509 && signing_time.is_none() {
+        return Err(malformed("a notary.x509 signature without signingTime"));
+    }
     Ok(Envelope {
         alg,
-        scheme: scheme(text(SIGNING_SCHEME).unwrap_or_default())?,
+        scheme,
         authentic_signing_time: optional_time(AUTHENTIC_SIGNING_TIME)?,
         expiry: optional_time(EXPIRY)?,
         payload: b64url("payload", &jws.payload)?,
@@ -478,7 +494,7 @@ fn parse_cose(bytes: &[u8]) -> Result<Envelope, Invalid> {
             Some(_) => Err(malformed(format!("{label} is not a tag-1 time"))),
         }
     };
-    time(SIGNING_TIME)?;
+    let signing_time = time(SIGNING_TIME)?;
     let chain = match unprotected.get_int(33) {
         Some(Value::Bytes(one)) => vec![one.clone()],
         Some(Value::Array(certs)) => certs
@@ -491,9 +507,13 @@ fn parse_cose(bytes: &[u8]) -> Result<Envelope, Invalid> {
     };
     check_chain_len(&chain)?;
     let scheme_name = header.get_text(SIGNING_SCHEME).and_then(Value::as_text);
+    let scheme = scheme(scheme_name.unwrap_or_default())?;
+    if scheme == Scheme::X509 && signing_time.is_none() {
+        return Err(malformed("a notary.x509 signature without signingTime"));
+    }
     Ok(Envelope {
         alg,
-        scheme: scheme(scheme_name.unwrap_or_default())?,
+        scheme,
         authentic_signing_time: time(AUTHENTIC_SIGNING_TIME)?,
         expiry: time(EXPIRY)?,
         signed: cbor::sig_structure1(protected_bytes, payload),
