@@ -20,7 +20,7 @@ pub mod manifest;
 pub mod memory;
 pub mod platform;
 pub mod reference;
-mod registry;
+pub(crate) mod registry;
 pub mod source;
 pub mod tarstream;
 
@@ -262,7 +262,10 @@ pub async fn pull(
     })
 }
 
-fn client(reference: &ImageRef, opts: &PullOptions) -> Result<RegistryClient, ImageError> {
+pub(crate) fn client(
+    reference: &ImageRef,
+    opts: &PullOptions,
+) -> Result<RegistryClient, ImageError> {
     RegistryClient::new(
         reference,
         &RegistryOptions {

@@ -95,6 +95,9 @@ impl fmt::Debug for Credentials {
 pub(crate) enum Target<'a> {
     Manifest(&'a str),
     Blob(&'a str),
+    /// The OCI 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`):
+    /// the artifacts (signatures) whose `subject` is this manifest digest.
+    Referrers(&'a str),
 }
 
 impl Target<'_> {
@@ -102,6 +105,7 @@ impl Target<'_> {
         match self {
             Target::Manifest(r) => format!("manifests/{r}"),
             Target::Blob(d) => format!("blobs/{d}"),
+            Target::Referrers(d) => format!("referrers/{d}"),
         }
     }
 
@@ -109,6 +113,7 @@ impl Target<'_> {
         match self {
             Target::Manifest(r) => format!("manifest {r}"),
             Target::Blob(d) => format!("blob {d}"),
+            Target::Referrers(d) => format!("referrers of {d}"),
         }
     }
 }
@@ -326,7 +331,7 @@ impl RegistryClient {
                     detail,
                 })?;
         }
-        let small = matches!(target, Target::Manifest(_));
+        let small = matches!(target, Target::Manifest(_) | Target::Referrers(_));
         let mut auth_rounds = 0;
         loop {
             let resp = self
@@ -1206,12 +1211,13 @@ impl ErrorBody {
         } else if has("BLOB_UNKNOWN") {
             match target {
                 Target::Blob(d) => format!("blob {d} unknown"),
-                Target::Manifest(_) => "blob unknown".into(),
+                Target::Manifest(_) | Target::Referrers(_) => "blob unknown".into(),
             }
         } else {
             match target {
                 Target::Manifest(_) => "manifest unknown".into(),
                 Target::Blob(d) => format!("blob {d} unknown"),
+                Target::Referrers(d) => format!("referrers of {d} unknown"),
             }
         }
     }
