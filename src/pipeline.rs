@@ -62,7 +62,9 @@ impl PipelineError {
             },
             PipelineError::Inspector(e) => match e {
                 InspectorError::AccessDenied(_) => FailureKind::PermissionError,
-                InspectorError::Throttled { .. } | InspectorError::Unavailable { .. } => {
+                InspectorError::Throttled { .. }
+                | InspectorError::Unavailable { .. }
+                | InspectorError::Unreachable { .. } => {
                     FailureKind::SystemUnavailable
                 }
                 InspectorError::Validation(_) | InspectorError::EmptyAnswer => {
