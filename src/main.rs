@@ -249,7 +249,9 @@ async fn run() -> ExitCode {
         // They print their own result, warnings and (on a terminal)
         // progress; the pipeline's info lines would be noise in another CI
         // system's log. RUST_LOG=info brings them back.
-        Command::Scan(_) | Command::Sbom(_) => (LogFormat::Text, "warn"),
+        // The SDK's own warnings (an instance-metadata probe that failed)
+        // say less than scan's setup check, which names what is missing.
+        Command::Scan(_) | Command::Sbom(_) => (LogFormat::Text, "warn,aws_config=error"),
         _ => (LogFormat::Text, "info"),
     };
     init_logging(cli.log_format.unwrap_or(default_format), default_level);
@@ -370,6 +372,20 @@ async fn sbom(args: SbomArgs) -> ExitCode {
     }
 }
 
+/// Why `scan` stopped: a message from anywhere (shown with its control
+/// characters escaped), or the setup check's, which is ours, already safe,
+/// and spans lines on purpose.
+enum ScanError {
+    Message(String),
+    Setup(scangate::inspector::setup::SetupError),
+}
+
+impl From<String> for ScanError {
+    fn from(s: String) -> Self {
+        ScanError::Message(s)
+    }
+}
+
 async fn scan(args: ScanArgs) -> ExitCode {
     let run = async {
         let (image, platform) = parse_image(&args.image)?;
@@ -379,7 +395,7 @@ async fn scan(args: ScanArgs) -> ExitCode {
         // not after minutes of pulling and retries.
         let sdk = scangate::inspector::setup::load_for_cli(args.region.as_deref())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(ScanError::Setup)?;
         let ctx = Context {
             pull,
             inspector: Inspector::new(&sdk, RetryPolicy::default()).with_budget(RetryBudget::cli()),
@@ -471,13 +487,17 @@ async fn scan(args: ScanArgs) -> ExitCode {
             }
             None => print_stdout(&format!("{}\n", text.trim_end()))?,
         }
-        Ok::<Verdict, String>(report.decision.verdict)
+        Ok::<Verdict, ScanError>(report.decision.verdict)
     };
     match run.await {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::Fail) => ExitCode::from(args.exit_code),
-        Err(e) => {
-            say!("error: {}", terminal_safe(&e.to_string()));
+        Err(ScanError::Message(e)) => {
+            say!("error: {}", terminal_safe(&e));
+            ExitCode::from(2)
+        }
+        Err(ScanError::Setup(e)) => {
+            say!("error: {e}");
             ExitCode::from(2)
         }
     }

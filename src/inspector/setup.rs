@@ -109,19 +109,20 @@ fn profile_name() -> String {
     }
 }
 
-/// "Nothing anywhere" is the common case and gets the list of places
-/// looked at; anything else (an expired SSO session, a failing
-/// credential_process) is a specific problem and is quoted.
+/// Where the default chain looks, for the message. When a source answered
+/// with an error rather than "nothing here" (an expired SSO session, a
+/// failing credential_process, instance metadata that refuses), what it
+/// said is quoted too.
 fn no_credentials(e: &CredentialsError) -> SetupError {
+    let looked = format!(
+        "looked at AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the {} in ~/.aws/credentials and \
+         ~/.aws/config, web identity, ECS and EC2 instance metadata",
+        profile_name()
+    );
     let detail = match e {
-        CredentialsError::CredentialsNotLoaded(_) => format!(
-            " (looked at AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the {} in ~/.aws/credentials \
-             and ~/.aws/config, web identity, ECS and EC2 instance metadata)",
-            profile_name()
-        ),
+        CredentialsError::CredentialsNotLoaded(_) => format!(" ({looked})"),
         other => format!(
-            " ({}: {})",
-            profile_name(),
+            " ({looked}; one of them said: {})",
             crate::report::terminal_safe(&super::describe(other))
         ),
     };
