@@ -105,10 +105,14 @@ async fn start_emulators(addr: SocketAddr, db: VulnDb) -> Result<Emulators, Demo
 /// image.
 fn bundled_knowledge() -> Result<VulnDb, DemoError> {
     let mut db = VulnDb::empty();
+    add_bundled_answer(&mut db)?;
+    Ok(db)
+}
+
+fn add_bundled_answer(db: &mut VulnDb) -> Result<(), DemoError> {
     let scan: serde_json::Value =
         serde_json::from_slice(demo_assets::DEBIAN_SCAN).map_err(setup("bundled answer"))?;
-    db.add_answer(&scan).map_err(setup("bundled answer"))?;
-    Ok(db)
+    db.add_answer(&scan).map_err(setup("bundled answer"))
 }
 
 pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
@@ -345,8 +349,6 @@ fn sample_knowledge() -> Result<(VulnDb, String), DemoError> {
     } else {
         (VulnDb::empty(), "the bundled Debian answer only".to_owned())
     };
-    let scan: serde_json::Value =
-        serde_json::from_slice(demo_assets::DEBIAN_SCAN).map_err(setup("bundled answer"))?;
-    db.add_answer(&scan).map_err(setup("bundled answer"))?;
+    add_bundled_answer(&mut db)?;
     Ok((db, note))
 }

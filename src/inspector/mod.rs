@@ -495,4 +495,81 @@ mod tests {
             out[MAX_WARNINGS]
         );
     }
+
+    /// An Inspector client whose endpoint refuses connections.
+    async fn refused(retry: RetryPolicy, budget: RetryBudget) -> (Inspector, String) {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let endpoint = format!("http://{closed}");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_inspectorscan::config::Credentials::new(
+                "AKIDTEST", "test", None, None, "test",
+            ))
+            .load()
+            .await;
+        (Inspector::new(&sdk, retry).with_budget(budget), endpoint)
+    }
+
+    fn quick(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(200),
+        }
+    }
+
+    /// A refused connection is "unreachable", named with its endpoint: the
+    /// command line's budget stops it after its few attempts, the worker's
+    /// (no budget) only after all of `max_attempts`.
+    #[tokio::test]
+    async fn refused_connections_are_unreachable_and_bounded() {
+        let sbom = serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
+        let (cli, endpoint) = refused(quick(8), RetryBudget::cli()).await;
+        match cli.scan(std::slice::from_ref(&sbom)).await {
+            Err(InspectorError::Unreachable {
+                endpoint: e,
+                attempts,
+                message,
+                bound,
+                ..
+            }) => {
+                assert_eq!((e.as_str(), attempts), (endpoint.as_str(), 3));
+                assert!(message.contains("Connection refused"), "{message}");
+                assert_eq!(bound, "; scangate scan gives up after 20 s in all");
+            }
+            other => panic!("{:?}", other.map(|r| r.calls)),
+        }
+        let (worker, _) = refused(quick(4), RetryBudget::default()).await;
+        match worker.scan(std::slice::from_ref(&sbom)).await {
+            Err(InspectorError::Unreachable {
+                attempts, bound, ..
+            }) => assert_eq!((attempts, bound.as_str()), (4, "")),
+            other => panic!("{:?}", other.map(|r| r.calls)),
+        }
+    }
+
+    /// The total bound wins over a generous attempt count.
+    #[tokio::test]
+    async fn the_total_budget_stops_retrying() {
+        let sbom = serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
+        let budget = RetryBudget {
+            total: Some(Duration::from_millis(700)),
+            unreachable_attempts: None,
+        };
+        let (client, _) = refused(quick(1000), budget).await;
+        let started = std::time::Instant::now();
+        let err = client.scan(&[sbom]).await.err().expect("nothing listens");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        match err {
+            InspectorError::Unreachable { attempts, elapsed, .. } => {
+                assert!((2..1000).contains(&attempts), "{attempts}");
+                assert!(elapsed <= Duration::from_millis(700), "{elapsed:?}");
+            }
+            other => panic!("{other}"),
+        }
+    }
 }

@@ -348,8 +348,8 @@ pub fn render_table(rows: &[JobRow]) -> String {
 /// `jobs list` by default: what tells jobs apart, within `width` columns.
 /// Job ids are cut to the shortest prefix (8 characters or more) that is
 /// unique in the listing, which `jobs show` accepts; the image column gets
-/// what the others leave and loses its start (the tag and digest matter
-/// more than the registry's name).
+/// what the others leave, losing first the digest, then the start of the
+/// name (the tag matters more than the registry's name).
 pub fn render_narrow(rows: &[JobRow], width: usize) -> String {
     if rows.is_empty() {
         return "no jobs recorded\n".into();
@@ -393,8 +393,13 @@ pub fn render_narrow(rows: &[JobRow], width: usize) -> String {
         .sum::<usize>()
         + 2 * (header.len() - 1);
     let image_width = width.saturating_sub(others).max(16);
-    for c in &mut cells {
-        c[3] = cut_start(&c[3], image_width);
+    for (c, row) in cells.iter_mut().zip(rows) {
+        if c[3].chars().count() > image_width {
+            // The digest goes first (`jobs show` has it), then the start of
+            // the name.
+            let name = terminal_safe(s(&row.record["image"]["reference"], "-")).into_owned();
+            c[3] = cut_start(&name, image_width);
+        }
     }
     table(&header, &cells)
 }
@@ -1108,5 +1113,27 @@ mod tests {
             show(&s, "../../etc").await,
             Err(JobsError::BadJobId(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_default_table_fits_120_columns() {
+        let (_d, s) = fixture();
+        let mut rows = list(&s, &Query::default(), 1000).await.unwrap().rows;
+        rows[0].record["image"]["reference"] = json!(format!("r.example/{}:1", "x".repeat(200)));
+        let t = render_narrow(&rows, TABLE_WIDTH);
+        for l in t.lines() {
+            assert!(l.chars().count() <= TABLE_WIDTH, "{}: {l}", l.chars().count());
+        }
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[1].starts_with("2026-01-04 09:00  w2  "), "{t}");
+        assert!(lines[1].contains("…xxx:1  "), "{t}");
+        assert!(lines[2].contains("r.example/app:1@sha256:0123456789ab "), "{t}");
+        assert_eq!(
+            unique_prefix_len(&["abcdefgh-1".into(), "abcdefgh-2".into()], 8),
+            10
+        );
+        assert_eq!(unique_prefix_len(&["ab".into()], 8), 2);
+        assert_eq!(cut_start("abcdef", 4), "…def");
+        assert_eq!(cut_end("abcdef", 4), "abc…");
     }
 }
