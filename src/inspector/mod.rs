@@ -567,7 +567,9 @@ mod tests {
         match err {
             InspectorError::Unreachable { attempts, elapsed, .. } => {
                 assert!((2..1000).contains(&attempts), "{attempts}");
-                assert!(elapsed <= Duration::from_millis(700), "{elapsed:?}");
+                // No wait ends past the budget; the attempt that was under
+                // way when it ran out may finish (a refused one is quick).
+                assert!(elapsed < Duration::from_millis(1200), "{elapsed:?}");
             }
             other => panic!("{other}"),
         }

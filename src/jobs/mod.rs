@@ -1126,8 +1126,11 @@ mod tests {
         }
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[1].starts_with("2026-01-04 09:00  w2  "), "{t}");
-        assert!(lines[1].contains("…xxx:1  "), "{t}");
-        assert!(lines[2].contains("r.example/app:1@sha256:0123456789ab "), "{t}");
+        assert!(
+            lines[1].contains("  …xxx") && lines[1].contains("xxx:1  FAIL"),
+            "{t}"
+        );
+        assert!(lines[3].contains("r.example/app:1@sha256:0123456789ab "), "{t}");
         assert_eq!(
             unique_prefix_len(&["abcdefgh-1".into(), "abcdefgh-2".into()], 8),
             10
