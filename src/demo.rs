@@ -269,8 +269,7 @@ fn next_steps(shown: &Path, reports: &Path, ids: &[(&str, String)]) {
 /// `s` quoted for a POSIX shell when it needs to be.
 fn shell_word(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c))
     {
         s.to_owned()
@@ -300,7 +299,10 @@ pub async fn serve(
         stats.vulnerabilities,
         stats.sources.len(),
     );
-    out!("  emulators (CodePipeline, Inspector): {}", emus.urls.codepipeline);
+    out!(
+        "  emulators (CodePipeline, Inspector): {}",
+        emus.urls.codepipeline
+    );
     out!("  registry (plain HTTP): {reg_addr}, with {reg_addr}/demo/debian:2024 ({digest})");
     out!("");
     out!("In another shell, export these (they point only scangate's AWS calls here):");
@@ -328,8 +330,14 @@ pub fn serve_env(emus: &Emulators, registry: SocketAddr) -> Vec<(&'static str, S
         ("AWS_ACCESS_KEY_ID", "AKIDSCANGATEDEMO".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "not-a-secret".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("AWS_ENDPOINT_URL_INSPECTOR_SCAN", emus.urls.inspector.clone()),
-        ("AWS_ENDPOINT_URL_CODEPIPELINE", emus.urls.codepipeline.clone()),
+        (
+            "AWS_ENDPOINT_URL_INSPECTOR_SCAN",
+            emus.urls.inspector.clone(),
+        ),
+        (
+            "AWS_ENDPOINT_URL_CODEPIPELINE",
+            emus.urls.codepipeline.clone(),
+        ),
         ("SCANGATE_INSECURE_REGISTRIES", registry.to_string()),
     ]
 }
@@ -345,7 +353,10 @@ fn sample_knowledge() -> Result<(VulnDb, String), DemoError> {
         .unwrap_or_else(|| corpus::inspector_fixtures_dir().join("scans"));
     let (mut db, note) = if dir.is_dir() {
         let db = VulnDb::load_dir(&dir).map_err(setup("recorded answers"))?;
-        (db, format!("{} and the bundled Debian answer", dir.display()))
+        (
+            db,
+            format!("{} and the bundled Debian answer", dir.display()),
+        )
     } else {
         (VulnDb::empty(), "the bundled Debian answer only".to_owned())
     };

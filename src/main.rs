@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use scangate::image::{ImageSource, Platform};
 use scangate::image::reference::{LocalPath, local_path_hint};
+use scangate::image::{ImageSource, Platform};
 use scangate::inspector::{Inspector, RetryBudget, RetryPolicy};
 use scangate::pipeline::{self, Context};
 use scangate::policy::{Policy, PolicyFile, PolicyOverrides, Verdict, cfg as pcfg};
@@ -154,13 +154,17 @@ struct ScanArgs {
 /// like an error (2), or a script cannot tell them apart.
 fn parse_exit_code(s: &str) -> Result<u8, String> {
     match s.parse::<u8>() {
-        Ok(0) => Err("0 would make a policy failure look like a pass; to report without \
+        Ok(0) => Err(
+            "0 would make a policy failure look like a pass; to report without \
                       failing, raise the thresholds (e.g. --critical-threshold unlimited \
                       --high-threshold unlimited)"
-            .into()),
-        Ok(2) => Err("2 is the exit status of an error; a policy failure must be told apart \
+                .into(),
+        ),
+        Ok(2) => Err(
+            "2 is the exit status of an error; a policy failure must be told apart \
                       from one: use 1 or 3 to 255"
-            .into()),
+                .into(),
+        ),
         Ok(n) => Ok(n),
         Err(_) => Err("an exit code is 1 or 3 to 255".into()),
     }
@@ -552,7 +556,8 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
     let limit = |t: Option<u64>| t.map_or("unlimited".to_owned(), |n| n.to_string());
     let t = p.thresholds;
     let _ = writeln!(o, "{}: valid (version {})", path.display(), file.version);
-    let _ = writeln!(o, 
+    let _ = writeln!(
+        o,
         "thresholds: critical {}, high {}, medium {}, low {}, other {}",
         limit(t.critical),
         limit(t.high),
@@ -562,19 +567,22 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
     );
     let _ = writeln!(o, "fixable_only: {}", p.fixable_only);
     let _ = writeln!(o, "fail_on_kev: {}", p.fail_on_kev);
-    let _ = writeln!(o, 
+    let _ = writeln!(
+        o,
         "epss_threshold: {}",
         p.epss_threshold
             .map_or("none".to_owned(), |e| e.to_string())
     );
     if !p.fail_on_ids.is_empty() {
-        let _ = writeln!(o, 
+        let _ = writeln!(
+            o,
             "fail_on_ids: {}",
             terminal_safe(&p.fail_on_ids.iter().cloned().collect::<Vec<_>>().join(", "))
         );
     }
     for r in &p.ignore {
-        let _ = writeln!(o, 
+        let _ = writeln!(
+            o,
             "ignore {}{}: {}",
             terminal_safe(&r.to_string()),
             if r.is_expired(today) {

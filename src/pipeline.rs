@@ -64,9 +64,7 @@ impl PipelineError {
                 InspectorError::AccessDenied(_) => FailureKind::PermissionError,
                 InspectorError::Throttled { .. }
                 | InspectorError::Unavailable { .. }
-                | InspectorError::Unreachable { .. } => {
-                    FailureKind::SystemUnavailable
-                }
+                | InspectorError::Unreachable { .. } => FailureKind::SystemUnavailable,
                 InspectorError::Validation(_) | InspectorError::EmptyAnswer => {
                     FailureKind::JobFailed
                 }

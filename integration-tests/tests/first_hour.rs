@@ -180,7 +180,11 @@ fn scan_without_credentials_fails_before_any_request() {
             run.elapsed
         );
     }
-    assert_eq!(target.count(), 0, "fails before any request, so before any retry");
+    assert_eq!(
+        target.count(),
+        0,
+        "fails before any request, so before any retry"
+    );
 }
 
 /// An endpoint nobody listens on is not throttling: a few quick attempts,
@@ -418,13 +422,18 @@ async fn demo_serve_lets_scan_run_against_the_emulators() {
         let cwd = cwd.path().to_owned();
         move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             scangate(&args, &env, &cwd)
         }
     })
     .await
     .unwrap();
-    assert_eq!(run.code, Some(1), "the default policy fails a HIGH: {run:?}");
+    assert_eq!(
+        run.code,
+        Some(1),
+        "the default policy fails a HIGH: {run:?}"
+    );
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["verdict"], "FAIL");
     assert!(
@@ -473,14 +482,21 @@ fn demo_says_what_to_do_next_and_it_works() {
     let lines: Vec<&str> = list.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", list.stdout);
     for l in &lines {
-        assert!(l.chars().count() <= 120, "{} columns: {l}", l.chars().count());
+        assert!(
+            l.chars().count() <= 120,
+            "{} columns: {l}",
+            l.chars().count()
+        );
     }
     assert!(lines[0].starts_with("FINISHED"), "{}", list.stdout);
     let args: Vec<&str> = show.split(' ').collect();
     let shown = scangate(&args, &[], cwd.path());
     assert_eq!(shown.code, Some(0), "{shown:?}");
-    assert!(shown.stdout.contains("demo-strict / Scan / ScanGate")
-        || shown.stdout.contains("demo-lenient / Scan / ScanGate")
-        || shown.stdout.contains("demo-broken / Scan / ScanGate"),
-        "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains("demo-strict / Scan / ScanGate")
+            || shown.stdout.contains("demo-lenient / Scan / ScanGate")
+            || shown.stdout.contains("demo-broken / Scan / ScanGate"),
+        "{}",
+        shown.stdout
+    );
 }

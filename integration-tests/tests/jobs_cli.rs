@@ -306,9 +306,27 @@ fn plain_directories_id_prefixes_and_a_narrow_table() {
     let root = cwd.path().join("reports");
     let long_image = "registry.example.com/platform-team/services/payments/settlement-reconciler:2026.12.03-build.4567";
     let jobs = [
-        ("abc11111-aaaa-4aaa-8aaa-000000000001", "payments-settlement-reconciler-pipeline", "2026-12-01T10:00:00.5Z", "PASS", long_image.to_owned()),
-        ("abc22222-bbbb-4bbb-8bbb-000000000002", "web", "2026-12-02T10:00:00Z", "FAIL", "r.example/web:1".to_owned()),
-        ("def33333-cccc-4ccc-8ccc-000000000003", "web", "2026-12-03T10:00:00Z", "FAIL", "r.example/x\u{1b}[2J:1".to_owned()),
+        (
+            "abc11111-aaaa-4aaa-8aaa-000000000001",
+            "payments-settlement-reconciler-pipeline",
+            "2026-12-01T10:00:00.5Z",
+            "PASS",
+            long_image.to_owned(),
+        ),
+        (
+            "abc22222-bbbb-4bbb-8bbb-000000000002",
+            "web",
+            "2026-12-02T10:00:00Z",
+            "FAIL",
+            "r.example/web:1".to_owned(),
+        ),
+        (
+            "def33333-cccc-4ccc-8ccc-000000000003",
+            "web",
+            "2026-12-03T10:00:00Z",
+            "FAIL",
+            "r.example/x\u{1b}[2J:1".to_owned(),
+        ),
     ];
     for (id, pipeline, finished, verdict, image) in &jobs {
         let record = serde_json::json!({
@@ -354,7 +372,11 @@ fn plain_directories_id_prefixes_and_a_narrow_table() {
     );
     assert_eq!(lines.len(), 4, "{out}");
     for l in &lines {
-        assert!(l.chars().count() <= 120, "{} columns: {l}", l.chars().count());
+        assert!(
+            l.chars().count() <= 120,
+            "{} columns: {l}",
+            l.chars().count()
+        );
     }
     assert!(!out.contains('\u{1b}'), "{out:?}");
     assert!(
@@ -374,7 +396,10 @@ fn plain_directories_id_prefixes_and_a_narrow_table() {
     let (code, out, _) = run(&["jobs", "list", "--reports", "reports", "--wide"]);
     assert_eq!(code, Some(0));
     let abs = std::fs::canonicalize(&root).unwrap();
-    assert!(out.contains("abc11111-aaaa-4aaa-8aaa-000000000001"), "{out}");
+    assert!(
+        out.contains("abc11111-aaaa-4aaa-8aaa-000000000001"),
+        "{out}"
+    );
     assert!(out.contains(long_image), "{out}");
     assert!(
         out.contains(&format!(
@@ -407,7 +432,10 @@ fn plain_directories_id_prefixes_and_a_narrow_table() {
     );
     let (code, out, err) = run(&["jobs", "show", "--reports", "reports", "abc2"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("abc22222-bbbb-4bbb-8bbb-000000000002"), "{out}");
+    assert!(
+        out.contains("abc22222-bbbb-4bbb-8bbb-000000000002"),
+        "{out}"
+    );
 
     let (code, _, err) = run(&["jobs", "list", "--reports", "no-such-dir"]);
     assert_eq!(code, Some(2));

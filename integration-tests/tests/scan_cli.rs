@@ -202,7 +202,12 @@ async fn bad_references_are_errors_with_exit_code_2() {
 async fn a_closed_pipe_keeps_the_verdicts_exit_status() {
     let f = Fixture::new().await;
     let run = |args: &[&str]| {
-        let mut all = vec![args[0], args[1], "--insecure-registries", &f.env.registry.addr];
+        let mut all = vec![
+            args[0],
+            args[1],
+            "--insecure-registries",
+            &f.env.registry.addr,
+        ];
         all.extend_from_slice(&args[2..]);
         let mut cmd = std::process::Command::new(integration_tests::corpus::scangate_bin());
         cmd.args(&all)
@@ -211,14 +216,20 @@ async fn a_closed_pipe_keeps_the_verdicts_exit_status() {
             .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
             .env("AWS_SECRET_ACCESS_KEY", "test-secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &f.env.emus.urls.inspector)
+            .env(
+                "AWS_ENDPOINT_URL_INSPECTOR_SCAN",
+                &f.env.emus.urls.inspector,
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         // Closed before anything is written: the first write gets EPIPE.
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     for format in ["table", "json", "sarif"] {
         let (code, stderr) = run(&["scan", &f.image, "--format", format]);

@@ -574,27 +574,40 @@ mod tests {
         let hint = |i: &str, k| local_path_hint(i, k);
         assert_eq!(
             hint("app.tar", File).as_deref(),
-            Some("\"app.tar\" is a file here, not an image reference: for a `docker save` archive write docker-archive:app.tar")
+            Some(
+                "\"app.tar\" is a file here, not an image reference: for a `docker save` archive write docker-archive:app.tar"
+            )
         );
         assert_eq!(
             hint("./dir", Dir).as_deref(),
-            Some("\"./dir\" is a directory here, not an image reference: for an OCI image layout write oci:./dir")
+            Some(
+                "\"./dir\" is a directory here, not an image reference: for an OCI image layout write oci:./dir"
+            )
         );
         assert_eq!(
             hint("alpine", Dir).as_deref(),
-            Some("\"alpine\" is a directory here, not an image reference: for an OCI image layout write oci:alpine (to pull the registry image instead, write docker.io/library/alpine:latest)")
+            Some(
+                "\"alpine\" is a directory here, not an image reference: for an OCI image layout write oci:alpine (to pull the registry image instead, write docker.io/library/alpine:latest)"
+            )
         );
         assert_eq!(
             hint("/abs/missing.tar", Missing).as_deref(),
-            Some("\"/abs/missing.tar\" looks like a file path, not an image reference: for a `docker save` archive write docker-archive:/abs/missing.tar (there is no such file here yet)")
+            Some(
+                "\"/abs/missing.tar\" looks like a file path, not an image reference: for a `docker save` archive write docker-archive:/abs/missing.tar (there is no such file here yet)"
+            )
         );
         assert_eq!(
             hint("../layout", Missing).as_deref(),
-            Some("\"../layout\" looks like a local path, not an image reference: write oci:../layout for an OCI image layout directory, or docker-archive:FILE.tar for a `docker save` archive (there is nothing at that path)")
+            Some(
+                "\"../layout\" looks like a local path, not an image reference: write oci:../layout for an OCI image layout directory, or docker-archive:FILE.tar for a `docker save` archive (there is nothing at that path)"
+            )
         );
         // Control characters in the argument are shown escaped.
         let odd = hint("./\u{1b}[31mx", Missing).unwrap();
-        assert!(odd.contains("./\\u{1b}[31mx") && !odd.contains('\u{1b}'), "{odd}");
+        assert!(
+            odd.contains("./\\u{1b}[31mx") && !odd.contains('\u{1b}'),
+            "{odd}"
+        );
         for not_local in [
             "alpine",
             "alpine:3.18",

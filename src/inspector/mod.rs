@@ -250,7 +250,14 @@ impl Inspector {
             };
             let wait = self.retry.delay(attempt - 1, retry_after);
             if let Some(stop) = self.stop_reason(attempt, unreachable, started.elapsed() + wait) {
-                return Err(self.give_up(attempt, started.elapsed(), message, throttled, unreachable, stop));
+                return Err(self.give_up(
+                    attempt,
+                    started.elapsed(),
+                    message,
+                    throttled,
+                    unreachable,
+                    stop,
+                ));
             }
             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, throttled, %message, "ScanSbom failed, retrying");
             tokio::time::sleep(wait).await;
@@ -303,7 +310,10 @@ impl Inspector {
         stop: Stop,
     ) -> InspectorError {
         let bound = self.budget.total.map_or(String::new(), |total| {
-            format!("; scangate scan gives up after {} s in all", total.as_secs())
+            format!(
+                "; scangate scan gives up after {} s in all",
+                total.as_secs()
+            )
         });
         if unreachable {
             return InspectorError::Unreachable {
@@ -527,7 +537,8 @@ mod tests {
     /// (no budget) only after all of `max_attempts`.
     #[tokio::test]
     async fn refused_connections_are_unreachable_and_bounded() {
-        let sbom = serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
+        let sbom =
+            serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
         let (cli, endpoint) = refused(quick(8), RetryBudget::cli()).await;
         match cli.scan(std::slice::from_ref(&sbom)).await {
             Err(InspectorError::Unreachable {
@@ -555,17 +566,24 @@ mod tests {
     /// The total bound wins over a generous attempt count.
     #[tokio::test]
     async fn the_total_budget_stops_retrying() {
-        let sbom = serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
+        let sbom =
+            serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
         let budget = RetryBudget {
             total: Some(Duration::from_millis(700)),
             unreachable_attempts: None,
         };
         let (client, _) = refused(quick(1000), budget).await;
         let started = std::time::Instant::now();
-        let err = client.scan(&[sbom]).await.err().expect("nothing listens");
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        let err = client.scan(&[sbom]).await.expect_err("nothing listens");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         match err {
-            InspectorError::Unreachable { attempts, elapsed, .. } => {
+            InspectorError::Unreachable {
+                attempts, elapsed, ..
+            } => {
                 assert!((2..1000).contains(&attempts), "{attempts}");
                 // No wait ends past the budget; the attempt that was under
                 // way when it ran out may finish (a refused one is quick).

@@ -56,7 +56,9 @@ pub enum JobsError {
     Output(std::io::Error),
     #[error("{0} is not a directory (give a reports directory, file:///dir or s3://bucket/prefix)")]
     NoSuchDir(String),
-    #[error("job id prefix {prefix:?} matches more than one job in {reports}: {candidates}; give more of the id")]
+    #[error(
+        "job id prefix {prefix:?} matches more than one job in {reports}: {candidates}; give more of the id"
+    )]
     Ambiguous {
         prefix: String,
         reports: String,
@@ -378,7 +380,14 @@ pub fn render_narrow(rows: &[JobRow], width: usize) -> String {
             ]
         })
         .collect();
-    let header = ["FINISHED", "JOB", "PIPELINE", "IMAGE", "VERDICT", "C/H/M/L/O"];
+    let header = [
+        "FINISHED",
+        "JOB",
+        "PIPELINE",
+        "IMAGE",
+        "VERDICT",
+        "C/H/M/L/O",
+    ];
     // Every column but the image at its widest, two spaces between columns.
     let others: usize = (0..header.len())
         .filter(|&i| i != 3)
@@ -535,7 +544,9 @@ pub async fn resolve_id(store: &ReportStore, id: &str) -> Result<String, JobsErr
     if !valid_job_id(id) {
         return Err(JobsError::BadJobId(id.to_owned()));
     }
-    let exact = store.list_page(&format!("jobs/{id}/"), None, None, 1).await?;
+    let exact = store
+        .list_page(&format!("jobs/{id}/"), None, None, 1)
+        .await?;
     if !exact.keys.is_empty() || !exact.dirs.is_empty() {
         return Ok(id.to_owned());
     }
@@ -732,7 +743,9 @@ pub async fn run(mut cmd: JobsCommand) -> Result<(), JobsError> {
                 }
             };
             let text = match a.format {
-                ShowFormat::Text => safe_lines(&render_show(&shown, live.as_ref(), &a.store.reports)),
+                ShowFormat::Text => {
+                    safe_lines(&render_show(&shown, live.as_ref(), &a.store.reports))
+                }
                 ShowFormat::Json => pretty(&json!({
                     "job_id": shown.job_id,
                     "record": shown.record,
@@ -1122,7 +1135,11 @@ mod tests {
         rows[0].record["image"]["reference"] = json!(format!("r.example/{}:1", "x".repeat(200)));
         let t = render_narrow(&rows, TABLE_WIDTH);
         for l in t.lines() {
-            assert!(l.chars().count() <= TABLE_WIDTH, "{}: {l}", l.chars().count());
+            assert!(
+                l.chars().count() <= TABLE_WIDTH,
+                "{}: {l}",
+                l.chars().count()
+            );
         }
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[1].starts_with("2026-01-04 09:00  w2  "), "{t}");
@@ -1130,7 +1147,10 @@ mod tests {
             lines[1].contains("  …xxx") && lines[1].contains("xxx:1  FAIL"),
             "{t}"
         );
-        assert!(lines[3].contains("r.example/app:1@sha256:0123456789ab "), "{t}");
+        assert!(
+            lines[3].contains("r.example/app:1@sha256:0123456789ab "),
+            "{t}"
+        );
         assert_eq!(
             unique_prefix_len(&["abcdefgh-1".into(), "abcdefgh-2".into()], 8),
             10
