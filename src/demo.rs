@@ -255,15 +255,16 @@ fn next_steps(shown: &Path, reports: &Path, ids: &[(&str, String)]) {
         .find(|p| p.is_file());
     out!("Next:");
     if let Some(r) = report {
-        out!("  open a report in a browser:  file://{}", r.display());
+        out!("  open a report:  file://{}", r.display());
     }
     let dir = shell_word(&shown.display().to_string());
-    out!("  list the jobs:               scangate jobs list --reports {dir}");
+    out!("  list the jobs:  scangate jobs list --reports {dir}");
     if let Some((_, id)) = ids.first() {
+        // Any unique prefix names a job; 8 characters of a UUID will do.
         let prefix = id.get(..8).unwrap_or(id);
-        out!("  show one (an id prefix will do): scangate jobs show --reports {dir} {prefix}");
+        out!("  show one job:   scangate jobs show --reports {dir} {prefix}");
     }
-    out!("  scan images yourself against the emulators: scangate demo --serve");
+    out!("  scan yourself:  scangate demo --serve   (then scangate scan against its emulators)");
 }
 
 /// `s` quoted for a POSIX shell when it needs to be.

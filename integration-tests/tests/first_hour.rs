@@ -457,21 +457,21 @@ fn demo_says_what_to_do_next_and_it_works() {
         "job lenient (",
         "job broken (",
         "Next:",
-        "  list the jobs:               scangate jobs list --reports scangate-demo-reports",
-        "  scan images yourself against the emulators: scangate demo --serve",
+        "  list the jobs:  scangate jobs list --reports scangate-demo-reports",
+        "  scan yourself:  scangate demo --serve   (then scangate scan against its emulators)",
     ] {
         assert!(run.stdout.contains(want), "{want} missing:\n{}", run.stdout);
     }
     let report = run
         .stdout
         .lines()
-        .find_map(|l| l.strip_prefix("  open a report in a browser:  file://"))
+        .find_map(|l| l.strip_prefix("  open a report:  file://"))
         .unwrap_or_else(|| panic!("{}", run.stdout));
     assert!(Path::new(report).is_file(), "{report}");
     let show = run
         .stdout
         .lines()
-        .find_map(|l| l.strip_prefix("  show one (an id prefix will do): scangate "))
+        .find_map(|l| l.strip_prefix("  show one job:   scangate "))
         .unwrap_or_else(|| panic!("{}", run.stdout));
     let list = scangate(
         &["jobs", "list", "--reports", "scangate-demo-reports"],
