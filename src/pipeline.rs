@@ -62,9 +62,9 @@ impl PipelineError {
             },
             PipelineError::Inspector(e) => match e {
                 InspectorError::AccessDenied(_) => FailureKind::PermissionError,
-                InspectorError::Throttled { .. } | InspectorError::Unavailable { .. } => {
-                    FailureKind::SystemUnavailable
-                }
+                InspectorError::Throttled { .. }
+                | InspectorError::Unavailable { .. }
+                | InspectorError::Unreachable { .. } => FailureKind::SystemUnavailable,
                 InspectorError::Validation(_) | InspectorError::EmptyAnswer => {
                     FailureKind::JobFailed
                 }

@@ -194,3 +194,52 @@ async fn bad_references_are_errors_with_exit_code_2() {
     );
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// `scangate scan … | head -1`: the reader goes away before the report is
+/// written. The exit status is still the verdict's (1 here), not a panic's
+/// 101, and nothing is said about a broken pipe; the same for `sbom` (0).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_pipe_keeps_the_verdicts_exit_status() {
+    let f = Fixture::new().await;
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            args[0],
+            args[1],
+            "--insecure-registries",
+            &f.env.registry.addr,
+        ];
+        all.extend_from_slice(&args[2..]);
+        let mut cmd = std::process::Command::new(integration_tests::corpus::scangate_bin());
+        cmd.args(&all)
+            .env_clear()
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "AWS_ENDPOINT_URL_INSPECTOR_SCAN",
+                &f.env.emus.urls.inspector,
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Closed before anything is written: the first write gets EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for format in ["table", "json", "sarif"] {
+        let (code, stderr) = run(&["scan", &f.image, "--format", format]);
+        assert_eq!(code, Some(1), "{format}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{format}: {stderr}"
+        );
+    }
+    let (code, stderr) = run(&["sbom", &f.image]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
