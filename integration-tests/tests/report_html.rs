@@ -130,3 +130,119 @@ fn the_csp_blocks_any_script_but_our_own() {
         "a script that does not match the hash ran"
     );
 }
+
+/// Screenshots at the two widths people read reports at (a laptop, a
+/// phone), and the layout measured in the same browser: with every
+/// `<details>` opened and an unbroken 600-character token in a description,
+/// the page's scroll width must not exceed the viewport (wide tables scroll
+/// inside their own box, not the page).
+#[test]
+fn the_report_fits_1280_and_390_pixels_with_everything_unfolded() {
+    if !chromium_present() {
+        return;
+    }
+    let html = std::fs::read_to_string(report()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for width in [1280u32, 390] {
+        // The screenshot of the report as shipped.
+        let png = dir.path().join(format!("report-{width}.png"));
+        let url = format!("file://{}", report().display());
+        chromium(&[
+            &format!("--screenshot={}", png.display()),
+            &format!("--window-size={width},2000"),
+            &url,
+        ]);
+        let bytes = std::fs::read(&png).expect("the screenshot");
+        assert_eq!(&bytes[1..4], b"PNG");
+        let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((w, h), (width, 2000), "the screenshot's size");
+        // A blank page compresses to a few hundred bytes.
+        assert!(bytes.len() > 20_000, "{width}px: {} bytes", bytes.len());
+        if let Some(keep) = std::env::var_os("SCANGATE_SCREENSHOTS") {
+            std::fs::copy(&png, Path::new(&keep).join(format!("report-{width}.png"))).unwrap();
+        }
+
+        // The same page, measured: a probe script (admitted by its own hash,
+        // the CSP otherwise unchanged) opens every <details> and writes the
+        // widths into the DOM.
+        let long = "A".repeat(600);
+        let probed = probe(&html.replacen("<p>The iconv()", &format!("<p>{long} The iconv()"), 1));
+        assert!(probed.contains(&long));
+        let p = dir.path().join(format!("probe-{width}.html"));
+        std::fs::write(&p, probed).unwrap();
+        let dom = String::from_utf8(chromium(&[
+            &format!("--window-size={width},2000"),
+            "--dump-dom",
+            &format!("file://{}", p.display()),
+        ]))
+        .unwrap();
+        let attr = |name: &str| -> u32 {
+            let at = dom
+                .find(&format!("{name}=\""))
+                .unwrap_or_else(|| panic!("{name} missing: the probe did not run"));
+            dom[at + name.len() + 2..]
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (scroll, viewport, opened) = (
+            attr("data-scroll-width"),
+            attr("data-viewport"),
+            attr("data-opened"),
+        );
+        eprintln!("{width}px: scrollWidth {scroll}, viewport {viewport}, {opened} details opened");
+        assert_eq!(viewport, width);
+        assert!(opened > 9, "every finding's details opened: {opened}");
+        assert!(
+            scroll <= viewport,
+            "{width}px: the page is {scroll}px wide, wider than the {viewport}px viewport"
+        );
+        // Our own script still ran under the CSP.
+        assert!(dom.contains("9 of 9 findings shown"));
+    }
+}
+
+const PROBE: &str = "document.querySelectorAll('details').forEach(function(d){d.open=true;});var b=document.body;b.setAttribute('data-opened',document.querySelectorAll('details[open]').length);b.setAttribute('data-scroll-width',document.documentElement.scrollWidth);b.setAttribute('data-viewport',window.innerWidth);";
+
+/// The report with [`PROBE`] before `</body>` and its hash added to the
+/// CSP's script-src.
+fn probe(html: &str) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let hash = format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(PROBE.as_bytes()))
+    );
+    let html = html.replacen("script-src ", &format!("script-src {hash} "), 1);
+    html.replacen("</body>", &format!("<script>{PROBE}</script></body>"), 1)
+}
+
+/// Runs headless chromium with the flags every call needs; its stdout.
+fn chromium(args: &[&str]) -> Vec<u8> {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("running chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -272,7 +272,10 @@ fn passing_rule(p: &Policy, d: &Decision, findings: &[Finding], s: Severity) -> 
                 ""
             }
         ),
-        Some(t) => format!("{} {name}: {counted} counted, at most {t} allowed", all.len()),
+        Some(t) => format!(
+            "{} {name}: {counted} counted, at most {t} allowed",
+            all.len()
+        ),
     };
     let mut why = Vec::new();
     let suppressed = d
@@ -336,11 +339,9 @@ fn suppression_rules(p: &Policy, d: &Decision) -> Vec<FiredRule> {
             let r = p.ignore.get(i)?;
             let ids: BTreeSet<&str> = xs.iter().map(|x| x.id.as_str()).collect();
             let packages: BTreeSet<&str> = xs.iter().map(|x| x.package.as_str()).collect();
-            let until = r
-                .expires
-                .map_or("with no expiry".to_owned(), |e| {
-                    format!("until {}", super::file::fmt_date(e))
-                });
+            let until = r.expires.map_or("with no expiry".to_owned(), |e| {
+                format!("until {}", super::file::fmt_date(e))
+            });
             let text = format!(
                 "{} finding(s) in {} suppressed by ignore rule {} {until}: {}",
                 xs.len(),

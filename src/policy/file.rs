@@ -696,7 +696,21 @@ base_image:
         let p = parse("p.yml", "version: 1\n")
             .unwrap()
             .to_policy(&PolicyOverrides::default());
-        assert_eq!(p, Policy::default());
+        // The same gates; only the record of where they came from differs.
+        assert_eq!(
+            p,
+            Policy {
+                source: p.source.clone(),
+                ..Policy::default()
+            }
+        );
+        let f = p.source.file.as_ref().unwrap();
+        assert_eq!(f.path, "p.yml");
+        // sha256 of "version: 1\n".
+        assert_eq!(
+            f.sha256,
+            "09bfcc6a14b83e2192b8673677725c84883ee9cd0c70e45c9ec09daa8f2b2847"
+        );
     }
 
     #[test]

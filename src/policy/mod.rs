@@ -1080,8 +1080,12 @@ mod tests {
     fn policy_file_end_to_end_on_the_real_debian_answer() {
         let doc: serde_json::Value = serde_json::from_slice(
             &std::fs::read(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/fixtures/inspector/scans/debian_latest.json.scan"),
+                std::env::var_os("SCANGATE_SHARED_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| {
+                        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+                    })
+                    .join("fixtures/inspector/scans/debian_latest.json.scan"),
             )
             .unwrap(),
         )

@@ -20,11 +20,11 @@ use super::{
     rule_line, safe_url, status_of, suppression_of, upgrades,
 };
 use crate::inspector::Finding;
-use crate::policy::explain::Effect;
 use crate::inspector::Severity;
 use crate::inspector::findings::NoteKind;
 use crate::pipeline::ScanReport;
 use crate::policy::Verdict;
+use crate::policy::explain::Effect;
 
 const CSS: &str = r#"
 :root{--crit:#7b1fa2;--high:#c62828;--med:#ef6c00;--low:#1565c0;--oth:#757575;--ok:#2e7d32}
@@ -211,7 +211,11 @@ fn policy(s: &mut String, r: &ScanReport) {
         let _ = writeln!(s, "</ul>");
     }
     if d.counts.other > 0 {
-        let _ = writeln!(s, r#"<p class="note" id="other-meaning">{}</p>"#, e(OTHER_MEANING));
+        let _ = writeln!(
+            s,
+            r#"<p class="note" id="other-meaning">{}</p>"#,
+            e(OTHER_MEANING)
+        );
     }
     let _ = writeln!(s, "</section>");
 }
@@ -230,13 +234,16 @@ fn upgrades_section(s: &mut String, r: &ScanReport) {
     for u in &ups {
         let ids: Vec<&str> = u.fixes.iter().map(|x| x.0).collect();
         let unfixed = if u.unfixed > 0 {
-            format!(r#"<br><span class="muted">{} more without a fix yet</span>"#, u.unfixed)
+            format!(
+                r#"<br><span class="muted">{} more without a fix yet</span>"#,
+                u.unfixed
+            )
         } else {
             String::new()
         };
         let _ = writeln!(
             s,
-            r#"<tr class="upgrade"><td>upgrade <b>{}</b> {}</td><td class="mono">{}</td><td class="mono">{}</td><td><span class="sev {}">{} finding{}</span> ({}){unfixed}</td><td class="ids">{}</td></tr>"#,
+            r#"<tr class="upgrade"><td>upgrade <strong>{}</strong> {}</td><td class="mono">{}</td><td class="mono">{}</td><td><span class="sev {}">{} finding{}</span> ({}){unfixed}</td><td class="ids">{}</td></tr>"#,
             e(u.package),
             e(u.version),
             e(&u.installed),
@@ -269,7 +276,11 @@ fn details(f: &Finding) -> String {
         d.push_str(&format!("<p>ratings: {}</p>", e(&ratings_text(f))));
     }
     if let (Some(x), Some(m)) = (epss_text(f), &f.epss_model) {
-        d.push_str(&format!("<p>EPSS {} <span class=\"muted\">({})</span></p>", e(&x), e(m)));
+        d.push_str(&format!(
+            "<p>EPSS {} <span class=\"muted\">({})</span></p>",
+            e(&x),
+            e(m)
+        ));
     }
     if let Some(src) = &f.source_package {
         d.push_str(&format!("<p>source package: {}</p>", e(src)));
@@ -578,5 +589,60 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
     }
     let _ = writeln!(s, "</tbody></table></div></details></section>");
     let _ = writeln!(s, "<script>{JS}</script>\n</body></html>");
+    s
+}
+
+/// `report.html` of a job that ended in an error (no scan result): what
+/// went wrong and what to do, from the job's `record.json`. The action's
+/// execution link points here, so a red stage always has a page to open.
+pub fn render_error(meta: &Meta, record: &Value, remedy: &[String]) -> String {
+    let field = |k: &str| record[k].as_str().unwrap_or("").to_owned();
+    let image = record["image"]["reference"]
+        .as_str()
+        .unwrap_or("(not known)");
+    let kind = field("failure_type");
+    let mut s = String::with_capacity(8 * 1024);
+    let _ = write!(
+        s,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{}</title><style>{CSS}</style></head><body>
+<h1>{} <span id="verdict" class="verdict FAIL">ERROR</span></h1>
+"#,
+        e(&format!("scangate: {image} — ERROR ({kind})")),
+        e(image),
+        csp = &*CSP
+    );
+    let _ = writeln!(
+        s,
+        r#"<section id="error"><h2>What went wrong</h2><p id="failure-type"><strong>{}</strong></p><p id="message">{}</p></section>"#,
+        e(&kind),
+        e(&field("message"))
+    );
+    let _ = writeln!(s, r#"<section id="remedy"><h2>What to do</h2><ol>"#);
+    for step in remedy {
+        let _ = writeln!(s, "<li>{}</li>", e(step));
+    }
+    let _ = writeln!(s, "</ol></section>");
+    let _ = writeln!(
+        s,
+        r#"<section id="summary"><h2>Job</h2><div class="scroll"><table>"#
+    );
+    for (k, v) in [
+        ("image", image.to_owned()),
+        ("job", meta.job_id.to_owned()),
+        ("pipeline", field("pipeline")),
+        ("stage", field("stage")),
+        ("action", field("action")),
+        ("pipeline execution", field("pipeline_execution_id")),
+        ("worker", field("worker_id")),
+        ("scangate version", field("version")),
+        ("finished", meta.generated.to_owned()),
+    ] {
+        let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", e(k), e(&v));
+    }
+    let _ = writeln!(s, "</table></div></section>\n</body></html>");
     s
 }

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    Meta, Status, escape_markup as e, installed_text, rule_line, status_of, suppression_of,
+    Meta, Status, escape_markup as e, installed_list, rule_line, status_of, suppression_of,
 };
 use crate::pipeline::ScanReport;
 use crate::policy::Verdict;
@@ -132,13 +132,15 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
                         format!("fixed in {v}")
                     });
                 let mut body = format!(
-                    "{} {} in {pkg} {} ({fixed})\npurl: {}\ninstalled: {}\n",
+                    "{} {} in {pkg} {} ({fixed})\npurl: {}\n",
                     f.severity.as_str(),
                     f.id,
                     f.version,
-                    f.purl,
-                    installed_text(f)
+                    f.purl
                 );
+                if let Some(i) = installed_list(f) {
+                    let _ = writeln!(body, "installed: {i}");
+                }
                 if let Some(score) = f.cvss_score {
                     let _ = writeln!(
                         body,

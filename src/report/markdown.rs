@@ -66,7 +66,7 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
         for u in ups.iter().take(MAX_UPGRADES) {
             let _ = writeln!(
                 s,
-                "- upgrade {} (installed: {}) to {}: fixes {} ({})",
+                "- upgrade {} (installed: {}) to {}: fixes {} findings ({})",
                 md(u.package),
                 md(&u.installed),
                 md(u.to),

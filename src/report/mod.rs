@@ -7,6 +7,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod read;
+pub mod remedy;
 pub mod sarif;
 pub mod table;
 #[cfg(test)]
@@ -120,6 +121,11 @@ pub fn installed_text(f: &Finding) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The installed binaries our SBOM names for a finding, when it names any.
+pub fn installed_list(f: &Finding) -> Option<String> {
+    (!f.installed.is_empty()).then(|| installed_text(f))
 }
 
 /// The ratings a finding has, for OTHER ones: "no severity rating (EPSS
@@ -250,8 +256,12 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             let la = a.iter().take_while(|c| digit(c)).count();
             let lb = b.iter().take_while(|c| digit(c)).count();
             let (na, nb) = (
-                std::str::from_utf8(&a[..la]).unwrap_or("0").trim_start_matches('0'),
-                std::str::from_utf8(&b[..lb]).unwrap_or("0").trim_start_matches('0'),
+                std::str::from_utf8(&a[..la])
+                    .unwrap_or("0")
+                    .trim_start_matches('0'),
+                std::str::from_utf8(&b[..lb])
+                    .unwrap_or("0")
+                    .trim_start_matches('0'),
             );
             let o = na.len().cmp(&nb.len()).then(na.cmp(nb));
             if o != Ordering::Equal {
@@ -744,6 +754,21 @@ impl ReportStore {
         record["failure_type"] = json!(e.failure_kind().as_str());
         record["message"] = json!(e.to_string());
         record["image"] = json!({ "reference": job.configuration.get("ImageUrl") });
+        let steps = remedy::remedy(e);
+        record["remedy"] = json!(steps);
+        // The action's execution link points at report.html: an error gets
+        // one too, saying what went wrong and what to do.
+        let meta = Meta {
+            job_id: &job.id,
+            generated: record["finished"].as_str().unwrap_or_default(),
+        };
+        let page = html::render_error(&meta, &record, &steps);
+        self.put(
+            &format!("{dir}/report.html"),
+            page.into_bytes(),
+            "text/html; charset=utf-8",
+        )
+        .await?;
         self.finish(job, &dir, record).await
     }
 

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Meta, Status, escape_markdown, escape_markdown_paragraphs, escape_sarif_text as text,
-    installed_text, rule_line, safe_url, status_of, suppression_of,
+    installed_list, rule_line, safe_url, status_of, suppression_of,
 };
 use crate::inspector::{Finding, Severity};
 use crate::pipeline::ScanReport;
@@ -184,8 +184,9 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 "level": level(f.severity),
                 "kind": "fail",
                 "message": { "text": text(&format!(
-                    "{} {} in {} {} (installed: {}; {fixed})",
-                    f.severity.as_str(), f.id, f.package, f.version, installed_text(f)
+                    "{} {} in {} {} ({}{fixed})",
+                    f.severity.as_str(), f.id, f.package, f.version,
+                    installed_list(f).map_or(String::new(), |i| format!("installed: {i}; "))
                 )) },
                 "locations": [location(r, f)],
                 "partialFingerprints": {
@@ -194,7 +195,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 "properties": {
                     "purl": f.purl,
                     "installedVersion": f.version,
-                    "installed": installed_text(f),
+                    "installed": f.installed,
                     "fixedVersion": f.fixed_version,
                     "epss": f.epss,
                     "exploitAvailable": f.exploit_available,
