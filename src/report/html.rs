@@ -41,8 +41,9 @@ tr.violating td:first-child{border-left:4px solid var(--high)}tr.suppressed{opac
 code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;word-break:break-all}
 details summary{cursor:pointer}.muted{color:#757575}
 svg text{font:12px system-ui,sans-serif}svg{max-width:100%;height:auto}
-.scroll{overflow-x:auto;max-width:100%}td{overflow-wrap:anywhere}
-details p,details li{max-width:60rem}details ul{padding-left:1.2rem}
+.scroll{overflow-x:auto;max-width:100%}td{overflow-wrap:break-word}td.mono{word-break:normal}
+#findings-table{min-width:64rem}#upgrades table{min-width:40rem}#findings-table td:nth-child(2){white-space:nowrap}#policy td{overflow-wrap:anywhere}
+details p,details li{max-width:60rem;overflow-wrap:anywhere}details ul{padding-left:1.2rem}
 .note{border-left:4px solid var(--oth);padding:.3rem .8rem;background:#f5f5f5}
 ul.rules li.fail{color:var(--high)}ul.rules li.suppress{color:#616161}
 td.ids{font-size:.85em}
