@@ -432,6 +432,11 @@ pub fn attach_locations(findings: &mut [Finding], sbom: &Value) {
     // An explicit stack: a deeply nested SBOM cannot exhaust the call stack.
     let mut stack: Vec<&Value> = vec![sbom];
     while let Some(v) = stack.pop() {
+        // Image-sized work: a job past its deadline or cut by shutdown
+        // stops here; its result is discarded with the job.
+        if crate::cancel::is_cancelled() {
+            return;
+        }
         for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
             stack.push(c);
             let Some(purl) = c["purl"].as_str() else {

@@ -952,3 +952,32 @@ fn error_report_says_what_went_wrong_and_what_to_do() {
     assert!(html.contains(r#"<p id="failure-type"><strong>PermissionError</strong></p>"#));
     assert!(html.contains(&*html::CSP));
 }
+
+/// The pipeline console's summary and failure message name the policy too,
+/// and EPSS keeps its precision there.
+#[test]
+fn the_pipeline_result_names_the_policy() {
+    use crate::job::outcome::Outcome;
+    let Outcome::Success { summary, .. } = Outcome::from_report("j", &alpine()) else {
+        panic!("alpine passes")
+    };
+    assert!(
+        summary.contains("; policy: policy file scangate.yaml (sha256 ")
+            && summary.contains("thresholds critical 5, high 10, medium unlimited")
+            && summary.ends_with("(job j)"),
+        "{summary}"
+    );
+    let Outcome::Failure { message, .. } = Outcome::from_report("j", &debian()) else {
+        panic!("debian fails")
+    };
+    assert!(
+        message.contains("\nPolicy: policy file scangate.yaml (sha256 "),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "- MEDIUM CVE-2023-4039 in gcc-12 12.2.0-14 → no fix yet, CVSS 4.8, EPSS 0.00046\n"
+        ),
+        "{message}"
+    );
+}
