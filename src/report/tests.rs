@@ -981,3 +981,50 @@ fn the_pipeline_result_names_the_policy() {
         "{message}"
     );
 }
+
+/// The largest real answer (node:latest, 721 vulnerability ids, 633 of
+/// them OTHER): the explanation stays short (ids capped per rule) and the
+/// pages stay linear in the findings.
+#[test]
+fn the_largest_real_answer_renders_fast_and_the_explanation_stays_short() {
+    let r = report(
+        "node:latest",
+        "scans/node_latest.json.scan",
+        "sboms/node_latest.json",
+        "version: 1\n",
+    );
+    let n = r.result.findings.len();
+    let t = std::time::Instant::now();
+    let html = html::render(&META, &r);
+    let md = markdown::render(META.job_id, &r);
+    let ms = t.elapsed().as_millis();
+    eprintln!(
+        "node:latest: {n} findings, report.html {} KiB, report.md {} KiB, rendered in {ms} ms",
+        html.len() / 1024,
+        md.len() / 1024
+    );
+    assert!(n > 700, "{n}");
+    // Most of the page is each finding's folded references and the
+    // components table, both as the answer and the SBOM have them.
+    let refs: usize = r.result.findings.iter().map(|f| f.references.len()).sum();
+    eprintln!("{refs} references");
+    assert!(html.len() < 5_000 * n, "{} bytes", html.len());
+    for x in &r.decision.rules {
+        assert!(x.ids.len() <= crate::policy::explain::MAX_IDS);
+        assert!(rule_line(x).len() < 2000, "{}", rule_line(x));
+    }
+    let fail = r
+        .decision
+        .rules
+        .iter()
+        .find(|x| x.rule == "thresholds.high")
+        .unwrap();
+    assert!(
+        fail.total > fail.ids.len(),
+        "capped: {} of {}",
+        fail.ids.len(),
+        fail.total
+    );
+    assert!(rule_line(fail).contains(" more"), "{}", rule_line(fail));
+    assert!(ms < 5_000, "{ms} ms");
+}
