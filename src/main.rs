@@ -130,6 +130,10 @@ struct ScanArgs {
     /// [default: unlimited, or the policy file's]
     #[arg(long)]
     low_threshold: Option<String>,
+    /// Findings allowed at OTHER: no NVD, vendor or Inspector severity
+    /// rating yet [default: unlimited, or the policy file's]
+    #[arg(long)]
+    other_threshold: Option<String>,
     /// Thresholds count only findings that have a fixed version (overrides
     /// the policy file's fixable_only).
     #[arg(long)]
@@ -189,6 +193,8 @@ enum ScanFormat {
     Junit,
     /// The SBOM with the findings as CycloneDX 1.5 vulnerabilities.
     Cyclonedx,
+    /// The self-contained report.html the worker stores (use with -o).
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -451,6 +457,8 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 "verdict": report.decision.verdict,
                 "counts": report.decision.counts,
                 "violations": report.decision.violations,
+                "policy": report.decision.policy,
+                "rules": report.decision.rules,
                 "suppressed": report.decision.suppressed,
                 "suppressions": report.decision.suppressions,
                 "expired_rules": report.decision.expired_rules,
@@ -463,6 +471,7 @@ async fn scan(args: ScanArgs) -> ExitCode {
             ScanFormat::Sarif => pretty(&scangate::report::sarif::render(&meta, &report))?,
             ScanFormat::Junit => scangate::report::junit::render(&meta, &report),
             ScanFormat::Cyclonedx => pretty(&scangate::report::cyclonedx::render(&report))?,
+            ScanFormat::Html => scangate::report::html::render(&meta, &report),
             ScanFormat::Table => {
                 use std::io::IsTerminal as _;
                 // https://no-color.org: any non-empty NO_COLOR turns colour off.
@@ -520,8 +529,9 @@ fn scan_policy(args: &ScanArgs) -> Result<Policy, String> {
         high: threshold("--high-threshold", &args.high_threshold)?,
         medium: threshold("--medium-threshold", &args.medium_threshold)?,
         low: threshold("--low-threshold", &args.low_threshold)?,
-        other: None,
+        other: threshold("--other-threshold", &args.other_threshold)?,
         fixable_only: args.fixable_only.then_some(true),
+        via: scangate::policy::explain::OverrideVia::CommandLine,
     };
     match &args.policy {
         None => Ok(overrides.apply(Policy::default())),

@@ -52,7 +52,11 @@ async fn list_and_show_jobs_stored_in_s3() {
     assert_eq!(ids, [error.as_str(), fail.as_str(), pass.as_str()]);
     assert_eq!(rows[0]["verdict"], "ERROR");
     assert_eq!(rows[0]["failure_type"], "ConfigurationError");
-    assert_eq!(rows[0]["report_uri"], Value::Null);
+    // An error has its report too: what went wrong and what to do.
+    assert_eq!(
+        rows[0]["report_uri"],
+        format!("{REPORTS}/jobs/{error}/report.html")
+    );
     assert_eq!(
         rows[0]["record_uri"],
         format!("{REPORTS}/jobs/{error}/record.json")
@@ -166,10 +170,12 @@ async fn list_and_show_jobs_stored_in_s3() {
         "{err}"
     );
     assert_eq!(err["report_md"], Value::Null);
-    assert_eq!(
-        err["files"].as_array().unwrap().len(),
-        1,
-        "only record.json"
+    // record.json and the error's report.html (what went wrong, what to do).
+    let files = err["files"].to_string();
+    assert_eq!(err["files"].as_array().unwrap().len(), 2, "{files}");
+    assert!(
+        files.contains("record.json") && files.contains("report.html"),
+        "{files}"
     );
 
     // A job CodePipeline has handed out but nobody has recorded yet.

@@ -593,7 +593,7 @@ fn from_enhanced(e: &EnhancedImageScanFinding, layers: &HashMap<String, String>)
             fixed_version: p
                 .fixed_in_version()
                 .filter(|v| !v.is_empty() && *v != NO_FIX)
-                .map(str::to_owned),
+                .map(crate::inspector::findings::without_zero_epoch),
             path: p.file_path().map(str::to_owned),
             layer: p.source_layer_hash().and_then(|h| layers.get(h)).cloned(),
             ..base.clone()
@@ -1000,7 +1000,7 @@ mod tests {
             let f = find(&r.findings, "CVE-2024-2961", pkg);
             assert_eq!(f.severity, Severity::High);
             assert_eq!(f.version, "2.36-9+deb12u4");
-            assert_eq!(f.fixed_version.as_deref(), Some("0:2.36-9+deb12u6"));
+            assert_eq!(f.fixed_version.as_deref(), Some("2.36-9+deb12u6"));
             assert!(f.exploit_available);
             assert_eq!(
                 (

@@ -102,7 +102,7 @@ impl Outcome {
                     put("SBOM_URI", u.clone());
                 }
                 let summary = format!(
-                    "PASS {}@{}: {counts}{} in {} packages{} (job {job_id})",
+                    "PASS {}@{}: {counts}{} in {} packages{}; policy: {} (job {job_id})",
                     r.image,
                     r.manifest_digest,
                     if d.suppressed > 0 {
@@ -112,6 +112,7 @@ impl Outcome {
                     },
                     r.packages,
                     rules_note(d),
+                    policy_note(d),
                 );
                 Outcome::Success {
                     summary: truncate_chars(&summary, MAX_SUMMARY),
@@ -137,6 +138,7 @@ impl Outcome {
                     }
                 );
                 let _ = writeln!(m, "Findings: {counts} ({} packages scanned).", r.packages);
+                let _ = writeln!(m, "Policy: {}.", policy_note(d));
                 if d.suppressed > 0 {
                     let ids: std::collections::BTreeSet<&str> =
                         d.suppressions.iter().map(|s| s.id.as_str()).collect();
@@ -175,7 +177,8 @@ impl Outcome {
                         f.cvss_score
                             .map(|s| format!(", CVSS {s}"))
                             .unwrap_or_default(),
-                        f.epss.map(|s| format!(", EPSS {s:.3}")).unwrap_or_default(),
+                        // As precise as given: 0.00044 is not 0.000.
+                        f.epss.map(|s| format!(", EPSS {s}")).unwrap_or_default(),
                     );
                     // Leave room for the closing line rather than cutting a
                     // finding in half.
@@ -190,6 +193,20 @@ impl Outcome {
             }
         }
     }
+}
+
+/// Where the policy came from and the thresholds in force, short enough
+/// for the console's summary: "policy file p.yaml (sha256 …), thresholds
+/// critical 0, high 0, …".
+fn policy_note(d: &crate::policy::Decision) -> String {
+    truncate_chars(
+        &format!(
+            "{}; thresholds {}",
+            d.policy.source.describe(),
+            d.policy.thresholds_text()
+        ),
+        600,
+    )
 }
 
 /// "; expired ignore rules (no longer applied): …; stale ignore rules

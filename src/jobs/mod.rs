@@ -228,7 +228,10 @@ pub async fn list(store: &ReportStore, q: &Query, page_size: i32) -> Result<List
 
 fn row(store: &ReportStore, fallback_id: &str, record: Value) -> JobRow {
     let id = record["job_id"].as_str().unwrap_or(fallback_id).to_owned();
-    let scanned = matches!(record["verdict"].as_str(), Some("PASS" | "FAIL"));
+    // An error record with a `remedy` has its own report.html (what went
+    // wrong, what to do); older error records have none.
+    let scanned = matches!(record["verdict"].as_str(), Some("PASS" | "FAIL"))
+        || record.get("remedy").is_some();
     JobRow {
         record_uri: store.uri_of(&format!("jobs/{id}/record.json")),
         report_uri: scanned.then(|| store.uri_of(&format!("jobs/{id}/report.html"))),

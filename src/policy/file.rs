@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::Date;
 
+use super::explain::{FileSource, OverrideVia, PolicySource, SourceKind};
 use super::{Policy, Thresholds};
 
 mod prescan;
@@ -58,6 +59,12 @@ pub struct PolicyFile {
     /// ([`super::base`]).
     #[serde(default)]
     pub base_image: Option<BaseImage>,
+    /// The name it was parsed under and the SHA-256 of its bytes: the
+    /// decision records which file, in which revision, decided.
+    #[serde(skip)]
+    pub name: String,
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 /// Per-severity limits in the file: a missing key keeps the default
@@ -169,10 +176,51 @@ pub struct PolicyOverrides {
     pub low: Option<Option<u64>>,
     pub other: Option<Option<u64>>,
     pub fixable_only: Option<bool>,
+    /// Properties or flags: only changes how the record names them.
+    pub via: OverrideVia,
 }
 
 impl PolicyOverrides {
+    /// What was set, as the user wrote it: `HighThreshold=5` for action
+    /// properties, `--high-threshold 5` for flags.
+    pub fn describe(&self) -> Vec<String> {
+        let cli = self.via == OverrideVia::CommandLine;
+        let mut out = Vec::new();
+        for (prop, flag, v) in [
+            ("CriticalThreshold", "--critical-threshold", self.critical),
+            ("HighThreshold", "--high-threshold", self.high),
+            ("MediumThreshold", "--medium-threshold", self.medium),
+            ("LowThreshold", "--low-threshold", self.low),
+            ("OtherThreshold", "--other-threshold", self.other),
+        ] {
+            if let Some(v) = v {
+                let v = v.map_or("unlimited".to_owned(), |n| n.to_string());
+                out.push(if cli {
+                    format!("{flag} {v}")
+                } else {
+                    format!("{prop}={v}")
+                });
+            }
+        }
+        if let Some(f) = self.fixable_only {
+            out.push(if cli {
+                "--fixable-only".to_owned()
+            } else {
+                format!("FixableOnly={f}")
+            });
+        }
+        out
+    }
+
     pub fn apply(&self, mut p: Policy) -> Policy {
+        let set = self.describe();
+        if !set.is_empty() && p.source.kind == SourceKind::Defaults {
+            p.source.kind = match self.via {
+                OverrideVia::ActionProperties => SourceKind::ActionProperties,
+                OverrideVia::CommandLine => SourceKind::CommandLine,
+            };
+        }
+        p.source.overrides.extend(set);
         let t = &mut p.thresholds;
         for (o, slot) in [
             (self.critical, &mut t.critical),
@@ -235,6 +283,18 @@ impl PolicyFile {
             || (!lower.ends_with(".yaml")
                 && !lower.ends_with(".yml")
                 && text.trim_start().starts_with('{'));
+        let mut file = Self::parse_text(text, json).map_err(err)?;
+        file.name = name.to_owned();
+        file.sha256 = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        Ok(file)
+    }
+
+    /// The document itself; errors are the message without the file name.
+    fn parse_text(text: &str, json: bool) -> Result<PolicyFile, String> {
+        let err = |m: String| m;
         if json {
             let de = &mut serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize::<_, PolicyFile>(de).map_err(|e| {
@@ -283,6 +343,15 @@ impl PolicyFile {
             fail_on_ids: self.fail_on_ids.iter().cloned().collect(),
             ignore: self.ignore.clone(),
             base_image: None,
+            source: PolicySource {
+                kind: SourceKind::PolicyFile,
+                file: Some(FileSource {
+                    path: self.name.clone(),
+                    sha256: self.sha256.clone(),
+                    location: None,
+                }),
+                overrides: Vec::new(),
+            },
         };
         let mut p = overrides.apply(base);
         // Resolved after the overrides: a severity the section leaves out
@@ -627,7 +696,21 @@ base_image:
         let p = parse("p.yml", "version: 1\n")
             .unwrap()
             .to_policy(&PolicyOverrides::default());
-        assert_eq!(p, Policy::default());
+        // The same gates; only the record of where they came from differs.
+        assert_eq!(
+            p,
+            Policy {
+                source: p.source.clone(),
+                ..Policy::default()
+            }
+        );
+        let f = p.source.file.as_ref().unwrap();
+        assert_eq!(f.path, "p.yml");
+        // sha256 of "version: 1\n".
+        assert_eq!(
+            f.sha256,
+            "09bfcc6a14b83e2192b8673677725c84883ee9cd0c70e45c9ec09daa8f2b2847"
+        );
     }
 
     #[test]

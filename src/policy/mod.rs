@@ -8,6 +8,7 @@
 
 pub mod base;
 pub mod cfg;
+pub mod explain;
 pub mod file;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ pub use base::{
     Attribution, BaseImageDecision, BaseImagePolicy, BaseLayers, BaseSource, InheritedFinding,
 };
 pub use cfg::{PolicyError, Thresholds};
+pub use explain::{FiredRule, PolicyRecord, PolicySource};
 pub use file::{IgnoreRule, PolicyFile, PolicyFileError, PolicyOverrides};
 
 use crate::inspector::{Finding, Severity};
@@ -41,6 +43,8 @@ pub struct Policy {
     /// Thresholds of their own for findings only base-image layers brought
     /// ([`base`]).
     pub base_image: Option<BaseImagePolicy>,
+    /// Where this policy came from, for the record of the decision.
+    pub source: PolicySource,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -222,6 +226,8 @@ pub struct Suppression {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Index of the ignore rule in the policy file (`ignore[N]`).
+    pub rule: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,9 +254,23 @@ pub struct Decision {
     pub stale_rules: Vec<IgnoreRule>,
     /// Present when the policy has a `base_image` section.
     pub base_image: Option<BaseImageDecision>,
+    /// The policy that decided: its source and what was in force.
+    pub policy: PolicyRecord,
+    /// Every rule that applied, failing or not, with the ids it applied to:
+    /// why it failed, and why a PASS with findings passed.
+    pub rules: Vec<FiredRule>,
 }
 
 impl Policy {
+    /// Records where the policy file was read from (the input artifact's
+    /// S3 object), for the decision's record.
+    pub fn read_from(mut self, location: Option<String>) -> Policy {
+        if let Some(f) = &mut self.source.file {
+            f.location = location;
+        }
+        self
+    }
+
     /// Decides with today's date (UTC) for ignore-rule expiry.
     pub fn decide(&self, findings: &[Finding]) -> Decision {
         self.decide_on(findings, file::today_utc())
@@ -299,15 +319,16 @@ impl Policy {
         let mut suppressions = Vec::new();
         let mut kept: Vec<(usize, &Finding)> = Vec::new();
         for (i, f) in findings.iter().enumerate() {
-            let mut first: Option<&IgnoreRule> = None;
+            let mut first: Option<(usize, &IgnoreRule)> = None;
             for (i, r) in self.ignore.iter().enumerate() {
                 if !r.is_expired(today) && r.matches(&f.id, &f.purl) {
                     used[i] = true;
-                    first.get_or_insert(r);
+                    first.get_or_insert((i, r));
                 }
             }
             match first {
-                Some(r) => suppressions.push(Suppression {
+                Some((rule, r)) => suppressions.push(Suppression {
+                    rule,
                     id: f.id.clone(),
                     severity: f.severity,
                     package: f.package.clone(),
@@ -479,7 +500,7 @@ impl Policy {
         });
         violating_ids.extend(per_finding.iter().filter_map(|v| v.id().map(str::to_owned)));
         violations.extend(per_finding);
-        Decision {
+        let mut decision = Decision {
             verdict: if violations.is_empty() {
                 Verdict::Pass
             } else {
@@ -495,7 +516,11 @@ impl Policy {
             expired_rules,
             stale_rules,
             base_image: base_decision,
-        }
+            policy: PolicyRecord::of(self),
+            rules: Vec::new(),
+        };
+        decision.rules = explain::rules(self, &decision, findings);
+        decision
     }
 }
 
@@ -1055,8 +1080,12 @@ mod tests {
     fn policy_file_end_to_end_on_the_real_debian_answer() {
         let doc: serde_json::Value = serde_json::from_slice(
             &std::fs::read(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/fixtures/inspector/scans/debian_latest.json.scan"),
+                std::env::var_os("SCANGATE_SHARED_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| {
+                        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+                    })
+                    .join("fixtures/inspector/scans/debian_latest.json.scan"),
             )
             .unwrap(),
         )

@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use super::{Meta, Status, escape_markup as e, status_of, suppression_of};
+use super::{
+    Meta, Status, escape_markup as e, installed_list, rule_line, status_of, suppression_of,
+};
 use crate::pipeline::ScanReport;
 use crate::policy::Verdict;
 
@@ -48,6 +50,30 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         ("verdict", if policy_failed { "FAIL" } else { "PASS" }),
     ] {
         let _ = writeln!(s, r#"      <property name="{k}" value="{}"/>"#, e(v));
+    }
+    // The policy that decided, and each rule that applied (why it failed,
+    // or why a PASS with findings passed).
+    let p = &d.policy;
+    for (k, v) in [
+        ("policy.source", p.source.describe()),
+        ("policy.thresholds", p.thresholds_text()),
+        ("policy.gates", p.gates().join("; ")),
+    ] {
+        let _ = writeln!(s, r#"      <property name="{k}" value="{}"/>"#, e(&v));
+    }
+    if let Some(f) = &p.source.file {
+        let _ = writeln!(
+            s,
+            r#"      <property name="policy.sha256" value="{}"/>"#,
+            e(&f.sha256)
+        );
+    }
+    for (i, x) in d.rules.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r#"      <property name="policy.rule.{i}" value="{}"/>"#,
+            e(&rule_line(x))
+        );
     }
     let _ = writeln!(s, "    </properties>");
 
@@ -112,6 +138,9 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
                     f.version,
                     f.purl
                 );
+                if let Some(i) = installed_list(f) {
+                    let _ = writeln!(body, "installed: {i}");
+                }
                 if let Some(score) = f.cvss_score {
                     let _ = writeln!(
                         body,

@@ -495,6 +495,11 @@ async fn inputs(
     }
     let zip = artifact_zip(shared, job, cfg, creds).await?;
     let cfg = cfg.clone();
+    // Recorded with the decision: which artifact the policy file came from.
+    let artifact_uri = job.input_artifacts.first().and_then(|a| {
+        let (b, k) = (a.bucket.as_ref()?, a.key.as_ref()?);
+        Some(format!("input artifact {} (s3://{b}/{k})", a.name))
+    });
     pipeline::off_runtime(Some(cancel), move || {
         let image = match cfg.image.clone() {
             Some(i) => i,
@@ -506,7 +511,7 @@ async fn inputs(
                 for w in file.warnings(crate::policy::file::today_utc()) {
                     tracing::warn!(policy_file = %path, "{w}");
                 }
-                cfg.policy_with_file(&file)
+                cfg.policy_with_file(&file).read_from(artifact_uri)
             }
             None => cfg.policy.clone(),
         };
