@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Size, Stack, Token } from 'aws-cdk-lib';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
@@ -58,8 +59,29 @@ export const ACTION_PROPERTIES: ReadonlyArray<{ name: string; type: 'String' | '
 export const ENGINES = ['inspector', 'ecr-basic', 'ecr-enhanced'] as const;
 export type Engine = (typeof ENGINES)[number];
 
-/** CloudWatch namespace of the worker's EMF lines (DESIGN.md, Operations). */
-export const METRICS_NAMESPACE = 'ScanGate';
+/**
+ * The contract with the worker (DESIGN.md, Operations): the EMF metrics it
+ * writes, with their dimension sets, and the Logs Insights queries over its
+ * job lines. integration-tests/tests/worker_ops.rs runs the real worker and
+ * checks its output against this same file.
+ */
+export interface Operations {
+  readonly namespace: string;
+  readonly metrics: ReadonlyArray<{ name: string; unit: string; dimensions: string[][] }>;
+  readonly queries: ReadonlyArray<{ name: string; query: string }>;
+}
+export const OPERATIONS: Operations = JSON.parse(fs.readFileSync(path.join(__dirname, 'operations.json'), 'utf8'));
+/** CloudWatch namespace of the worker's EMF lines. */
+export const METRICS_NAMESPACE = OPERATIONS.namespace;
+
+/** Throws unless the worker writes `name` with exactly these dimensions. */
+export function checkWorkerMetric(name: string, dimensions: string[]): void {
+  const m = OPERATIONS.metrics.find((x) => x.name === name);
+  const key = [...dimensions].sort().join(',');
+  if (!m || !m.dimensions.some((d) => [...d].sort().join(',') === key)) {
+    throw new Error(`ScanGate: the worker writes no metric ${name} with dimensions [${dimensions.join(', ')}] (lib/operations.json)`);
+  }
+}
 /** Failure types a job can end in (DESIGN.md, failure table); each gets an alarm. */
 export const FAILURE_TYPES = ['JobFailed', 'ConfigurationError', 'PermissionError', 'SystemUnavailable'] as const;
 
@@ -438,6 +460,7 @@ export class ScanGate extends Construct {
 
   /** A worker metric (EMF, namespace ScanGate, dimension Service). */
   public metric(name: string, extraDimensions: Record<string, string> = {}, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    checkWorkerMetric(name, ['Service', ...Object.keys(extraDimensions)]);
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName: name,
@@ -487,6 +510,8 @@ export class ScanGate extends Construct {
         Stat: 'Sum',
       },
     });
+    checkWorkerMetric('SlotsBusy', ['Service']);
+    checkWorkerMetric('Slots', ['Service']);
     cfn.addPropertyOverride(`${base}.Metrics`, [
       stat('busy', 'SlotsBusy'),
       stat('slots', 'Slots'),
@@ -515,12 +540,9 @@ export class ScanGate extends Construct {
     });
     if (props.alarmTopic) rule.addTarget(new eventsTargets.SnsTopic(props.alarmTopic));
     this.actionFailedRule = rule;
-    const queries: Array<[string, string]> = [
-      ['recent results by pipeline', 'fields @timestamp, pipeline, verdict, image, job_id | filter ispresent(verdict) | sort @timestamp desc | limit 200'],
-      ['failures by type', 'filter ispresent(failure_type) | stats count(*) as jobs by failure_type, pipeline | sort jobs desc'],
-      ['slow jobs', 'filter ispresent(duration_seconds) | sort duration_seconds desc | fields @timestamp, pipeline, image, duration_seconds, job_id | limit 50'],
-    ];
-    for (const [name, query] of queries) {
+    // Over the worker's job lines (one per finished job, `event` =
+    // "job_finished"): field names as the worker writes them.
+    for (const { name, query } of OPERATIONS.queries) {
       new logs.QueryDefinition(this, `Query${name.replace(/\W+(\w)/g, (_, c: string) => c.toUpperCase()).replace(/^\w/, (c) => c.toUpperCase())}`, {
         queryDefinitionName: `scangate/${this.provider}/${name}`,
         queryString: new logs.QueryString({ ...parseQuery(query) }),

@@ -10,7 +10,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { ScanGateAction } from '../lib/action';
-import { ScanGate } from '../lib/scangate';
+import { METRICS_NAMESPACE, OPERATIONS, ScanGate } from '../lib/scangate';
 import { ScanGateStack } from '../lib/stack';
 import { ACCOUNT, IMAGE_URI, flat, newApp, only, REGION, roleStatements, synth } from './helpers';
 
@@ -211,4 +211,46 @@ test('interface endpoints on request, on the created VPC', () => {
   const all = names({ interfaceEndpoints: true });
   expect(all).toHaveLength(7);
   for (const s of ['ecr.api', 'ecr.dkr', 'logs', 'codepipeline', 'sts', 'inspector-scan']) expect(all.some((n) => n.includes(`.${s}`))).toBe(true);
+});
+
+describe('the contract with the worker (lib/operations.json)', () => {
+  const contract = (name: string, dims: string[]) =>
+    OPERATIONS.metrics.some((m) => m.name === name && m.dimensions.some((d) => [...d].sort().join() === [...dims].sort().join()));
+
+  test('every ScanGate metric an alarm or the scaling reads is one the worker writes, with those dimensions', () => {
+    const { template } = synth();
+    const read: Array<[string, string[]]> = [];
+    for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm')) as any[]) {
+      if (a.Properties.Namespace === METRICS_NAMESPACE) read.push([a.Properties.MetricName, a.Properties.Dimensions.map((d: any) => d.Name)]);
+    }
+    for (const p of Object.values(template.findResources('AWS::ApplicationAutoScaling::ScalingPolicy')) as any[]) {
+      const spec = p.Properties.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification;
+      for (const m of spec?.Metrics ?? []) {
+        if (m.MetricStat) read.push([m.MetricStat.Metric.MetricName, m.MetricStat.Metric.Dimensions.map((d: any) => d.Name)]);
+      }
+    }
+    expect(read.map(([n]) => n)).toEqual(expect.arrayContaining(['Slots', 'PollErrors', 'JobsCompleted', 'OldestJobAgeSeconds', 'SlotsBusy']));
+    for (const [name, dims] of read) expect([name, dims, contract(name, dims)]).toEqual([name, dims, true]);
+  });
+
+  test('a metric the worker does not write is refused', () => {
+    const { gate } = synth();
+    expect(() => gate.metric('QueueDepth')).toThrow(/writes no metric QueueDepth/);
+    expect(() => gate.metric('Slots', { Result: 'PASS' })).toThrow(/Slots with dimensions \[Service, Result\]/);
+    expect(gate.metric('JobsCompleted', { Result: 'FAIL' }).metricName).toBe('JobsCompleted');
+  });
+
+  test('the query definitions are the contract\'s queries, over the worker\'s field names', () => {
+    const { template } = synth();
+    const bodies = Object.values(template.findResources('AWS::Logs::QueryDefinition')).map((q: any) => q.Properties.QueryString as string);
+    expect(bodies).toHaveLength(OPERATIONS.queries.length);
+    for (const q of OPERATIONS.queries) {
+      const fields = q.query.match(/\b(pipeline|result|verdict|image|job_id|failure_type|duration_seconds|event)\b/g) ?? [];
+      expect(fields.length).toBeGreaterThan(0);
+      const body = bodies.find((b) => fields.every((f) => b.includes(f)));
+      expect([q.name, body]).toEqual([q.name, expect.any(String)]);
+    }
+    // the guessed names of before are gone: the worker writes no such field
+    for (const b of bodies) expect(b).not.toMatch(/\bfields\.|\bspan\./);
+  });
 });
