@@ -92,6 +92,13 @@ export const DEFAULT_MEMORY_MIB = 2048;
 /** What one job may need: 192 MiB kept + 2 x 64 MiB sniffed (the worker's
  * pull limits) and the SBOM, findings and reports built from them. */
 export const MIN_MEMORY_MIB_PER_JOB = 512;
+/** The worker's default SCANGATE_RESULT_RETRY. */
+const RESULT_RETRY = Duration.minutes(10);
+
+function jobTimeout(props: ScanGateProps): Duration {
+  return props.jobTimeout ?? Duration.minutes(45);
+}
+
 /** Room between the worker's own grace period and SIGKILL to send the last results. */
 const STOP_MARGIN = Duration.seconds(20);
 
@@ -231,7 +238,14 @@ export interface ScanGateProps {
   readonly alarmTopic?: sns.ITopic;
   /** Alarm when no worker has polled successfully for this long. @default 10 minutes */
   readonly pollAlarmPeriod?: Duration;
-  /** The longest a job may take before OldestJobAgeSeconds alarms. @default 60 minutes */
+  /**
+   * The job deadline (SCANGATE_JOB_TIMEOUT): a scan still running after it
+   * fails with SystemUnavailable. Keep it above the ecr-basic engine's
+   * 30-minute wait for ECR's scan. `StuckJobAlarm` fires when a job is older
+   * than this plus the worker's 10-minute result retry plus 5 minutes: the
+   * deadline did not free the slot.
+   * @default 45 minutes
+   */
   readonly jobTimeout?: Duration;
   /** Target of slot utilisation (SlotsBusy/Slots, percent). @default 70 */
   readonly targetSlotUtilization?: number;
@@ -403,6 +417,7 @@ export class ScanGate extends Construct {
         ...(props.reportsEncryptionKey ? { SCANGATE_REPORTS_KMS_KEY: props.reportsEncryptionKey.keyArn } : {}),
         SCANGATE_HEALTH_ADDR: `0.0.0.0:${healthPort}`,
         SCANGATE_SHUTDOWN_GRACE: `${shutdownGrace.toSeconds()}s`,
+        SCANGATE_JOB_TIMEOUT: `${jobTimeout(props).toSeconds()}s`,
         SCANGATE_LOG_FORMAT: 'json',
         // the value of the EMF `Service` dimension the alarms and scaling read
         SCANGATE_METRICS_SERVICE: this.provider,
@@ -608,9 +623,10 @@ export class ScanGate extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
     }
-    const timeout = props.jobTimeout ?? Duration.minutes(60);
+    // the deadline, the result's retries (SCANGATE_RESULT_RETRY, 10 min), a margin
+    const timeout = Duration.seconds(jobTimeout(props).toSeconds() + RESULT_RETRY.toSeconds() + Duration.minutes(5).toSeconds());
     add('StuckJobAlarm', {
-      alarmDescription: `scangate ${this.provider}: a job older than the job timeout (${timeout.toMinutes()} min)`,
+      alarmDescription: `scangate ${this.provider}: a job older than its deadline and result retries (${timeout.toMinutes()} min)`,
       metric: this.metric('OldestJobAgeSeconds', {}, { statistic: 'Maximum' }),
       threshold: timeout.toSeconds(),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

@@ -1,6 +1,6 @@
 // Regression tests for the defects of issue 11 and the operations the
 // stack provides on top of the worker's EMF metrics (DESIGN.md, Operations).
-import { Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
@@ -150,6 +150,8 @@ describe('scaling and alarms on the EMF metrics', () => {
     expect(by('PollErrors')).toHaveLength(1);
     for (const r of ['JobFailed', 'ConfigurationError', 'PermissionError', 'SystemUnavailable']) expect(by('JobsCompleted', r)).toHaveLength(1);
     expect(by('OldestJobAgeSeconds')[0]).toMatchObject({ Threshold: 3600, Statistic: 'Maximum' });
+    const rule = only(t, 'AWS::Events::Rule').Properties;
+    expect(rule.Targets).toEqual([expect.objectContaining({ Arn: { Ref: stack.getLogicalId(topic.node.defaultChild as any) } })]);
     expect(by('RunningTaskCount')[0]).toMatchObject({ Threshold: 2, Namespace: 'ECS/ContainerInsights' });
     for (const a of alarms) expect(a.AlarmActions).toHaveLength(1);
     const cluster = only(t, 'AWS::ECS::Cluster').Properties;
@@ -211,6 +213,14 @@ test('interface endpoints on request, on the created VPC', () => {
   const all = names({ interfaceEndpoints: true });
   expect(all).toHaveLength(7);
   for (const s of ['ecr.api', 'ecr.dkr', 'logs', 'codepipeline', 'sts', 'inspector-scan']) expect(all.some((n) => n.includes(`.${s}`))).toBe(true);
+});
+
+test('jobTimeout is the worker\'s deadline, and StuckJobAlarm waits for it and the result retries', () => {
+  const { template } = synth({ jobTimeout: Duration.minutes(20) });
+  const c = only(template, 'AWS::ECS::TaskDefinition').Properties.ContainerDefinitions[0];
+  expect(c.Environment).toContainEqual({ Name: 'SCANGATE_JOB_TIMEOUT', Value: '1200s' });
+  const stuck = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a: any) => a.Properties).find((a) => a.MetricName === 'OldestJobAgeSeconds');
+  expect(stuck.Threshold).toBe((20 + 10 + 5) * 60);
 });
 
 describe('the contract with the worker (lib/operations.json)', () => {
