@@ -252,7 +252,10 @@ pub async fn serve(addr: SocketAddr, state: Arc<State>) -> std::io::Result<()> {
             get(|AxState(s): AxState<Arc<State>>| async move {
                 match s.health() {
                     Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
-                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {why}\n")),
+                    Err(why) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("unhealthy: {why}\n"),
+                    ),
                 }
             }),
         )
@@ -349,7 +352,10 @@ mod state_tests {
 
     fn state() -> (State, Buf) {
         let buf = Buf::default();
-        (State::new(2, Emitter::to("gate", Box::new(buf.clone()))), buf)
+        (
+            State::new(2, Emitter::to("gate", Box::new(buf.clone()))),
+            buf,
+        )
     }
 
     fn lines(buf: &Buf) -> Vec<serde_json::Value> {
@@ -389,7 +395,10 @@ mod state_tests {
         }
         s.poll_error(&denied);
         let why = s.health().unwrap_err();
-        assert!(why.contains("3 consecutive") && why.contains("AccessDenied"), "{why}");
+        assert!(
+            why.contains("3 consecutive") && why.contains("AccessDenied"),
+            "{why}"
+        );
         // throttling neither breaks nor heals it
         s.poll_error(&ApiError::Throttled("slow down".into()));
         assert!(s.health().is_err());
@@ -398,7 +407,10 @@ mod state_tests {
         for _ in 0..5 {
             s.poll_error(&ApiError::Throttled("slow down".into()));
         }
-        assert!(s.health().is_ok(), "throttling alone keeps the worker healthy");
+        assert!(
+            s.health().is_ok(),
+            "throttling alone keeps the worker healthy"
+        );
         assert_eq!(s.totals().poll_errors, 9);
     }
 
@@ -417,7 +429,11 @@ mod state_tests {
         s.job_started(&job("d"));
         s.poll_error(&ApiError::Other("boom".into()));
         let g = s.take_gauges();
-        assert_eq!((g.slots, g.slots_busy, g.poll_errors), (2, 2, 1), "peak busy was 2");
+        assert_eq!(
+            (g.slots, g.slots_busy, g.poll_errors),
+            (2, 2, 1),
+            "peak busy was 2"
+        );
         let g = s.take_gauges();
         assert_eq!((g.slots_busy, g.poll_errors), (1, 0), "a new period");
         let results: Vec<String> = lines(&buf)

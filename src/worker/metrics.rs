@@ -255,8 +255,16 @@ pub fn prometheus(t: &Totals) -> String {
     let mut gauge = |name: &str, help: &str, v: String| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     };
-    gauge("scangate_slots", "Jobs this worker runs at once (Slots)", t.slots.to_string());
-    gauge("scangate_slots_busy", "Jobs in flight now (SlotsBusy)", t.slots_busy.to_string());
+    gauge(
+        "scangate_slots",
+        "Jobs this worker runs at once (Slots)",
+        t.slots.to_string(),
+    );
+    gauge(
+        "scangate_slots_busy",
+        "Jobs in flight now (SlotsBusy)",
+        t.slots_busy.to_string(),
+    );
     gauge(
         "scangate_oldest_job_age_seconds",
         "Age of the oldest job in flight (OldestJobAgeSeconds)",
@@ -267,19 +275,34 @@ pub fn prometheus(t: &Totals) -> String {
         "Failed polls since the last successful one (/healthz fails at 3)",
         t.consecutive_poll_failures.to_string(),
     );
-    gauge("scangate_jobs_in_flight", "Jobs in flight now", t.slots_busy.to_string());
-    gauge("scangate_concurrency", "SCANGATE_CONCURRENCY", t.slots.to_string());
+    gauge(
+        "scangate_jobs_in_flight",
+        "Jobs in flight now",
+        t.slots_busy.to_string(),
+    );
+    gauge(
+        "scangate_concurrency",
+        "SCANGATE_CONCURRENCY",
+        t.slots.to_string(),
+    );
     let mut counter = |name: &str, help: &str, v: u64| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
     };
     counter("scangate_polls_total", "Successful polls", t.polls);
-    counter("scangate_poll_errors_total", "Failed polls (PollErrors)", t.poll_errors);
+    counter(
+        "scangate_poll_errors_total",
+        "Failed polls (PollErrors)",
+        t.poll_errors,
+    );
     let _ = writeln!(
         s,
         "# HELP scangate_jobs_completed_total Finished jobs by result (JobsCompleted)\n# TYPE scangate_jobs_completed_total counter"
     );
     for (result, n) in &t.completed {
-        let _ = writeln!(s, "scangate_jobs_completed_total{{result=\"{result}\"}} {n}");
+        let _ = writeln!(
+            s,
+            "scangate_jobs_completed_total{{result=\"{result}\"}} {n}"
+        );
     }
     let _ = writeln!(
         s,
@@ -291,7 +314,11 @@ pub fn prometheus(t: &Totals) -> String {
     let passed = t.completed.get("PASS").copied().unwrap_or(0);
     let _ = writeln!(s, "scangate_jobs_total{{result=\"success\"}} {passed}");
     for (result, n) in t.completed.iter().filter(|(r, _)| *r != "PASS") {
-        let kind = if result == "FAIL" { "JobFailed" } else { result };
+        let kind = if result == "FAIL" {
+            "JobFailed"
+        } else {
+            result
+        };
         let _ = writeln!(
             s,
             "scangate_jobs_total{{result=\"failure\",failure_type=\"{kind}\"}} {n}"
