@@ -536,12 +536,9 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
             .iter()
             .filter(|c| c.operation == "PollForJobs")
             .count();
-        match healthz().await {
-            Some((503, body)) => {
-                assert!(polls >= 3, "unhealthy after {polls} polls");
-                break body;
-            }
-            _ => {}
+        if let Some((503, body)) = healthz().await {
+            assert!(polls >= 3, "unhealthy after {polls} polls");
+            break body;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
