@@ -8,7 +8,8 @@
 //! answers the current state. A malformed request gets 400 with an `error`
 //! object, as from the agent. Every PUT is recorded, in order, for tests.
 //! [`EcsAgent::refuse`] makes it answer like ECS refusing the change (the
-//! task role lacking `ecs:UpdateTaskProtection`).
+//! task role lacking `ecs:UpdateTaskProtection`), [`EcsAgent::stall`] never
+//! answer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,7 @@ struct Inner {
     calls: Mutex<Vec<ProtectionCall>>,
     protected_until: Mutex<Option<Instant>>,
     refuse: AtomicBool,
+    stall: AtomicBool,
 }
 
 pub struct EcsAgent {
@@ -89,6 +91,11 @@ impl EcsAgent {
     /// Answer every change like ECS refusing it.
     pub fn refuse(&self, on: bool) {
         self.inner.refuse.store(on, Ordering::SeqCst);
+    }
+
+    /// Take every change and never answer, as a hung agent.
+    pub fn stall(&self, on: bool) {
+        self.inner.stall.store(on, Ordering::SeqCst);
     }
 
     /// Waits until `n` calls were recorded; false on timeout.
@@ -163,12 +170,16 @@ async fn update(
         Err(e) => return error("InvalidParameterException", &e),
     };
     let refused = inner.refuse.load(Ordering::SeqCst);
+    let stalled = inner.stall.load(Ordering::SeqCst);
     inner.calls.lock().unwrap().push(ProtectionCall {
         enabled,
         expires_in_minutes: minutes,
-        accepted: !refused,
+        accepted: !refused && !stalled,
         at: Instant::now(),
     });
+    if stalled {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     if refused {
         // What the agent relays when ECS denies UpdateTaskProtection.
         return (

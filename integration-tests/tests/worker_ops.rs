@@ -681,3 +681,29 @@ async fn refused_task_protection_fails_no_job() {
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
     assert_eq!(result_kind(&env.result(&id, &w).await), "success");
 }
+
+/// A hung agent: no job waits for it (the calls are made beside the jobs,
+/// and each gives up after 10 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_agent_delays_no_job() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture().await;
+    let agent = EcsAgent::start().await.unwrap();
+    agent.stall(true);
+    let w = env.worker(&[("ECS_AGENT_URI", &agent.uri)]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
+    assert_eq!(result_kind(&env.result(&id, &w).await), "success");
+    let took = started.elapsed();
+    assert!(agent.wait_for_calls(1, Duration::from_secs(5)).await);
+    // one call to the agent would have taken its 10 s timeout
+    assert!(took < Duration::from_secs(8), "the job took {took:?}");
+    // the release follows once the stalled call gave up
+    assert!(
+        agent.wait_for_calls(2, Duration::from_secs(20)).await,
+        "{}",
+        w.log()
+    );
+    assert!(!agent.calls()[1].enabled);
+}

@@ -346,7 +346,7 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         }
         let started = Instant::now();
         shared.state.job_started(&job);
-        shared.protection.job_started().await;
+        shared.protection.job_started();
         tracing::info!("job acknowledged");
 
         let cancel = CancelToken::new();
@@ -367,7 +367,7 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         };
         deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started).await;
         shared.state.job_finished(&job.id, kind);
-        shared.protection.job_finished().await;
+        shared.protection.job_finished();
     }
     .instrument(span)
     .await

@@ -11,17 +11,21 @@
 //! role needs `ecs:UpdateTaskProtection`; the CDK grants it.
 //!
 //! Every job start (re)sets protection, so the expiry always covers the
-//! newest job's deadline; the last job to finish clears it. The SIGTERM
-//! drain stays as the fallback: a failed call is logged and never fails a
-//! job, and without ECS_AGENT_URI (not on ECS) no call is made.
+//! newest job's deadline; the last job to finish clears it. The calls are
+//! made by one background task, in order, always sending the newest wanted
+//! state (states that changed again during a call are skipped): a job never
+//! waits on the agent, and a release never overtakes a newer protection.
+//! The SIGTERM drain stays as the fallback: a failed call is logged and
+//! never fails a job, and without ECS_AGENT_URI (not on ECS) no call is made.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::watch;
 
 /// What the agent accepts for ExpiresInMinutes.
 const MAX_MINUTES: u64 = 2880;
-/// One call to the agent, a local endpoint: a job must not wait on it long.
+/// One call to the agent, a local endpoint; a stalled one is given up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The agent's answer is small; a larger one is not read.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -43,95 +47,124 @@ pub enum ProtectionError {
 struct Agent {
     url: String,
     client: reqwest::Client,
+    expires_minutes: u64,
+}
+
+/// The state the task should be in. `generation` changes on every job
+/// start, so a renewal is a change even while already protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Wanted {
+    generation: u64,
+    enabled: bool,
+    in_flight: u32,
 }
 
 /// Scale-in protection of this task; a no-op off ECS.
 pub struct TaskProtection {
-    agent: Option<Agent>,
-    expires_minutes: u64,
-    /// Jobs in flight. Changed and announced under one lock, so the agent
-    /// sees the calls in the order the count changed: a release never
-    /// overtakes a newer job's protection.
+    wanted: Option<watch::Sender<Wanted>>,
     in_flight: Mutex<u32>,
 }
 
 impl TaskProtection {
     /// `agent_uri` is `$ECS_AGENT_URI`; `covers` the longest a job may hold
-    /// its slot (its deadline and the time its result is retried).
+    /// its slot (its deadline and the time its result is retried). With an
+    /// agent, starts the task that calls it (so: inside a Tokio runtime).
     pub fn new(agent_uri: Option<&str>, covers: Duration) -> Result<Self, ProtectionError> {
-        let agent = match agent_uri.map(str::trim).filter(|u| !u.is_empty()) {
+        let wanted = match agent_uri.map(str::trim).filter(|u| !u.is_empty()) {
             None => None,
             Some(uri) => {
-                if !(uri.starts_with("http://") || uri.starts_with("https://")) {
-                    return Err(ProtectionError::BadUri(uri.to_owned()));
-                }
-                let client = reqwest::Client::builder()
-                    .timeout(CALL_TIMEOUT)
-                    // the agent is link-local: never through a proxy, never elsewhere
-                    .no_proxy()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| ProtectionError::Client(e.to_string()))?;
-                Some(Agent {
-                    url: format!("{}/task-protection/v1/state", uri.trim_end_matches('/')),
-                    client,
-                })
+                let agent = Agent::new(uri, expires_minutes(covers))?;
+                let (tx, rx) = watch::channel(Wanted::default());
+                tokio::spawn(agent.follow(rx));
+                Some(tx)
             }
         };
         Ok(TaskProtection {
-            agent,
-            expires_minutes: expires_minutes(covers),
+            wanted,
             in_flight: Mutex::new(0),
         })
     }
 
     pub fn enabled(&self) -> bool {
-        self.agent.is_some()
+        self.wanted.is_some()
     }
 
     /// A job was acknowledged: protect the task for the job's whole time.
-    pub async fn job_started(&self) {
-        let mut n = self.in_flight.lock().await;
+    pub fn job_started(&self) {
+        let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;
-        self.set(true, *n).await;
+        self.want(true, *n);
     }
 
     /// A job's result was sent (or left pending): release the task once no
     /// job is in flight.
-    pub async fn job_finished(&self) {
-        let mut n = self.in_flight.lock().await;
+    pub fn job_finished(&self) {
+        let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         *n = n.saturating_sub(1);
         if *n == 0 {
-            self.set(false, 0).await;
+            self.want(false, 0);
         }
     }
 
-    async fn set(&self, enabled: bool, in_flight: u32) {
-        let Some(agent) = &self.agent else { return };
-        match self.put(agent, enabled).await {
-            Ok(()) if enabled => tracing::info!(
-                in_flight,
-                expires_in_minutes = self.expires_minutes,
-                "task scale-in protection set"
-            ),
-            Ok(()) => tracing::info!("task scale-in protection cleared"),
-            Err(e) => tracing::warn!(
-                error = %e,
-                protection = enabled,
-                "could not change the task's scale-in protection; the SIGTERM drain remains"
-            ),
+    fn want(&self, enabled: bool, in_flight: u32) {
+        if let Some(tx) = &self.wanted {
+            tx.send_modify(|w| {
+                w.generation += 1;
+                w.enabled = enabled;
+                w.in_flight = in_flight;
+            });
+        }
+    }
+}
+
+impl Agent {
+    fn new(uri: &str, expires_minutes: u64) -> Result<Agent, ProtectionError> {
+        if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+            return Err(ProtectionError::BadUri(uri.to_owned()));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            // the agent is link-local: never through a proxy, never elsewhere
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ProtectionError::Client(e.to_string()))?;
+        Ok(Agent {
+            url: format!("{}/task-protection/v1/state", uri.trim_end_matches('/')),
+            client,
+            expires_minutes,
+        })
+    }
+
+    /// Sends each newest wanted state until the worker drops its sender.
+    async fn follow(self, mut rx: watch::Receiver<Wanted>) {
+        while rx.changed().await.is_ok() {
+            let w = *rx.borrow_and_update();
+            match self.put(w.enabled).await {
+                Ok(()) if w.enabled => tracing::info!(
+                    in_flight = w.in_flight,
+                    expires_in_minutes = self.expires_minutes,
+                    "task scale-in protection set"
+                ),
+                Ok(()) => tracing::info!("task scale-in protection cleared"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    protection = w.enabled,
+                    "could not change the task's scale-in protection; the SIGTERM drain remains"
+                ),
+            }
         }
     }
 
-    async fn put(&self, agent: &Agent, enabled: bool) -> Result<(), ProtectionError> {
+    async fn put(&self, enabled: bool) -> Result<(), ProtectionError> {
         let body = if enabled {
             serde_json::json!({ "ProtectionEnabled": true, "ExpiresInMinutes": self.expires_minutes })
         } else {
             serde_json::json!({ "ProtectionEnabled": false })
         };
-        let resp = agent
+        let resp = self
             .client
-            .put(&agent.url)
+            .put(&self.url)
             .json(&body)
             .send()
             .await
@@ -212,8 +245,8 @@ mod tests {
     async fn no_agent_no_calls_and_a_bad_uri_is_refused() {
         let p = TaskProtection::new(None, Duration::from_secs(60)).unwrap();
         assert!(!p.enabled());
-        p.job_started().await;
-        p.job_finished().await;
+        p.job_started();
+        p.job_finished();
         assert!(matches!(
             TaskProtection::new(Some("file:///etc/passwd"), Duration::from_secs(60)),
             Err(ProtectionError::BadUri(_))
