@@ -313,12 +313,17 @@ pub fn prometheus(t: &Totals) -> String {
     let _ = writeln!(s, "# TYPE scangate_jobs_total counter");
     let passed = t.completed.get("PASS").copied().unwrap_or(0);
     let _ = writeln!(s, "scangate_jobs_total{{result=\"success\"}} {passed}");
+    // A policy FAIL is CodePipeline's JobFailed: one series for both.
+    let mut failed: BTreeMap<&str, u64> = BTreeMap::new();
     for (result, n) in t.completed.iter().filter(|(r, _)| *r != "PASS") {
         let kind = if result == "FAIL" {
             "JobFailed"
         } else {
             result
         };
+        *failed.entry(kind).or_default() += n;
+    }
+    for (kind, n) in failed {
         let _ = writeln!(
             s,
             "scangate_jobs_total{{result=\"failure\",failure_type=\"{kind}\"}} {n}"
@@ -469,9 +474,13 @@ mod tests {
             polls: 10,
             poll_errors: 4,
             consecutive_poll_failures: 0,
-            completed: [("PASS".to_string(), 3), ("FAIL".to_string(), 1)]
-                .into_iter()
-                .collect(),
+            completed: [
+                ("PASS".to_string(), 3),
+                ("FAIL".to_string(), 1),
+                ("JobFailed".to_string(), 2),
+            ]
+            .into_iter()
+            .collect(),
             duration_sum: Duration::from_millis(4500),
             duration_count: 4,
         };
@@ -486,9 +495,17 @@ mod tests {
             "scangate_job_duration_seconds_sum 4.5",
             "scangate_job_duration_seconds_count 4",
             "scangate_jobs_total{result=\"success\"} 3",
-            "scangate_jobs_total{result=\"failure\",failure_type=\"JobFailed\"} 1",
+            "scangate_jobs_total{result=\"failure\",failure_type=\"JobFailed\"} 3",
         ] {
             assert!(p.lines().any(|l| l == want), "{want} missing in\n{p}");
         }
+        // every series once: a duplicate makes the whole scrape invalid
+        let series: Vec<&str> = p
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.rsplit_once(' ').unwrap().0)
+            .collect();
+        let unique: std::collections::BTreeSet<&str> = series.iter().copied().collect();
+        assert_eq!(unique.len(), series.len(), "{p}");
     }
 }
