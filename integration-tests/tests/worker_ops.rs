@@ -414,6 +414,20 @@ async fn emf_lines_follow_the_spec_and_the_stack_contract() {
     .await;
     let lines = w.stdout_lines();
     validate_emf(&lines);
+    let size = |event: &str| {
+        lines
+            .iter()
+            .filter(|l| l["event"] == event)
+            .map(|l| l.to_string().len())
+            .max()
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "measured: {} EMF lines, job line at most {} bytes, gauge line {} bytes",
+        lines.len(),
+        size("job_finished"),
+        size("worker_metrics")
+    );
     // Nothing but EMF on stdout: the logs are on stderr.
     assert!(lines.iter().all(|l| l.get("_aws").is_some()));
 
@@ -538,6 +552,10 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
             .count();
         if let Some((503, body)) = healthz().await {
             assert!(polls >= 3, "unhealthy after {polls} polls");
+            eprintln!(
+                "measured: /healthz 503 after {polls} polls, {:?}",
+                started.elapsed()
+            );
             break body;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -555,9 +573,14 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
     .await;
 
     env.emus.faults.clear();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let cleared = Instant::now();
+    let deadline = cleared + Duration::from_secs(30);
     loop {
         if let Some((200, _)) = healthz().await {
+            eprintln!(
+                "measured: healthy again {:?} after the fault was lifted",
+                cleared.elapsed()
+            );
             break;
         }
         assert!(
@@ -696,6 +719,7 @@ async fn a_stalled_agent_delays_no_job() {
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
     assert_eq!(result_kind(&env.result(&id, &w).await), "success");
     let took = started.elapsed();
+    eprintln!("measured: job with a hung agent: {took:?} from enqueue to result");
     assert!(agent.wait_for_calls(1, Duration::from_secs(5)).await);
     // one call to the agent would have taken its 10 s timeout
     assert!(took < Duration::from_secs(8), "the job took {took:?}");
