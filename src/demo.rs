@@ -201,6 +201,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         pending_dir: reports.join("pending"),
         pending_sweep_interval: Duration::from_secs(60),
         ack_recheck: Duration::from_secs(30),
+        metrics_service: worker::metrics::DEFAULT_SERVICE.into(),
+        metrics_interval: Duration::from_secs(60),
+        // not on ECS, and stdout is the demo's story
+        ecs_agent_uri: None,
+        emf_stdout: false,
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker::run_until(cfg, sdk, async {

@@ -40,7 +40,8 @@ pub const WARN_NO_PURL: &str = "Component skipped: no purl provided.";
 const OS_PURL_TYPES: [&str; 3] = ["deb", "rpm", "apk"];
 
 /// Where the answers are when nothing else is said: the shared folder
-/// (`SCANGATE_SHARED_DIR`, else `shared/` beside the repository checkout).
+/// (`SCANGATE_SHARED_DIR`, else `shared/` beside the repository checkout),
+/// like every other fixture.
 pub fn default_fixtures_dir() -> PathBuf {
     crate::corpus::inspector_fixtures_dir().join("scans")
 }

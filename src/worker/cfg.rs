@@ -68,6 +68,23 @@ pub struct WorkerConfig {
     /// How long an AcknowledgeJob whose answer was lost is rechecked.
     #[arg(long, env = "SCANGATE_ACK_RECHECK", default_value = "2m", value_parser = parse_duration, hide = true)]
     pub ack_recheck: Duration,
+    /// Value of the `Service` dimension of the worker's CloudWatch EMF
+    /// metrics (namespace ScanGate); the CDK sets the provider name.
+    #[arg(long, env = "SCANGATE_METRICS_SERVICE", default_value = crate::worker::metrics::DEFAULT_SERVICE, value_parser = parse_metrics_service)]
+    pub metrics_service: String,
+    /// How often the gauge metrics line (SlotsBusy, Slots, ...) is written.
+    /// Hidden: CloudWatch's alarms and scaling assume one a minute.
+    #[arg(long, env = "SCANGATE_METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration, hide = true)]
+    pub metrics_interval: Duration,
+    /// The ECS agent endpoint, set by ECS in every task: task scale-in
+    /// protection is set through it while a job is in flight. Unset off ECS
+    /// (no calls are made then).
+    #[arg(long, env = "ECS_AGENT_URI", hide = true)]
+    pub ecs_agent_uri: Option<String>,
+    /// Write the EMF lines to stdout. Not a flag: off only for a worker run
+    /// inside another command (`scangate demo`), whose stdout is its own.
+    #[arg(skip = true)]
+    pub emf_stdout: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Path-style S3 addressing (S3-compatible servers).
@@ -173,6 +190,10 @@ fn parse_category(s: &str) -> Result<String, String> {
                 CATEGORIES.join(", ")
             )
         })
+}
+
+fn parse_metrics_service(s: &str) -> Result<String, String> {
+    crate::worker::metrics::parse_service(s).map_err(|e| e.to_string())
 }
 
 /// `None` when the health server is switched off. A newtype because clap

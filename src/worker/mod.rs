@@ -8,7 +8,9 @@ pub mod api;
 pub mod cfg;
 mod deliver;
 pub mod health;
+pub mod metrics;
 pub mod pending;
+pub mod protection;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +64,8 @@ struct Shared {
     ack_recheck: Duration,
     /// Jobs whose result this worker is sending: the sweep leaves them.
     delivering: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// ECS task scale-in protection while jobs are in flight.
+    protection: protection::TaskProtection,
 }
 
 impl Shared {
@@ -138,7 +142,20 @@ pub async fn run_until(
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let pending = PendingStore::new(reports.as_ref(), cfg.pending_dir.clone());
-    let state = Arc::new(State::new(cfg.concurrency));
+    let state = Arc::new(State::new(
+        cfg.concurrency,
+        if cfg.emf_stdout {
+            metrics::Emitter::stdout(cfg.metrics_service.clone())
+        } else {
+            metrics::Emitter::discard(cfg.metrics_service.clone())
+        },
+    ));
+    // Covers a job's deadline and the retries of its result.
+    let protection = protection::TaskProtection::new(
+        cfg.ecs_agent_uri.as_deref(),
+        cfg.job_timeout + cfg.result_retry,
+    )
+    .map_err(|e| WorkerError::Config(e.to_string()))?;
     if let Some(addr) = cfg.health_addr.0 {
         health::serve(addr, state.clone())
             .await
@@ -166,6 +183,7 @@ pub async fn run_until(
         result_margin: result_margin(cfg.shutdown_grace),
         ack_recheck: cfg.ack_recheck,
         delivering: Default::default(),
+        protection,
     });
     tracing::info!(
         worker_id,
@@ -176,8 +194,10 @@ pub async fn run_until(
         region = %shared.api.region,
         pending = %shared.pending.describe(),
         memory_budget_mib = memory_budget >> 20,
+        task_protection = shared.protection.enabled(),
         "worker started"
     );
+    let gauges = tokio::spawn(state.clone().emit_gauges_every(cfg.metrics_interval));
 
     // stop: no more polling. abort: in-flight jobs give up and report.
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -251,12 +271,14 @@ pub async fn run_until(
                     tracing::error!(error = %e, "cannot poll for jobs");
                     missing_type_reported = true;
                 }
-                state.poll_error();
-                Some(Duration::from_secs(60))
+                state.poll_error(&e);
+                // Under a minute, so that every minute has a PollErrors
+                // count for the stack's "polls failing" alarm.
+                Some(Duration::from_secs(30))
             }
             Err(e) => {
                 failures += 1;
-                state.poll_error();
+                state.poll_error(&e);
                 let wait = api::backoff(failures).max(cfg.poll_interval);
                 if failures <= 3 || failures.is_power_of_two() {
                     tracing::warn!(error = %e, failures, wait_ms = wait.as_millis() as u64, "PollForJobs failed");
@@ -278,6 +300,7 @@ pub async fn run_until(
     );
     while tasks.join_next().await.is_some() {}
     sweeper.abort();
+    gauges.abort();
     tracing::info!("worker stopped");
     Ok(())
 }
@@ -323,6 +346,7 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         }
         let started = Instant::now();
         shared.state.job_started(&job);
+        shared.protection.job_started();
         tracing::info!("job acknowledged");
 
         let cancel = CancelToken::new();
@@ -339,10 +363,11 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         .await;
         let kind = match &outcome {
             Outcome::Success { .. } => None,
-            Outcome::Failure { kind, .. } => Some(kind.as_str()),
+            Outcome::Failure { kind, .. } => Some(*kind),
         };
         deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started).await;
         shared.state.job_finished(&job.id, kind);
+        shared.protection.job_finished();
     }
     .instrument(span)
     .await
@@ -464,6 +489,7 @@ async fn process(shared: &Shared, job: &JobInfo, cancel: &CancelToken) -> Outcom
         Err(e) => return failed(shared, job, &e).await,
     };
     tracing::info!(image = %inputs.image, platform = %cfg.platform, policy_file = cfg.policy_file.as_deref().unwrap_or(""), "scanning");
+    shared.state.note_image(&job.id, &inputs.image.to_string());
     let req = ScanRequest {
         image: inputs.image,
         platform: cfg.platform.clone(),
@@ -554,6 +580,11 @@ async fn finish(
         digest = %report.manifest_digest,
         total_ms = report.timings.total_ms,
         "scan finished"
+    );
+    shared.state.note_scan(
+        &job.id,
+        &report.decision.verdict.to_string(),
+        &report.manifest_digest,
     );
     with_output(&job.id, Outcome::from_report(&job.id, &report), written)
 }
