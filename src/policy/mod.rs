@@ -9,6 +9,7 @@
 pub mod base;
 pub mod cfg;
 pub mod file;
+pub mod risks;
 
 use std::collections::BTreeSet;
 
@@ -41,6 +42,8 @@ pub struct Policy {
     /// Thresholds of their own for findings only base-image layers brought
     /// ([`base`]).
     pub base_image: Option<BaseImagePolicy>,
+    /// The `secrets:`, `config:` and `signature:` sections.
+    pub risks: risks::RiskPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,13 +150,25 @@ pub enum Violation {
         epss: f64,
         threshold: f64,
     },
+    /// A secret or configuration finding at or above its section's
+    /// `fail_on`.
+    Risk {
+        kind: crate::risks::RiskKind,
+        rule_id: String,
+        severity: Severity,
+        title: String,
+        at: String,
+        fail_on: Severity,
+    },
 }
 
 impl Violation {
     /// The vulnerability a per-finding violation names.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Violation::Threshold { .. } | Violation::BaseImageThreshold { .. } => None,
+            Violation::Threshold { .. }
+            | Violation::BaseImageThreshold { .. }
+            | Violation::Risk { .. } => None,
             Violation::FailOnIds { id, .. }
             | Violation::Kev { id, .. }
             | Violation::Epss { id, .. } => Some(id),
@@ -208,6 +223,25 @@ impl std::fmt::Display for Violation {
                 "{id}{} has EPSS {epss:.3} ≥ {threshold} (epss_threshold)",
                 pkg(package)
             ),
+            Violation::Risk {
+                kind,
+                rule_id,
+                severity,
+                title,
+                at,
+                fail_on,
+            } => {
+                let section = match kind {
+                    crate::risks::RiskKind::Secret => "secrets",
+                    crate::risks::RiskKind::Config => "config",
+                };
+                write!(
+                    f,
+                    "{} {rule_id} {title} at {at} ({section}.fail_on {})",
+                    severity.as_str(),
+                    fail_on.as_str().to_ascii_lowercase()
+                )
+            }
         }
     }
 }
@@ -248,6 +282,8 @@ pub struct Decision {
     pub stale_rules: Vec<IgnoreRule>,
     /// Present when the policy has a `base_image` section.
     pub base_image: Option<BaseImageDecision>,
+    /// The secrets and configuration gates ([`Policy::decide_risks`]).
+    pub risks: risks::RisksDecision,
 }
 
 impl Policy {
@@ -474,6 +510,7 @@ impl Policy {
                 Violation::FailOnIds { .. } => 1,
                 Violation::Kev { .. } => 2,
                 Violation::Epss { .. } => 3,
+                Violation::Risk { .. } => 4,
             };
             k(a).cmp(&k(b)).then_with(|| a.id().cmp(&b.id()))
         });
@@ -495,7 +532,40 @@ impl Policy {
             expired_rules,
             stale_rules,
             base_image: base_decision,
+            risks: risks::RisksDecision::default(),
         }
+    }
+
+    /// Adds the secrets and configuration gates to a decision: each
+    /// finding neither disabled nor allowed at or above its section's
+    /// `fail_on` is a violation, and the verdict fails.
+    pub fn decide_risks(
+        &self,
+        decision: &mut Decision,
+        findings: &[crate::risks::RiskFinding],
+        today: time::Date,
+    ) {
+        let judged = self.risks.decide(findings, today);
+        for gate in [&judged.secrets, &judged.config] {
+            let Some(fail_on) = gate.fail_on else {
+                continue;
+            };
+            for &i in &gate.violating {
+                let f = &findings[i];
+                decision.violations.push(Violation::Risk {
+                    kind: f.kind,
+                    rule_id: f.rule_id.clone(),
+                    severity: f.severity,
+                    title: f.title.clone(),
+                    at: risks::location_text(&f.location),
+                    fail_on,
+                });
+            }
+        }
+        if !decision.violations.is_empty() {
+            decision.verdict = Verdict::Fail;
+        }
+        decision.risks = judged;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod read;
+pub mod risks;
 pub mod sarif;
 pub mod table;
 #[cfg(test)]
@@ -483,7 +484,10 @@ impl ReportStore {
             },
             ReportFile {
                 name: "findings.json",
-                body: js("findings", &json!(r.result.findings))?,
+                body: js(
+                    "findings",
+                    &json!({"vulnerabilities": r.result.findings, "risks": risks::json(r)}),
+                )?,
                 content_type: "application/json",
             },
             ReportFile {

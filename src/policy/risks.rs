@@ -1,0 +1,618 @@
+//! The policy file's `secrets:`, `config:` and `signature:` sections
+//! (DESIGN.md, "Image risks beyond CVEs") and the part of the verdict they
+//! decide.
+//!
+//! Defaults: every finding is reported and none fails the gate until a
+//! section sets `fail_on`, so turning a gate on is a one-line change.
+//! `allow` entries take a reason and may expire, like `ignore`.
+//!
+//! The file is hostile input: every list and string is bounded as it is
+//! read (the same caps as the rest of the file).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::Date;
+
+use crate::inspector::findings::Severity;
+use crate::risks::{RiskFinding, RiskKind, RiskLocation};
+
+use super::file::{MAX_LIST_ENTRIES, capped_list, de_date, fmt_date, ser_date};
+
+/// Longest user rule regex and keyword (bytes): the secrets engine compiles
+/// the regex with its own size limit; this keeps the file's share small.
+pub const MAX_REGEX: usize = 1024;
+const MAX_KEYWORD: usize = 256;
+const MAX_GLOB: usize = 512;
+const MAX_TEXT: usize = 4096;
+/// User secret rules, each.
+pub const MAX_USER_RULES: usize = 256;
+
+/// `secrets:` — §4.1.4 embedded clear-text secrets. A plain data struct:
+/// the secrets engine (src/risks/secrets/) builds its matchers from it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsPolicy {
+    /// Lowest severity that fails the gate; `None` (absent or `null`)
+    /// reports only.
+    #[serde(default, deserialize_with = "de_fail_on")]
+    pub fail_on: Option<Severity>,
+    /// Extra rules of the user's own.
+    #[serde(default, deserialize_with = "de_rules")]
+    pub rules: Vec<SecretRule>,
+    /// Rule ids turned off (built-in or user).
+    #[serde(default, deserialize_with = "de_disable")]
+    pub disable: Vec<String>,
+    #[serde(default, deserialize_with = "de_allow")]
+    pub allow: Vec<AllowRule>,
+}
+
+/// A user secret rule: `keywords` (any of them, case-insensitive) must be
+/// in the text before `regex` is tried; `paths` (globs) limit where.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRule {
+    #[serde(deserialize_with = "de_rule_id")]
+    pub id: String,
+    #[serde(default, deserialize_with = "de_text")]
+    pub description: String,
+    #[serde(deserialize_with = "de_severity")]
+    pub severity: Severity,
+    #[serde(deserialize_with = "de_regex")]
+    pub regex: String,
+    #[serde(default, deserialize_with = "de_keywords")]
+    pub keywords: Vec<String>,
+    #[serde(default, deserialize_with = "de_globs")]
+    pub paths: Vec<String>,
+}
+
+/// `config:` — §4.1.3 image configuration defects.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPolicy {
+    #[serde(default, deserialize_with = "de_fail_on")]
+    pub fail_on: Option<Severity>,
+    #[serde(default, deserialize_with = "de_disable")]
+    pub disable: Vec<String>,
+    #[serde(default, deserialize_with = "de_allow")]
+    pub allow: Vec<AllowRule>,
+}
+
+/// `signature:` — §4.1.5 untrusted images. Read and validated here; the
+/// signature verifier (src/signature/) acts on it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SignaturePolicy {
+    /// Unsigned or unverifiable fails the gate (JobFailed).
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub cosign: Option<CosignPolicy>,
+    #[serde(default)]
+    pub notation: Option<NotationPolicy>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CosignPolicy {
+    /// PEM public keys (paths in the input artifact) or `awskms:///ARN`.
+    #[serde(default, deserialize_with = "de_names")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NotationPolicy {
+    /// Root certificates (paths in the input artifact).
+    #[serde(default, deserialize_with = "de_names")]
+    pub trust_store: Vec<String>,
+    /// `x509.subject: …` or AWS Signer signing-profile ARNs.
+    #[serde(default, deserialize_with = "de_names")]
+    pub identities: Vec<String>,
+}
+
+/// Accepts one rule's findings, optionally only at paths matching a glob
+/// (`/usr/share/doc/**`), with a reason and an optional expiry.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AllowRule {
+    #[serde(deserialize_with = "de_rule_id")]
+    pub rule: String,
+    #[serde(
+        default,
+        deserialize_with = "de_opt_glob",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub path: Option<String>,
+    #[serde(deserialize_with = "de_reason")]
+    pub reason: String,
+    #[serde(
+        default,
+        deserialize_with = "de_date",
+        serialize_with = "ser_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires: Option<Date>,
+}
+
+impl AllowRule {
+    pub fn is_expired(&self, today: Date) -> bool {
+        self.expires.is_some_and(|e| today > e)
+    }
+
+    /// Whether the rule names this finding (expiry aside). A rule with a
+    /// path matches only findings in files (or, for config fields, the
+    /// field name).
+    pub fn matches(&self, f: &RiskFinding) -> bool {
+        if !self.rule.eq_ignore_ascii_case(&f.rule_id) {
+            return false;
+        }
+        let Some(glob) = &self.path else {
+            return true;
+        };
+        match &f.location {
+            RiskLocation::File { path, .. } => glob_match(glob, path),
+            RiskLocation::Config { field } => glob_match(glob, field),
+            RiskLocation::Image => false,
+        }
+    }
+}
+
+impl std::fmt::Display for AllowRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.rule)?;
+        if let Some(p) = &self.path {
+            write!(f, " at {p}")?;
+        }
+        if let Some(e) = self.expires {
+            write!(f, " until {}", fmt_date(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The gates of the three sections as the policy holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RiskPolicy {
+    pub secrets: SecretsPolicy,
+    pub config: ConfigPolicy,
+    pub signature: SignaturePolicy,
+}
+
+/// A risk finding the policy accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RiskSuppression {
+    pub kind: RiskKind,
+    pub rule_id: String,
+    pub at: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+/// What the policy made of one kind of risk findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RiskGate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_on: Option<Severity>,
+    /// Findings neither disabled nor allowed (what `SECRETS`/`MISCONFIGS`
+    /// count).
+    pub unsuppressed: u64,
+    /// Findings of disabled rules (left out of the reports' counts).
+    pub disabled: u64,
+    pub suppressions: Vec<RiskSuppression>,
+    /// Indexes (into the scan's risk findings) of findings at or above
+    /// `fail_on`: each is a violation.
+    pub violating: Vec<usize>,
+    /// Allow rules past their expiry, and live ones that matched nothing.
+    pub expired_rules: Vec<String>,
+    pub stale_rules: Vec<String>,
+}
+
+/// Both gates over risk findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RisksDecision {
+    pub secrets: RiskGate,
+    pub config: RiskGate,
+    /// Each risk finding's standing, in the scan's order.
+    pub status: Vec<RiskStatus>,
+}
+
+/// Where the policy put one risk finding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskStatus {
+    /// Counted, below `fail_on` (or no `fail_on`).
+    #[default]
+    Reported,
+    /// At or above `fail_on`: fails the gate.
+    Violating,
+    /// Accepted by a live `allow` rule.
+    Allowed,
+    /// Its rule is in `disable`.
+    Disabled,
+}
+
+impl RiskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskStatus::Reported => "reported",
+            RiskStatus::Violating => "violating",
+            RiskStatus::Allowed => "allowed",
+            RiskStatus::Disabled => "disabled",
+        }
+    }
+}
+
+impl RisksDecision {
+    pub fn gate(&self, kind: RiskKind) -> &RiskGate {
+        match kind {
+            RiskKind::Secret => &self.secrets,
+            RiskKind::Config => &self.config,
+        }
+    }
+}
+
+/// Where a finding is, for messages: `/etc/app.env:3 (layer 2)`, `Env[1]`.
+pub fn location_text(l: &RiskLocation) -> String {
+    match l {
+        RiskLocation::File {
+            layer,
+            path,
+            line,
+            deleted_later,
+            ..
+        } => format!(
+            "{path}{} (layer {layer}{})",
+            line.map(|n| format!(":{n}")).unwrap_or_default(),
+            if *deleted_later {
+                ", deleted by a later layer but still in the image"
+            } else {
+                ""
+            }
+        ),
+        RiskLocation::Config { field } => format!("image config {field}"),
+        RiskLocation::Image => "the image".into(),
+    }
+}
+
+impl RiskPolicy {
+    /// Judges every risk finding of a scan: per kind, disabled rules, then
+    /// live allow rules, then `fail_on`.
+    pub fn decide(&self, findings: &[RiskFinding], today: Date) -> RisksDecision {
+        let mut status = vec![RiskStatus::Reported; findings.len()];
+        let secrets = Section {
+            kind: RiskKind::Secret,
+            fail_on: self.secrets.fail_on,
+            disable: &self.secrets.disable,
+            allow: &self.secrets.allow,
+        };
+        let config = Section {
+            kind: RiskKind::Config,
+            fail_on: self.config.fail_on,
+            disable: &self.config.disable,
+            allow: &self.config.allow,
+        };
+        RisksDecision {
+            secrets: secrets.gate(findings, today, &mut status),
+            config: config.gate(findings, today, &mut status),
+            status,
+        }
+    }
+}
+
+/// One section's settings, as [`RiskPolicy::decide`] applies them.
+struct Section<'a> {
+    kind: RiskKind,
+    fail_on: Option<Severity>,
+    disable: &'a [String],
+    allow: &'a [AllowRule],
+}
+
+impl Section<'_> {
+    fn gate(&self, findings: &[RiskFinding], today: Date, status: &mut [RiskStatus]) -> RiskGate {
+        let mut g = RiskGate {
+            fail_on: self.fail_on,
+            ..RiskGate::default()
+        };
+        let mut used = vec![false; self.allow.len()];
+        for (i, f) in findings.iter().enumerate().filter(|(_, f)| f.kind == self.kind) {
+            if self.disable.iter().any(|d| d.eq_ignore_ascii_case(&f.rule_id)) {
+                g.disabled += 1;
+                status[i] = RiskStatus::Disabled;
+                continue;
+            }
+            if let Some(r) = self.first_allow(f, today, &mut used) {
+                g.suppressions.push(RiskSuppression {
+                    kind: self.kind,
+                    rule_id: f.rule_id.clone(),
+                    at: location_text(&f.location),
+                    reason: r.reason.clone(),
+                    expires: r.expires.map(fmt_date),
+                });
+                status[i] = RiskStatus::Allowed;
+                continue;
+            }
+            g.unsuppressed += 1;
+            if self.fail_on.is_some_and(|min| f.severity >= min) {
+                g.violating.push(i);
+                status[i] = RiskStatus::Violating;
+            }
+        }
+        for (r, used) in self.allow.iter().zip(&used) {
+            if r.is_expired(today) {
+                g.expired_rules.push(r.to_string());
+            } else if !used {
+                g.stale_rules.push(r.to_string());
+            }
+        }
+        g
+    }
+
+    /// The first live allow rule naming `f`; every live one that does is
+    /// marked used (so none is reported stale).
+    fn first_allow(&self, f: &RiskFinding, today: Date, used: &mut [bool]) -> Option<&AllowRule> {
+        let mut first = None;
+        for (j, r) in self.allow.iter().enumerate() {
+            if !r.is_expired(today) && r.matches(f) {
+                used[j] = true;
+                first.get_or_insert(r);
+            }
+        }
+        first
+    }
+}
+
+/// `*` matches within one path segment, `**` any number of segments, `?`
+/// one character. Patterns and paths are bounded ([`MAX_GLOB`], paths by
+/// the layer reader), and the matcher is the classic two-pointer
+/// backtracking one: time linear in `pattern × path` at worst.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = path.chars().collect();
+    let (mut pi, mut si) = (0, 0);
+    // Where to resume after a `*` (segment-bound) or `**` (any).
+    let mut star: Option<(usize, usize, bool)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == '*' {
+            let double = p.get(pi + 1) == Some(&'*');
+            pi += if double { 2 } else { 1 };
+            // `**/` also matches no directory at all.
+            if double && p.get(pi) == Some(&'/') {
+                star = Some((pi + 1, si, true));
+                // Try "zero directories" first by skipping the slash.
+                pi += 1;
+                continue;
+            }
+            star = Some((pi, si, double));
+            continue;
+        }
+        if pi < p.len() && (p[pi] == s[si] || (p[pi] == '?' && s[si] != '/')) {
+            pi += 1;
+            si += 1;
+            continue;
+        }
+        match star {
+            Some((sp, ss, double)) if double || s[ss] != '/' => {
+                star = Some((sp, ss + 1, double));
+                pi = sp;
+                si = ss + 1;
+            }
+            _ => return false,
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+// ------------------------------------------------------------ validation
+
+fn de_fail_on<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Severity>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => parse_severity(&s, "fail_on").map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_severity<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_severity(&s, "severity").map_err(serde::de::Error::custom)
+}
+
+fn parse_severity(s: &str, field: &str) -> Result<Severity, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "critical" => Ok(Severity::Critical),
+        "high" => Ok(Severity::High),
+        "medium" => Ok(Severity::Medium),
+        "low" => Ok(Severity::Low),
+        _ => Err(format!(
+            "{field} must be one of critical, high, medium, low (or null for report only), got {:?}",
+            crate::util::truncate_chars(s, 40)
+        )),
+    }
+}
+
+fn bounded(s: String, field: &str, max: usize) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if t.len() > max {
+        return Err(format!(
+            "{field} is {} bytes, more than the {max} allowed",
+            t.len()
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+/// A rule id: letters, digits, `-`, `_`, `.` (they appear in reports and
+/// SARIF rule ids).
+fn de_rule_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = bounded(String::deserialize(d)?, "rule id", 128).map_err(serde::de::Error::custom)?;
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(serde::de::Error::custom(format!(
+            "rule id {s:?} may contain only letters, digits, '-', '_' and '.'"
+        )));
+    }
+    Ok(s)
+}
+
+fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.len() > MAX_TEXT {
+        return Err(serde::de::Error::custom(format!(
+            "description is {} bytes, more than the {MAX_TEXT} allowed",
+            s.len()
+        )));
+    }
+    Ok(s.trim().to_owned())
+}
+
+fn de_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    bounded(String::deserialize(d)?, "reason", MAX_TEXT).map_err(serde::de::Error::custom)
+}
+
+fn de_regex<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(serde::de::Error::custom("regex must not be empty"));
+    }
+    if s.len() > MAX_REGEX {
+        return Err(serde::de::Error::custom(format!(
+            "regex is {} bytes, more than the {MAX_REGEX} allowed",
+            s.len()
+        )));
+    }
+    Ok(s)
+}
+
+fn de_opt_glob<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => bounded(s, "path", MAX_GLOB)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// A bounded list of bounded, non-empty strings.
+fn de_strings<'de, D: Deserializer<'de>>(
+    d: D,
+    field: &'static str,
+    max_len: usize,
+) -> Result<Vec<String>, D::Error> {
+    struct V {
+        field: &'static str,
+        max_len: usize,
+    }
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_LIST_ENTRIES} strings")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                if out.len() == MAX_LIST_ENTRIES {
+                    return Err(serde::de::Error::custom(format!(
+                        "{} has more than {MAX_LIST_ENTRIES} entries",
+                        self.field
+                    )));
+                }
+                out.push(
+                    bounded(s, &format!("{} entry", self.field), self.max_len)
+                        .map_err(serde::de::Error::custom)?,
+                );
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V { field, max_len })
+}
+
+fn de_disable<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    de_strings(d, "disable", 128)
+}
+
+fn de_keywords<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    de_strings(d, "keywords", MAX_KEYWORD)
+}
+
+fn de_globs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    de_strings(d, "paths", MAX_GLOB)
+}
+
+fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    de_strings(d, "list", 2048)
+}
+
+fn de_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretRule>, D::Error> {
+    let rules: Vec<SecretRule> = capped_list(d, "secrets.rules", MAX_USER_RULES, |_| Ok(()))?;
+    let mut ids = BTreeSet::new();
+    for r in &rules {
+        if !ids.insert(r.id.to_ascii_lowercase()) {
+            return Err(serde::de::Error::custom(format!(
+                "secrets.rules: rule id {:?} appears twice",
+                r.id
+            )));
+        }
+    }
+    Ok(rules)
+}
+
+fn de_allow<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<AllowRule>, D::Error> {
+    capped_list(d, "allow", MAX_LIST_ENTRIES, |_| Ok(()))
+}
+
+/// Things worth telling the author: rule ids `disable`/`allow` name that no
+/// rule has (a typo would silently keep a finding), expired allow rules.
+pub fn warnings(p: &RiskPolicy, known_secret_rules: &[&str], today: Date) -> Vec<String> {
+    let mut w = Vec::new();
+    let config_ids: Vec<&str> = crate::risks::config::RULES.iter().map(|r| r.id).collect();
+    let user_ids: Vec<&str> = p.secrets.rules.iter().map(|r| r.id.as_str()).collect();
+    let known = |ids: &[&str], extra: &[&str], id: &str| {
+        ids.iter().chain(extra).any(|k| k.eq_ignore_ascii_case(id))
+    };
+    let mut check = |section: &str, ids: &[&str], extra: &[&str], names: Vec<&str>| {
+        // An empty list of known ids means the engine is not built in: say
+        // nothing rather than call every id unknown.
+        if ids.is_empty() && extra.is_empty() {
+            return;
+        }
+        for n in names {
+            if !known(ids, extra, n) {
+                w.push(format!("{section}: {n:?} is not a rule id scangate knows"));
+            }
+        }
+    };
+    let names = |disable: &[String], allow: &[AllowRule]| -> Vec<String> {
+        disable
+            .iter()
+            .cloned()
+            .chain(allow.iter().map(|a| a.rule.clone()))
+            .collect()
+    };
+    let cfg_names = names(&p.config.disable, &p.config.allow);
+    check("config", &config_ids, &[], cfg_names.iter().map(String::as_str).collect());
+    let sec_names = names(&p.secrets.disable, &p.secrets.allow);
+    check("secrets", known_secret_rules, &user_ids, sec_names.iter().map(String::as_str).collect());
+    for (section, allow) in [("secrets", &p.secrets.allow), ("config", &p.config.allow)] {
+        for (i, r) in allow.iter().enumerate() {
+            if r.is_expired(today) {
+                w.push(format!(
+                    "{section}.allow[{i}] ({r}) has expired: its findings count again"
+                ));
+            }
+        }
+    }
+    if p.signature.required && p.signature.cosign.is_none() && p.signature.notation.is_none() {
+        w.push("signature.required is set but neither cosign keys nor a notation trust store is given: every image will fail as unverifiable".into());
+    }
+    w
+}
