@@ -482,6 +482,9 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
             terminal_safe(&r.reason)
         );
     }
+    for line in scangate::policy::risks::describe(&p.risks) {
+        println!("{}", terminal_safe(&line));
+    }
     for w in file.warnings(today) {
         println!("warning: {}", terminal_safe(&w));
     }

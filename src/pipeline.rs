@@ -355,8 +355,15 @@ async fn scan_inner(
         inspector_and_base(ctx, &parts_json, policy, &pulled, platform).await;
     let result = result?;
     let base_layers = base_prefix(base.as_ref());
-    let (pulled, catalog, risks) =
-        image_risks(cancel, pulled, catalog, source.to_string(), base_layers, policy).await?;
+    let (pulled, catalog, risks) = image_risks(
+        cancel,
+        pulled,
+        catalog,
+        source.to_string(),
+        base_layers,
+        policy,
+    )
+    .await?;
     let mut judged = judge(cancel, bom, result, base, pulled.layers.len(), policy).await?;
     let today = crate::policy::file::today_utc();
     policy.decide_risks(&mut judged.decision, &risks.findings, today);

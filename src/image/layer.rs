@@ -975,7 +975,9 @@ pub fn apply_layer(
     tree.notable_dropped += layer.notable_dropped;
     layer.each_op(|path, kind| {
         n += 1;
-        let note = notes.next_if(|(i, _)| u64::from(*i) + 1 == n).map(|(_, m)| *m);
+        let note = notes
+            .next_if(|(i, _)| u64::from(*i) + 1 == n)
+            .map(|(_, m)| *m);
         if n.is_multiple_of(4096) && budget.is_cancelled() {
             return Err(LayerFailure::Cancelled);
         }

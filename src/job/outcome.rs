@@ -222,13 +222,20 @@ fn violation_reasons(d: &crate::policy::Decision) -> Vec<String> {
         .filter(|v| !is_risk(v))
         .map(|v| v.to_string())
         .collect();
-    for (name, gate) in [("secret", &d.risks.secrets), ("configuration", &d.risks.config)] {
+    for (name, gate) in [
+        ("secret", &d.risks.secrets),
+        ("configuration", &d.risks.config),
+    ] {
         if let (false, Some(min)) = (gate.violating.is_empty(), gate.fail_on) {
             reasons.push(format!(
                 "{} {name} findings at or above {} ({}.fail_on)",
                 gate.violating.len(),
                 min.as_str(),
-                if name == "secret" { "secrets" } else { "config" }
+                if name == "secret" {
+                    "secrets"
+                } else {
+                    "config"
+                }
             ));
         }
     }

@@ -316,8 +316,16 @@ impl Section<'_> {
             ..RiskGate::default()
         };
         let mut used = vec![false; self.allow.len()];
-        for (i, f) in findings.iter().enumerate().filter(|(_, f)| f.kind == self.kind) {
-            if self.disable.iter().any(|d| d.eq_ignore_ascii_case(&f.rule_id)) {
+        for (i, f) in findings
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == self.kind)
+        {
+            if self
+                .disable
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(&f.rule_id))
+            {
                 g.disabled += 1;
                 status[i] = RiskStatus::Disabled;
                 continue;
@@ -412,7 +420,9 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
 fn de_fail_on<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Severity>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
-        Some(s) => parse_severity(&s, "fail_on").map(Some).map_err(serde::de::Error::custom),
+        Some(s) => parse_severity(&s, "fail_on")
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -516,7 +526,10 @@ fn de_strings<'de, D: Deserializer<'de>>(
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             write!(f, "a list of at most {MAX_LIST_ENTRIES} strings")
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
             let mut out = Vec::new();
             while let Some(s) = seq.next_element::<String>()? {
                 if out.len() == MAX_LIST_ENTRIES {
@@ -570,6 +583,51 @@ fn de_allow<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<AllowRule>, D::Error>
     capped_list(d, "allow", MAX_LIST_ENTRIES, |_| Ok(()))
 }
 
+/// `policy check`'s lines for the three sections: the gates in force.
+pub fn describe(p: &RiskPolicy) -> Vec<String> {
+    let fail_on = |f: Option<Severity>| {
+        f.map_or("report only".to_owned(), |s| {
+            format!("fail on {} and above", s.as_str())
+        })
+    };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut out = vec![
+        format!(
+            "secrets: {}; {} rules of your own; disabled: {}; {} allow rules",
+            fail_on(p.secrets.fail_on),
+            p.secrets.rules.len(),
+            list(&p.secrets.disable),
+            p.secrets.allow.len()
+        ),
+        format!(
+            "config: {}; disabled: {}; {} allow rules",
+            fail_on(p.config.fail_on),
+            list(&p.config.disable),
+            p.config.allow.len()
+        ),
+    ];
+    for (section, allow) in [("secrets", &p.secrets.allow), ("config", &p.config.allow)] {
+        for r in allow {
+            out.push(format!("{section} allow {r}: {}", r.reason));
+        }
+    }
+    out.push(format!(
+        "signature: {}",
+        if p.signature.required {
+            "required"
+        } else {
+            "not required"
+        }
+    ));
+    out
+}
+
 /// Things worth telling the author: rule ids `disable`/`allow` name that no
 /// rule has (a typo would silently keep a finding), expired allow rules.
 pub fn warnings(p: &RiskPolicy, known_secret_rules: &[&str], today: Date) -> Vec<String> {
@@ -599,9 +657,19 @@ pub fn warnings(p: &RiskPolicy, known_secret_rules: &[&str], today: Date) -> Vec
             .collect()
     };
     let cfg_names = names(&p.config.disable, &p.config.allow);
-    check("config", &config_ids, &[], cfg_names.iter().map(String::as_str).collect());
+    check(
+        "config",
+        &config_ids,
+        &[],
+        cfg_names.iter().map(String::as_str).collect(),
+    );
     let sec_names = names(&p.secrets.disable, &p.secrets.allow);
-    check("secrets", known_secret_rules, &user_ids, sec_names.iter().map(String::as_str).collect());
+    check(
+        "secrets",
+        known_secret_rules,
+        &user_ids,
+        sec_names.iter().map(String::as_str).collect(),
+    );
     for (section, allow) in [("secrets", &p.secrets.allow), ("config", &p.config.allow)] {
         for (i, r) in allow.iter().enumerate() {
             if r.is_expired(today) {
@@ -615,4 +683,277 @@ pub fn warnings(p: &RiskPolicy, known_secret_rules: &[&str], today: Date) -> Vec
         w.push("signature.required is set but neither cosign keys nor a notation trust store is given: every image will fail as unverifiable".into());
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyFile;
+
+    fn parse(yaml: &str) -> Result<PolicyFile, String> {
+        PolicyFile::parse("p.yaml", &format!("version: 1\n{yaml}")).map_err(|e| e.to_string())
+    }
+
+    fn finding(kind: RiskKind, rule: &str, sev: Severity, path: Option<&str>) -> RiskFinding {
+        RiskFinding {
+            kind,
+            rule_id: rule.into(),
+            title: format!("{rule} title"),
+            severity: sev,
+            location: match path {
+                Some(p) => RiskLocation::File {
+                    layer: 1,
+                    layer_digest: "sha256:l1".into(),
+                    path: p.into(),
+                    line: Some(3),
+                    deleted_later: false,
+                },
+                None => RiskLocation::Config {
+                    field: "User".into(),
+                },
+            },
+            excerpt: None,
+            remediation: "fix it".into(),
+        }
+    }
+
+    fn today() -> Date {
+        time::macros::date!(2026 - 12 - 03)
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let f = parse(
+            r#"
+secrets:
+  fail_on: high
+  rules:
+    - { id: acme-token, description: ACME API token, severity: critical, regex: 'acme_[a-z0-9]{32}', keywords: [acme_], paths: ['/srv/**'] }
+  disable: [generic-password]
+  allow:
+    - { rule: private-key, path: /usr/share/doc/**, reason: test keys of a package, expires: 2027-06-30 }
+config:
+  fail_on: high
+  disable: [CIS-DI-0006]
+  allow: []
+signature:
+  required: true
+  cosign:
+    keys: [cosign.pub]
+  notation:
+    trust_store: [signer-root.pem]
+    identities: ["x509.subject: CN=..."]
+"#,
+        )
+        .unwrap();
+        let p = f.to_policy(&Default::default()).risks;
+        assert_eq!(p.secrets.fail_on, Some(Severity::High));
+        assert_eq!(p.secrets.rules[0].severity, Severity::Critical);
+        assert_eq!(p.secrets.rules[0].keywords, ["acme_"]);
+        assert_eq!(
+            p.secrets.allow[0].path.as_deref(),
+            Some("/usr/share/doc/**")
+        );
+        assert_eq!(p.config.disable, ["CIS-DI-0006"]);
+        assert!(p.signature.required);
+        assert_eq!(p.signature.cosign.unwrap().keys, ["cosign.pub"]);
+        assert_eq!(
+            p.signature.notation.unwrap().trust_store,
+            ["signer-root.pem"]
+        );
+    }
+
+    #[test]
+    fn defaults_report_and_never_fail() {
+        let p = parse("").unwrap().to_policy(&Default::default());
+        assert_eq!(p.risks, RiskPolicy::default());
+        let findings = [
+            finding(
+                RiskKind::Secret,
+                "aws-secret",
+                Severity::Critical,
+                Some("/app/.env"),
+            ),
+            finding(RiskKind::Config, "CIS-DI-0001", Severity::High, None),
+        ];
+        let mut d = p.decide(&[]);
+        p.decide_risks(&mut d, &findings, today());
+        assert_eq!(d.verdict, crate::policy::Verdict::Pass);
+        assert_eq!(
+            (d.risks.secrets.unsuppressed, d.risks.config.unsuppressed),
+            (1, 1)
+        );
+        assert_eq!(d.risks.status, [RiskStatus::Reported, RiskStatus::Reported]);
+    }
+
+    #[test]
+    fn bad_sections_get_clear_errors() {
+        for (yaml, want) in [
+            (
+                "secrets: { fail_on: severe }",
+                "fail_on must be one of critical, high, medium, low",
+            ),
+            ("config: { fail_on: high, typo: 1 }", "unknown field `typo`"),
+            (
+                "config: { allow: [{ rule: CIS-DI-0001 }] }",
+                "missing field `reason`",
+            ),
+            (
+                "config: { allow: [{ rule: CIS-DI-0001, reason: ' ' }] }",
+                "reason must not be empty",
+            ),
+            (
+                "config: { allow: [{ rule: CIS-DI-0001, reason: x, expires: soon }] }",
+                "expires must be a date YYYY-MM-DD",
+            ),
+            (
+                "secrets: { rules: [{ id: x, severity: high }] }",
+                "missing field `regex`",
+            ),
+            (
+                "secrets: { rules: [{ id: x, severity: high, regex: '' }] }",
+                "regex must not be empty",
+            ),
+            (
+                "secrets: { rules: [{ id: 'a b', severity: high, regex: x }] }",
+                "may contain only letters",
+            ),
+            (
+                "secrets: { rules: [{ id: x, severity: high, regex: a }, { id: X, severity: low, regex: b }] }",
+                "appears twice",
+            ),
+            ("signature: { required: yes-please }", "required"),
+            (
+                "signature: { cosign: { key: a.pub } }",
+                "unknown field `key`",
+            ),
+            (
+                "config: { disable: [''] }",
+                "disable entry must not be empty",
+            ),
+        ] {
+            let e = parse(yaml).unwrap_err();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
+        let long = format!(
+            "secrets: {{ rules: [{{ id: x, severity: high, regex: '{}' }}] }}",
+            "a".repeat(MAX_REGEX + 1)
+        );
+        assert!(
+            parse(&long)
+                .unwrap_err()
+                .contains("more than the 1024 allowed")
+        );
+    }
+
+    #[test]
+    fn fail_on_disable_and_allow() {
+        let p = parse(
+            r#"
+config:
+  fail_on: medium
+  disable: [CIS-DI-0006]
+  allow:
+    - { rule: CIS-DI-0008, path: /usr/bin/*, reason: distro tools, expires: 2027-01-01 }
+    - { rule: cis-di-0008, path: /opt/**, reason: expired one, expires: 2026-01-01 }
+    - { rule: SG-CONFIG-SSH, reason: never matches }
+"#,
+        )
+        .unwrap()
+        .to_policy(&Default::default());
+        let findings = [
+            finding(RiskKind::Config, "CIS-DI-0001", Severity::High, None),
+            finding(RiskKind::Config, "CIS-DI-0006", Severity::Low, None),
+            finding(
+                RiskKind::Config,
+                "CIS-DI-0008",
+                Severity::Low,
+                Some("/usr/bin/su"),
+            ),
+            finding(
+                RiskKind::Config,
+                "CIS-DI-0008",
+                Severity::Medium,
+                Some("/opt/app/bin/x"),
+            ),
+            finding(RiskKind::Config, "CIS-DI-0009", Severity::Low, None),
+            // A secret is another section's: config.fail_on does not see it.
+            finding(
+                RiskKind::Secret,
+                "private-key",
+                Severity::Critical,
+                Some("/k"),
+            ),
+        ];
+        let mut d = p.decide(&[]);
+        p.decide_risks(&mut d, &findings, today());
+        use RiskStatus::*;
+        assert_eq!(
+            d.risks.status,
+            [Violating, Disabled, Allowed, Violating, Reported, Reported]
+        );
+        assert_eq!(d.verdict, crate::policy::Verdict::Fail);
+        assert_eq!(d.risks.config.unsuppressed, 3);
+        assert_eq!(d.risks.config.disabled, 1);
+        assert_eq!(
+            d.risks.config.expired_rules,
+            ["cis-di-0008 at /opt/** until 2026-01-01"]
+        );
+        assert_eq!(d.risks.config.stale_rules, ["SG-CONFIG-SSH"]);
+        let text: Vec<String> = d.violations.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "HIGH CIS-DI-0001 CIS-DI-0001 title at image config User (config.fail_on medium)",
+                "MEDIUM CIS-DI-0008 CIS-DI-0008 title at /opt/app/bin/x:3 (layer 1) (config.fail_on medium)",
+            ]
+        );
+        // The same policy after the allow rule's expiry: it counts again.
+        let mut later = p.decide(&[]);
+        p.decide_risks(&mut later, &findings, time::macros::date!(2027 - 01 - 02));
+        assert_eq!(later.risks.status[2], Reported);
+    }
+
+    #[test]
+    fn warnings_name_unknown_rule_ids() {
+        let f =
+            parse("config: { disable: [CIS-DI-0006, CIS-DI-9999] }\nsignature: { required: true }")
+                .unwrap();
+        let w = f.warnings(today());
+        assert!(
+            w.iter()
+                .any(|w| w.contains("\"CIS-DI-9999\" is not a rule id")),
+            "{w:?}"
+        );
+        assert!(!w.iter().any(|w| w.contains("\"CIS-DI-0006\"")), "{w:?}");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("signature.required is set but")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn globs() {
+        for (p, s, want) in [
+            ("/usr/share/doc/**", "/usr/share/doc/a/b/c", true),
+            ("/usr/share/doc/**", "/usr/share/docs/a", false),
+            ("/usr/bin/*", "/usr/bin/su", true),
+            ("/usr/bin/*", "/usr/bin/x/su", false),
+            ("/**/id_rsa", "/id_rsa", true),
+            ("/**/id_rsa", "/home/u/.ssh/id_rsa", true),
+            ("*.pem", "key.pem", true),
+            ("/a/?.txt", "/a/b.txt", true),
+            ("/a/?.txt", "/a//.txt", false),
+            ("Env[*]", "Env[3]", true),
+        ] {
+            assert_eq!(glob_match(p, s), want, "{p} {s}");
+        }
+        // Pathological patterns stay fast (two-pointer matcher).
+        let p = "*a".repeat(200);
+        let s = "a".repeat(5000) + "b";
+        let t = std::time::Instant::now();
+        assert!(!glob_match(&p, &s));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    }
 }

@@ -196,11 +196,7 @@ pub fn junit(r: &ScanReport) -> (String, [usize; 3]) {
             }
             RiskStatus::Allowed | RiskStatus::Disabled => {
                 counts[2] += 1;
-                let _ = writeln!(
-                    s,
-                    r#"><skipped message="{}"/></testcase>"#,
-                    status.as_str()
-                );
+                let _ = writeln!(s, r#"><skipped message="{}"/></testcase>"#, status.as_str());
             }
             RiskStatus::Reported => {
                 let _ = writeln!(s, "/>");

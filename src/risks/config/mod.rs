@@ -156,7 +156,13 @@ struct Rules {
 }
 
 impl Rules {
-    fn push(&mut self, rule: &Rule, location: RiskLocation, title: String, excerpt: Option<String>) {
+    fn push(
+        &mut self,
+        rule: &Rule,
+        location: RiskLocation,
+        title: String,
+        excerpt: Option<String>,
+    ) {
         let n = self.per_rule.entry(rule.id).or_default();
         *n += 1;
         if *n > MAX_PER_RULE {
@@ -229,7 +235,16 @@ const SECRET_WORDS: &[&str] = &[
 /// A `KEY` part is a secret after one of these (`API_KEY`, `ACCESS_KEY`);
 /// alone it is usually public (`GPG_KEY`, the release signing key's
 /// fingerprint official images set).
-const KEY_QUALIFIERS: &[&str] = &["API", "ACCESS", "PRIVATE", "SECRET", "AUTH", "ENCRYPTION", "SIGNING", "MASTER"];
+const KEY_QUALIFIERS: &[&str] = &[
+    "API",
+    "ACCESS",
+    "PRIVATE",
+    "SECRET",
+    "AUTH",
+    "ENCRYPTION",
+    "SIGNING",
+    "MASTER",
+];
 /// A last part that says the value points at the secret, names it or is
 /// one of its harmless attributes (`POSTGRES_PASSWORD_FILE`, `AWS_ACCESS_KEY_ID`).
 const REFERENCE_SUFFIXES: &[&str] = &[
@@ -252,9 +267,7 @@ pub fn is_secret_env_name(name: &str) -> bool {
     }
     parts.iter().enumerate().any(|(i, p)| {
         SECRET_WORDS.contains(p)
-            || ((*p == "KEY" || *p == "KEYS")
-                && i > 0
-                && KEY_QUALIFIERS.contains(&parts[i - 1]))
+            || ((*p == "KEY" || *p == "KEYS") && i > 0 && KEY_QUALIFIERS.contains(&parts[i - 1]))
     })
 }
 
@@ -287,14 +300,12 @@ const SSH_PACKAGES: &[&str] = &["openssh-server", "openssh-server-pam", "dropbea
 fn ssh(input: &ConfigInput<'_>, out: &mut Rules) {
     let mut evidence = Vec::new();
     let mut location = None;
-    if let Some(p) = input
-        .packages
-        .iter()
-        .find(|p| {
-            matches!(p.ecosystem, Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Rpm)
-                && SSH_PACKAGES.contains(&p.name.as_str())
-        })
-    {
+    if let Some(p) = input.packages.iter().find(|p| {
+        matches!(
+            p.ecosystem,
+            Ecosystem::Deb | Ecosystem::Apk | Ecosystem::Rpm
+        ) && SSH_PACKAGES.contains(&p.name.as_str())
+    }) {
         evidence.push(format!("package {} {} installed", p.name, p.version));
         location.get_or_insert_with(|| file_location(input, p.layer, &p.location));
     }
@@ -432,10 +443,7 @@ fn mutable_base(input: &ConfigInput<'_>, out: &mut Rules) {
     out.push(
         &MUTABLE_BASE,
         config_field(field),
-        format!(
-            "built on {why}: {}",
-            crate::util::truncate_chars(name, 200)
-        ),
+        format!("built on {why}: {}", crate::util::truncate_chars(name, 200)),
         None,
     );
 }
@@ -478,7 +486,10 @@ fn entry_rules(
             out.push(
                 &WORLD_WRITABLE,
                 file_location(input, e.layer, path),
-                format!("world-writable {what} /{path} (mode {:04o})", e.mode & 0o7777),
+                format!(
+                    "world-writable {what} /{path} (mode {:04o})",
+                    e.mode & 0o7777
+                ),
                 None,
             );
         }

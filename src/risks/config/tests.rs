@@ -6,7 +6,10 @@ use crate::image::manifest::HistoryEntry;
 fn clean() -> ImageConfig {
     ImageConfig {
         user: "10001".into(),
-        env: vec!["PATH=/usr/bin".into(), "GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D".into()],
+        env: vec![
+            "PATH=/usr/bin".into(),
+            "GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D".into(),
+        ],
         healthcheck: Some(vec!["CMD".into(), "true".into()]),
         history: vec![HistoryEntry {
             created_by: Some("COPY app /app # buildkit".into()),
@@ -58,12 +61,17 @@ fn root_user_in_every_spelling() {
         c.user = user.into();
         let out = run_with(&c, None, &[], None);
         assert_eq!(ids(&out), ["CIS-DI-0001"], "user {user:?}");
-        assert!(matches!(&out.findings[0].location, RiskLocation::Config { field } if field == "User"));
+        assert!(
+            matches!(&out.findings[0].location, RiskLocation::Config { field } if field == "User")
+        );
     }
     for user in ["10001", "app", "1000:0", "nobody", "10"] {
         let mut c = clean();
         c.user = user.into();
-        assert!(run_with(&c, None, &[], None).findings.is_empty(), "user {user:?}");
+        assert!(
+            run_with(&c, None, &[], None).findings.is_empty(),
+            "user {user:?}"
+        );
     }
 }
 
@@ -109,10 +117,30 @@ fn secret_env_names_are_reported_without_their_values() {
 
 #[test]
 fn secret_env_name_rules() {
-    for yes in ["API_KEY", "x-api-key", "APIKEY", "CLIENT_SECRET", "NPM_TOKEN", "MYSQL_ROOT_PASSWORD", "SSH_PASSPHRASE", "ENCRYPTION_KEY", "GOOGLE_CREDENTIALS"] {
+    for yes in [
+        "API_KEY",
+        "x-api-key",
+        "APIKEY",
+        "CLIENT_SECRET",
+        "NPM_TOKEN",
+        "MYSQL_ROOT_PASSWORD",
+        "SSH_PASSPHRASE",
+        "ENCRYPTION_KEY",
+        "GOOGLE_CREDENTIALS",
+    ] {
         assert!(is_secret_env_name(yes), "{yes}");
     }
-    for no in ["GPG_KEY", "KEY", "PATH", "SECRET_FILE", "TOKEN_URL", "PASSWORD_LENGTH", "AWS_ACCESS_KEY_ID", "HOME", ""] {
+    for no in [
+        "GPG_KEY",
+        "KEY",
+        "PATH",
+        "SECRET_FILE",
+        "TOKEN_URL",
+        "PASSWORD_LENGTH",
+        "AWS_ACCESS_KEY_ID",
+        "HOME",
+        "",
+    ] {
         assert!(!is_secret_env_name(no), "{no}");
     }
 }
@@ -144,10 +172,19 @@ fn setuid_files_of_the_image_own_layers() {
             "setuid file /usr/local/bin/helper (mode 4755)"
         ]
     );
-    let RiskLocation::File { layer, layer_digest, path, .. } = &out.findings[1].location else {
+    let RiskLocation::File {
+        layer,
+        layer_digest,
+        path,
+        ..
+    } = &out.findings[1].location
+    else {
         panic!()
     };
-    assert_eq!((*layer, layer_digest.as_str(), path.as_str()), (1, "sha256:l1", "/usr/local/bin/helper"));
+    assert_eq!(
+        (*layer, layer_digest.as_str(), path.as_str()),
+        (1, "sha256:l1", "/usr/local/bin/helper")
+    );
 }
 
 #[test]
@@ -173,11 +210,21 @@ fn world_writable_outside_the_temporary_directories() {
             "world-writable file /tmpfoo/z (mode 0666)",
         ]
     );
-    assert!(out.findings.iter().all(|f| f.rule_id == "SG-CONFIG-WORLD-WRITABLE"));
+    assert!(
+        out.findings
+            .iter()
+            .all(|f| f.rule_id == "SG-CONFIG-WORLD-WRITABLE")
+    );
 }
 
 fn package(name: &str, eco: Ecosystem) -> Package {
-    let mut p = Package::language(eco, name.into(), "1:9.2p1-2".into(), "var/lib/dpkg/status", 1);
+    let mut p = Package::language(
+        eco,
+        name.into(),
+        "1:9.2p1-2".into(),
+        "var/lib/dpkg/status",
+        1,
+    );
     p.arch = Some("amd64".into());
     p
 }
@@ -197,8 +244,14 @@ fn ssh_is_one_finding_with_all_its_evidence() {
     );
     // Each piece of evidence alone is enough.
     assert_eq!(ids(&run_with(&c, None, &[], None)), ["SG-CONFIG-SSH"]);
-    assert_eq!(ids(&run_with(&clean(), Some(&entries), &[], None)), ["SG-CONFIG-SSH"]);
-    assert_eq!(ids(&run_with(&clean(), None, &pkgs, None)), ["SG-CONFIG-SSH"]);
+    assert_eq!(
+        ids(&run_with(&clean(), Some(&entries), &[], None)),
+        ["SG-CONFIG-SSH"]
+    );
+    assert_eq!(
+        ids(&run_with(&clean(), None, &pkgs, None)),
+        ["SG-CONFIG-SSH"]
+    );
     // A language package of that name is not the daemon.
     let npm = [package("openssh-server", Ecosystem::Npm)];
     assert!(run_with(&clean(), None, &npm, None).findings.is_empty());
@@ -213,7 +266,9 @@ fn add_of_a_remote_url_in_history() {
     let mut c = clean();
     c.history = vec![
         HistoryEntry {
-            created_by: Some("/bin/sh -c #(nop) ADD https://user:pw@example.com/a.tgz?token=zz in /opt".into()),
+            created_by: Some(
+                "/bin/sh -c #(nop) ADD https://user:pw@example.com/a.tgz?token=zz in /opt".into(),
+            ),
             ..Default::default()
         },
         HistoryEntry {
@@ -268,11 +323,17 @@ fn mutable_base_references() {
         let mut c = clean();
         c.labels.insert(BASE_NAME_ANNOTATION.into(), (*name).into());
         if let Some(d) = digest {
-            c.labels
-                .insert(crate::image::manifest::BASE_DIGEST_ANNOTATION.into(), (*d).into());
+            c.labels.insert(
+                crate::image::manifest::BASE_DIGEST_ANNOTATION.into(),
+                (*d).into(),
+            );
         }
         let out = run_with(&c, None, &[], None);
-        let want: &[&str] = if *fires { &["SG-CONFIG-MUTABLE-BASE"] } else { &[] };
+        let want: &[&str] = if *fires {
+            &["SG-CONFIG-MUTABLE-BASE"]
+        } else {
+            &[]
+        };
         assert_eq!(ids(&out), want, "{name} {digest:?}");
     }
     let pinned = format!("debian:bookworm@{d}");
@@ -290,7 +351,9 @@ fn findings_per_rule_are_capped() {
     assert_eq!(out.findings.len(), MAX_PER_RULE);
     assert_eq!(
         out.warnings,
-        [format!("configuration rule CIS-DI-0008: 7 more findings than the {MAX_PER_RULE} listed")]
+        [format!(
+            "configuration rule CIS-DI-0008: 7 more findings than the {MAX_PER_RULE} listed"
+        )]
     );
 }
 
@@ -303,6 +366,10 @@ fn every_rule_is_documented_once() {
     }
     let doc = include_str!("../../../docs/risks-config.md");
     for r in RULES {
-        assert!(doc.contains(&format!("`{}`", r.id)), "{} missing from docs/risks-config.md", r.id);
+        assert!(
+            doc.contains(&format!("`{}`", r.id)),
+            "{} missing from docs/risks-config.md",
+            r.id
+        );
     }
 }
