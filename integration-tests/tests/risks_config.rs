@@ -430,3 +430,134 @@ fn is_distribution_setuid(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or(path);
     KNOWN.contains(&file)
 }
+
+/// The final filesystem decides: a setuid file a later layer deleted, one a
+/// later layer rewrote without the bit (`RUN chmod a-s`), and a directory
+/// a later opaque marker emptied are not findings; the setuid file the
+/// base image (named by `base_image.ref`) brought is the base's.
+#[tokio::test(flavor = "multi_thread")]
+async fn later_layers_and_the_base_image_decide() {
+    let env = Env::new(false).await;
+    let base = ImageBuilder::new()
+        .layer(support::alpine_fixture_layer())
+        .layer(
+            Layer::new()
+                .dir("bin")
+                .file_mode("bin/su", b"su".to_vec(), 0o4755),
+        );
+    let base_ref = push(&env, base.clone(), "risks/base:1").await;
+    let image = base
+        .layer(
+            Layer::new()
+                .dir("opt")
+                .file_mode("opt/gone", b"x".to_vec(), 0o4755)
+                .file_mode("opt/fixed", b"x".to_vec(), 0o6755)
+                .dir("srv")
+                .dir("srv/drop")
+                .file_mode("srv/drop/open", b"x".to_vec(), 0o666)
+                .file_mode("opt/kept", b"x".to_vec(), 0o2755),
+        )
+        .layer(
+            Layer::new()
+                .whiteout("opt/gone")
+                .file_mode("opt/fixed", b"x".to_vec(), 0o755)
+                .opaque("srv/drop"),
+        );
+    let image = push(&env, image, "risks/layered:1").await;
+
+    let out = scan(&env, &image, &["--format", "json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let paths: Vec<String> = risks_of(&out)
+        .iter()
+        .filter(|r| r["rule_id"] == "CIS-DI-0008" || r["rule_id"] == "SG-CONFIG-WORLD-WRITABLE")
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["rule_id"].as_str().unwrap(),
+                r["location"]["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // No base known: the base's su is listed too.
+    assert_eq!(paths, ["CIS-DI-0008 /bin/su", "CIS-DI-0008 /opt/kept"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("base.yaml");
+    std::fs::write(
+        &policy,
+        format!("version: 1\nthresholds: {{ critical: 100, high: 100 }}\nbase_image:\n  ref: {base_ref}\n"),
+    )
+    .unwrap();
+    let out = scan(
+        &env,
+        &image,
+        &["--format", "json", "--policy", policy.to_str().unwrap()],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let setuid: Vec<Value> = risks_of(&out)
+        .into_iter()
+        .filter(|r| r["rule_id"] == "CIS-DI-0008")
+        .collect();
+    assert_eq!(setuid.len(), 1, "{setuid:#?}");
+    assert_eq!(setuid[0]["location"]["path"], "/opt/kept");
+    assert_eq!(setuid[0]["location"]["layer"], 2);
+}
+
+/// A hostile layer of 30,000 setuid, world-writable files: the layer
+/// reader records at most 2,048 of them, each rule lists at most 50 and
+/// says how many more there were, and memory stays flat.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_setuid_files_is_bounded() {
+    let env = Env::new(false).await;
+    let mut flood = Layer::new().dir("x");
+    for i in 0..30_000 {
+        flood = flood.file_mode(&format!("x/f{i:05}"), Vec::new(), 0o6777);
+    }
+    let image = push(
+        &env,
+        ImageBuilder::new()
+            .layer(support::alpine_fixture_layer())
+            .layer(flood),
+        "risks/flood:1",
+    )
+    .await;
+    let mut cmd = std::process::Command::new(corpus::scangate_bin());
+    cmd.args([
+        "scan",
+        &image,
+        "--insecure-registries",
+        &env.registry.addr,
+        "--format",
+        "json",
+        "--critical-threshold",
+        "100",
+        "--high-threshold",
+        "100",
+    ])
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &env.emus.urls.inspector);
+    let (out, rss_kib) = process::run_measured(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let counts = rule_counts(v["risks"].as_array().unwrap());
+    assert_eq!(counts["CIS-DI-0008"], 50, "{counts:?}");
+    assert_eq!(counts["SG-CONFIG-WORLD-WRITABLE"], 50, "{counts:?}");
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings
+            .contains("27952 more setuid/setgid or world-writable entries than the 2048 recorded"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("configuration rule CIS-DI-0008: 1998 more findings than the 50 listed"),
+        "{warnings}"
+    );
+    eprintln!("flood of 30000 setuid files: peak RSS {rss_kib} KiB");
+    assert!(rss_kib < 160 * 1024, "peak RSS {rss_kib} KiB");
+}
