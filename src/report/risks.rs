@@ -214,7 +214,7 @@ pub fn table(r: &ScanReport) -> String {
     }
     let _ = writeln!(s, "\nimage risks: {}", summary_line(r));
     let mut rows: Vec<(&RiskFinding, RiskStatus)> = judged(r).collect();
-    rows.sort_by(|a, b| b.0.severity.cmp(&a.0.severity));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0.severity));
     for (f, status) in rows {
         let mark = match status {
             RiskStatus::Violating => "  ✗",
