@@ -376,23 +376,35 @@ impl Section<'_> {
 /// the layer reader), and the matcher is the classic two-pointer
 /// backtracking one: time linear in `pattern × path` at worst.
 pub fn glob_match(pattern: &str, path: &str) -> bool {
+    /// What the last star may still swallow when the rest fails to match.
+    #[derive(Clone, Copy)]
+    enum Star {
+        /// `*`: characters other than `/`.
+        Segment,
+        /// `**` at the end or before a non-`/`: anything.
+        Any,
+        /// `**/`: whole directories, so the rest starts after a `/`.
+        Dirs,
+    }
     let p: Vec<char> = pattern.chars().collect();
     let s: Vec<char> = path.chars().collect();
     let (mut pi, mut si) = (0, 0);
-    // Where to resume after a `*` (segment-bound) or `**` (any).
-    let mut star: Option<(usize, usize, bool)> = None;
+    // (pattern index after the star, path index it resumes from, kind)
+    let mut star: Option<(usize, usize, Star)> = None;
     while si < s.len() {
         if pi < p.len() && p[pi] == '*' {
             let double = p.get(pi + 1) == Some(&'*');
             pi += if double { 2 } else { 1 };
-            // `**/` also matches no directory at all.
-            if double && p.get(pi) == Some(&'/') {
-                star = Some((pi + 1, si, true));
-                // Try "zero directories" first by skipping the slash.
-                pi += 1;
-                continue;
-            }
-            star = Some((pi, si, double));
+            let kind = match (double, p.get(pi)) {
+                (true, Some('/')) => {
+                    pi += 1;
+                    Star::Dirs
+                }
+                (true, _) => Star::Any,
+                (false, _) => Star::Segment,
+            };
+            // First try matching no characters at all.
+            star = Some((pi, si, kind));
             continue;
         }
         if pi < p.len() && (p[pi] == s[si] || (p[pi] == '?' && s[si] != '/')) {
@@ -400,11 +412,19 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
             si += 1;
             continue;
         }
-        match star {
-            Some((sp, ss, double)) if double || s[ss] != '/' => {
-                star = Some((sp, ss + 1, double));
+        // Backtrack: the last star swallows one more character (a whole
+        // directory for `**/`), if it may.
+        let next = match star {
+            Some((_, ss, Star::Any)) => Some(ss + 1),
+            Some((_, ss, Star::Segment)) if s[ss] != '/' => Some(ss + 1),
+            Some((_, ss, Star::Dirs)) => s[ss..].iter().position(|c| *c == '/').map(|i| ss + i + 1),
+            _ => None,
+        };
+        match (star, next) {
+            (Some((sp, _, kind)), Some(ns)) => {
+                star = Some((sp, ns, kind));
                 pi = sp;
-                si = ss + 1;
+                si = ns;
             }
             _ => return false,
         }
@@ -942,6 +962,10 @@ config:
             ("/usr/bin/*", "/usr/bin/x/su", false),
             ("/**/id_rsa", "/id_rsa", true),
             ("/**/id_rsa", "/home/u/.ssh/id_rsa", true),
+            ("/**/id_rsa", "/home/u/xid_rsa", false),
+            ("/a/**/b/*.key", "/a/x/y/b/k.key", true),
+            ("/a/**", "/a", false),
+            ("/a/*", "/a/", true),
             ("*.pem", "key.pem", true),
             ("/a/?.txt", "/a/b.txt", true),
             ("/a/?.txt", "/a//.txt", false),
