@@ -466,6 +466,9 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 "packages": report.packages,
                 "warnings": report.warnings,
                 "findings": report.result.findings,
+                "risks": scangate::report::risks::json(&report),
+                "risk_gates": report.decision.risks,
+                "signature": report.risks.signature,
             }))?,
             ScanFormat::Markdown => scangate::report::markdown::render("-", &report),
             ScanFormat::Sarif => pretty(&scangate::report::sarif::render(&meta, &report))?,
@@ -602,6 +605,9 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
             },
             terminal_safe(&r.reason)
         );
+    }
+    for line in scangate::policy::risks::describe(&p.risks) {
+        println!("{}", terminal_safe(&line));
     }
     for w in file.warnings(today) {
         let _ = writeln!(o, "warning: {}", terminal_safe(&w));

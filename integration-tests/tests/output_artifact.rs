@@ -500,7 +500,7 @@ async fn output_zip_on_pass_and_fail_with_job_credentials_and_encryption() {
         assert_eq!(sbom["specVersion"], "1.5");
         let findings: Value = serde_json::from_slice(&files["findings.json"]).unwrap();
         assert!(
-            findings
+            findings["vulnerabilities"]
                 .as_array()
                 .unwrap()
                 .iter()

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::inspector::Severity;
 use crate::pipeline::{PipelineError, ScanReport};
-use crate::policy::Verdict;
+use crate::policy::{Verdict, Violation};
 use crate::util::truncate_chars;
 
 /// CodePipeline's limits (aws-models: ExecutionSummary, Message).
@@ -95,6 +95,9 @@ impl Outcome {
                 put("SUPPRESSED", d.suppressed.to_string());
                 put("COMPONENTS", r.packages.to_string());
                 put("IMAGE_DIGEST", r.manifest_digest.clone());
+                put("SECRETS", d.risks.secrets.unsuppressed.to_string());
+                put("MISCONFIGS", d.risks.config.unsuppressed.to_string());
+                put("SIGNATURE", r.risks.signature.as_str().to_owned());
                 if let Some(u) = &r.report_uri {
                     put("REPORT_URI", u.clone());
                 }
@@ -123,10 +126,12 @@ impl Outcome {
                 let mut m = String::new();
                 let _ = write!(
                     m,
-                    "Image {}@{} failed the vulnerability gate: ",
-                    r.image, r.manifest_digest
+                    "Image {}@{} failed the {} gate: ",
+                    r.image,
+                    r.manifest_digest,
+                    gate_name(d)
                 );
-                let reasons: Vec<String> = d.violations.iter().map(|v| v.to_string()).collect();
+                let reasons = violation_reasons(d);
                 let _ = writeln!(
                     m,
                     "{}{}.",
@@ -156,6 +161,7 @@ impl Outcome {
                 if let Some(u) = &r.report_uri {
                     let _ = writeln!(m, "Report: {u}");
                 }
+                risk_lines(&mut m, d);
                 let _ = writeln!(m, "Worst findings:");
                 let mut shown = std::collections::BTreeSet::new();
                 for f in r
@@ -207,6 +213,68 @@ fn policy_note(d: &crate::policy::Decision) -> String {
         ),
         600,
     )
+}
+
+fn is_risk(v: &Violation) -> bool {
+    matches!(v, Violation::Risk { .. })
+}
+
+/// "vulnerability", "image risk" or "vulnerability and image risk".
+fn gate_name(d: &crate::policy::Decision) -> &'static str {
+    let risk = d.violations.iter().any(is_risk);
+    let vuln = d.violations.iter().any(|v| !is_risk(v));
+    match (vuln, risk) {
+        (true, true) => "vulnerability and image-risk",
+        (false, true) => "image-risk",
+        _ => "vulnerability",
+    }
+}
+
+/// The vulnerability violations one by one, the risk ones counted per
+/// section (they are listed under "Image risks").
+fn violation_reasons(d: &crate::policy::Decision) -> Vec<String> {
+    let mut reasons: Vec<String> = d
+        .violations
+        .iter()
+        .filter(|v| !is_risk(v))
+        .map(|v| v.to_string())
+        .collect();
+    for (name, gate) in [
+        ("secret", &d.risks.secrets),
+        ("configuration", &d.risks.config),
+    ] {
+        if let (false, Some(min)) = (gate.violating.is_empty(), gate.fail_on) {
+            reasons.push(format!(
+                "{} {name} findings at or above {} ({}.fail_on)",
+                gate.violating.len(),
+                min.as_str(),
+                if name == "secret" {
+                    "secrets"
+                } else {
+                    "config"
+                }
+            ));
+        }
+    }
+    reasons
+}
+
+/// "Image risks:" and one line per violating risk finding, leaving room
+/// for the worst vulnerabilities.
+fn risk_lines(m: &mut String, d: &crate::policy::Decision) {
+    let risks: Vec<&Violation> = d.violations.iter().filter(|v| is_risk(v)).collect();
+    if risks.is_empty() {
+        return;
+    }
+    let _ = writeln!(m, "Image risks:");
+    for v in risks {
+        let line = format!("- {v}\n");
+        if m.chars().count() + line.chars().count() > MAX_MESSAGE / 2 {
+            let _ = writeln!(m, "- … and more (see the report)");
+            break;
+        }
+        m.push_str(&line);
+    }
 }
 
 /// "; expired ignore rules (no longer applied): …; stale ignore rules

@@ -605,7 +605,9 @@ async fn ids_starting_with(store: &ReportStore, prefix: &str) -> Result<Vec<Stri
 
 /// The worst findings of a `findings.json`, one line each.
 fn summarize_findings(v: &Value) -> Option<String> {
-    let list = v.as_array()?;
+    // findings.json is `{"vulnerabilities": [...], "risks": [...]}`; jobs
+    // written before the risks existed hold the bare list.
+    let list = v.as_array().or_else(|| v["vulnerabilities"].as_array())?;
     let rank = |f: &Value| match f["severity"].as_str().unwrap_or("") {
         "CRITICAL" => 0,
         "HIGH" => 1,

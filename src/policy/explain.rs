@@ -241,8 +241,25 @@ fn violation_rule(v: &Violation, d: &Decision, findings: &[Finding]) -> FiredRul
         Violation::FailOnIds { id, .. } => ("fail_on_ids".into(), [id.as_str()].into()),
         Violation::Kev { id, .. } => ("fail_on_kev".into(), [id.as_str()].into()),
         Violation::Epss { id, .. } => ("epss_threshold".into(), [id.as_str()].into()),
+        Violation::Risk { kind, rule_id, .. } => {
+            let section = match kind {
+                crate::risks::RiskKind::Secret => "secrets",
+                crate::risks::RiskKind::Config => "config",
+            };
+            (format!("{section}.fail_on"), [rule_id.as_str()].into())
+        }
     };
     fired(rule, Effect::Fail, v.to_string(), ids)
+}
+
+/// The rules that fired for the image-risk violations, which are judged
+/// after the vulnerabilities ([`Policy::decide_risks`]).
+pub(super) fn risk_rules(d: &Decision) -> Vec<FiredRule> {
+    d.violations
+        .iter()
+        .filter(|v| matches!(v, Violation::Risk { .. }))
+        .map(|v| violation_rule(v, d, &[]))
+        .collect()
 }
 
 fn violating_at<'a>(d: &Decision, findings: &'a [Finding], s: Severity) -> BTreeSet<&'a str> {

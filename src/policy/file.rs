@@ -65,6 +65,13 @@ pub struct PolicyFile {
     pub name: String,
     #[serde(skip)]
     pub sha256: String,
+    /// Image risks beyond CVEs ([`super::risks`]).
+    #[serde(default)]
+    pub secrets: Option<super::risks::SecretsPolicy>,
+    #[serde(default)]
+    pub config: Option<super::risks::ConfigPolicy>,
+    #[serde(default)]
+    pub signature: Option<super::risks::SignaturePolicy>,
 }
 
 /// Per-severity limits in the file: a missing key keeps the default
@@ -352,6 +359,11 @@ impl PolicyFile {
                 }),
                 overrides: Vec::new(),
             },
+            risks: super::risks::RiskPolicy {
+                secrets: self.secrets.clone().unwrap_or_default(),
+                config: self.config.clone().unwrap_or_default(),
+                signature: self.signature.clone().unwrap_or_default(),
+            },
         };
         let mut p = overrides.apply(base);
         // Resolved after the overrides: a severity the section leaves out
@@ -383,6 +395,12 @@ impl PolicyFile {
                 ));
             }
         }
+        let risks = super::risks::RiskPolicy {
+            secrets: self.secrets.clone().unwrap_or_default(),
+            config: self.config.clone().unwrap_or_default(),
+            signature: self.signature.clone().unwrap_or_default(),
+        };
+        w.extend(super::risks::warnings(&risks, &[], today));
         if let Some(b) = &self.base_image
             && b.thresholds == FileThresholds::default()
         {
@@ -510,7 +528,7 @@ fn de_opt_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
 
 /// A list read one entry at a time, refused past `max` entries before the
 /// next one is built.
-fn capped_list<'de, D, T>(
+pub(super) fn capped_list<'de, D, T>(
     d: D,
     field: &'static str,
     max: usize,
@@ -562,7 +580,7 @@ fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(v.into_iter().map(|s| s.trim().to_owned()).collect())
 }
 
-fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+pub(super) fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
     let Some(s) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
@@ -578,7 +596,7 @@ fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
     })
 }
 
-fn ser_date<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_date<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_str(&fmt_date(*d)),
         None => s.serialize_none(),

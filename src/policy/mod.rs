@@ -10,6 +10,7 @@ pub mod base;
 pub mod cfg;
 pub mod explain;
 pub mod file;
+pub mod risks;
 
 use std::collections::BTreeSet;
 
@@ -45,6 +46,8 @@ pub struct Policy {
     pub base_image: Option<BaseImagePolicy>,
     /// Where this policy came from, for the record of the decision.
     pub source: PolicySource,
+    /// The `secrets:`, `config:` and `signature:` sections.
+    pub risks: risks::RiskPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,13 +154,25 @@ pub enum Violation {
         epss: f64,
         threshold: f64,
     },
+    /// A secret or configuration finding at or above its section's
+    /// `fail_on`.
+    Risk {
+        kind: crate::risks::RiskKind,
+        rule_id: String,
+        severity: Severity,
+        title: String,
+        at: String,
+        fail_on: Severity,
+    },
 }
 
 impl Violation {
     /// The vulnerability a per-finding violation names.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Violation::Threshold { .. } | Violation::BaseImageThreshold { .. } => None,
+            Violation::Threshold { .. }
+            | Violation::BaseImageThreshold { .. }
+            | Violation::Risk { .. } => None,
             Violation::FailOnIds { id, .. }
             | Violation::Kev { id, .. }
             | Violation::Epss { id, .. } => Some(id),
@@ -212,6 +227,25 @@ impl std::fmt::Display for Violation {
                 "{id}{} has EPSS {epss:.3} ≥ {threshold} (epss_threshold)",
                 pkg(package)
             ),
+            Violation::Risk {
+                kind,
+                rule_id,
+                severity,
+                title,
+                at,
+                fail_on,
+            } => {
+                let section = match kind {
+                    crate::risks::RiskKind::Secret => "secrets",
+                    crate::risks::RiskKind::Config => "config",
+                };
+                write!(
+                    f,
+                    "{} {rule_id} {title} at {at} ({section}.fail_on {})",
+                    severity.as_str(),
+                    fail_on.as_str().to_ascii_lowercase()
+                )
+            }
         }
     }
 }
@@ -259,6 +293,8 @@ pub struct Decision {
     /// Every rule that applied, failing or not, with the ids it applied to:
     /// why it failed, and why a PASS with findings passed.
     pub rules: Vec<FiredRule>,
+    /// The secrets and configuration gates ([`Policy::decide_risks`]).
+    pub risks: risks::RisksDecision,
 }
 
 impl Policy {
@@ -495,6 +531,7 @@ impl Policy {
                 Violation::FailOnIds { .. } => 1,
                 Violation::Kev { .. } => 2,
                 Violation::Epss { .. } => 3,
+                Violation::Risk { .. } => 4,
             };
             k(a).cmp(&k(b)).then_with(|| a.id().cmp(&b.id()))
         });
@@ -518,9 +555,44 @@ impl Policy {
             base_image: base_decision,
             policy: PolicyRecord::of(self),
             rules: Vec::new(),
+            risks: risks::RisksDecision::default(),
         };
         decision.rules = explain::rules(self, &decision, findings);
         decision
+    }
+
+    /// Adds the secrets and configuration gates to a decision: each
+    /// finding neither disabled nor allowed at or above its section's
+    /// `fail_on` is a violation, and the verdict fails.
+    pub fn decide_risks(
+        &self,
+        decision: &mut Decision,
+        findings: &[crate::risks::RiskFinding],
+        today: time::Date,
+    ) {
+        let judged = self.risks.decide(findings, today);
+        for gate in [&judged.secrets, &judged.config] {
+            let Some(fail_on) = gate.fail_on else {
+                continue;
+            };
+            for &i in &gate.violating {
+                let f = &findings[i];
+                decision.violations.push(Violation::Risk {
+                    kind: f.kind,
+                    rule_id: f.rule_id.clone(),
+                    severity: f.severity,
+                    title: f.title.clone(),
+                    at: risks::location_text(&f.location),
+                    fail_on,
+                });
+            }
+        }
+        if !decision.violations.is_empty() {
+            decision.verdict = Verdict::Fail;
+        }
+        let fired = explain::risk_rules(decision);
+        decision.rules.extend(fired);
+        decision.risks = judged;
     }
 }
 

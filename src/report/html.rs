@@ -531,6 +531,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         let _ = writeln!(s, "</ul></section>");
     }
 
+    s.push_str(&super::risks::html(r));
     // Warnings and what Inspector said about components.
     let notes = &r.result.notes;
     let _ = writeln!(s, r#"<section id="warnings"><h2>Warnings</h2>"#);

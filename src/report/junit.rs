@@ -19,13 +19,16 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         .map(|f| status_of(d, f, r.fixable_only))
         .collect();
     let policy_failed = d.verdict == Verdict::Fail;
-    let tests = findings.len() + 1;
-    let failures =
-        statuses.iter().filter(|s| **s == Status::Violating).count() + usize::from(policy_failed);
+    let (risk_cases, [risk_tests, risk_failures, risk_skipped]) = super::risks::junit(r);
+    let tests = findings.len() + 1 + risk_tests;
+    let failures = statuses.iter().filter(|s| **s == Status::Violating).count()
+        + usize::from(policy_failed)
+        + risk_failures;
     let skipped = statuses
         .iter()
         .filter(|s| **s == Status::Suppressed)
-        .count();
+        .count()
+        + risk_skipped;
     // JUnit's timestamp is an ISO 8601 local time without a zone.
     let ts = meta.generated.trim_end_matches('Z');
     let ts = ts.split('+').next().unwrap_or(ts);
@@ -173,6 +176,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
             }
         }
     }
+    s.push_str(&risk_cases);
     let _ = writeln!(s, "  </testsuite>\n</testsuites>");
     s
 }

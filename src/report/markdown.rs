@@ -138,6 +138,7 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
             }
         }
     }
+    s.push_str(&super::risks::markdown(r));
     if !d.suppressions.is_empty() {
         let _ = writeln!(
             s,

@@ -8,6 +8,7 @@ pub mod junit;
 pub mod markdown;
 pub mod read;
 pub mod remedy;
+pub mod risks;
 pub mod sarif;
 pub mod table;
 #[cfg(test)]
@@ -690,7 +691,10 @@ impl ReportStore {
             },
             ReportFile {
                 name: "findings.json",
-                body: js("findings", &json!(r.result.findings))?,
+                body: js(
+                    "findings",
+                    &json!({"vulnerabilities": r.result.findings, "risks": risks::json(r)}),
+                )?,
                 content_type: "application/json",
             },
             ReportFile {

@@ -119,7 +119,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
         }
     }
     let index: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let rules: Vec<Value> = order
+    let mut rules: Vec<Value> = order
         .iter()
         .map(|id| {
             let f = worst[id];
@@ -170,7 +170,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
             rule
         })
         .collect();
-    let results: Vec<Value> = findings
+    let mut results: Vec<Value> = findings
         .iter()
         .map(|f| {
             let fixed = f
@@ -220,6 +220,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
         .collect();
     let mut policy = json!(d.policy);
     policy["description"] = json!(d.policy.source.describe());
+    super::risks::sarif(r, &mut rules, &mut results);
     json!({
         "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
         "version": "2.1.0",

@@ -86,6 +86,7 @@ pub fn render(r: &ScanReport, color: bool) -> String {
     for w in &r.warnings {
         let _ = writeln!(s, "  warning: {}", t(w));
     }
+    s.push_str(&super::risks::table(r));
     if !r.result.findings.is_empty() {
         let _ = writeln!(
             s,

@@ -68,6 +68,7 @@ fn report(image: &str, answer: &str, sbom: &str, policy_yaml: &str) -> ScanRepor
         timings: Timings::default(),
         report_uri: None,
         sbom_uri: None,
+        risks: Default::default(),
     }
 }
 
