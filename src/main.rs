@@ -415,6 +415,7 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 RetryPolicy::default(),
                 Default::default(),
             ),
+            kms: scangate::signature::kms::AwsKms::new(&sdk),
         };
         // Only a person watching needs to know why it is taking a while;
         // piped into a CI log or a test, stderr carries just the outcome.
@@ -552,7 +553,20 @@ fn scan_policy(args: &ScanArgs) -> Result<Policy, String> {
 fn read_policy_file(path: &std::path::Path) -> Result<PolicyFile, (u8, String)> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| (2, format!("reading {name}: {e}")))?;
-    PolicyFile::parse(&name, &text).map_err(|e| (1, e.to_string()))
+    let mut file = PolicyFile::parse(&name, &text).map_err(|e| (1, e.to_string()))?;
+    // Keys and roots the signature section names are beside the file.
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let read = |entry: &str| -> Result<String, String> {
+        let p = dir.join(entry);
+        let len = std::fs::metadata(&p).map_err(|e| e.to_string())?.len();
+        if len > scangate::signature::cfg::MAX_TRUST_FILE_BYTES as u64 {
+            return Err(format!("{len} bytes: not a key file"));
+        }
+        std::fs::read_to_string(&p).map_err(|e| e.to_string())
+    };
+    file.resolve_signature_files(&read)
+        .map_err(|e| (2, e.to_string()))?;
+    Ok(file)
 }
 
 fn policy_check(path: &std::path::Path) -> ExitCode {

@@ -16,7 +16,7 @@ use crate::job::cfg::Engine;
 use crate::job::output::OutputError;
 use crate::job::{ConfigError, FailureKind};
 use crate::policy::{Attribution, BaseImagePolicy, BaseLayers, BaseSource, Decision, Policy};
-use crate::risks::{self, ImageView, RiskOutput, RiskReport};
+use crate::risks::{self, ImageView, RiskOutput, RiskReport, SignatureStatus};
 use crate::sbom;
 
 mod ecr;
@@ -91,6 +91,8 @@ pub struct Context {
     pub inspector: Inspector,
     /// The ecr-basic and ecr-enhanced engines.
     pub ecr: EcrScanner,
+    /// `awskms:///ARN` cosign keys of a policy's `signature:` section.
+    pub kms: crate::signature::kms::AwsKms,
 }
 
 /// A job's scan. The image is a registry reference by type: a pipeline
@@ -364,9 +366,13 @@ async fn scan_inner(
         policy,
     )
     .await?;
+    let signature = check_signature(ctx, source, &pulled, policy).await?;
     let mut judged = judge(cancel, bom, result, base, pulled.layers.len(), policy).await?;
     let today = crate::policy::file::today_utc();
     policy.decide_risks(&mut judged.decision, &risks.findings, today);
+    if let Some(v) = &signature {
+        policy.decide_signature(&mut judged.decision, v);
+    }
     let warnings = scan_warnings(&pulled, &catalog, &judged, risks.warnings);
     Ok(ScanReport {
         image: source.to_string(),
@@ -395,9 +401,55 @@ async fn scan_inner(
         sbom_uri: None,
         risks: RiskReport {
             findings: risks.findings,
-            ..RiskReport::default()
+            signature: signature
+                .as_ref()
+                .map_or(SignatureStatus::NotChecked, SignatureStatus::of),
+            signature_reason: signature.as_ref().map_or_else(String::new, |v| v.reason()),
         },
     })
+}
+
+/// The signature check the policy's `signature:` section asks for, over
+/// the digest actually scanned; `None` when the section asks for nothing.
+/// Keys and roots come from the policy only (read with the policy file);
+/// the registry is only asked where the signatures are.
+async fn check_signature(
+    ctx: &Context,
+    source: &ImageSource,
+    pulled: &image::PulledImage,
+    policy: &Policy,
+) -> Result<Option<crate::signature::SignatureVerdict>, PipelineError> {
+    use crate::signature::SignatureVerdict;
+    let section = &policy.risks.signature;
+    if !section.is_configured() {
+        return Ok(None);
+    }
+    let unread = |p: &str| -> Result<String, String> {
+        Err(format!(
+            "{p}: key and root files are read with the policy file"
+        ))
+    };
+    let trust = section
+        .load(&unread, Some(&ctx.kms))
+        .await
+        .map_err(|e| ConfigError::Signature(e.to_string()))?;
+    let verdict = match source.registry_ref() {
+        Some(image) => {
+            crate::signature::verify_image(
+                image,
+                &pulled.manifest_digest,
+                pulled.index_digest.as_deref(),
+                &trust,
+                &ctx.pull,
+            )
+            .await
+        }
+        None => SignatureVerdict::NotChecked {
+            detail: format!("{source} is a local image: signatures are looked up in a registry"),
+        },
+    };
+    tracing::info!(signature = verdict.name(), reason = %verdict.reason(), "signature checked");
+    Ok(Some(verdict))
 }
 
 /// Inspector's answer (and how long it took) and the base image's layers,

@@ -216,7 +216,7 @@ fn policy_note(d: &crate::policy::Decision) -> String {
 }
 
 fn is_risk(v: &Violation) -> bool {
-    matches!(v, Violation::Risk { .. })
+    matches!(v, Violation::Risk { .. } | Violation::Signature { .. })
 }
 
 /// "vulnerability", "image risk" or "vulnerability and image risk".

@@ -228,7 +228,7 @@ pub fn rules(p: &Policy, d: &Decision, findings: &[Finding]) -> Vec<FiredRule> {
     out
 }
 
-fn violation_rule(v: &Violation, d: &Decision, findings: &[Finding]) -> FiredRule {
+pub(super) fn violation_rule(v: &Violation, d: &Decision, findings: &[Finding]) -> FiredRule {
     let (rule, ids): (String, BTreeSet<&str>) = match v {
         Violation::Threshold { severity, .. } => (
             format!("thresholds.{}", field(*severity)),
@@ -248,6 +248,7 @@ fn violation_rule(v: &Violation, d: &Decision, findings: &[Finding]) -> FiredRul
             };
             (format!("{section}.fail_on"), [rule_id.as_str()].into())
         }
+        Violation::Signature { .. } => ("signature.required".into(), BTreeSet::new()),
     };
     fired(rule, Effect::Fail, v.to_string(), ids)
 }

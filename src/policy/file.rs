@@ -291,6 +291,9 @@ impl PolicyFile {
                 && !lower.ends_with(".yml")
                 && text.trim_start().starts_with('{'));
         let mut file = Self::parse_text(text, json).map_err(err)?;
+        if let Some(sig) = &file.signature {
+            sig.validate().map_err(|e| err(format!("signature: {e}")))?;
+        }
         file.name = name.to_owned();
         file.sha256 = {
             use sha2::Digest as _;
@@ -338,6 +341,22 @@ impl PolicyFile {
                 err(m)
             })
         }
+    }
+
+    /// Reads the key and root files the `signature:` section names, where
+    /// the policy file itself was read (see
+    /// [`crate::signature::cfg::SignaturePolicy::resolve_files`]).
+    pub fn resolve_signature_files(
+        &mut self,
+        read: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<(), PolicyFileError> {
+        let Some(sig) = self.signature.as_mut() else {
+            return Ok(());
+        };
+        sig.resolve_files(read).map_err(|e| PolicyFileError {
+            file: self.name.clone(),
+            message: format!("signature: {e}"),
+        })
     }
 
     /// The policy this file describes, with `overrides` applied on top.

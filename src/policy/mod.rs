@@ -164,6 +164,13 @@ pub enum Violation {
         at: String,
         fail_on: Severity,
     },
+    /// `signature.required` and the scanned digest has no valid signature
+    /// under the policy's keys and roots.
+    Signature {
+        /// `UNSIGNED`, `INVALID` or `NOT_CHECKED`.
+        verdict: String,
+        reason: String,
+    },
 }
 
 impl Violation {
@@ -172,7 +179,8 @@ impl Violation {
         match self {
             Violation::Threshold { .. }
             | Violation::BaseImageThreshold { .. }
-            | Violation::Risk { .. } => None,
+            | Violation::Risk { .. }
+            | Violation::Signature { .. } => None,
             Violation::FailOnIds { id, .. }
             | Violation::Kev { id, .. }
             | Violation::Epss { id, .. } => Some(id),
@@ -227,6 +235,12 @@ impl std::fmt::Display for Violation {
                 "{id}{} has EPSS {epss:.3} ≥ {threshold} (epss_threshold)",
                 pkg(package)
             ),
+            Violation::Signature { verdict, reason } => {
+                write!(
+                    f,
+                    "image signature {verdict}: {reason} (signature.required)"
+                )
+            }
             Violation::Risk {
                 kind,
                 rule_id,
@@ -532,6 +546,7 @@ impl Policy {
                 Violation::Kev { .. } => 2,
                 Violation::Epss { .. } => 3,
                 Violation::Risk { .. } => 4,
+                Violation::Signature { .. } => 5,
             };
             k(a).cmp(&k(b)).then_with(|| a.id().cmp(&b.id()))
         });
@@ -593,6 +608,27 @@ impl Policy {
         let fired = explain::risk_rules(decision);
         decision.rules.extend(fired);
         decision.risks = judged;
+    }
+
+    /// Judges the signature check: with `signature.required`, anything but
+    /// a verified signature fails the gate (fail closed).
+    pub fn decide_signature(
+        &self,
+        decision: &mut Decision,
+        verdict: &crate::signature::SignatureVerdict,
+    ) {
+        if !verdict.fails(self.risks.signature.required) {
+            return;
+        }
+        let v = Violation::Signature {
+            verdict: verdict.name().to_owned(),
+            reason: verdict.reason(),
+        };
+        decision
+            .rules
+            .push(explain::violation_rule(&v, decision, &[]));
+        decision.violations.push(v);
+        decision.verdict = Verdict::Fail;
     }
 }
 

@@ -78,38 +78,9 @@ pub struct ConfigPolicy {
     pub allow: Vec<AllowRule>,
 }
 
-/// `signature:` — §4.1.5 untrusted images. Read and validated here; the
-/// signature verifier (src/signature/) acts on it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SignaturePolicy {
-    /// Unsigned or unverifiable fails the gate (JobFailed).
-    #[serde(default)]
-    pub required: bool,
-    #[serde(default)]
-    pub cosign: Option<CosignPolicy>,
-    #[serde(default)]
-    pub notation: Option<NotationPolicy>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CosignPolicy {
-    /// PEM public keys (paths in the input artifact) or `awskms:///ARN`.
-    #[serde(default, deserialize_with = "de_names")]
-    pub keys: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct NotationPolicy {
-    /// Root certificates (paths in the input artifact).
-    #[serde(default, deserialize_with = "de_names")]
-    pub trust_store: Vec<String>,
-    /// `x509.subject: …` or AWS Signer signing-profile ARNs.
-    #[serde(default, deserialize_with = "de_names")]
-    pub identities: Vec<String>,
-}
+/// `signature:` — §4.1.5 untrusted images: the verifier's own section
+/// ([`crate::signature::cfg`]), parsed and validated with the file.
+pub use crate::signature::cfg::{CosignPolicy, NotationPolicy, SignaturePolicy};
 
 /// Accepts one rule's findings, optionally only at paths matching a glob
 /// (`/usr/share/doc/**`), with a reason and an optional expiry.
@@ -581,10 +552,6 @@ fn de_globs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     de_strings(d, "paths", MAX_GLOB)
 }
 
-fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    de_strings(d, "list", 2048)
-}
-
 fn de_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretRule>, D::Error> {
     let rules: Vec<SecretRule> = capped_list(d, "secrets.rules", MAX_USER_RULES, |_| Ok(()))?;
     let mut ids = BTreeSet::new();
@@ -699,7 +666,10 @@ pub fn warnings(p: &RiskPolicy, known_secret_rules: &[&str], today: Date) -> Vec
             }
         }
     }
-    if p.signature.required && p.signature.cosign.is_none() && p.signature.notation.is_none() {
+    if p.signature.required
+        && p.signature.cosign.keys.is_empty()
+        && p.signature.notation.trust_store.is_empty()
+    {
         w.push("signature.required is set but neither cosign keys nor a notation trust store is given: every image will fail as unverifiable".into());
     }
     w
@@ -776,11 +746,8 @@ signature:
         );
         assert_eq!(p.config.disable, ["CIS-DI-0006"]);
         assert!(p.signature.required);
-        assert_eq!(p.signature.cosign.unwrap().keys, ["cosign.pub"]);
-        assert_eq!(
-            p.signature.notation.unwrap().trust_store,
-            ["signer-root.pem"]
-        );
+        assert_eq!(p.signature.cosign.keys, ["cosign.pub"]);
+        assert_eq!(p.signature.notation.trust_store, ["signer-root.pem"]);
     }
 
     #[test]

@@ -137,6 +137,16 @@ pub enum SignatureStatus {
 }
 
 impl SignatureStatus {
+    pub fn of(v: &crate::signature::SignatureVerdict) -> SignatureStatus {
+        use crate::signature::SignatureVerdict as V;
+        match v {
+            V::Verified { .. } => SignatureStatus::Verified,
+            V::Unsigned { .. } => SignatureStatus::Unsigned,
+            V::Invalid { .. } => SignatureStatus::Invalid,
+            V::NotChecked { .. } => SignatureStatus::NotChecked,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SignatureStatus::Verified => "VERIFIED",
@@ -152,4 +162,7 @@ impl SignatureStatus {
 pub struct RiskReport {
     pub findings: Vec<RiskFinding>,
     pub signature: SignatureStatus,
+    /// Which signature verified, or why none did ("" when not checked).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub signature_reason: String,
 }

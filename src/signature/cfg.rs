@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use rustls_pki_types::{CertificateDer, TrustAnchor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::keys::{self, KeyError, KmsPublicKeys, PublicKey};
 
@@ -16,8 +16,11 @@ use super::keys::{self, KeyError, KmsPublicKeys, PublicKey};
 /// one costs a verification per signature.
 pub const MAX_ENTRIES: usize = 32;
 
+/// A PEM key or root file larger than this is not a key file.
+pub const MAX_TRUST_FILE_BYTES: usize = 256 << 10;
+
 /// `signature:` as written in the policy file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignaturePolicy {
     /// Unsigned or unverifiable = FAIL.
@@ -29,7 +32,7 @@ pub struct SignaturePolicy {
     pub notation: NotationPolicy,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CosignPolicy {
     /// PEM public keys: a path in the input artifact (resolved by the
@@ -38,7 +41,7 @@ pub struct CosignPolicy {
     pub keys: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotationPolicy {
     /// PEM root certificates (paths resolved by the caller, or PEM text).
@@ -221,6 +224,42 @@ impl SignaturePolicy {
             if keys::kms_key_id(k).is_none() {
                 return Err(SignaturePolicyError::BadKmsReference(k.clone()));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether the section asks for anything: a signature check runs only
+    /// then (otherwise SIGNATURE is NOT_CHECKED).
+    pub fn is_configured(&self) -> bool {
+        self.required || !self.cosign.keys.is_empty() || !self.notation.trust_store.is_empty()
+    }
+
+    /// Replaces every key and root named by a path with the file's text,
+    /// read by `read` where the policy file was read (the input artifact,
+    /// or the disk beside it): the scan then needs nothing but the policy.
+    /// A file over [`MAX_TRUST_FILE_BYTES`] is refused.
+    pub fn resolve_files(
+        &mut self,
+        read: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<(), SignaturePolicyError> {
+        let entries = self
+            .cosign
+            .keys
+            .iter_mut()
+            .filter(|k| !k.starts_with("awskms:"))
+            .chain(self.notation.trust_store.iter_mut());
+        for entry in entries {
+            if entry.contains("-----BEGIN") {
+                continue;
+            }
+            let text = read(entry).map_err(|e| SignaturePolicyError::Read(entry.clone(), e))?;
+            if text.len() > MAX_TRUST_FILE_BYTES {
+                return Err(SignaturePolicyError::Read(
+                    entry.clone(),
+                    format!("larger than {} KiB", MAX_TRUST_FILE_BYTES >> 10),
+                ));
+            }
+            *entry = text;
         }
         Ok(())
     }

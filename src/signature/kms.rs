@@ -15,6 +15,7 @@ use super::keys::KmsPublicKeys;
 const MAX_PUBLIC_KEY_BYTES: usize = 16 << 10;
 
 /// [`KmsPublicKeys`] through the AWS SDK.
+#[derive(Clone)]
 pub struct AwsKms {
     sdk: aws_config::SdkConfig,
 }

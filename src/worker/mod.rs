@@ -167,6 +167,7 @@ pub async fn run_until(
             pull,
             inspector: Inspector::new(&sdk, RetryPolicy::default()),
             ecr: EcrScanner::new(&sdk, RetryPolicy::default(), PollPolicy::default()),
+            kms: crate::signature::kms::AwsKms::new(&sdk),
         },
         reports,
         state: state.clone(),
@@ -809,7 +810,22 @@ fn policy_from_zip(zip: &[u8], path: &str) -> Result<crate::policy::PolicyFile, 
         }
         e => e.into(),
     })?;
-    crate::policy::PolicyFile::parse(path, &text).map_err(|e| ConfigError::PolicyFile(e).into())
+    let mut file =
+        crate::policy::PolicyFile::parse(path, &text).map_err(ConfigError::PolicyFile)?;
+    // Keys and roots the signature section names sit beside the policy
+    // file in the same artifact.
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    let read = |name: &str| -> Result<String, String> {
+        let full = if dir.is_empty() || name.starts_with('/') {
+            name.trim_start_matches('/').to_owned()
+        } else {
+            format!("{dir}/{name}")
+        };
+        crate::job::artifact::file_from_zip(zip, &full).map_err(|e| e.to_string())
+    };
+    file.resolve_signature_files(&read)
+        .map_err(ConfigError::PolicyFile)?;
+    Ok(file)
 }
 
 #[cfg(test)]
