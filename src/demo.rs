@@ -156,6 +156,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         pending_dir: reports.join("pending"),
         pending_sweep_interval: Duration::from_secs(60),
         ack_recheck: Duration::from_secs(30),
+        lease_heartbeat: Duration::from_secs(30),
+        lease_ttl: Duration::from_secs(120),
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker::run_until(cfg, sdk, async {

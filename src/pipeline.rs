@@ -65,9 +65,9 @@ impl PipelineError {
                 InspectorError::Throttled { .. } | InspectorError::Unavailable { .. } => {
                     FailureKind::SystemUnavailable
                 }
-                InspectorError::Validation(_) | InspectorError::EmptyAnswer => {
-                    FailureKind::JobFailed
-                }
+                InspectorError::Validation(_)
+                | InspectorError::EmptyAnswer
+                | InspectorError::AnswerTooLarge { .. } => FailureKind::JobFailed,
             },
             PipelineError::Ecr(e) if e.is_permission() => FailureKind::PermissionError,
             PipelineError::Ecr(e) if e.is_unavailable() => FailureKind::SystemUnavailable,

@@ -65,6 +65,16 @@ pub struct WorkerConfig {
     /// How often pending results (left by this or another worker) are sent.
     #[arg(long, env = "SCANGATE_PENDING_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration, hide = true)]
     pub pending_sweep_interval: Duration,
+    /// How often a worker renews the lease of each job it holds
+    /// (`{reports}/inflight/{jobId}.json`).
+    #[arg(long, env = "SCANGATE_LEASE_HEARTBEAT", default_value = "30s", value_parser = parse_duration)]
+    pub lease_heartbeat: Duration,
+    /// A job whose lease was not renewed for this long is taken to be
+    /// abandoned (its worker died): any worker's sweep reports it
+    /// SystemUnavailable. A worker that cannot renew its lease stops the job
+    /// one heartbeat before this.
+    #[arg(long, env = "SCANGATE_LEASE_TTL", default_value = "120s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
     /// How long an AcknowledgeJob whose answer was lost is rechecked.
     #[arg(long, env = "SCANGATE_ACK_RECHECK", default_value = "2m", value_parser = parse_duration, hide = true)]
     pub ack_recheck: Duration,

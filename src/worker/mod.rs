@@ -8,6 +8,7 @@ pub mod api;
 pub mod cfg;
 mod deliver;
 pub mod health;
+pub mod lease;
 pub mod pending;
 
 use std::sync::Arc;
@@ -62,6 +63,8 @@ struct Shared {
     ack_recheck: Duration,
     /// Jobs whose result this worker is sending: the sweep leaves them.
     delivering: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The in-flight leases (written, renewed, swept).
+    leases: lease::Journal,
 }
 
 impl Shared {
@@ -138,6 +141,15 @@ pub async fn run_until(
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let pending = PendingStore::new(reports.as_ref(), cfg.pending_dir.clone());
+    let lease_times = lease::LeaseTimes {
+        heartbeat: cfg.lease_heartbeat,
+        ttl: cfg.lease_ttl,
+    };
+    lease_times.check().map_err(WorkerError::Config)?;
+    let leases = lease::Journal::new(
+        lease::LeaseStore::new(reports.as_ref(), cfg.pending_dir.clone()),
+        lease_times,
+    );
     let state = Arc::new(State::new(cfg.concurrency));
     if let Some(addr) = cfg.health_addr.0 {
         health::serve(addr, state.clone())
@@ -166,6 +178,7 @@ pub async fn run_until(
         result_margin: result_margin(cfg.shutdown_grace),
         ack_recheck: cfg.ack_recheck,
         delivering: Default::default(),
+        leases,
     });
     tracing::info!(
         worker_id,
@@ -175,6 +188,7 @@ pub async fn run_until(
         concurrency = cfg.concurrency,
         region = %shared.api.region,
         pending = %shared.pending.describe(),
+        leases = %shared.leases.store.describe(),
         memory_budget_mib = memory_budget >> 20,
         "worker started"
     );
@@ -322,10 +336,17 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
             return;
         }
         let started = Instant::now();
+        // Before any scan work: from here a SIGKILL leaves a lease that
+        // another worker's sweep turns into a result.
+        let mut lease = shared
+            .leases
+            .hold(lease::Lease::of(&job, &shared.worker_id, shared.job_timeout))
+            .await;
         shared.state.job_started(&job);
         tracing::info!("job acknowledged");
 
         let cancel = CancelToken::new();
+        let store = shared.leases.store.describe();
         let outcome = guarded(
             {
                 let (shared, job, cancel) = (shared.clone(), job.clone(), cancel.clone());
@@ -335,13 +356,14 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
             shared.job_timeout,
             &mut abort_rx,
             &cancel,
+            lease.lost(&store, shared.leases.times.ttl),
         )
         .await;
         let kind = match &outcome {
             Outcome::Success { .. } => None,
             Outcome::Failure { kind, .. } => Some(kind.as_str()),
         };
-        deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started).await;
+        deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started, lease).await;
         shared.state.job_finished(&job.id, kind);
     }
     .instrument(span)
@@ -396,14 +418,17 @@ async fn claim(shared: &Shared, job: &JobInfo) -> bool {
 /// than taking the job's one result with it, and the shutdown deadline and
 /// the job's own deadline turn unfinished work into SystemUnavailable (a
 /// stalled registry must not hold a worker slot, nor leave the pipeline
-/// waiting for CodePipeline's own action timeout). Every way out cancels
-/// `cancel`, so CPU-bound work on the blocking pool stops too.
+/// waiting for CodePipeline's own action timeout). `lease_lost` completes
+/// when the job's lease cannot be renewed: the job stops before another
+/// worker may report it abandoned. Every way out cancels `cancel`, so
+/// CPU-bound work on the blocking pool stops too.
 async fn guarded(
     work: impl std::future::Future<Output = Outcome> + Send + 'static,
     job_id: &str,
     timeout: Duration,
     abort_rx: &mut watch::Receiver<bool>,
     cancel: &CancelToken,
+    lease_lost: impl std::future::Future<Output = Outcome>,
 ) -> Outcome {
     let _stop = cancel.drop_guard();
     let mut task = tokio::spawn(work);
@@ -433,6 +458,10 @@ async fn guarded(
         _ = abort_rx.wait_for(|a| *a) => {
             task.abort();
             Outcome::from_error(job_id, &PipelineError::ShuttingDown)
+        }
+        o = lease_lost => {
+            task.abort();
+            o
         }
     }
 }
@@ -795,6 +824,7 @@ mod tests {
             Duration::from_secs(60),
             &mut rx,
             &CancelToken::new(),
+            std::future::pending(),
         )
         .await;
         let Outcome::Failure { kind, message } = o else {
@@ -857,6 +887,7 @@ mod tests {
             Duration::from_millis(50),
             &mut rx,
             &CancelToken::new(),
+            std::future::pending(),
         )
         .await
         else {
@@ -881,6 +912,7 @@ mod tests {
                 Duration::from_secs(7200),
                 &mut rx,
                 &CancelToken::new(),
+                std::future::pending(),
             )
             .await
         });
