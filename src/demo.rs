@@ -148,6 +148,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             registry_password: None,
             registry_hosts: Vec::new(),
             allow_loopback_redirects: false,
+            allow_loopback_redirects_old_name: false,
         },
         s3_force_path_style: false,
         artifact_credentials_refresh_after: worker::cfg::ARTIFACT_CREDENTIALS_REFRESH_AFTER,

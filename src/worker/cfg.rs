@@ -116,16 +116,26 @@ pub struct RegistryArgs {
     /// sent to; required with them.
     #[arg(long, env = "SCANGATE_REGISTRY_HOSTS", value_delimiter = ',')]
     pub registry_hosts: Vec<String>,
-    /// Registry redirects may lead to loopback addresses (tests, a local
-    /// registry whose storage is on another local port). Link-local and
-    /// cloud metadata addresses are refused regardless.
+    /// Registries, and their redirects, may be on loopback addresses
+    /// (tests, a local registry whose storage is on another local port).
+    /// Without it only a registry the operator named (insecure, credential
+    /// or pinned hosts) may be; link-local, unspecified and cloud metadata
+    /// addresses are refused regardless.
     #[arg(
-        long,
-        env = "SCANGATE_ALLOW_LOOPBACK_REDIRECTS",
+        long = "allow-local-registries",
+        env = "SCANGATE_ALLOW_LOCAL_REGISTRIES",
         default_value_t = false,
         hide = true
     )]
     pub allow_loopback_redirects: bool,
+    /// The older name of --allow-local-registries, still read.
+    #[arg(
+        long = "allow-loopback-redirects",
+        env = "SCANGATE_ALLOW_LOOPBACK_REDIRECTS",
+        default_value_t = false,
+        hide = true
+    )]
+    pub allow_loopback_redirects_old_name: bool,
 }
 
 impl RegistryArgs {

@@ -242,7 +242,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Renews the lease every heartbeat; says how long it went without a
-/// renewal once that reaches [`LeaseTimes::give_up_after`], and stops.
+/// renewal once that reaches [`LeaseTimes::give_up_after`] (to the
+/// millisecond, not at the next tick: a sweeper may act at the TTL), and
+/// stops.
 async fn heartbeat(
     store: LeaseStore,
     mut lease: Lease,
@@ -252,10 +254,21 @@ async fn heartbeat(
 ) {
     let mut failures = 0u32;
     loop {
-        tokio::time::sleep(times.heartbeat).await;
-        lease.heartbeat_ms = now_ms();
-        // Bounded: a store that hangs is a store that failed.
-        match tokio::time::timeout(times.heartbeat, store.write(&lease)).await {
+        let give_up_at = tokio::time::Instant::from_std(last_ok + times.give_up_after());
+        let renew = async {
+            tokio::time::sleep(times.heartbeat).await;
+            lease.heartbeat_ms = now_ms();
+            // Bounded: a store that hangs is a store that failed.
+            tokio::time::timeout(times.heartbeat, store.write(&lease)).await
+        };
+        let renewed = tokio::select! {
+            r = renew => r,
+            () = tokio::time::sleep_until(give_up_at) => {
+                let _ = lost.send(Some(last_ok.elapsed()));
+                return;
+            }
+        };
+        match renewed {
             Ok(Ok(())) => {
                 last_ok = Instant::now();
                 failures = 0;
@@ -268,11 +281,6 @@ async fn heartbeat(
                 failures += 1;
                 tracing::warn!(failures, "renewing the job's lease timed out");
             }
-        }
-        let silent = last_ok.elapsed();
-        if silent >= times.give_up_after() {
-            let _ = lost.send(Some(silent));
-            return;
         }
     }
 }

@@ -104,7 +104,8 @@ pub fn pull_options(r: &cfg::RegistryArgs) -> Result<PullOptions, String> {
         insecure_registries: r.insecure_registries.clone(),
         credentials: r.credentials()?,
         registry_hosts: r.hosts()?,
-        allow_loopback_redirects: r.allow_loopback_redirects,
+        allow_loopback_redirects: r.allow_loopback_redirects
+            || r.allow_loopback_redirects_old_name,
         ..PullOptions::default()
     })
 }
