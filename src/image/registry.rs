@@ -223,7 +223,6 @@ impl RegistryClient {
             || pins.iter().any(|(h, _)| *h == registry_host);
         let destinations = Arc::new(Destinations {
             registry_host,
-            content_named: opts.content_named,
             operator_named,
             allow_loopback: opts.allow_loopback_redirects,
         });
@@ -1024,7 +1023,6 @@ struct Destinations {
     /// The registry's host name or address, lowercase (URL form: IPv6 in
     /// brackets).
     registry_host: String,
-    content_named: bool,
     /// The operator listed the registry (insecure, credential or pinned
     /// hosts): it may be on loopback.
     operator_named: bool,
@@ -1406,22 +1404,26 @@ mod tests {
 
     #[test]
     fn destinations_exempt_only_the_registry_itself() {
-        let d = |content_named, allow_loopback| Destinations {
+        let d = |operator_named: bool, allow_loopback: bool| Destinations {
             registry_host: "127.0.0.1".into(),
-            content_named,
-            operator_named: true,
+            operator_named,
             allow_loopback,
         };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        // The registry's own host, any port, when the operator named it.
-        assert_eq!(d(false, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
+        // The registry's own host, any port, when the operator named it;
+        // not when only a job or an image did.
+        assert_eq!(d(true, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
+        assert_eq!(
+            d(false, false).check("127.0.0.1", ip("127.0.0.1")),
+            Err(LocalKind::Loopback)
+        );
         // Another loopback host: only with the knob.
         assert_eq!(
-            d(false, false).check("localhost", ip("127.0.0.1")),
+            d(true, false).check("localhost", ip("127.0.0.1")),
             Err(LocalKind::Loopback)
         );
         assert_eq!(
-            d(false, false).check("127.0.0.2", ip("127.0.0.2")),
+            d(true, false).check("127.0.0.2", ip("127.0.0.2")),
             Err(LocalKind::Loopback)
         );
         assert_eq!(d(false, true).check("localhost", ip("::1")), Ok(()));
@@ -1431,12 +1433,11 @@ mod tests {
             ("metadata.example", "169.254.170.2"),
             ("[fd00:ec2::254]", "fd00:ec2::254"),
         ] {
-            assert!(d(false, true).check(host, ip(addr)).is_err(), "{host}");
+            assert!(d(true, true).check(host, ip(addr)).is_err(), "{host}");
         }
-        // A host the image named is not exempt from the metadata rule.
+        // Not even as the registry itself.
         let meta = Destinations {
             registry_host: "169.254.169.254".into(),
-            content_named: true,
             operator_named: true,
             allow_loopback: true,
         };
@@ -1444,7 +1445,6 @@ mod tests {
             meta.check("169.254.169.254", ip("169.254.169.254")),
             Err(LocalKind::LinkLocal)
         );
-        assert_eq!(d(true, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
         assert_eq!(
             d(false, false).check("registry.example", ip("52.216.1.1")),
             Ok(())
@@ -1460,7 +1460,6 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let job_named = |host: &str| Destinations {
             registry_host: host.into(),
-            content_named: false,
             operator_named: false,
             allow_loopback: false,
         };
@@ -1483,9 +1482,8 @@ mod tests {
         }
         // The operator's own registry on loopback, or the knob: allowed;
         // link-local and metadata stay refused either way.
-        let operator = |host: &str, allow_loopback| Destinations {
+        let operator = |host: &str, allow_loopback: bool| Destinations {
             registry_host: host.into(),
-            content_named: false,
             operator_named: !allow_loopback,
             allow_loopback,
         };
@@ -1538,7 +1536,6 @@ mod tests {
     async fn check_url_refuses_literal_and_resolved_local_targets() {
         let d = Destinations {
             registry_host: "registry.example".into(),
-            content_named: false,
             operator_named: false,
             allow_loopback: false,
         };

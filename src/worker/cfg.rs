@@ -290,6 +290,18 @@ mod tests {
     }
 
     #[test]
+    fn local_registries_are_allowed_by_the_new_name_and_the_old_one() {
+        let allowed = |args: &[&str]| {
+            crate::worker::pull_options(&registry_args(args))
+                .unwrap()
+                .allow_loopback_redirects
+        };
+        assert!(!allowed(&[]));
+        assert!(allowed(&["--allow-local-registries"]));
+        assert!(allowed(&["--allow-loopback-redirects"]));
+    }
+
+    #[test]
     fn health_addr_off() {
         assert_eq!(parse_health_addr("off").unwrap(), HealthAddr(None));
         assert!(parse_health_addr("nonsense").is_err());

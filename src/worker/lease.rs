@@ -217,10 +217,24 @@ impl Journal {
         // Counted from the acknowledgement whether or not this write
         // succeeds: that is when the job became ours.
         let last_ok = Instant::now();
-        match tokio::time::timeout(self.times.heartbeat, self.store.write(&lease)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not write the job's lease yet"),
-            Err(_) => tracing::warn!("writing the job's lease timed out; retrying"),
+        // Retried at once, not only at the next heartbeat: until it is
+        // written, a kill would leave the job to CodePipeline's timeout.
+        let first = async {
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                match self.store.write(&lease).await {
+                    Ok(()) => return,
+                    Err(e) if attempt <= 3 || attempt.is_power_of_two() => {
+                        tracing::warn!(error = %e, attempt, "could not write the job's lease yet")
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(Duration::from_millis(100) * attempt.min(10)).await;
+            }
+        };
+        if tokio::time::timeout(self.times.heartbeat, first).await.is_err() {
+            tracing::warn!("the job's lease is not written yet; the heartbeats retry");
         }
         let (lost_tx, lost_rx) = watch::channel(None);
         let task = tokio::spawn(
