@@ -14,9 +14,9 @@
 //! - summary counts in `metadata.properties` (see [`crate::vulndb::severity_of`]).
 
 use std::collections::HashMap;
+use std::future::Future as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::future::Future as _;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -357,10 +357,9 @@ async fn scan_handler(State(emu): State<InspectorEmulator>, req: Request) -> Res
                 )),
             };
             match result {
-                Ok(answer) if decision.pad > 0 || !decision.trickle.is_zero() => (
-                    shaped_answer(answer, decision.pad, decision.trickle),
-                    None,
-                ),
+                Ok(answer) if decision.pad > 0 || !decision.trickle.is_zero() => {
+                    (shaped_answer(answer, decision.pad, decision.trickle), None)
+                }
                 Ok(answer) => (Json(answer).into_response(), None),
                 Err(e) => (validation_response(&e), Some("ValidationException")),
             }

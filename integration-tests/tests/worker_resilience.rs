@@ -497,11 +497,7 @@ impl Env {
             if let Some(l) = self.lease(id) {
                 return l;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no lease for {id}\n{}",
-                w.log()
-            );
+            assert!(Instant::now() < deadline, "no lease for {id}\n{}", w.log());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -564,10 +560,16 @@ async fn a_sigkilled_workers_job_is_reported_by_the_next_worker_within_the_lease
     // TTL + one sweep + the new worker's start-up.
     assert!(took < Duration::from_secs(3 + 1 + 5), "{took:?}");
     assert_eq!(final_statuses(&snap), 1);
-    b.wait_log("lease expired: the job's worker stopped", Duration::from_secs(5))
-        .await;
+    b.wait_log(
+        "lease expired: the job's worker stopped",
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(!env.lease_file(&id).exists(), "the lease is removed");
-    assert!(!env.pending_file(&id).exists(), "and nothing is left pending");
+    assert!(
+        !env.pending_file(&id).exists(),
+        "and nothing is left pending"
+    );
     // Later sweeps find nothing: still exactly one result.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = env.emus.codepipeline.job(&id).unwrap();

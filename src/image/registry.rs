@@ -1467,14 +1467,26 @@ mod tests {
             ("127.0.0.1", "127.0.0.1", LocalKind::Loopback),
             ("127.1.2.3", "127.1.2.3", LocalKind::Loopback),
             ("[::1]", "::1", LocalKind::Loopback),
-            ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1", LocalKind::Loopback),
+            (
+                "[::ffff:127.0.0.1]",
+                "::ffff:127.0.0.1",
+                LocalKind::Loopback,
+            ),
             ("localhost", "127.0.0.1", LocalKind::Loopback),
             ("0.0.0.0", "0.0.0.0", LocalKind::Unspecified),
             ("[::]", "::", LocalKind::Unspecified),
             ("169.254.169.254", "169.254.169.254", LocalKind::LinkLocal),
             ("169.254.170.2", "169.254.170.2", LocalKind::LinkLocal),
-            ("[::ffff:169.254.169.254]", "::ffff:169.254.169.254", LocalKind::LinkLocal),
-            ("[::169.254.169.254]", "::169.254.169.254", LocalKind::LinkLocal),
+            (
+                "[::ffff:169.254.169.254]",
+                "::ffff:169.254.169.254",
+                LocalKind::LinkLocal,
+            ),
+            (
+                "[::169.254.169.254]",
+                "::169.254.169.254",
+                LocalKind::LinkLocal,
+            ),
             ("[fe80::1]", "fe80::1", LocalKind::LinkLocal),
             ("[fd00:ec2::254]", "fd00:ec2::254", LocalKind::CloudMetadata),
         ] {
@@ -1488,7 +1500,10 @@ mod tests {
             allow_loopback,
         };
         for allow in [false, true] {
-            assert_eq!(operator("127.0.0.1", allow).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
+            assert_eq!(
+                operator("127.0.0.1", allow).check("127.0.0.1", ip("127.0.0.1")),
+                Ok(())
+            );
             assert_eq!(
                 operator("169.254.169.254", allow).check("169.254.169.254", ip("169.254.169.254")),
                 Err(LocalKind::LinkLocal)

@@ -127,8 +127,7 @@ mod tests {
     /// Reads the whole body, as the SDK does.
     async fn collect(mut body: Capped) -> Result<usize, BoxError> {
         let mut n = 0;
-        while let Some(frame) =
-            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
         {
             n += frame?.data_ref().map_or(0, |d| d.len());
         }

@@ -90,7 +90,10 @@ pub(super) async fn deliver(
             "shutting down before CodePipeline took the job result; it stays pending"
         ),
         None => {
-            tracing::warn!(result, "shutting down before CodePipeline took the job result; its lease will expire");
+            tracing::warn!(
+                result,
+                "shutting down before CodePipeline took the job result; its lease will expire"
+            );
             return;
         }
     }

@@ -233,13 +233,22 @@ impl Journal {
                 tokio::time::sleep(Duration::from_millis(100) * attempt.min(10)).await;
             }
         };
-        if tokio::time::timeout(self.times.heartbeat, first).await.is_err() {
+        if tokio::time::timeout(self.times.heartbeat, first)
+            .await
+            .is_err()
+        {
             tracing::warn!("the job's lease is not written yet; the heartbeats retry");
         }
         let (lost_tx, lost_rx) = watch::channel(None);
         let task = tokio::spawn(
-            heartbeat(self.store.clone(), lease.clone(), self.times, last_ok, lost_tx)
-                .in_current_span(),
+            heartbeat(
+                self.store.clone(),
+                lease.clone(),
+                self.times,
+                last_ok,
+                lost_tx,
+            )
+            .in_current_span(),
         );
         Held {
             job_id: lease.job_id,
@@ -313,7 +322,12 @@ impl Held {
     /// could not be renewed for [`LeaseTimes::give_up_after`]; never
     /// otherwise.
     pub async fn lost(&mut self, store: &str, ttl: Duration) -> Outcome {
-        let silent = self.lost.wait_for(Option::is_some).await.ok().and_then(|v| *v);
+        let silent = self
+            .lost
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|v| *v);
         // The heartbeat task ended without a word: it was stopped.
         let Some(silent) = silent else {
             return std::future::pending().await;
@@ -406,7 +420,9 @@ async fn expire(shared: &Shared, id: &str) -> bool {
     match shared.pending.create(&p).await {
         Ok(Created::New) => {}
         Ok(Created::Taken(_)) => {
-            tracing::info!("expired lease, but the job's result is already decided; removing the lease");
+            tracing::info!(
+                "expired lease, but the job's result is already decided; removing the lease"
+            );
             drop_lease(store, id).await;
             return false;
         }
@@ -457,7 +473,9 @@ async fn still_in_progress(shared: &Shared, lease: &Lease) -> bool {
             false
         }
         AckCheck::Unknown => {
-            tracing::warn!("expired lease: CodePipeline did not say whether the job is in progress; the next sweep retries");
+            tracing::warn!(
+                "expired lease: CodePipeline did not say whether the job is in progress; the next sweep retries"
+            );
             false
         }
     }

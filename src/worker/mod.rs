@@ -104,8 +104,7 @@ pub fn pull_options(r: &cfg::RegistryArgs) -> Result<PullOptions, String> {
         insecure_registries: r.insecure_registries.clone(),
         credentials: r.credentials()?,
         registry_hosts: r.hosts()?,
-        allow_loopback_redirects: r.allow_loopback_redirects
-            || r.allow_loopback_redirects_old_name,
+        allow_loopback_redirects: r.allow_loopback_redirects || r.allow_loopback_redirects_old_name,
         ..PullOptions::default()
     })
 }
@@ -341,7 +340,11 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         // another worker's sweep turns into a result.
         let mut lease = shared
             .leases
-            .hold(lease::Lease::of(&job, &shared.worker_id, shared.job_timeout))
+            .hold(lease::Lease::of(
+                &job,
+                &shared.worker_id,
+                shared.job_timeout,
+            ))
             .await;
         shared.state.job_started(&job);
         tracing::info!("job acknowledged");

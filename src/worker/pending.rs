@@ -200,7 +200,13 @@ impl Records {
             Ok(_) => Ok(true),
             // 412: the object exists; 409: a concurrent conditional write
             // to the same key is in progress (S3 lets one of them win).
-            Err(e) if new && matches!(e.raw_response().map(|r| r.status().as_u16()), Some(412 | 409)) => {
+            Err(e)
+                if new
+                    && matches!(
+                        e.raw_response().map(|r| r.status().as_u16()),
+                        Some(412 | 409)
+                    ) =>
+            {
                 Ok(false)
             }
             Err(e) => Err(s3_error(bucket, key, &e)),

@@ -114,7 +114,12 @@ async fn the_journal_on_a_directory() {
 async fn the_journal_on_s3() {
     let moto = Moto::start();
     let client = moto.client().await;
-    client.create_bucket().bucket("reports").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("reports")
+        .send()
+        .await
+        .unwrap();
     let reports = ReportStore::S3 {
         client,
         bucket: "reports".into(),
@@ -186,7 +191,10 @@ async fn a_held_lease_is_renewed_and_given_up_when_the_store_fails() {
     assert!(journal.holds(ID));
     tokio::time::sleep(Duration::from_millis(350)).await;
     let renewed = journal.store.load(ID).await.unwrap().unwrap();
-    assert!(renewed.heartbeat_ms >= first.heartbeat_ms + 200, "{renewed:?}");
+    assert!(
+        renewed.heartbeat_ms >= first.heartbeat_ms + 200,
+        "{renewed:?}"
+    );
     assert_eq!(renewed.started_ms, first.started_ms);
 
     // The store breaks: `inflight` is no longer a directory.
@@ -202,7 +210,10 @@ async fn a_held_lease_is_renewed_and_given_up_when_the_store_fails() {
         panic!("a failure")
     };
     assert_eq!(kind, FailureKind::SystemUnavailable);
-    assert!(message.contains("could not renew the job's lease"), "{message}");
+    assert!(
+        message.contains("could not renew the job's lease"),
+        "{message}"
+    );
     assert!(message.contains(ID), "{message}");
     drop(held);
     assert!(!journal.holds(ID));
@@ -241,7 +252,8 @@ impl Moto {
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
             .or_else(|| {
-                let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/moto_server");
+                let venv =
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/moto_server");
                 venv.is_file().then_some(venv)
             })
             .unwrap_or_else(|| PathBuf::from("moto_server"));
@@ -256,7 +268,10 @@ impl Moto {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("{}: {e}; run .ci/run (it installs moto[server])", bin.display())
+                panic!(
+                    "{}: {e}; run .ci/run (it installs moto[server])",
+                    bin.display()
+                )
             });
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
