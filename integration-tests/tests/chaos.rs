@@ -441,6 +441,17 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
         "jobs that never got a result: {lost:?}\n--- last worker log ---\n{}",
         workers[0].log()
     );
+    if !left_to_timeout.is_empty() {
+        // What every worker said about them, to tell where they fell.
+        for entry in &left_to_timeout {
+            let id = entry.split(' ').next().unwrap_or_default();
+            for (i, w) in retired.iter().chain(workers.iter()).enumerate() {
+                for line in w.log().lines().filter(|l| l.contains(id)) {
+                    eprintln!("worker {i} (killed {}): {line}", w.killed);
+                }
+            }
+        }
+    }
     assert!(
         left_to_timeout.is_empty(),
         "jobs left to CodePipeline's timeout: {left_to_timeout:?}"

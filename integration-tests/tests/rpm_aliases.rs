@@ -103,14 +103,25 @@ fn sbom(layout: &Path) -> (Vec<String>, i64, String) {
         .flatten()
         .filter_map(|c| c["purl"].as_str())
         .filter(|p| p.starts_with("pkg:rpm/"))
-        .map(|p| p.split('@').next().unwrap().rsplit('/').next().unwrap().to_owned())
+        .map(|p| {
+            p.split('@')
+                .next()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     (names, rss, stderr)
 }
 
 fn assert_found(case: &str, layers: Vec<Layer>) {
     let (names, rss, stderr) = rpms(layers);
-    eprintln!("{case}: rpm packages {names:?}, peak RSS {} MiB", rss / 1024);
+    eprintln!(
+        "{case}: rpm packages {names:?}, peak RSS {} MiB",
+        rss / 1024
+    );
     assert_eq!(names, vec!["openssl-libs".to_owned()], "{case}:\n{stderr}");
     assert!(rss < 150 * 1024, "{case}: peak RSS {rss} KiB");
 }

@@ -2,8 +2,10 @@
 //!
 //! A worker killed mid-scan (SIGKILL, an out-of-memory kill, a lost task)
 //! sends no result, and CodePipeline would hold the job InProgress for its
-//! own action timeout: hours of a pipeline waiting on nothing. So right after
-//! `AcknowledgeJob` succeeds, before any scan work, the worker writes a lease
+//! own action timeout: hours of a pipeline waiting on nothing. So right
+//! before `AcknowledgeJob` (a kill between a successful acknowledgement and
+//! a later write would leave no trace), and before any scan work, the
+//! worker writes a lease
 //! (`{reports}/inflight/{jobId}.json`, beside the pending results, or under
 //! the local spool) and renews its heartbeat every `SCANGATE_LEASE_HEARTBEAT`.
 //! Every worker's sweep (at start-up and on the pending-results timer) takes
@@ -20,6 +22,13 @@
 //! loses that race drops its result; a sweeper that finds a pending record
 //! leaves the result to it. CodePipeline's own state machine is the last
 //! line: a second result is refused with InvalidJobStateException.
+//!
+//! A job this worker then fails to acknowledge (another worker has it)
+//! leaves its lease to expire rather than deleting it: under the same name
+//! the lease may already be the other worker's, renewed by it; once stale,
+//! a sweep's recheck with the stale nonce finds the job not ours and removes
+//! it. A sweeper whose recheck acknowledges a job still dispatched under
+//! the stale nonce reports it SystemUnavailable: a result, never two.
 //!
 //! A worker that cannot renew its lease (the store is unreachable) must not
 //! scan on blindly past the TTL, when a sweeper would report the job
@@ -208,7 +217,7 @@ impl Journal {
         lock(&self.held).contains(job_id)
     }
 
-    /// Writes the lease of a job just acknowledged and keeps renewing it
+    /// Writes the lease of a job about to be acknowledged and keeps renewing it
     /// until the returned [`Held`] is released or dropped. A first write that
     /// fails is not fatal: the heartbeats retry it, and the job is given up
     /// only if none succeeds in time.
@@ -233,10 +242,10 @@ impl Journal {
                 tokio::time::sleep(Duration::from_millis(100) * attempt.min(10)).await;
             }
         };
-        if tokio::time::timeout(self.times.heartbeat, first)
-            .await
-            .is_err()
-        {
+        // Bounded: the acknowledgement waits for it, and a job left
+        // unacknowledged too long is handed to another worker.
+        let budget = self.times.heartbeat.min(Duration::from_secs(5));
+        if tokio::time::timeout(budget, first).await.is_err() {
             tracing::warn!("the job's lease is not written yet; the heartbeats retry");
         }
         let (lost_tx, lost_rx) = watch::channel(None);

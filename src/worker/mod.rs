@@ -332,11 +332,8 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         execution_id = job.pipeline_execution_id.as_deref().unwrap_or(""),
     );
     async move {
-        if !claim(&shared, &job).await {
-            return;
-        }
-        let started = Instant::now();
-        // Before any scan work: from here a SIGKILL leaves a lease that
+        // Written before AcknowledgeJob: a SIGKILL at any moment after the
+        // acknowledgement (even during its recheck) leaves a lease that
         // another worker's sweep turns into a result.
         let mut lease = shared
             .leases
@@ -346,6 +343,13 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
                 shared.job_timeout,
             ))
             .await;
+        if !claim(&shared, &job).await {
+            // Dropped, not released: the job may already be another
+            // worker's, under the same lease name (see lease.rs).
+            drop(lease);
+            return;
+        }
+        let started = Instant::now();
         shared.state.job_started(&job);
         tracing::info!("job acknowledged");
 
