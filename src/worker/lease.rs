@@ -55,6 +55,10 @@ use crate::report::ReportStore;
 /// leaving it to the next sweep.
 const CHECK_BUDGET: Duration = Duration::from_secs(10);
 
+/// How long the first write of a lease may take (it delays the job's
+/// acknowledgement, and a job left unacknowledged is handed out again).
+const FIRST_WRITE: Duration = Duration::from_secs(5);
+
 /// The longest image reference kept in a lease (it goes into a message).
 const MAX_IMAGE_CHARS: usize = 512;
 
@@ -218,36 +222,38 @@ impl Journal {
     }
 
     /// Writes the lease of a job about to be acknowledged and keeps renewing it
-    /// until the returned [`Held`] is released or dropped. A first write that
-    /// fails is not fatal: the heartbeats retry it, and the job is given up
-    /// only if none succeeds in time.
-    pub async fn hold(&self, lease: Lease) -> Held {
-        lock(&self.held).insert(lease.job_id.clone());
-        // Counted from the acknowledgement whether or not this write
-        // succeeds: that is when the job became ours.
+    /// until the returned [`Held`] is released or dropped. `None` when it
+    /// could not be written within [`FIRST_WRITE`]: the job is then not
+    /// acknowledged (it returns to CodePipeline's queue), because a job
+    /// acknowledged without a lease would be left to CodePipeline's timeout
+    /// by a kill, and a store that refuses the first write would make the
+    /// worker give the job up before the TTL anyway.
+    pub async fn hold(&self, lease: Lease) -> Option<Held> {
         let last_ok = Instant::now();
-        // Retried at once, not only at the next heartbeat: until it is
-        // written, a kill would leave the job to CodePipeline's timeout.
         let first = async {
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
-                match self.store.write(&lease).await {
-                    Ok(()) => return,
-                    Err(e) if attempt <= 3 || attempt.is_power_of_two() => {
+                // Each try bounded: a store that hangs is a store that failed.
+                match tokio::time::timeout(FIRST_WRITE / 2, self.store.write(&lease)).await {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) if attempt <= 3 => {
                         tracing::warn!(error = %e, attempt, "could not write the job's lease yet")
                     }
-                    Err(_) => {}
+                    Ok(Err(_)) => {}
+                    Err(_) => tracing::warn!(attempt, "writing the job's lease timed out"),
                 }
                 tokio::time::sleep(Duration::from_millis(100) * attempt.min(10)).await;
             }
         };
-        // Bounded: the acknowledgement waits for it, and a job left
-        // unacknowledged too long is handed to another worker.
-        let budget = self.times.heartbeat.min(Duration::from_secs(5));
-        if tokio::time::timeout(budget, first).await.is_err() {
-            tracing::warn!("the job's lease is not written yet; the heartbeats retry");
+        if tokio::time::timeout(FIRST_WRITE, first).await.is_err() {
+            tracing::error!(
+                store = %self.store.describe(),
+                "the job's lease could not be written; not acknowledging the job (it returns to the queue)"
+            );
+            return None;
         }
+        lock(&self.held).insert(lease.job_id.clone());
         let (lost_tx, lost_rx) = watch::channel(None);
         let task = tokio::spawn(
             heartbeat(
@@ -259,13 +265,13 @@ impl Journal {
             )
             .in_current_span(),
         );
-        Held {
+        Some(Held {
             job_id: lease.job_id,
             store: self.store.clone(),
             held: self.held.clone(),
             task,
             lost: lost_rx,
-        }
+        })
     }
 }
 

@@ -335,14 +335,17 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         // Written before AcknowledgeJob: a SIGKILL at any moment after the
         // acknowledgement (even during its recheck) leaves a lease that
         // another worker's sweep turns into a result.
-        let mut lease = shared
+        let Some(mut lease) = shared
             .leases
             .hold(lease::Lease::of(
                 &job,
                 &shared.worker_id,
                 shared.job_timeout,
             ))
-            .await;
+            .await
+        else {
+            return;
+        };
         if !claim(&shared, &job).await {
             // Dropped, not released: the job may already be another
             // worker's, under the same lease name (see lease.rs).

@@ -187,7 +187,7 @@ async fn a_held_lease_is_renewed_and_given_up_when_the_store_fails() {
     let journal = Journal::new(LeaseStore::new(None, root.clone()), times);
     let mut first = lease(ID);
     first.heartbeat_ms = now_ms();
-    let mut held = journal.hold(first.clone()).await;
+    let mut held = journal.hold(first.clone()).await.unwrap();
     assert!(journal.holds(ID));
     tokio::time::sleep(Duration::from_millis(350)).await;
     let renewed = journal.store.load(ID).await.unwrap().unwrap();
@@ -227,13 +227,13 @@ async fn a_released_lease_is_gone_and_a_dropped_one_stays_to_expire() {
         ttl: Duration::from_secs(120),
     };
     let journal = Journal::new(LeaseStore::new(None, dir.0.clone()), times);
-    let held = journal.hold(lease(ID)).await;
+    let held = journal.hold(lease(ID)).await.unwrap();
     assert!(journal.store.load(ID).await.unwrap().is_some());
     held.release().await;
     assert_eq!(journal.store.load(ID).await.unwrap(), None);
     assert!(!journal.holds(ID));
 
-    let held = journal.hold(lease(ID)).await;
+    let held = journal.hold(lease(ID)).await.unwrap();
     drop(held);
     assert!(journal.store.load(ID).await.unwrap().is_some());
     assert!(!journal.holds(ID));
@@ -308,4 +308,21 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A lease that cannot be written is not held: the job is not acknowledged
+/// rather than acknowledged with no trace a kill would leave.
+#[tokio::test]
+async fn a_lease_that_cannot_be_written_is_not_held() {
+    let dir = Scratch::new();
+    std::fs::write(dir.0.join("inflight"), b"").unwrap();
+    let times = LeaseTimes {
+        heartbeat: Duration::from_millis(100),
+        ttl: Duration::from_millis(500),
+    };
+    let journal = Journal::new(LeaseStore::new(None, dir.0.clone()), times);
+    let started = Instant::now();
+    assert!(journal.hold(lease(ID)).await.is_none());
+    assert!(started.elapsed() < FIRST_WRITE + Duration::from_secs(1));
+    assert!(!journal.holds(ID));
 }
