@@ -193,6 +193,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             registry_password: None,
             registry_hosts: Vec::new(),
             allow_loopback_redirects: false,
+            allow_loopback_redirects_old_name: false,
         },
         s3_force_path_style: false,
         artifact_credentials_refresh_after: worker::cfg::ARTIFACT_CREDENTIALS_REFRESH_AFTER,
@@ -206,6 +207,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         // not on ECS, and stdout is the demo's story
         ecs_agent_uri: None,
         emf_stdout: false,
+        lease_heartbeat: Duration::from_secs(30),
+        lease_ttl: Duration::from_secs(120),
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker::run_until(cfg, sdk, async {

@@ -68,9 +68,9 @@ impl PipelineError {
                 InspectorError::Throttled { .. }
                 | InspectorError::Unavailable { .. }
                 | InspectorError::Unreachable { .. } => FailureKind::SystemUnavailable,
-                InspectorError::Validation(_) | InspectorError::EmptyAnswer => {
-                    FailureKind::JobFailed
-                }
+                InspectorError::Validation(_)
+                | InspectorError::EmptyAnswer
+                | InspectorError::AnswerTooLarge { .. } => FailureKind::JobFailed,
             },
             PipelineError::Ecr(e) if e.is_permission() => FailureKind::PermissionError,
             PipelineError::Ecr(e) if e.is_unavailable() => FailureKind::SystemUnavailable,

@@ -1,6 +1,7 @@
 //! Amazon Inspector `inspector-scan:ScanSbom`: sends CycloneDX 1.5 SBOMs,
 //! collects the vulnerabilities, retries throttling the way the service asks.
 
+pub mod answer;
 pub mod ecr;
 pub mod findings;
 pub mod setup;
@@ -50,6 +51,11 @@ pub enum InspectorError {
     },
     #[error("Amazon Inspector answered without an SBOM")]
     EmptyAnswer,
+    #[error(
+        "Amazon Inspector's answer is larger than {} MiB, more than an SBOM of at most {MAX_COMPONENTS} components can have; it was not read further (is AWS_ENDPOINT_URL_INSPECTOR_SCAN Amazon Inspector?)",
+        limit >> 20
+    )]
+    AnswerTooLarge { limit: u64 },
 }
 
 /// How hard to retry. Throttling is expected under load (many workers, one
@@ -189,6 +195,8 @@ impl Inspector {
                 .scan_sbom()
                 .sbom(doc.clone())
                 .output_format(OutputFormat::CycloneDx15)
+                .customize()
+                .interceptor(answer::CapAnswer(answer::MAX_ANSWER_BYTES))
                 .send()
                 .await;
             let mut unreachable = false;
@@ -239,6 +247,12 @@ impl Inspector {
                         (None, msg, status == 429)
                     }
                 },
+                // The same answer would come again: not retried.
+                Err(e) if answer::too_large(&e) => {
+                    return Err(InspectorError::AnswerTooLarge {
+                        limit: answer::MAX_ANSWER_BYTES,
+                    });
+                }
                 // No connection: refused, DNS, connect timeout. Worth a
                 // retry or two (a network blip), not a long wait.
                 Err(SdkError::DispatchFailure(d)) if d.is_io() || d.is_timeout() => {

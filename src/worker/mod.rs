@@ -8,6 +8,7 @@ pub mod api;
 pub mod cfg;
 mod deliver;
 pub mod health;
+pub mod lease;
 pub mod metrics;
 pub mod pending;
 pub mod protection;
@@ -66,6 +67,8 @@ struct Shared {
     delivering: std::sync::Mutex<std::collections::HashSet<String>>,
     /// ECS task scale-in protection while jobs are in flight.
     protection: protection::TaskProtection,
+    /// The in-flight leases (written, renewed, swept).
+    leases: lease::Journal,
 }
 
 impl Shared {
@@ -105,7 +108,7 @@ pub fn pull_options(r: &cfg::RegistryArgs) -> Result<PullOptions, String> {
         insecure_registries: r.insecure_registries.clone(),
         credentials: r.credentials()?,
         registry_hosts: r.hosts()?,
-        allow_loopback_redirects: r.allow_loopback_redirects,
+        allow_loopback_redirects: r.allow_loopback_redirects || r.allow_loopback_redirects_old_name,
         ..PullOptions::default()
     })
 }
@@ -142,6 +145,15 @@ pub async fn run_until(
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let pending = PendingStore::new(reports.as_ref(), cfg.pending_dir.clone());
+    let lease_times = lease::LeaseTimes {
+        heartbeat: cfg.lease_heartbeat,
+        ttl: cfg.lease_ttl,
+    };
+    lease_times.check().map_err(WorkerError::Config)?;
+    let leases = lease::Journal::new(
+        lease::LeaseStore::new(reports.as_ref(), cfg.pending_dir.clone()),
+        lease_times,
+    );
     let state = Arc::new(State::new(
         cfg.concurrency,
         if cfg.emf_stdout {
@@ -185,6 +197,7 @@ pub async fn run_until(
         ack_recheck: cfg.ack_recheck,
         delivering: Default::default(),
         protection,
+        leases,
     });
     tracing::info!(
         worker_id,
@@ -194,6 +207,7 @@ pub async fn run_until(
         concurrency = cfg.concurrency,
         region = %shared.api.region,
         pending = %shared.pending.describe(),
+        leases = %shared.leases.store.describe(),
         memory_budget_mib = memory_budget >> 20,
         task_protection = shared.protection.enabled(),
         "worker started"
@@ -342,7 +356,24 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         execution_id = job.pipeline_execution_id.as_deref().unwrap_or(""),
     );
     async move {
+        // Written before AcknowledgeJob: a SIGKILL at any moment after the
+        // acknowledgement (even during its recheck) leaves a lease that
+        // another worker's sweep turns into a result.
+        let Some(mut lease) = shared
+            .leases
+            .hold(lease::Lease::of(
+                &job,
+                &shared.worker_id,
+                shared.job_timeout,
+            ))
+            .await
+        else {
+            return;
+        };
         if !claim(&shared, &job).await {
+            // Dropped, not released: the job may already be another
+            // worker's, under the same lease name (see lease.rs).
+            drop(lease);
             return;
         }
         let started = Instant::now();
@@ -351,6 +382,7 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         tracing::info!("job acknowledged");
 
         let cancel = CancelToken::new();
+        let store = shared.leases.store.describe();
         let outcome = guarded(
             {
                 let (shared, job, cancel) = (shared.clone(), job.clone(), cancel.clone());
@@ -360,13 +392,14 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
             shared.job_timeout,
             &mut abort_rx,
             &cancel,
+            lease.lost(&store, shared.leases.times.ttl),
         )
         .await;
         let kind = match &outcome {
             Outcome::Success { .. } => None,
             Outcome::Failure { kind, .. } => Some(*kind),
         };
-        deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started).await;
+        deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started, lease).await;
         shared.state.job_finished(&job.id, kind);
         shared.protection.job_finished();
     }
@@ -422,14 +455,17 @@ async fn claim(shared: &Shared, job: &JobInfo) -> bool {
 /// than taking the job's one result with it, and the shutdown deadline and
 /// the job's own deadline turn unfinished work into SystemUnavailable (a
 /// stalled registry must not hold a worker slot, nor leave the pipeline
-/// waiting for CodePipeline's own action timeout). Every way out cancels
-/// `cancel`, so CPU-bound work on the blocking pool stops too.
+/// waiting for CodePipeline's own action timeout). `lease_lost` completes
+/// when the job's lease cannot be renewed: the job stops before another
+/// worker may report it abandoned. Every way out cancels `cancel`, so
+/// CPU-bound work on the blocking pool stops too.
 async fn guarded(
     work: impl std::future::Future<Output = Outcome> + Send + 'static,
     job_id: &str,
     timeout: Duration,
     abort_rx: &mut watch::Receiver<bool>,
     cancel: &CancelToken,
+    lease_lost: impl std::future::Future<Output = Outcome>,
 ) -> Outcome {
     let _stop = cancel.drop_guard();
     let mut task = tokio::spawn(work);
@@ -459,6 +495,10 @@ async fn guarded(
         _ = abort_rx.wait_for(|a| *a) => {
             task.abort();
             Outcome::from_error(job_id, &PipelineError::ShuttingDown)
+        }
+        o = lease_lost => {
+            task.abort();
+            o
         }
     }
 }
@@ -847,6 +887,7 @@ mod tests {
             Duration::from_secs(60),
             &mut rx,
             &CancelToken::new(),
+            std::future::pending(),
         )
         .await;
         let Outcome::Failure { kind, message } = o else {
@@ -909,6 +950,7 @@ mod tests {
             Duration::from_millis(50),
             &mut rx,
             &CancelToken::new(),
+            std::future::pending(),
         )
         .await
         else {
@@ -933,6 +975,7 @@ mod tests {
                 Duration::from_secs(7200),
                 &mut rx,
                 &CancelToken::new(),
+                std::future::pending(),
             )
             .await
         });
