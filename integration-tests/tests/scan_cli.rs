@@ -243,3 +243,67 @@ async fn a_closed_pipe_keeps_the_verdicts_exit_status() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The policy's `signature:` section gates the scan: with
+/// `signature.required` and a cosign key, an image nobody signed fails
+/// (SIGNATURE UNSIGNED, the rule named); a key file that is not beside the
+/// policy is a configuration error (exit 2) found before any pull.
+#[tokio::test(flavor = "multi_thread")]
+async fn signature_required_fails_an_unsigned_image() {
+    let f = Fixture::new().await;
+    let key = f.path("cosign.key");
+    let public = f.path("cosign.pub");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key,
+        ],
+        vec!["pkey", "-in", &key, "-pubout", "-out", &public],
+    ] {
+        let st = std::process::Command::new("openssl")
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    }
+    let policy = f.path("signed.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\nthresholds: { critical: null, high: null }\n\
+         signature:\n  required: true\n  cosign:\n    keys: [cosign.pub]\n",
+    )
+    .unwrap();
+    let out = f.scan(&f.image, &["--policy", &policy, "--format", "json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "FAIL");
+    assert_eq!(report["signature"], "UNSIGNED", "{report}");
+    let violations = report["violations"].to_string();
+    assert!(violations.contains("signature"), "{violations}");
+
+    // Not required: reported, never failing.
+    std::fs::write(
+        &policy,
+        "version: 1\nthresholds: { critical: null, high: null }\n\
+         signature:\n  cosign:\n    keys: [cosign.pub]\n",
+    )
+    .unwrap();
+    let out = f.scan(&f.image, &["--policy", &policy, "--format", "json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["signature"], "UNSIGNED", "{report}");
+
+    std::fs::write(
+        &policy,
+        "version: 1\nsignature:\n  required: true\n  cosign:\n    keys: [missing.pub]\n",
+    )
+    .unwrap();
+    let out = f.scan(&f.image, &["--policy", &policy]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("missing.pub"), "{}", out.stderr);
+}
