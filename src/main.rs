@@ -206,18 +206,30 @@ struct SbomArgs {
     output: Option<std::path::PathBuf>,
 }
 
-fn init_logging(format: LogFormat, default_level: &str) {
+/// Logs go to stderr, where a person at the command line sees them beside
+/// the output; the worker's go to stdout (DESIGN, Operations: JSON lines on
+/// stdout, with the EMF lines), which is what ECS ships to CloudWatch Logs.
+fn init_logging(format: LogFormat, default_level: &str, to_stdout: bool) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Colour codes are for a person at a terminal; in a CI log or a file
     // they are noise (https://no-color.org too).
-    let ansi = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let terminal = if to_stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    let ansi = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let writer = if to_stdout {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .json()
@@ -264,7 +276,12 @@ async fn run() -> ExitCode {
         Command::Scan(_) | Command::Sbom(_) => (LogFormat::Text, "warn,aws_config=error"),
         _ => (LogFormat::Text, "info"),
     };
-    init_logging(cli.log_format.unwrap_or(default_format), default_level);
+    let to_stdout = matches!(cli.command, Command::Worker(_));
+    init_logging(
+        cli.log_format.unwrap_or(default_format),
+        default_level,
+        to_stdout,
+    );
     match cli.command {
         Command::Worker(cfg) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{
@@ -195,8 +195,8 @@ impl Env {
             .env("SCANGATE_LEASE_TTL", "5s")
             .env("RUST_LOG", "info,scangate=debug")
             .env("SCANGATE_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         Worker {
             child: cmd.spawn().expect("starting scangate worker"),
             log,

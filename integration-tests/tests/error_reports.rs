@@ -5,7 +5,7 @@
 //! Debian `docker-registry`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{JobResult, JobSnapshot, NewJob};
@@ -35,8 +35,8 @@ impl Worker {
             .env("SCANGATE_POLL_INTERVAL", "200ms")
             .env("SCANGATE_HEALTH_ADDR", "off")
             .env("SCANGATE_REPORTS", format!("file://{}", reports.display()))
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
+            .stdout(integration_tests::process::append_to(log.path()))
+            .stderr(integration_tests::process::append_to(log.path()))
             .spawn()
             .expect("starting scangate worker");
         Worker { child, log }

@@ -13,7 +13,7 @@ mod support;
 
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -280,8 +280,8 @@ impl Env {
                 format!("file://{}", self.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         for (k, v) in extra {
             cmd.env(k, v);
         }

@@ -12,7 +12,7 @@
 //!   worker, once.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
@@ -55,8 +55,8 @@ impl Worker {
                 format!("file://{}", env.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         if pin_one_cpu {
             cmd.env("TOKIO_WORKER_THREADS", "1");
         }
