@@ -268,6 +268,20 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// Digests of the uncompressed layers, in order.
     pub diff_ids: Vec<String>,
+    /// `config.User` as written (`""` when unset: the runtime's root).
+    #[serde(default)]
+    pub user: String,
+    /// `config.Env`, `NAME=value` entries as written. Values may be
+    /// secrets: never log or report them.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `config.ExposedPorts` keys (`22/tcp`).
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// `config.Healthcheck.Test`, when the image declares one (`["NONE"]`
+    /// disables an inherited check).
+    #[serde(default)]
+    pub healthcheck: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -315,6 +329,20 @@ struct RawConfig {
 struct RawContainerConfig {
     #[serde(rename = "Labels", default)]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "User", default)]
+    user: Option<String>,
+    #[serde(rename = "Env", default)]
+    env: Option<Vec<String>>,
+    #[serde(rename = "ExposedPorts", default)]
+    exposed_ports: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    #[serde(rename = "Healthcheck", default)]
+    healthcheck: Option<RawHealthcheck>,
+}
+
+#[derive(Deserialize)]
+struct RawHealthcheck {
+    #[serde(rename = "Test", default)]
+    test: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -326,14 +354,31 @@ struct RawRootFs {
 pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     let raw: RawConfig =
         serde_json::from_slice(bytes).map_err(|e| format!("config is not valid JSON: {e}"))?;
+    let c = raw.config;
+    let (labels, user, env, exposed_ports, healthcheck) = match c {
+        Some(c) => (
+            c.labels.unwrap_or_default(),
+            c.user.unwrap_or_default(),
+            c.env.unwrap_or_default(),
+            c.exposed_ports
+                .map(|p| p.into_keys().collect())
+                .unwrap_or_default(),
+            c.healthcheck.map(|h| h.test.unwrap_or_default()),
+        ),
+        None => Default::default(),
+    };
     Ok(ImageConfig {
         os: raw.os.unwrap_or_default(),
         architecture: raw.architecture.unwrap_or_default(),
         variant: raw.variant.filter(|v| !v.is_empty()),
         created: raw.created,
         history: raw.history.unwrap_or_default(),
-        labels: raw.config.and_then(|c| c.labels).unwrap_or_default(),
+        labels,
         diff_ids: raw.rootfs.and_then(|r| r.diff_ids).unwrap_or_default(),
+        user,
+        env,
+        exposed_ports,
+        healthcheck,
     })
 }
 

@@ -62,3 +62,5 @@ pub struct RiskFinding {
     /// Why it matters and how to fix it (from the rule's documentation).
     pub remediation: String,
 }
+
+pub mod secrets;
