@@ -134,3 +134,113 @@ impl<R: Read> Read for Tee<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::image::fs::FileTree;
+    use crate::image::layer::tests::{E, source, tar_bytes};
+    use crate::image::layer::{Budget, apply_layer, read_layer};
+
+    /// Records what it is shown; stops reading files named `*.stop` after
+    /// their first bytes.
+    #[derive(Default)]
+    struct Recorder {
+        files: Mutex<Vec<(String, Vec<u8>)>>,
+        removed: Mutex<Vec<(String, bool)>>,
+        finished: Mutex<usize>,
+    }
+
+    struct Visit<'a> {
+        rec: &'a Recorder,
+        files: Vec<(String, Vec<u8>)>,
+        removed: Vec<(String, bool)>,
+    }
+
+    impl EntryObserver for Recorder {
+        fn layer<'a>(&'a self, _: &LayerSource) -> Box<dyn LayerVisit + 'a> {
+            Box::new(Visit {
+                rec: self,
+                files: Vec::new(),
+                removed: Vec::new(),
+            })
+        }
+    }
+
+    impl LayerVisit for Visit<'_> {
+        fn removed(&mut self, path: &str, opaque: bool) {
+            self.removed.push((path.into(), opaque));
+        }
+        fn file(&mut self, path: &str, _size: u64) -> bool {
+            self.files.push((path.into(), Vec::new()));
+            true
+        }
+        fn data(&mut self, bytes: &[u8]) -> bool {
+            let (path, seen) = self.files.last_mut().unwrap();
+            seen.extend_from_slice(bytes);
+            !path.ends_with(".stop")
+        }
+        fn end_file(&mut self) {}
+        fn finish(self: Box<Self>) {
+            self.rec.files.lock().unwrap().extend(self.files);
+            self.rec.removed.lock().unwrap().extend(self.removed);
+            *self.rec.finished.lock().unwrap() += 1;
+        }
+    }
+
+    fn read(blob: &[u8], rec: &Arc<Recorder>, src: &LayerSource) -> Option<FileTree> {
+        let sel = Observed {
+            inner: Arc::new(|p: &str| p == "etc/wanted"),
+            observer: rec.clone(),
+        };
+        let budget = Budget::new(1 << 20, 1 << 20, 1 << 30, 1 << 30);
+        let changes = read_layer(Cursor::new(blob), src, &sel, &budget).ok()?;
+        let mut tree = FileTree::default();
+        apply_layer(&mut tree, changes, 0, &budget).unwrap();
+        Some(tree)
+    }
+
+    #[test]
+    fn every_file_is_shown_once_kept_or_not_and_whiteouts_too() {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let blob = tar_bytes(&[
+            E::File("etc/wanted", b"kept and shown"),
+            E::File("app/big.bin", &big),
+            E::File("app/cut.stop", &big),
+            E::Exec("bin/tool", b"\x7fELF..."),
+            E::File("old/.wh.gone", b""),
+            E::Dir("var/cache"),
+            E::File("var/cache/.wh..wh..opq", b""),
+        ]);
+        let rec = Arc::new(Recorder::default());
+        let tree = read(&blob, &rec, &source(&blob)).unwrap();
+        // The cataloger still gets its file whole.
+        assert_eq!(tree.files["etc/wanted"].data, b"kept and shown");
+        let files = rec.files.lock().unwrap();
+        let seen = |p: &str| files.iter().find(|(f, _)| f == p).unwrap().1.clone();
+        assert_eq!(seen("etc/wanted"), b"kept and shown");
+        assert_eq!(seen("app/big.bin"), big);
+        assert_eq!(seen("bin/tool"), b"\x7fELF...");
+        // It said stop: shown fewer bytes, and the next entries still read.
+        assert!(seen("app/cut.stop").len() < big.len());
+        assert_eq!(
+            *rec.removed.lock().unwrap(),
+            vec![("old/gone".to_string(), false), ("var/cache".to_string(), true)]
+        );
+        assert_eq!(*rec.finished.lock().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_failed_read_is_never_finished() {
+        let blob = tar_bytes(&[E::File("etc/wanted", b"x"), E::File("a", b"y")]);
+        let rec = Arc::new(Recorder::default());
+        let mut wrong = source(&blob);
+        wrong.digest = format!("sha256:{}", "0".repeat(64));
+        assert!(read(&blob, &rec, &wrong).is_none());
+        assert_eq!(*rec.finished.lock().unwrap(), 0);
+        assert!(rec.files.lock().unwrap().is_empty());
+    }
+}

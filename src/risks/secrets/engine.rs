@@ -152,6 +152,9 @@ impl RuleSet {
         let mut windows: Vec<(usize, usize, usize)> = Vec::new();
         // A keyword starting before `until` ends before this.
         let stop = until.saturating_add(self.longest).min(text.len());
+        // Newline offsets, found once a keyword hits: each window is then
+        // two binary searches, however many hits share a long line.
+        let mut newlines: Option<Vec<usize>> = None;
         for m in self.keywords.find_overlapping_iter(&text[from..stop]) {
             let at = from + m.start();
             // Overlapping matches come in the order they end.
@@ -160,7 +163,9 @@ impl RuleSet {
             }
             for &rule in &self.by_keyword[m.pattern().as_usize()] {
                 if applies(rule) {
-                    let (s, e) = window(text, at, m.end() + from);
+                    let nl = newlines
+                        .get_or_insert_with(|| memchr::memchr_iter(b'\n', text).collect());
+                    let (s, e) = window(text.len(), nl, at, m.end() + from);
                     windows.push((rule, s, e));
                 }
             }
@@ -198,16 +203,19 @@ impl RuleSet {
     }
 }
 
-/// The lines around a keyword at `at..end`, at most [`WINDOW_BYTES`] each
-/// side.
-fn window(text: &[u8], at: usize, end: usize) -> (usize, usize) {
-    let lo = at.saturating_sub(WINDOW_BYTES);
-    let s = memchr::memrchr_iter(b'\n', &text[lo..at])
-        .nth(LINES_BEFORE)
-        .map_or(lo, |i| lo + i + 1);
-    let hi = (end + WINDOW_BYTES).min(text.len());
-    let e = memchr::memchr_iter(b'\n', &text[end..hi])
-        .nth(LINES_AFTER)
-        .map_or(hi, |i| end + i);
-    (s, e)
+/// The lines around a keyword at `at..end` of a text `len` bytes long
+/// whose newlines are at `nl`: [`LINES_BEFORE`] lines before its line,
+/// [`LINES_AFTER`] after, at most [`WINDOW_BYTES`] each side.
+fn window(len: usize, nl: &[usize], at: usize, end: usize) -> (usize, usize) {
+    let before = nl.partition_point(|&p| p < at);
+    let s = match before.checked_sub(LINES_BEFORE + 1) {
+        Some(i) => nl[i] + 1,
+        None => 0,
+    };
+    let after = nl.partition_point(|&p| p < end);
+    let e = nl.get(after + LINES_AFTER).copied().unwrap_or(len);
+    (
+        s.max(at.saturating_sub(WINDOW_BYTES)),
+        e.min(end + WINDOW_BYTES).min(len),
+    )
 }

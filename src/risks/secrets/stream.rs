@@ -86,6 +86,8 @@ impl<'r> FileScan<'r> {
         if !self.skipped && (self.sniffed || self.sniff()) {
             self.round(true);
         }
+        // In file order, however the rounds cut the file.
+        self.found.sort_by_key(|f| (f.start, f.rule));
         (self.found, self.skipped)
     }
 

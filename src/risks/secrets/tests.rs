@@ -55,46 +55,44 @@ fn every_rule_finds_its_planted_secret_and_only_that() {
 #[test]
 fn chunk_boundaries_do_not_change_what_is_found_or_its_line() {
     let s = scan();
-    let mut text = String::new();
-    let mut expected = Vec::new();
-    for (i, (rule, _, body, _)) in samples().into_iter().enumerate() {
-        if rules::BUILTIN
-            .iter()
-            .any(|b| b.id == rule && !b.paths.is_empty())
-        {
-            continue;
-        }
-        // Filler lines between secrets, some long.
-        for j in 0..(i * 37 % 50) {
-            text.push_str(&"lorem ipsum dolor ".repeat(j % 7 + 1));
-            text.push('\n');
-        }
-        let line = text.matches('\n').count() as u32 + 1;
-        expected.push((rule, line));
-        text.push_str(&body);
-    }
-    let whole = found_in(&s, "/x", text.as_bytes(), usize::MAX);
-    for (rule, line) in &expected {
-        assert!(
-            whole.iter().any(|(r, l, _)| r == rule && l >= line),
-            "{rule} at {line}: {whole:?}"
-        );
-    }
-    for chunk in [1, 7, 64, 1000, 4096, 65_537] {
-        let mut f = FileScan::new(&s.rules, "/x".into());
-        let mut all = Vec::new();
-        let mut found = Vec::new();
-        for c in text.as_bytes().chunks(chunk) {
-            all.extend_from_slice(c);
-            if !f.feed(c) {
-                break;
+    let plain: Vec<_> = samples()
+        .into_iter()
+        .filter(|(rule, ..)| {
+            !rules::BUILTIN
+                .iter()
+                .any(|b| b.id == *rule && !b.paths.is_empty())
+        })
+        .collect();
+    // Three samples a file (under the per-file cap), filler lines between
+    // them, some long.
+    for (n, group) in plain.chunks(3).enumerate() {
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for (i, (rule, _, body, _)) in group.iter().enumerate() {
+            for j in 0..((n * 3 + i) * 37 % 50) {
+                text.push_str(&"lorem ipsum dolor ".repeat(j % 7 + 1));
+                text.push('\n');
             }
+            let line = text.matches('\n').count() as u32 + 1;
+            expected.push((*rule, line));
+            text.push_str(body);
         }
-        for x in f.finish().0 {
-            found.push((s.rules.rules[x.rule].id.clone(), x.line, x.excerpt));
+        let whole = found_in(&s, "/x", text.as_bytes(), usize::MAX);
+        for (rule, line) in &expected {
+            assert!(
+                whole
+                    .iter()
+                    .any(|(r, l, _)| r == rule && l >= line && *l <= line + 4),
+                "{rule} at {line}: {whole:?}"
+            );
         }
-        // The per-file cap may cut both runs at the same place.
-        assert_eq!(found, whole, "chunk {chunk}");
+        for chunk in [1, 7, 64, 1000, 4096, 65_537] {
+            assert_eq!(
+                found_in(&s, "/x", text.as_bytes(), chunk),
+                whole,
+                "chunk {chunk}"
+            );
+        }
     }
 }
 
@@ -113,11 +111,11 @@ fn memory_stays_a_window_on_one_endless_line() {
     let s = scan();
     let mut f = FileScan::new(&s.rules, "/min.js".into());
     let filler = "a=b;eyJ".repeat(10_000);
-    for _ in 0..200 {
+    for _ in 0..40 {
         assert!(f.feed(filler.as_bytes()));
         assert!(f.buffered() < 200 << 10, "{}", f.buffered());
     }
-    let tail = "ghp_wR4y9ojfljoQoaF1LlqsajAIxNKu8iS2G8NP;";
+    let tail = " ghp_wR4y9ojfljoQoaF1LlqsajAIxNKu8iS2G8NP;";
     f.feed(tail.as_bytes());
     let (found, _) = f.finish();
     assert_eq!(found.len(), 1);
