@@ -259,9 +259,7 @@ async fn sbom(args: SbomArgs) -> ExitCode {
         let (image, platform) = parse_image(&args.image)?;
         let mut pull = worker::pull_options(&args.image.registry)?;
         let secrets = match &args.secrets {
-            Some(_) => Some(
-                SecretScan::new(&SecretsPolicy::default()).map_err(|e| e.to_string())?,
-            ),
+            Some(_) => Some(SecretScan::new(&SecretsPolicy::default()).map_err(|e| e.to_string())?),
             None => None,
         };
         pull.observer = secrets.as_ref().map(SecretScan::observer);

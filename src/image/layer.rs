@@ -506,7 +506,14 @@ pub fn read_layer<R: Read>(
     };
     let mut changes = LayerChanges::default();
     let mut visit = selector.observer().map(|o| o.layer(source));
-    let walked = walk(&mut verifier, source, selector, budget, &mut changes, &mut visit);
+    let walked = walk(
+        &mut verifier,
+        source,
+        selector,
+        budget,
+        &mut changes,
+        &mut visit,
+    );
     let outcome = match walked {
         // The tar end marker may come before the end of the blob (padding,
         // the gzip trailer): the digest covers every byte, so read them,
@@ -703,7 +710,9 @@ fn read_entries<R: Read>(
             if let Some(v) = visit.as_mut() {
                 match hidden {
                     ".wh..opq" => v.removed(parent, true),
-                    h if !h.starts_with(".wh.") && !h.is_empty() => v.removed(&join(parent, h), false),
+                    h if !h.starts_with(".wh.") && !h.is_empty() => {
+                        v.removed(&join(parent, h), false)
+                    }
                     _ => {}
                 }
             }
@@ -742,9 +751,9 @@ fn read_entries<R: Read>(
             Kind::Regular => {
                 let watched = visit.as_mut().is_some_and(|v| v.file(&path, header.size));
                 let data = match visit.as_mut().filter(|_| watched) {
-                    Some(v) => {
-                        read_observed(&mut tar, &header, &path, selector, budget, changes, &mut **v)?
-                    }
+                    Some(v) => read_observed(
+                        &mut tar, &header, &path, selector, budget, changes, &mut **v,
+                    )?,
                     None => read_file(&mut tar.data(), &header, &path, selector, budget, changes)?,
                 };
                 keep(changes, data)?

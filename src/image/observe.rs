@@ -228,7 +228,10 @@ mod tests {
         assert!(seen("app/cut.stop").len() < big.len());
         assert_eq!(
             *rec.removed.lock().unwrap(),
-            vec![("old/gone".to_string(), false), ("var/cache".to_string(), true)]
+            vec![
+                ("old/gone".to_string(), false),
+                ("var/cache".to_string(), true)
+            ]
         );
         assert_eq!(*rec.finished.lock().unwrap(), 1);
     }

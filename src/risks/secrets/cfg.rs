@@ -97,10 +97,12 @@ impl SecretsPolicy {
             parse_severity(s).map_err(|d| invalid("fail_on", d))?;
         }
         for (i, r) in self.rules.iter().enumerate() {
-            r.validate().map_err(|d| invalid(format!("rules[{i}]"), d))?;
+            r.validate()
+                .map_err(|d| invalid(format!("rules[{i}]"), d))?;
         }
         for (i, a) in self.allow.iter().enumerate() {
-            a.validate().map_err(|d| invalid(format!("allow[{i}]"), d))?;
+            a.validate()
+                .map_err(|d| invalid(format!("allow[{i}]"), d))?;
         }
         Ok(())
     }

@@ -163,8 +163,8 @@ impl RuleSet {
             }
             for &rule in &self.by_keyword[m.pattern().as_usize()] {
                 if applies(rule) {
-                    let nl = newlines
-                        .get_or_insert_with(|| memchr::memchr_iter(b'\n', text).collect());
+                    let nl =
+                        newlines.get_or_insert_with(|| memchr::memchr_iter(b'\n', text).collect());
                     let (s, e) = window(text.len(), nl, at, m.end() + from);
                     windows.push((rule, s, e));
                 }

@@ -153,7 +153,9 @@ pub const BUILTIN: &[Builtin] = &[
         title: "Slack incoming webhook URL",
         severity: Severity::Medium,
         keywords: &["hooks.slack.com"],
-        patterns: &[r"https://hooks\.slack\.com/services/(T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,})"],
+        patterns: &[
+            r"https://hooks\.slack\.com/services/(T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,})",
+        ],
         paths: &[],
         check: None,
         remediation: ROTATE,
@@ -227,7 +229,11 @@ pub const BUILTIN: &[Builtin] = &[
         severity: Severity::High,
         keywords: &["\"auth\"", "\"identitytoken\""],
         patterns: &[r#""(?:auth|identitytoken)"\s*:\s*"([A-Za-z0-9+/=._-]{8,})""#],
-        paths: &["**/.docker/config.json", "**/.dockercfg", "**/containers/auth.json"],
+        paths: &[
+            "**/.docker/config.json",
+            "**/.dockercfg",
+            "**/containers/auth.json",
+        ],
         check: None,
         remediation: ROTATE,
     },
@@ -321,8 +327,8 @@ fn mixed_token(v: &[u8]) -> bool {
 fn not_placeholder(v: &[u8]) -> bool {
     let s = String::from_utf8_lossy(v).to_ascii_lowercase();
     const WORDS: &[&str] = &[
-        "password", "passwd", "pass", "secret", "changeme", "example", "xxx", "***", "...",
-        "<", "{", "$", "%s", "%(",
+        "password", "passwd", "pass", "secret", "changeme", "example", "xxx", "***", "...", "<",
+        "{", "$", "%s", "%(",
     ];
     !WORDS.iter().any(|w| s.contains(w))
 }

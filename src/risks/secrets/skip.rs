@@ -12,7 +12,10 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Path globs never searched, with the reason.
 pub const SKIPPED_PATHS: &[(&str, &str)] = &[
-    ("/usr/share/doc/**", "package documentation: examples of keys and URLs"),
+    (
+        "/usr/share/doc/**",
+        "package documentation: examples of keys and URLs",
+    ),
     ("/usr/share/man/**", "manual pages"),
     ("/usr/share/info/**", "GNU info manuals"),
     ("/usr/share/gtk-doc/**", "API documentation"),
@@ -22,7 +25,10 @@ pub const SKIPPED_PATHS: &[(&str, &str)] = &[
     ("/usr/share/zoneinfo/**", "time-zone data"),
     ("/usr/share/mime/**", "MIME database"),
     ("/usr/share/i18n/**", "locale sources"),
-    ("/var/lib/dpkg/**", "dpkg's own state (file lists, checksums)"),
+    (
+        "/var/lib/dpkg/**",
+        "dpkg's own state (file lists, checksums)",
+    ),
     ("/var/lib/rpm/**", "the rpm database"),
     ("/var/lib/apt/lists/**", "repository indexes"),
     ("/var/cache/**", "package caches"),
@@ -30,24 +36,63 @@ pub const SKIPPED_PATHS: &[(&str, &str)] = &[
         "/usr/lib/python3*/test/**",
         "CPython's own test suite: its keycert*.pem are published test keys",
     ),
-    ("/usr/local/lib/python3*/test/**", "CPython's own test suite"),
+    (
+        "/usr/local/lib/python3*/test/**",
+        "CPython's own test suite",
+    ),
     ("/usr/lib/python3*/idlelib/idle_test/**", "IDLE's tests"),
-    ("/usr/local/lib/python3*/idlelib/idle_test/**", "IDLE's tests"),
-    ("**/site-packages/**/tests/**", "tests that Python packages ship"),
-    ("**/site-packages/**/test/**", "tests that Python packages ship"),
-    ("**/dist-packages/**/tests/**", "tests that Python packages ship"),
-    ("**/dist-packages/**/test/**", "tests that Python packages ship"),
+    (
+        "/usr/local/lib/python3*/idlelib/idle_test/**",
+        "IDLE's tests",
+    ),
+    (
+        "**/site-packages/**/tests/**",
+        "tests that Python packages ship",
+    ),
+    (
+        "**/site-packages/**/test/**",
+        "tests that Python packages ship",
+    ),
+    (
+        "**/dist-packages/**/tests/**",
+        "tests that Python packages ship",
+    ),
+    (
+        "**/dist-packages/**/test/**",
+        "tests that Python packages ship",
+    ),
     ("**/node_modules/**/test/**", "tests that npm packages ship"),
-    ("**/node_modules/**/tests/**", "tests that npm packages ship"),
-    ("**/node_modules/**/__tests__/**", "tests that npm packages ship"),
-    ("**/node_modules/**/*.md", "npm package READMEs: token examples"),
+    (
+        "**/node_modules/**/tests/**",
+        "tests that npm packages ship",
+    ),
+    (
+        "**/node_modules/**/__tests__/**",
+        "tests that npm packages ship",
+    ),
+    (
+        "**/node_modules/**/*.md",
+        "npm package READMEs: token examples",
+    ),
     ("**/node_modules/**/*.markdown", "npm package READMEs"),
-    ("**/testdata/**", "Go test fixtures (the standard library's test keys)"),
+    (
+        "**/testdata/**",
+        "Go test fixtures (the standard library's test keys)",
+    ),
     ("**/*_test.go", "Go tests"),
-    ("/usr/lib/go*/src/**", "the Go standard library's sources and tests"),
-    ("/usr/local/go/src/**", "the Go standard library's sources and tests"),
+    (
+        "/usr/lib/go*/src/**",
+        "the Go standard library's sources and tests",
+    ),
+    (
+        "/usr/local/go/src/**",
+        "the Go standard library's sources and tests",
+    ),
     ("/usr/share/perl*/**/t/**", "Perl module tests"),
-    ("**/*.map", "JavaScript source maps: copies of bundled sources"),
+    (
+        "**/*.map",
+        "JavaScript source maps: copies of bundled sources",
+    ),
 ];
 
 fn skipped() -> &'static Regex {
@@ -95,7 +140,7 @@ pub fn content_skipped(head: &[u8]) -> bool {
         b"%PDF",
         b"SQLite format 3",
         b"\x00asm",
-        b"!<arch>", // ar, .deb
+        b"!<arch>",          // ar, .deb
         b"\xed\xab\xee\xdb", // rpm
     ];
     if MAGIC.iter().any(|m| head.starts_with(m)) {

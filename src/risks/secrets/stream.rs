@@ -105,9 +105,8 @@ impl<'r> FileScan<'r> {
         if cut > self.fresh {
             let mut hits = Vec::new();
             let (rules, path, applies) = (self.rules, &self.path, &mut self.applies);
-            let mut applies = |r: usize| {
-                *applies[r].get_or_insert_with(|| rules.rules[r].applies_to(path))
-            };
+            let mut applies =
+                |r: usize| *applies[r].get_or_insert_with(|| rules.rules[r].applies_to(path));
             rules.scan(&self.buf, self.fresh, cut, &mut applies, &mut hits);
             for h in hits {
                 self.record(h);
@@ -151,9 +150,9 @@ impl<'r> FileScan<'r> {
         {
             return;
         }
-        let line = self.base_line.saturating_add(
-            memchr::memchr_iter(b'\n', &self.buf[..h.start]).count() as u32,
-        );
+        let line = self
+            .base_line
+            .saturating_add(memchr::memchr_iter(b'\n', &self.buf[..h.start]).count() as u32);
         self.found.push(Found {
             rule: h.rule,
             line,

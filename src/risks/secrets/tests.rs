@@ -32,7 +32,11 @@ fn every_rule_finds_its_planted_secret_and_only_that() {
     for (rule, path, text, secret) in samples() {
         let found = found_in(&s, path, text.as_bytes(), usize::MAX);
         assert_eq!(
-            found.iter().map(|f| f.0.as_str()).filter(|r| *r == rule).count(),
+            found
+                .iter()
+                .map(|f| f.0.as_str())
+                .filter(|r| *r == rule)
+                .count(),
             1,
             "{rule} in {path}: {found:?}"
         );
@@ -126,7 +130,12 @@ fn memory_stays_a_window_on_one_endless_line() {
 fn binaries_and_archives_are_not_searched() {
     let s = scan();
     let secret = "token: ghp_wR4y9ojfljoQoaF1LlqsajAIxNKu8iS2G8NP\n";
-    for head in [&b"\x7fELF\x02\x01\x01"[..], b"PK\x03\x04", b"\x1f\x8b\x08", b"abc\0def"] {
+    for head in [
+        &b"\x7fELF\x02\x01\x01"[..],
+        b"PK\x03\x04",
+        b"\x1f\x8b\x08",
+        b"abc\0def",
+    ] {
         let mut data = head.to_vec();
         data.extend_from_slice(secret.as_bytes());
         assert!(found_in(&s, "/bin/x", &data, 3).is_empty());
@@ -307,9 +316,7 @@ allow:
         size: 0,
     }];
     let today = time::macros::date!(2026 - 12 - 03);
-    let out = s
-        .findings(&layers, &ImageConfig::default(), today)
-        .unwrap();
+    let out = s.findings(&layers, &ImageConfig::default(), today).unwrap();
     let ids: Vec<_> = out
         .findings
         .iter()
@@ -390,5 +397,9 @@ fn keyword_hits_far_apart_cost_one_regex_run_each() {
     let t = std::time::Instant::now();
     let found = found_in(&s, "/x", text.as_bytes(), 65_536);
     assert!(found.is_empty());
-    assert!(t.elapsed() < std::time::Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
 }
