@@ -245,7 +245,7 @@ fn memory_stays_flat_with_large_and_many_text_files() {
     // 64 text files of 1 MiB (the size cap) with long lines and keyword
     // noise, one 48 MiB text file over the cap, and a secret at the end of
     // the last searched file.
-    let noisy = "eyJ AKIA password ://x ".repeat(1 << 15);
+    let noisy = "eyJ AKIA password ://x ".repeat(1 << 16);
     let mb = noisy.as_bytes()[..(1 << 20) - 64].to_vec();
     let mut layer = Layer::new();
     for i in 0..64 {

@@ -67,7 +67,15 @@ impl RuleSet {
             let patterns = b
                 .patterns
                 .iter()
-                .map(|p| Regex::new(p).expect("built-in secret regexes compile (unit-tested)"))
+                .map(|p| {
+                    // ASCII-only formats: byte classes and ASCII `\b` keep
+                    // the automata small (a Unicode `\b` also forces the
+                    // slower engines on non-ASCII text).
+                    regex::bytes::RegexBuilder::new(p)
+                        .unicode(false)
+                        .build()
+                        .expect("built-in secret regexes compile (unit-tested)")
+                })
                 .collect();
             let paths = super::glob::any_of(b.paths).expect("built-in globs compile");
             keywords.extend(b.keywords.iter().map(|k| (k.to_string(), rules.len())));

@@ -40,7 +40,7 @@ pub const BUILTIN: &[Builtin] = &[
         severity: Severity::Critical,
         keywords: &["\"private_key\""],
         patterns: &[
-            r#"(?s)"private_key"\s*:\s*"-----BEGIN[ A-Z]{0,20}PRIVATE KEY-----\\n([A-Za-z0-9+/=]{40,})[^"]{0,8000}"\s*,\s*"client_email"\s*:\s*"[^"@\s]+@[^"\s]+\.gserviceaccount\.com""#,
+            r#"(?s)"private_key"\s*:\s*"-----BEGIN[ A-Z]{0,20}PRIVATE KEY-----\\n([A-Za-z0-9+/=]{40,})[^"]*"\s*,\s*"client_email"\s*:\s*"[^"@\s]+@[^"\s]+\.gserviceaccount\.com""#,
         ],
         paths: &[],
         check: None,
