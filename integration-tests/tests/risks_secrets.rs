@@ -131,7 +131,7 @@ fn planted_secrets_every_rule_every_location_recall_1() {
         image = image.env(&format!("S{i}={value}"));
         expected.insert((rule.to_string(), format!("config:Env[{env_index}]")));
         env_index += 1;
-        image = image.label(&format!("l{i:02}"), &value);
+        image = image.label(&format!("l{i:02}"), value);
         expected.insert((rule.to_string(), format!("config:Labels.l{i:02}")));
         build_args.push(format!("A{i}={value}"));
     }

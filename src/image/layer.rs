@@ -844,10 +844,12 @@ fn read_observed<R: Read>(
     changes: &mut LayerChanges,
     visit: &mut dyn LayerVisit,
 ) -> Result<Option<FileData>, LayerFailure> {
-    let mut tee = Tee::new(tar.data(), visit);
-    let data = read_file(&mut tee, header, path, selector, budget, changes);
-    let drained = data.is_ok().then(|| tee.drain());
-    drop(tee);
+    let (data, drained) = {
+        let mut tee = Tee::new(tar.data(), visit);
+        let data = read_file(&mut tee, header, path, selector, budget, changes);
+        let drained = data.is_ok().then(|| tee.drain());
+        (data, drained)
+    };
     visit.end_file();
     if let Some(Err(e)) = drained {
         return Err(LayerFailure::Corrupt(e.to_string()));

@@ -211,7 +211,7 @@ impl SecretScan {
                 ));
             }
         }
-        out.sort_by(|a, b| location_key(&a.location).cmp(&location_key(&b.location)));
+        out.sort_by_key(|f| location_key(&f.location));
         out
     }
 
