@@ -272,8 +272,9 @@ pub struct ImageConfig {
     #[serde(default)]
     pub user: String,
     /// `config.Env`, `NAME=value` entries as written. Values may be
-    /// secrets: never log or report them.
-    #[serde(default)]
+    /// secrets: never log or report them (and never serialised, so a
+    /// report that embeds the config cannot leak them).
+    #[serde(default, skip_serializing)]
     pub env: Vec<String>,
     /// `config.ExposedPorts` keys (`22/tcp`).
     #[serde(default)]
@@ -329,20 +330,28 @@ struct RawConfig {
 struct RawContainerConfig {
     #[serde(rename = "Labels", default)]
     labels: Option<BTreeMap<String, String>>,
+    // Read leniently: scanning never depended on these members, so an
+    // oddly typed one (`"User": 0`, `"ExposedPorts": []`) must not fail
+    // the pull; what is not the documented shape reads as unset.
     #[serde(rename = "User", default)]
-    user: Option<String>,
+    user: Option<serde_json::Value>,
     #[serde(rename = "Env", default)]
-    env: Option<Vec<String>>,
+    env: Option<serde_json::Value>,
     #[serde(rename = "ExposedPorts", default)]
-    exposed_ports: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    exposed_ports: Option<serde_json::Value>,
     #[serde(rename = "Healthcheck", default)]
-    healthcheck: Option<RawHealthcheck>,
+    healthcheck: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-struct RawHealthcheck {
-    #[serde(rename = "Test", default)]
-    test: Option<Vec<String>>,
+/// The strings of a JSON array (other members skipped).
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -358,12 +367,21 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     let (labels, user, env, exposed_ports, healthcheck) = match c {
         Some(c) => (
             c.labels.unwrap_or_default(),
-            c.user.unwrap_or_default(),
-            c.env.unwrap_or_default(),
+            c.user
+                .as_ref()
+                .and_then(|u| u.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            c.env.as_ref().map(strings).unwrap_or_default(),
             c.exposed_ports
-                .map(|p| p.into_keys().collect())
+                .as_ref()
+                .and_then(|p| p.as_object())
+                .map(|p| p.keys().cloned().collect())
                 .unwrap_or_default(),
-            c.healthcheck.map(|h| h.test.unwrap_or_default()),
+            c.healthcheck
+                .as_ref()
+                .filter(|h| h.is_object())
+                .map(|h| strings(&h["Test"])),
         ),
         None => Default::default(),
     };
@@ -385,6 +403,32 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_time_members_are_read_leniently() {
+        let c = parse_config(
+            br#"{"config":{"User":"app","Env":["A=1",2,"B="],"ExposedPorts":{"22/tcp":{}},"Healthcheck":{"Test":["CMD","true"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.user, "app");
+        assert_eq!(c.env, ["A=1", "B="]);
+        assert_eq!(c.exposed_ports, ["22/tcp"]);
+        assert_eq!(
+            c.healthcheck,
+            Some(vec!["CMD".to_owned(), "true".to_owned()])
+        );
+        // Oddly typed members read as unset instead of failing the pull.
+        let c = parse_config(
+            br#"{"config":{"User":0,"Env":"A=1","ExposedPorts":[22],"Healthcheck":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.user, "");
+        assert!(c.env.is_empty() && c.exposed_ports.is_empty());
+        assert_eq!(c.healthcheck, None);
+        // The values of Env are never serialised.
+        let c = parse_config(br#"{"config":{"Env":["TOKEN=s3cr3t"]}}"#).unwrap();
+        assert!(!serde_json::to_string(&c).unwrap().contains("s3cr3t"));
+    }
 
     #[test]
     fn base_annotations_from_the_manifest_then_the_labels() {

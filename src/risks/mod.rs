@@ -6,6 +6,8 @@
 //!
 //! A finding never carries a secret's value: only a redacted excerpt.
 
+pub mod secrets;
+
 use serde::Serialize;
 
 use crate::inspector::findings::Severity;
@@ -62,5 +64,3 @@ pub struct RiskFinding {
     /// Why it matters and how to fix it (from the rule's documentation).
     pub remediation: String,
 }
-
-pub mod secrets;
