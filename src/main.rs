@@ -254,6 +254,30 @@ fn parse_image(a: &ImageArgs) -> Result<(ImageSource, Platform), String> {
     Ok((image, platform))
 }
 
+/// The secret findings of `sbom --secrets`, as JSON.
+fn write_secrets(
+    scan: &SecretScan,
+    pulled: &scangate::image::PulledImage,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let out = scan
+        .findings(&pulled.layers, &pulled.config, today)
+        .map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(&out).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    for w in &out.warnings {
+        eprintln!("warning: {}", terminal_safe(w));
+    }
+    eprintln!(
+        "secrets: {} findings ({} allowed), {} files searched",
+        out.findings.len(),
+        out.allowed,
+        out.stats.files_searched
+    );
+    Ok(())
+}
+
 async fn sbom(args: SbomArgs) -> ExitCode {
     let run = async {
         let (image, platform) = parse_image(&args.image)?;
@@ -300,30 +324,6 @@ async fn sbom(args: SbomArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The secret findings of `sbom --secrets`, as JSON.
-fn write_secrets(
-    scan: &SecretScan,
-    pulled: &scangate::image::PulledImage,
-    path: &std::path::Path,
-) -> Result<(), String> {
-    let today = time::OffsetDateTime::now_utc().date();
-    let out = scan
-        .findings(&pulled.layers, &pulled.config, today)
-        .map_err(|e| e.to_string())?;
-    let json = serde_json::to_vec_pretty(&out).map_err(|e| e.to_string())?;
-    std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    for w in &out.warnings {
-        eprintln!("warning: {}", terminal_safe(w));
-    }
-    eprintln!(
-        "secrets: {} findings ({} allowed), {} files searched",
-        out.findings.len(),
-        out.allowed,
-        out.stats.files_searched
-    );
-    Ok(())
 }
 
 async fn scan(args: ScanArgs) -> ExitCode {
