@@ -23,5 +23,6 @@ pub mod policy;
 pub mod report;
 pub mod risks;
 pub mod sbom;
+pub mod signature;
 pub mod util;
 pub mod worker;

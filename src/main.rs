@@ -1,17 +1,27 @@
 //! The `scangate` command line (DESIGN.md, "Command line").
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use scangate::image::reference::{LocalPath, local_path_hint};
 use scangate::image::{ImageSource, Platform};
-use scangate::inspector::{Inspector, RetryPolicy};
+use scangate::inspector::{Inspector, RetryBudget, RetryPolicy};
 use scangate::pipeline::{self, Context};
 use scangate::policy::{Policy, PolicyFile, PolicyOverrides, Verdict, cfg as pcfg};
 use scangate::report::terminal_safe;
 use scangate::risks::secrets::{SecretScan, SecretsPolicy};
 use scangate::worker::{self, WorkerConfig, cfg::RegistryArgs};
+
+/// A line on stderr. `eprintln!` panics when stderr is a closed pipe, and
+/// a panic is exit status 101, which no caller expects.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +67,15 @@ enum Command {
         /// Where the job records and reports go.
         #[arg(long, default_value = "scangate-demo-reports")]
         reports: std::path::PathBuf,
+        /// Instead of the three jobs: keep the emulators and the bundled
+        /// image running and print the variables to export, so that
+        /// `scangate scan` (or a worker) runs against them. A simulation:
+        /// Inspector's knowledge is a fixed sample of recorded answers.
+        #[arg(long)]
+        serve: bool,
+        /// Where --serve listens (loopback only; port 0 picks free ports).
+        #[arg(long, default_value = "127.0.0.1:0", requires = "serve")]
+        listen: std::net::SocketAddr,
     },
     /// Probe the worker's /healthz (for container health checks in images
     /// without a shell). Exit code 0 healthy, 1 not.
@@ -112,6 +131,10 @@ struct ScanArgs {
     /// [default: unlimited, or the policy file's]
     #[arg(long)]
     low_threshold: Option<String>,
+    /// Findings allowed at OTHER: no NVD, vendor or Inspector severity
+    /// rating yet [default: unlimited, or the policy file's]
+    #[arg(long)]
+    other_threshold: Option<String>,
     /// Thresholds count only findings that have a fixed version (overrides
     /// the policy file's fixable_only).
     #[arg(long)]
@@ -122,9 +145,44 @@ struct ScanArgs {
     /// goes to stderr).
     #[arg(long, short, value_name = "FILE")]
     output: Option<std::path::PathBuf>,
-    /// Exit code for a policy failure (default 1; errors are always 2).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// Exit code for a policy failure (default 1; errors are always 2, so
+    /// 0 and 2 are refused).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_exit_code)]
     exit_code: u8,
+    /// The AWS region of Amazon Inspector (else AWS_REGION, or the
+    /// profile's region).
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+}
+
+/// `--exit-code`: a policy failure must look neither like a pass (0) nor
+/// like an error (2), or a script cannot tell them apart.
+fn parse_exit_code(s: &str) -> Result<u8, String> {
+    match s.parse::<u8>() {
+        Ok(0) => Err(
+            "0 would make a policy failure look like a pass; to report without \
+                      failing, raise the thresholds (e.g. --critical-threshold unlimited \
+                      --high-threshold unlimited)"
+                .into(),
+        ),
+        Ok(2) => Err(
+            "2 is the exit status of an error; a policy failure must be told apart \
+                      from one: use 1 or 3 to 255"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err("an exit code is 1 or 3 to 255".into()),
+    }
+}
+
+/// Writes to stdout. A reader that went away (`| head -1`) is not an
+/// error: the verdict, and so the exit status, stand.
+fn print_stdout(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| format!("writing the output: {e}")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -136,6 +194,8 @@ enum ScanFormat {
     Junit,
     /// The SBOM with the findings as CycloneDX 1.5 vulnerabilities.
     Cyclonedx,
+    /// The self-contained report.html the worker stores (use with -o).
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -151,12 +211,30 @@ struct SbomArgs {
     secrets: Option<std::path::PathBuf>,
 }
 
-fn init_logging(format: LogFormat, default_level: &str) {
+/// Logs go to stderr, where a person at the command line sees them beside
+/// the output; the worker's go to stdout (DESIGN, Operations: JSON lines on
+/// stdout, with the EMF lines), which is what ECS ships to CloudWatch Logs.
+fn init_logging(format: LogFormat, default_level: &str, to_stdout: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colour codes are for a person at a terminal; in a CI log or a file
+    // they are noise (https://no-color.org too).
+    let terminal = if to_stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    let ansi = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let writer = if to_stdout {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .json()
@@ -174,7 +252,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say!("error: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
@@ -198,10 +276,17 @@ async fn run() -> ExitCode {
         // They print their own result, warnings and (on a terminal)
         // progress; the pipeline's info lines would be noise in another CI
         // system's log. RUST_LOG=info brings them back.
-        Command::Scan(_) | Command::Sbom(_) => (LogFormat::Text, "warn"),
+        // The SDK's own warnings (an instance-metadata probe that failed)
+        // say less than scan's setup check, which names what is missing.
+        Command::Scan(_) | Command::Sbom(_) => (LogFormat::Text, "warn,aws_config=error"),
         _ => (LogFormat::Text, "info"),
     };
-    init_logging(cli.log_format.unwrap_or(default_format), default_level);
+    let to_stdout = matches!(cli.command, Command::Worker(_));
+    init_logging(
+        cli.log_format.unwrap_or(default_format),
+        default_level,
+        to_stdout,
+    );
     match cli.command {
         Command::Worker(cfg) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -219,7 +304,7 @@ async fn run() -> ExitCode {
         Command::Jobs(cmd) => match scangate::jobs::run(cmd).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {}", terminal_safe(&e.to_string()));
+                say!("error: {}", terminal_safe(&e.to_string()));
                 ExitCode::from(2)
             }
         },
@@ -227,16 +312,26 @@ async fn run() -> ExitCode {
             match scangate::worker::health::probe(&addr, std::time::Duration::from_secs(3)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("unhealthy: {}", terminal_safe(&e));
+                    say!("unhealthy: {}", terminal_safe(&e));
                     ExitCode::from(1)
                 }
             }
         }
-        Command::Demo { reports } => {
-            match scangate::demo::run(scangate::demo::DemoOptions { reports }).await {
+        Command::Demo {
+            reports,
+            serve,
+            listen,
+        } => {
+            let opts = scangate::demo::DemoOptions { reports };
+            let done = if serve {
+                scangate::demo::serve(listen, shutdown_signal()).await
+            } else {
+                scangate::demo::run(opts).await
+            };
+            match done {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {}", terminal_safe(&e.to_string()));
+                    say!("error: {}", terminal_safe(&e.to_string()));
                     ExitCode::from(2)
                 }
             }
@@ -244,7 +339,27 @@ async fn run() -> ExitCode {
     }
 }
 
+/// Ctrl-C or SIGTERM, for `demo --serve`.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 fn parse_image(a: &ImageArgs) -> Result<(ImageSource, Platform), String> {
+    // `app.tar` or `./dir` would otherwise be looked up on Docker Hub.
+    if let Some(hint) = local_path_hint(&a.image, LocalPath::of(&a.image)) {
+        return Err(hint);
+    }
     // The error already names the input.
     let image = a.image.parse::<ImageSource>().map_err(|e| e.to_string())?;
     let platform = a
@@ -298,18 +413,13 @@ async fn sbom(args: SbomArgs) -> ExitCode {
             Some(p) => {
                 std::fs::write(p, &json).map_err(|e| format!("writing {}: {e}", p.display()))?
             }
-            None => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&json)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .map_err(|e| e.to_string())?;
-            }
+            None => print_stdout(&(String::from_utf8_lossy(&json).into_owned() + "\n"))?,
         }
         // stdout may be the SBOM: notes go to stderr, where a person sees them
         for w in s.pulled.warnings.iter().chain(&s.catalog.warnings) {
-            eprintln!("warning: {}", terminal_safe(w));
+            say!("warning: {}", terminal_safe(w));
         }
-        eprintln!(
+        say!(
             "{}: {} packages, digest {}",
             image,
             s.catalog.packages.len(),
@@ -320,9 +430,23 @@ async fn sbom(args: SbomArgs) -> ExitCode {
     match run.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", terminal_safe(&e.to_string()));
+            say!("error: {}", terminal_safe(&e.to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// Why `scan` stopped: a message from anywhere (shown with its control
+/// characters escaped), or the setup check's, which is ours, already safe,
+/// and spans lines on purpose.
+enum ScanError {
+    Message(String),
+    Setup(scangate::inspector::setup::SetupError),
+}
+
+impl From<String> for ScanError {
+    fn from(s: String) -> Self {
+        ScanError::Message(s)
     }
 }
 
@@ -331,16 +455,21 @@ async fn scan(args: ScanArgs) -> ExitCode {
         let (image, platform) = parse_image(&args.image)?;
         let pull = worker::pull_options(&args.image.registry)?;
         let policy = scan_policy(&args)?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        // Before the pull: a missing region or credentials is known now,
+        // not after minutes of pulling and retries.
+        let sdk = scangate::inspector::setup::load_for_cli(args.region.as_deref())
+            .await
+            .map_err(ScanError::Setup)?;
         let ctx = Context {
             pull,
-            inspector: Inspector::new(&sdk, RetryPolicy::default()),
+            inspector: Inspector::new(&sdk, RetryPolicy::default()).with_budget(RetryBudget::cli()),
             // `scan` is the inspector engine; the context is shared with the worker.
             ecr: scangate::inspector::ecr::EcrScanner::new(
                 &sdk,
                 RetryPolicy::default(),
                 Default::default(),
             ),
+            kms: scangate::signature::kms::AwsKms::new(&sdk),
         };
         // Only a person watching needs to know why it is taking a while;
         // piped into a CI log or a test, stderr carries just the outcome.
@@ -354,12 +483,12 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 return;
             }
             match p {
-                pipeline::Progress::Pulling => eprintln!("pulling {name}…"),
+                pipeline::Progress::Pulling => say!("pulling {name}…"),
                 pipeline::Progress::Catalogued { packages } => {
-                    eprintln!("{packages} packages catalogued")
+                    say!("{packages} packages catalogued")
                 }
                 pipeline::Progress::Scanning { components } => {
-                    eprintln!("scanning {components} components with Inspector…")
+                    say!("scanning {components} components with Inspector…")
                 }
             }
         };
@@ -383,6 +512,8 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 "verdict": report.decision.verdict,
                 "counts": report.decision.counts,
                 "violations": report.decision.violations,
+                "policy": report.decision.policy,
+                "rules": report.decision.rules,
                 "suppressed": report.decision.suppressed,
                 "suppressions": report.decision.suppressions,
                 "expired_rules": report.decision.expired_rules,
@@ -390,11 +521,15 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 "packages": report.packages,
                 "warnings": report.warnings,
                 "findings": report.result.findings,
+                "risks": scangate::report::risks::json(&report),
+                "risk_gates": report.decision.risks,
+                "signature": report.risks.signature,
             }))?,
             ScanFormat::Markdown => scangate::report::markdown::render("-", &report),
             ScanFormat::Sarif => pretty(&scangate::report::sarif::render(&meta, &report))?,
             ScanFormat::Junit => scangate::report::junit::render(&meta, &report),
             ScanFormat::Cyclonedx => pretty(&scangate::report::cyclonedx::render(&report))?,
+            ScanFormat::Html => scangate::report::html::render(&meta, &report),
             ScanFormat::Table => {
                 use std::io::IsTerminal as _;
                 // https://no-color.org: any non-empty NO_COLOR turns colour off.
@@ -409,7 +544,7 @@ async fn scan(args: ScanArgs) -> ExitCode {
                 std::fs::write(p, text.trim_end().to_owned() + "\n")
                     .map_err(|e| format!("writing {}: {e}", p.display()))?;
                 let c = report.decision.counts;
-                eprintln!(
+                say!(
                     "{}: {} — {} critical, {} high, {} medium, {} low, {} other; report in {}",
                     report.image,
                     report.decision.verdict,
@@ -421,15 +556,19 @@ async fn scan(args: ScanArgs) -> ExitCode {
                     p.display()
                 );
             }
-            None => println!("{}", text.trim_end()),
+            None => print_stdout(&format!("{}\n", text.trim_end()))?,
         }
-        Ok::<Verdict, String>(report.decision.verdict)
+        Ok::<Verdict, ScanError>(report.decision.verdict)
     };
     match run.await {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::Fail) => ExitCode::from(args.exit_code),
-        Err(e) => {
-            eprintln!("error: {}", terminal_safe(&e.to_string()));
+        Err(ScanError::Message(e)) => {
+            say!("error: {}", terminal_safe(&e));
+            ExitCode::from(2)
+        }
+        Err(ScanError::Setup(e)) => {
+            say!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -448,15 +587,16 @@ fn scan_policy(args: &ScanArgs) -> Result<Policy, String> {
         high: threshold("--high-threshold", &args.high_threshold)?,
         medium: threshold("--medium-threshold", &args.medium_threshold)?,
         low: threshold("--low-threshold", &args.low_threshold)?,
-        other: None,
+        other: threshold("--other-threshold", &args.other_threshold)?,
         fixable_only: args.fixable_only.then_some(true),
+        via: scangate::policy::explain::OverrideVia::CommandLine,
     };
     match &args.policy {
         None => Ok(overrides.apply(Policy::default())),
         Some(path) => {
             let file = read_policy_file(path).map_err(|(_, e)| e)?;
             for w in file.warnings(scangate::policy::file::today_utc()) {
-                eprintln!("warning: {}", terminal_safe(&w));
+                say!("warning: {}", terminal_safe(&w));
             }
             Ok(file.to_policy(&overrides))
         }
@@ -467,23 +607,38 @@ fn scan_policy(args: &ScanArgs) -> Result<Policy, String> {
 fn read_policy_file(path: &std::path::Path) -> Result<PolicyFile, (u8, String)> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| (2, format!("reading {name}: {e}")))?;
-    PolicyFile::parse(&name, &text).map_err(|e| (1, e.to_string()))
+    let mut file = PolicyFile::parse(&name, &text).map_err(|e| (1, e.to_string()))?;
+    // Keys and roots the signature section names are beside the file.
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let read = |entry: &str| -> Result<String, String> {
+        let p = dir.join(entry);
+        let len = std::fs::metadata(&p).map_err(|e| e.to_string())?.len();
+        if len > scangate::signature::cfg::MAX_TRUST_FILE_BYTES as u64 {
+            return Err(format!("{len} bytes: not a key file"));
+        }
+        std::fs::read_to_string(&p).map_err(|e| e.to_string())
+    };
+    file.resolve_signature_files(&read)
+        .map_err(|e| (2, e.to_string()))?;
+    Ok(file)
 }
 
 fn policy_check(path: &std::path::Path) -> ExitCode {
     let file = match read_policy_file(path) {
         Ok(f) => f,
         Err((code, e)) => {
-            eprintln!("error: {}", terminal_safe(&e.to_string()));
+            say!("error: {}", terminal_safe(&e.to_string()));
             return ExitCode::from(code);
         }
     };
     let today = scangate::policy::file::today_utc();
+    let mut o = String::new();
     let p = file.to_policy(&PolicyOverrides::default());
     let limit = |t: Option<u64>| t.map_or("unlimited".to_owned(), |n| n.to_string());
     let t = p.thresholds;
-    println!("{}: valid (version {})", path.display(), file.version);
-    println!(
+    let _ = writeln!(o, "{}: valid (version {})", path.display(), file.version);
+    let _ = writeln!(
+        o,
         "thresholds: critical {}, high {}, medium {}, low {}, other {}",
         limit(t.critical),
         limit(t.high),
@@ -491,21 +646,24 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
         limit(t.low),
         limit(t.other)
     );
-    println!("fixable_only: {}", p.fixable_only);
-    println!("fail_on_kev: {}", p.fail_on_kev);
-    println!(
+    let _ = writeln!(o, "fixable_only: {}", p.fixable_only);
+    let _ = writeln!(o, "fail_on_kev: {}", p.fail_on_kev);
+    let _ = writeln!(
+        o,
         "epss_threshold: {}",
         p.epss_threshold
             .map_or("none".to_owned(), |e| e.to_string())
     );
     if !p.fail_on_ids.is_empty() {
-        println!(
+        let _ = writeln!(
+            o,
             "fail_on_ids: {}",
             terminal_safe(&p.fail_on_ids.iter().cloned().collect::<Vec<_>>().join(", "))
         );
     }
     for r in &p.ignore {
-        println!(
+        let _ = writeln!(
+            o,
             "ignore {}{}: {}",
             terminal_safe(&r.to_string()),
             if r.is_expired(today) {
@@ -516,15 +674,46 @@ fn policy_check(path: &std::path::Path) -> ExitCode {
             terminal_safe(&r.reason)
         );
     }
-    for w in file.warnings(today) {
-        println!("warning: {}", terminal_safe(&w));
+    for line in scangate::policy::risks::describe(&p.risks) {
+        println!("{}", terminal_safe(&line));
     }
-    ExitCode::SUCCESS
+    for w in file.warnings(today) {
+        let _ = writeln!(o, "warning: {}", terminal_safe(&w));
+    }
+    match print_stdout(&o) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_that_look_like_a_pass_or_an_error_are_refused() {
+        for (value, want) in [
+            ("0", "0 would make a policy failure look like a pass"),
+            ("2", "2 is the exit status of an error"),
+            ("256", "an exit code is 1 or 3 to 255"),
+        ] {
+            let err = Cli::try_parse_from(["scangate", "scan", "r/x:1", "--exit-code", value])
+                .err()
+                .unwrap_or_else(|| panic!("--exit-code {value} was accepted"));
+            assert_eq!(err.exit_code(), 2, "{value}");
+            let text = err.render().to_string();
+            assert!(text.contains(want), "{value}: {text}");
+        }
+        for ok in ["1", "3", "255"] {
+            assert!(
+                Cli::try_parse_from(["scangate", "scan", "r/x:1", "--exit-code", ok]).is_ok(),
+                "{ok}"
+            );
+        }
+    }
 
     /// clap checks its definitions only when a command is parsed: check
     /// them all here rather than in production.
@@ -562,7 +751,7 @@ mod tests {
                 "--output",
                 "r.sarif",
                 "--exit-code",
-                "0",
+                "3",
             ],
             vec![
                 "scangate",
@@ -575,6 +764,8 @@ mod tests {
             ],
             vec!["scangate", "scan", "r/x:1", "--format", "junit"],
             vec!["scangate", "demo"],
+            vec!["scangate", "demo", "--serve", "--listen", "127.0.0.1:0"],
+            vec!["scangate", "scan", "r/x:1", "--region", "eu-west-1"],
             vec![
                 "scangate",
                 "jobs",

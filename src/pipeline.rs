@@ -9,14 +9,17 @@ use serde::Serialize;
 use crate::cancel::{self, CancelToken, Cancelled};
 use crate::catalog;
 use crate::image::{self, ImageError, ImageRef, ImageSource, Platform, PullOptions};
-use crate::inspector::ecr::{EcrScanError, EcrScanner};
+use crate::inspector::ecr::{EcrMode, EcrScanError, EcrScanner};
 use crate::inspector::{Inspector, InspectorError, MAX_COMPONENTS, ScanResult};
 use crate::job::artifact::ArtifactError;
 use crate::job::cfg::Engine;
 use crate::job::output::OutputError;
 use crate::job::{ConfigError, FailureKind};
 use crate::policy::{Attribution, BaseImagePolicy, BaseLayers, BaseSource, Decision, Policy};
+use crate::risks::{self, ImageView, RiskOutput, RiskReport, SignatureStatus};
 use crate::sbom;
+
+mod ecr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -62,12 +65,12 @@ impl PipelineError {
             },
             PipelineError::Inspector(e) => match e {
                 InspectorError::AccessDenied(_) => FailureKind::PermissionError,
-                InspectorError::Throttled { .. } | InspectorError::Unavailable { .. } => {
-                    FailureKind::SystemUnavailable
-                }
-                InspectorError::Validation(_) | InspectorError::EmptyAnswer => {
-                    FailureKind::JobFailed
-                }
+                InspectorError::Throttled { .. }
+                | InspectorError::Unavailable { .. }
+                | InspectorError::Unreachable { .. } => FailureKind::SystemUnavailable,
+                InspectorError::Validation(_)
+                | InspectorError::EmptyAnswer
+                | InspectorError::AnswerTooLarge { .. } => FailureKind::JobFailed,
             },
             PipelineError::Ecr(e) if e.is_permission() => FailureKind::PermissionError,
             PipelineError::Ecr(e) if e.is_unavailable() => FailureKind::SystemUnavailable,
@@ -88,6 +91,8 @@ pub struct Context {
     pub inspector: Inspector,
     /// The ecr-basic and ecr-enhanced engines.
     pub ecr: EcrScanner,
+    /// `awskms:///ARN` cosign keys of a policy's `signature:` section.
+    pub kms: crate::signature::kms::AwsKms,
 }
 
 /// A job's scan. The image is a registry reference by type: a pipeline
@@ -133,6 +138,8 @@ pub struct ScanReport {
     pub timings: Timings,
     pub report_uri: Option<String>,
     pub sbom_uri: Option<String>,
+    /// Secret and configuration findings, and the signature check.
+    pub risks: RiskReport,
 }
 
 /// The SBOM of an image, without Inspector: `scangate sbom` and the first
@@ -249,14 +256,36 @@ mod test_hooks {
     }
 }
 
+/// Where a scan's vulnerability findings come from: the one place that
+/// turns the `Engine` property into a vulnerability producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VulnSource {
+    /// scangate's SBOM sent to Inspector ScanSbom.
+    Inspector,
+    /// The findings Amazon ECR holds for the image.
+    Ecr(EcrMode),
+}
+
+impl VulnSource {
+    fn of(engine: Engine) -> VulnSource {
+        match engine {
+            Engine::Inspector => VulnSource::Inspector,
+            Engine::EcrBasic => VulnSource::Ecr(EcrMode::Basic),
+            Engine::EcrEnhanced => VulnSource::Ecr(EcrMode::Enhanced),
+        }
+    }
+}
+
 /// A job's scan: registry images only.
 pub async fn scan(ctx: &Context, req: &ScanRequest) -> Result<ScanReport, PipelineError> {
-    if req.engine.is_ecr() {
-        return crate::inspector::ecr::scan_report(&ctx.pull, &ctx.ecr, req).await;
+    match VulnSource::of(req.engine) {
+        VulnSource::Ecr(mode) => ecr::scan(ctx, req, mode).await,
+        VulnSource::Inspector => {
+            let source = ImageSource::Registry(req.image.clone());
+            let cancel = req.cancel.as_ref();
+            scan_inner(ctx, &source, &req.platform, &req.policy, &|_| {}, cancel).await
+        }
     }
-    let source = ImageSource::Registry(req.image.clone());
-    let cancel = req.cancel.as_ref();
-    scan_inner(ctx, &source, &req.platform, &req.policy, &|_| {}, cancel).await
 }
 
 /// Where [`scan_source_with_progress`] is: `scan` tells a person at a
@@ -324,37 +353,27 @@ async fn scan_inner(
     })
     .await?;
     progress(Progress::Scanning { components });
-    let t2 = Instant::now();
-    // The base image's manifest and config are a few small GETs: fetched
-    // while Inspector works.
-    let (result, base) = tokio::join!(
-        async {
-            let r = ctx.inspector.scan(&parts_json).await;
-            (r, t2.elapsed().as_millis() as u64)
-        },
-        async {
-            match &policy.base_image {
-                Some(b) => Some(resolve_base(&ctx.pull, b, &pulled, platform).await),
-                None => None,
-            }
-        }
-    );
-    let (result, inspector_ms) = result;
-    let judged = judge(cancel, bom, result?, base, pulled.layers.len(), policy).await?;
-    let mut warnings = pulled.warnings.clone();
-    warnings.extend(catalog.warnings.iter().cloned());
-    warnings.extend(judged.result.warnings.iter().cloned());
-    // An unresolved base never fails the job: the report says why the
-    // top-level thresholds judged everything.
-    if let Some(w) = judged
-        .decision
-        .base_image
-        .as_ref()
-        .and_then(|b| b.warning.clone())
-    {
-        tracing::warn!("{w}");
-        warnings.push(w);
+    let (result, inspector_ms, base) =
+        inspector_and_base(ctx, &parts_json, policy, &pulled, platform).await;
+    let result = result?;
+    let base_layers = base_prefix(base.as_ref());
+    let (pulled, catalog, risks) = image_risks(
+        cancel,
+        pulled,
+        catalog,
+        source.to_string(),
+        base_layers,
+        policy,
+    )
+    .await?;
+    let signature = check_signature(ctx, source, &pulled, policy).await?;
+    let mut judged = judge(cancel, bom, result, base, pulled.layers.len(), policy).await?;
+    let today = crate::policy::file::today_utc();
+    policy.decide_risks(&mut judged.decision, &risks.findings, today);
+    if let Some(v) = &signature {
+        policy.decide_signature(&mut judged.decision, v);
     }
+    let warnings = scan_warnings(&pulled, &catalog, &judged, risks.warnings);
     Ok(ScanReport {
         image: source.to_string(),
         manifest_digest: pulled.manifest_digest.clone(),
@@ -380,7 +399,152 @@ async fn scan_inner(
         },
         report_uri: None,
         sbom_uri: None,
+        risks: RiskReport {
+            findings: risks.findings,
+            signature: signature
+                .as_ref()
+                .map_or(SignatureStatus::NotChecked, SignatureStatus::of),
+            signature_reason: signature.as_ref().map_or_else(String::new, |v| v.reason()),
+        },
     })
+}
+
+/// The signature check the policy's `signature:` section asks for, over
+/// the digest actually scanned; `None` when the section asks for nothing.
+/// Keys and roots come from the policy only (read with the policy file);
+/// the registry is only asked where the signatures are.
+async fn check_signature(
+    ctx: &Context,
+    source: &ImageSource,
+    pulled: &image::PulledImage,
+    policy: &Policy,
+) -> Result<Option<crate::signature::SignatureVerdict>, PipelineError> {
+    use crate::signature::SignatureVerdict;
+    let section = &policy.risks.signature;
+    if !section.is_configured() {
+        return Ok(None);
+    }
+    let unread = |p: &str| -> Result<String, String> {
+        Err(format!(
+            "{p}: key and root files are read with the policy file"
+        ))
+    };
+    let trust = section
+        .load(&unread, Some(&ctx.kms))
+        .await
+        .map_err(|e| ConfigError::Signature(e.to_string()))?;
+    let verdict = match source.registry_ref() {
+        Some(image) => {
+            crate::signature::verify_image(
+                image,
+                &pulled.manifest_digest,
+                pulled.index_digest.as_deref(),
+                &trust,
+                &ctx.pull,
+            )
+            .await
+        }
+        None => SignatureVerdict::NotChecked {
+            detail: format!("{source} is a local image: signatures are looked up in a registry"),
+        },
+    };
+    tracing::info!(signature = verdict.name(), reason = %verdict.reason(), "signature checked");
+    Ok(Some(verdict))
+}
+
+/// Inspector's answer (and how long it took) and the base image's layers,
+/// fetched together: the base is a few small GETs made while Inspector
+/// works.
+async fn inspector_and_base(
+    ctx: &Context,
+    parts: &[serde_json::Value],
+    policy: &Policy,
+    pulled: &image::PulledImage,
+    platform: &Platform,
+) -> (
+    Result<ScanResult, InspectorError>,
+    u64,
+    Option<Result<BaseLayers, String>>,
+) {
+    let t = Instant::now();
+    let (result, base) = tokio::join!(
+        async {
+            let r = ctx.inspector.scan(parts).await;
+            (r, t.elapsed().as_millis() as u64)
+        },
+        async {
+            match &policy.base_image {
+                Some(b) => Some(resolve_base(&ctx.pull, b, pulled, platform).await),
+                None => None,
+            }
+        }
+    );
+    (result.0, result.1, base)
+}
+
+/// The base image's layers count as the base's only when the image is
+/// really built on it (all its layers start the image's).
+fn base_prefix(base: Option<&Result<BaseLayers, String>>) -> Option<usize> {
+    match base {
+        Some(Ok(b)) if b.is_prefix() => Some(b.base_layers),
+        _ => None,
+    }
+}
+
+/// Runs every risk producer ([`risks::PRODUCERS`]) over the pulled image,
+/// off the runtime: they loop over image-controlled entries.
+async fn image_risks(
+    cancel: Option<&CancelToken>,
+    pulled: image::PulledImage,
+    catalog: catalog::Catalog,
+    reference: String,
+    base_layers: Option<usize>,
+    policy: &Policy,
+) -> Result<(image::PulledImage, catalog::Catalog, RiskOutput), PipelineError> {
+    let risk_policy = policy.risks.clone();
+    off_runtime(cancel, move || {
+        let digests: Vec<String> = pulled.layers.iter().map(|l| l.digest.clone()).collect();
+        let view = ImageView {
+            reference: &reference,
+            manifest_digest: &pulled.manifest_digest,
+            config: &pulled.config,
+            annotations: &pulled.annotations,
+            layer_digests: &digests,
+            files: Some(&pulled.files),
+            packages: &catalog.packages,
+            base_layers,
+            policy: &risk_policy,
+        };
+        let out = risks::produce_all(&view)?;
+        Ok((pulled, catalog, out))
+    })
+    .await
+}
+
+/// The report's warnings: the pull's, the catalogers', Inspector's, the
+/// base image's and the risk producers'.
+fn scan_warnings(
+    pulled: &image::PulledImage,
+    catalog: &catalog::Catalog,
+    judged: &Judged,
+    risk_warnings: Vec<String>,
+) -> Vec<String> {
+    let mut warnings = pulled.warnings.clone();
+    warnings.extend(catalog.warnings.iter().cloned());
+    warnings.extend(judged.result.warnings.iter().cloned());
+    // An unresolved base never fails the job: the report says why the
+    // top-level thresholds judged everything.
+    if let Some(w) = judged
+        .decision
+        .base_image
+        .as_ref()
+        .and_then(|b| b.warning.clone())
+    {
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+    warnings.extend(risk_warnings);
+    warnings
 }
 
 /// The SBOM in parts Inspector accepts, as JSON.

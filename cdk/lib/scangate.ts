@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Size, Stack, Token } from 'aws-cdk-lib';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
@@ -58,8 +59,29 @@ export const ACTION_PROPERTIES: ReadonlyArray<{ name: string; type: 'String' | '
 export const ENGINES = ['inspector', 'ecr-basic', 'ecr-enhanced'] as const;
 export type Engine = (typeof ENGINES)[number];
 
-/** CloudWatch namespace of the worker's EMF lines (DESIGN.md, Operations). */
-export const METRICS_NAMESPACE = 'ScanGate';
+/**
+ * The contract with the worker (DESIGN.md, Operations): the EMF metrics it
+ * writes, with their dimension sets, and the Logs Insights queries over its
+ * job lines. integration-tests/tests/worker_ops.rs runs the real worker and
+ * checks its output against this same file.
+ */
+export interface Operations {
+  readonly namespace: string;
+  readonly metrics: ReadonlyArray<{ name: string; unit: string; dimensions: string[][] }>;
+  readonly queries: ReadonlyArray<{ name: string; query: string }>;
+}
+export const OPERATIONS: Operations = JSON.parse(fs.readFileSync(path.join(__dirname, 'operations.json'), 'utf8'));
+/** CloudWatch namespace of the worker's EMF lines. */
+export const METRICS_NAMESPACE = OPERATIONS.namespace;
+
+/** Throws unless the worker writes `name` with exactly these dimensions. */
+export function checkWorkerMetric(name: string, dimensions: string[]): void {
+  const m = OPERATIONS.metrics.find((x) => x.name === name);
+  const key = [...dimensions].sort().join(',');
+  if (!m || !m.dimensions.some((d) => [...d].sort().join(',') === key)) {
+    throw new Error(`ScanGate: the worker writes no metric ${name} with dimensions [${dimensions.join(', ')}] (lib/operations.json)`);
+  }
+}
 /** Failure types a job can end in (DESIGN.md, failure table); each gets an alarm. */
 export const FAILURE_TYPES = ['JobFailed', 'ConfigurationError', 'PermissionError', 'SystemUnavailable'] as const;
 
@@ -70,6 +92,13 @@ export const DEFAULT_MEMORY_MIB = 2048;
 /** What one job may need: 192 MiB kept + 2 x 64 MiB sniffed (the worker's
  * pull limits) and the SBOM, findings and reports built from them. */
 export const MIN_MEMORY_MIB_PER_JOB = 512;
+/** The worker's default SCANGATE_RESULT_RETRY. */
+const RESULT_RETRY = Duration.minutes(10);
+
+function jobTimeout(props: ScanGateProps): Duration {
+  return props.jobTimeout ?? Duration.minutes(45);
+}
+
 /** Room between the worker's own grace period and SIGKILL to send the last results. */
 const STOP_MARGIN = Duration.seconds(20);
 
@@ -209,7 +238,14 @@ export interface ScanGateProps {
   readonly alarmTopic?: sns.ITopic;
   /** Alarm when no worker has polled successfully for this long. @default 10 minutes */
   readonly pollAlarmPeriod?: Duration;
-  /** The longest a job may take before OldestJobAgeSeconds alarms. @default 60 minutes */
+  /**
+   * The job deadline (SCANGATE_JOB_TIMEOUT): a scan still running after it
+   * fails with SystemUnavailable. Keep it above the ecr-basic engine's
+   * 30-minute wait for ECR's scan. `StuckJobAlarm` fires when a job is older
+   * than this plus the worker's 10-minute result retry plus 5 minutes: the
+   * deadline did not free the slot.
+   * @default 45 minutes
+   */
   readonly jobTimeout?: Duration;
   /** Target of slot utilisation (SlotsBusy/Slots, percent). @default 70 */
   readonly targetSlotUtilization?: number;
@@ -381,6 +417,7 @@ export class ScanGate extends Construct {
         ...(props.reportsEncryptionKey ? { SCANGATE_REPORTS_KMS_KEY: props.reportsEncryptionKey.keyArn } : {}),
         SCANGATE_HEALTH_ADDR: `0.0.0.0:${healthPort}`,
         SCANGATE_SHUTDOWN_GRACE: `${shutdownGrace.toSeconds()}s`,
+        SCANGATE_JOB_TIMEOUT: `${jobTimeout(props).toSeconds()}s`,
         SCANGATE_LOG_FORMAT: 'json',
         // the value of the EMF `Service` dimension the alarms and scaling read
         SCANGATE_METRICS_SERVICE: this.provider,
@@ -438,6 +475,7 @@ export class ScanGate extends Construct {
 
   /** A worker metric (EMF, namespace ScanGate, dimension Service). */
   public metric(name: string, extraDimensions: Record<string, string> = {}, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    checkWorkerMetric(name, ['Service', ...Object.keys(extraDimensions)]);
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName: name,
@@ -487,6 +525,8 @@ export class ScanGate extends Construct {
         Stat: 'Sum',
       },
     });
+    checkWorkerMetric('SlotsBusy', ['Service']);
+    checkWorkerMetric('Slots', ['Service']);
     cfn.addPropertyOverride(`${base}.Metrics`, [
       stat('busy', 'SlotsBusy'),
       stat('slots', 'Slots'),
@@ -515,12 +555,9 @@ export class ScanGate extends Construct {
     });
     if (props.alarmTopic) rule.addTarget(new eventsTargets.SnsTopic(props.alarmTopic));
     this.actionFailedRule = rule;
-    const queries: Array<[string, string]> = [
-      ['recent results by pipeline', 'fields @timestamp, pipeline, verdict, image, job_id | filter ispresent(verdict) | sort @timestamp desc | limit 200'],
-      ['failures by type', 'filter ispresent(failure_type) | stats count(*) as jobs by failure_type, pipeline | sort jobs desc'],
-      ['slow jobs', 'filter ispresent(duration_seconds) | sort duration_seconds desc | fields @timestamp, pipeline, image, duration_seconds, job_id | limit 50'],
-    ];
-    for (const [name, query] of queries) {
+    // Over the worker's job lines (one per finished job, `event` =
+    // "job_finished"): field names as the worker writes them.
+    for (const { name, query } of OPERATIONS.queries) {
       new logs.QueryDefinition(this, `Query${name.replace(/\W+(\w)/g, (_, c: string) => c.toUpperCase()).replace(/^\w/, (c) => c.toUpperCase())}`, {
         queryDefinitionName: `scangate/${this.provider}/${name}`,
         queryString: new logs.QueryString({ ...parseQuery(query) }),
@@ -586,9 +623,10 @@ export class ScanGate extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
     }
-    const timeout = props.jobTimeout ?? Duration.minutes(60);
+    // the deadline, the result's retries (SCANGATE_RESULT_RETRY, 10 min), a margin
+    const timeout = Duration.seconds(jobTimeout(props).toSeconds() + RESULT_RETRY.toSeconds() + Duration.minutes(5).toSeconds());
     add('StuckJobAlarm', {
-      alarmDescription: `scangate ${this.provider}: a job older than the job timeout (${timeout.toMinutes()} min)`,
+      alarmDescription: `scangate ${this.provider}: a job older than its deadline and result retries (${timeout.toMinutes()} min)`,
       metric: this.metric('OldestJobAgeSeconds', {}, { statistic: 'Maximum' }),
       threshold: timeout.toSeconds(),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

@@ -1,6 +1,6 @@
 // Regression tests for the defects of issue 11 and the operations the
 // stack provides on top of the worker's EMF metrics (DESIGN.md, Operations).
-import { Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
@@ -10,7 +10,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { ScanGateAction } from '../lib/action';
-import { ScanGate } from '../lib/scangate';
+import { METRICS_NAMESPACE, OPERATIONS, ScanGate } from '../lib/scangate';
 import { ScanGateStack } from '../lib/stack';
 import { ACCOUNT, IMAGE_URI, flat, newApp, only, REGION, roleStatements, synth } from './helpers';
 
@@ -150,6 +150,8 @@ describe('scaling and alarms on the EMF metrics', () => {
     expect(by('PollErrors')).toHaveLength(1);
     for (const r of ['JobFailed', 'ConfigurationError', 'PermissionError', 'SystemUnavailable']) expect(by('JobsCompleted', r)).toHaveLength(1);
     expect(by('OldestJobAgeSeconds')[0]).toMatchObject({ Threshold: 3600, Statistic: 'Maximum' });
+    const rule = only(t, 'AWS::Events::Rule').Properties;
+    expect(rule.Targets).toEqual([expect.objectContaining({ Arn: { Ref: stack.getLogicalId(topic.node.defaultChild as any) } })]);
     expect(by('RunningTaskCount')[0]).toMatchObject({ Threshold: 2, Namespace: 'ECS/ContainerInsights' });
     for (const a of alarms) expect(a.AlarmActions).toHaveLength(1);
     const cluster = only(t, 'AWS::ECS::Cluster').Properties;
@@ -211,4 +213,54 @@ test('interface endpoints on request, on the created VPC', () => {
   const all = names({ interfaceEndpoints: true });
   expect(all).toHaveLength(7);
   for (const s of ['ecr.api', 'ecr.dkr', 'logs', 'codepipeline', 'sts', 'inspector-scan']) expect(all.some((n) => n.includes(`.${s}`))).toBe(true);
+});
+
+test('jobTimeout is the worker\'s deadline, and StuckJobAlarm waits for it and the result retries', () => {
+  const { template } = synth({ jobTimeout: Duration.minutes(20) });
+  const c = only(template, 'AWS::ECS::TaskDefinition').Properties.ContainerDefinitions[0];
+  expect(c.Environment).toContainEqual({ Name: 'SCANGATE_JOB_TIMEOUT', Value: '1200s' });
+  const stuck = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a: any) => a.Properties).find((a) => a.MetricName === 'OldestJobAgeSeconds');
+  expect(stuck.Threshold).toBe((20 + 10 + 5) * 60);
+});
+
+describe('the contract with the worker (lib/operations.json)', () => {
+  const contract = (name: string, dims: string[]) =>
+    OPERATIONS.metrics.some((m) => m.name === name && m.dimensions.some((d) => [...d].sort().join() === [...dims].sort().join()));
+
+  test('every ScanGate metric an alarm or the scaling reads is one the worker writes, with those dimensions', () => {
+    const { template } = synth();
+    const read: Array<[string, string[]]> = [];
+    for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm')) as any[]) {
+      if (a.Properties.Namespace === METRICS_NAMESPACE) read.push([a.Properties.MetricName, a.Properties.Dimensions.map((d: any) => d.Name)]);
+    }
+    for (const p of Object.values(template.findResources('AWS::ApplicationAutoScaling::ScalingPolicy')) as any[]) {
+      const spec = p.Properties.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification;
+      for (const m of spec?.Metrics ?? []) {
+        if (m.MetricStat) read.push([m.MetricStat.Metric.MetricName, m.MetricStat.Metric.Dimensions.map((d: any) => d.Name)]);
+      }
+    }
+    expect(read.map(([n]) => n)).toEqual(expect.arrayContaining(['Slots', 'PollErrors', 'JobsCompleted', 'OldestJobAgeSeconds', 'SlotsBusy']));
+    for (const [name, dims] of read) expect([name, dims, contract(name, dims)]).toEqual([name, dims, true]);
+  });
+
+  test('a metric the worker does not write is refused', () => {
+    const { gate } = synth();
+    expect(() => gate.metric('QueueDepth')).toThrow(/writes no metric QueueDepth/);
+    expect(() => gate.metric('Slots', { Result: 'PASS' })).toThrow(/Slots with dimensions \[Service, Result\]/);
+    expect(gate.metric('JobsCompleted', { Result: 'FAIL' }).metricName).toBe('JobsCompleted');
+  });
+
+  test('the query definitions are the contract\'s queries, over the worker\'s field names', () => {
+    const { template } = synth();
+    const bodies = Object.values(template.findResources('AWS::Logs::QueryDefinition')).map((q: any) => q.Properties.QueryString as string);
+    expect(bodies).toHaveLength(OPERATIONS.queries.length);
+    for (const q of OPERATIONS.queries) {
+      const fields = q.query.match(/\b(pipeline|result|verdict|image|job_id|failure_type|duration_seconds|event)\b/g) ?? [];
+      expect(fields.length).toBeGreaterThan(0);
+      const body = bodies.find((b) => fields.every((f) => b.includes(f)));
+      expect([q.name, body]).toEqual([q.name, expect.any(String)]);
+    }
+    // the guessed names of before are gone: the worker writes no such field
+    for (const b of bodies) expect(b).not.toMatch(/\bfields\.|\bspan\./);
+  });
 });

@@ -214,6 +214,7 @@ describe('worker service', () => {
       SCANGATE_REPORTS: `s3://scangate-${ACCOUNT}-${REGION}-scangate/`,
       SCANGATE_HEALTH_ADDR: '0.0.0.0:8080',
       SCANGATE_SHUTDOWN_GRACE: '100s',
+      SCANGATE_JOB_TIMEOUT: '2700s',
       SCANGATE_LOG_FORMAT: 'json',
       SCANGATE_METRICS_SERVICE: 'ScanGate',
     });

@@ -4,7 +4,8 @@
 # 0.21) faults on every dependency (CodePipeline and Inspector emulators,
 # docker-registry and moto S3 behind the TCP fault proxy) while workers are
 # SIGTERMed and SIGKILLed and restarted. Prints jobs, faults by kind, results,
-# duplicates and lost; fails if a job got two results or none. CI runs the
+# swept, duplicates, lost and left-to-timeout; fails if a job got two results,
+# none, or was left to CodePipeline's timeout (leases: 1 s heartbeat, 5 s TTL). CI runs the
 # same test with 60 jobs (integration-tests/tests/chaos.rs).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

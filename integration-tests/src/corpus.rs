@@ -237,3 +237,58 @@ fn newest_mtime(p: &Path) -> Option<std::time::SystemTime> {
     }
     newest
 }
+
+/// What the shared `score.py` says of one `scangate sbom` run.
+pub struct Score {
+    pub recall: f64,
+    pub precision: f64,
+    /// score.py's table (with `--show`, the missed and extra packages too).
+    pub text: String,
+    /// The SBOM scored.
+    pub sbom: serde_json::Value,
+}
+
+/// Runs `scangate sbom SOURCE` and scores its SBOM against `expected` with
+/// the shared corpus's `score.py` (`--show` lists what was missed or extra).
+pub fn score(source: &str, expected: &Path, show: bool) -> Score {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let sbom_path = tmp.path().join("sbom.cdx.json");
+    let run = Command::new(scangate_bin())
+        .args(["sbom", source, "--output"])
+        .arg(&sbom_path)
+        .output()
+        .expect("running scangate sbom");
+    assert!(
+        run.status.success(),
+        "scangate sbom {source}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut cmd = Command::new("python3");
+    cmd.arg(shared_dir().join("corpus/score.py"))
+        .arg(expected)
+        .arg(&sbom_path);
+    if show {
+        cmd.arg("--show");
+    }
+    let scored = cmd.output().expect("running score.py");
+    let text = String::from_utf8_lossy(&scored.stdout).into_owned();
+    let last = text.lines().last().unwrap_or_default();
+    let num = |key: &str| -> f64 {
+        last.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {key} in score.py output:\n{text}\n{}",
+                    String::from_utf8_lossy(&scored.stderr)
+                )
+            })
+    };
+    let sbom = std::fs::read(&sbom_path).expect("reading the SBOM");
+    Score {
+        recall: num("recall="),
+        precision: num("precision="),
+        sbom: serde_json::from_slice(&sbom).expect("the SBOM is JSON"),
+        text,
+    }
+}

@@ -1,8 +1,8 @@
 //! Fault injection for the emulators.
 //!
 //! A rule list decides, call by call, whether an operation is delayed,
-//! throttled, failed, refused or dropped. Rules are checked in order; delay
-//! rules add up, and the first other rule that fires decides the outcome, so
+//! throttled, failed, refused or dropped, or its answer padded or trickled.
+//! Rules are checked in order; delay, pad and trickle rules add up, and the first other rule that fires decides the outcome, so
 //! "delay every call and throttle the next two" is two rules.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +33,13 @@ pub enum FaultKind {
     DropAnswer,
     /// CodePipeline: 400 `AccessDeniedException`; Inspector: 403 `AccessDeniedException`.
     AccessDenied,
+    /// Inspector: answer normally, but padded to at least `bytes` (a long
+    /// property in the answer's SBOM) and sent chunked, without a length,
+    /// as a very large real answer could be. CodePipeline: no effect.
+    Pad { bytes: u64 },
+    /// Inspector: answer normally, but trickle the body out over `ms`
+    /// milliseconds (a slow link). CodePipeline: no effect.
+    Trickle { ms: u64 },
 }
 
 /// One fault rule. JSON: `{"operation":"ScanSbom","kind":"throttle","count":2}`,
@@ -102,6 +109,10 @@ pub struct FaultRuleState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FaultDecision {
     pub delay: Duration,
+    /// Inspector: pad the answer to at least this many bytes (0: no).
+    pub pad: u64,
+    /// Inspector: send the answer's body over this long.
+    pub trickle: Duration,
     pub action: Option<FaultAction>,
 }
 
@@ -191,6 +202,14 @@ impl Faults {
             let action = match state.rule.kind {
                 FaultKind::Delay { ms } => {
                     decision.delay += Duration::from_millis(ms);
+                    continue;
+                }
+                FaultKind::Pad { bytes } => {
+                    decision.pad = decision.pad.max(bytes);
+                    continue;
+                }
+                FaultKind::Trickle { ms } => {
+                    decision.trickle += Duration::from_millis(ms);
                     continue;
                 }
                 FaultKind::Throttle => FaultAction::Throttle,

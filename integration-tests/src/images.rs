@@ -319,6 +319,8 @@ pub struct ImageBuilder {
     docker_types: bool,
     /// history entries with `empty_layer: true`, inserted after layer N
     empty_history: Vec<(usize, String)>,
+    /// More `config` members (`User`, `ExposedPorts`, `Healthcheck` …).
+    config_extra: BTreeMap<String, Value>,
 }
 
 impl Default for ImageBuilder {
@@ -342,7 +344,15 @@ impl ImageBuilder {
             annotations: BTreeMap::new(),
             docker_types: false,
             empty_history: Vec::new(),
+            config_extra: BTreeMap::new(),
         }
+    }
+
+    /// Sets a member of the image config's `config` object as written
+    /// (`"User"`, `"ExposedPorts"`, `"Healthcheck"` …).
+    pub fn config_field(mut self, key: &str, value: Value) -> Self {
+        self.config_extra.insert(key.to_owned(), value);
+        self
     }
 
     pub fn layer(mut self, layer: Layer) -> Self {
@@ -435,6 +445,9 @@ impl ImageBuilder {
         }
         if !self.labels.is_empty() {
             cfg_inner["Labels"] = json!(self.labels);
+        }
+        for (k, v) in &self.config_extra {
+            cfg_inner[k] = v.clone();
         }
         let mut config = json!({
             "architecture": self.platform.architecture,

@@ -14,9 +14,10 @@
 //! - summary counts in `metadata.properties` (see [`crate::vulndb::severity_of`]).
 
 use std::collections::HashMap;
+use std::future::Future as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -356,6 +357,9 @@ async fn scan_handler(State(emu): State<InspectorEmulator>, req: Request) -> Res
                 )),
             };
             match result {
+                Ok(answer) if decision.pad > 0 || !decision.trickle.is_zero() => {
+                    (shaped_answer(answer, decision.pad, decision.trickle), None)
+                }
                 Ok(answer) => (Json(answer).into_response(), None),
                 Err(e) => (validation_response(&e), Some("ValidationException")),
             }
@@ -371,6 +375,70 @@ async fn scan_handler(State(emu): State<InspectorEmulator>, req: Request) -> Res
         response.headers_mut().insert("x-amzn-requestid", id);
     }
     response
+}
+
+/// A real answer made at least `pad` bytes long (a property of the answer's
+/// SBOM metadata holds the padding) and streamed in chunks without a
+/// `Content-Length`, spread over `trickle`.
+fn shaped_answer(mut answer: Value, pad: u64, trickle: Duration) -> Response {
+    if pad > 0
+        && let Some(sbom) = answer.get_mut("sbom").and_then(Value::as_object_mut)
+    {
+        let meta = sbom.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            let props = meta.entry("properties").or_insert_with(|| json!([]));
+            if let Some(props) = props.as_array_mut() {
+                props.push(property(
+                    "amazon:inspector:sbom_scanner:padding",
+                    "x".repeat(pad as usize),
+                ));
+            }
+        }
+    }
+    let body = serde_json::to_vec(&answer).unwrap_or_default();
+    const CHUNKS: usize = 16;
+    let chunk = body.len().div_ceil(CHUNKS).max(1);
+    let pieces: Vec<Vec<u8>> = body.chunks(chunk).map(<[u8]>::to_vec).collect();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::new(Shaped {
+            pieces: pieces.into_iter(),
+            pause: trickle / CHUNKS as u32,
+            sleep: None,
+        }))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A body sent piece by piece, `pause` apart, with no length announced.
+struct Shaped {
+    pieces: std::vec::IntoIter<Vec<u8>>,
+    pause: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for Shaped {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if !self.pause.is_zero() {
+            let pause = self.pause;
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+            std::task::ready!(sleep.as_mut().poll(cx));
+            self.sleep = None;
+        }
+        std::task::Poll::Ready(
+            self.pieces
+                .next()
+                .map(|p| Ok(hyper::body::Frame::data(p.into()))),
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -298,6 +298,7 @@ async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Recei
 // harness modules (registry, images) are declared below
 pub mod corpus;
 pub mod ecr;
+pub mod ecs_agent;
 pub mod images;
 pub mod oci_server;
 pub mod process;

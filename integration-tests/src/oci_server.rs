@@ -2,7 +2,9 @@
 //! pull side of the distribution spec (`/v2/`, manifests by tag or digest,
 //! blobs, HEAD) for `scangate demo` to stream a bundled image through the
 //! same registry code path as production, where no `docker-registry` binary
-//! exists (the release container).
+//! exists (the release container). It also answers the OCI 1.1 referrers
+//! API (`GET /v2/<name>/referrers/<digest>`), which the Debian
+//! `docker-registry` 2.8 lacks, for the signature tests.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ struct Store {
     blobs: HashMap<String, Arc<Vec<u8>>>,
     /// (repository, tag or digest) → (media type, bytes)
     manifests: HashMap<(String, String), Manifest>,
+    /// Answer the referrers API with 404, as registries without it do.
+    no_referrers_api: bool,
 }
 
 #[derive(Clone, Default)]
@@ -62,6 +66,12 @@ impl OciServer {
         digest
     }
 
+    /// Makes the referrers API answer 404 (a registry that predates OCI
+    /// 1.1), so that clients fall back to the referrers tag.
+    pub fn disable_referrers_api(&self) {
+        self.store.write().expect("store lock").no_referrers_api = true;
+    }
+
     /// Serves on `addr` until the process ends; returns the bound address.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let app = Router::new()
@@ -93,6 +103,12 @@ async fn dispatch(
         return error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
     };
     let store = server.store.read().expect("store lock");
+    if *kind == "referrers" {
+        if store.no_referrers_api {
+            return error(StatusCode::NOT_FOUND, "NOT_FOUND");
+        }
+        return referrers(&store, repo, reference);
+    }
     let (media_type, bytes) = match *kind {
         "manifests" => match store
             .manifests
@@ -120,4 +136,51 @@ async fn dispatch(
         return (StatusCode::OK, headers).into_response();
     }
     (StatusCode::OK, headers, Body::from(bytes.as_ref().clone())).into_response()
+}
+
+/// The referrers of `digest` in `repo`: an OCI index of the manifests whose
+/// `subject` is that digest, with their `artifactType` and annotations, as
+/// the distribution spec (v1.1) describes the answer.
+fn referrers(store: &Store, repo: &str, digest: &str) -> Response {
+    let mut manifests = Vec::new();
+    for ((r, key), (media_type, bytes)) in &store.manifests {
+        if r != repo || !key.starts_with("sha256:") {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            continue;
+        };
+        if doc["subject"]["digest"].as_str() != Some(digest) {
+            continue;
+        }
+        let artifact_type = doc["artifactType"]
+            .as_str()
+            .or(doc["config"]["mediaType"].as_str())
+            .unwrap_or_default();
+        let mut entry = serde_json::json!({
+            "mediaType": media_type,
+            "digest": key,
+            "size": bytes.len(),
+            "artifactType": artifact_type,
+        });
+        if let Some(a) = doc.get("annotations") {
+            entry["annotations"] = a.clone();
+        }
+        manifests.push(entry);
+    }
+    manifests.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/vnd.oci.image.index.v1+json",
+        )],
+        body.to_string(),
+    )
+        .into_response()
 }

@@ -118,6 +118,17 @@ impl Drop for BackgroundProcess {
     }
 }
 
+/// The log file a worker's stdout and stderr both go to (its JSON logs are
+/// on stdout, as on ECS; a panic would be on stderr): each handle appends,
+/// so neither overwrites the other.
+pub fn append_to(path: &Path) -> File {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+}
+
 pub fn log_tail(path: &Path, max: usize) -> String {
     let mut s = String::new();
     if let Ok(mut f) = File::open(path) {

@@ -39,10 +39,11 @@ pub const WARN_NO_PURL: &str = "Component skipped: no purl provided.";
 /// the `distro` qualifier instead.
 const OS_PURL_TYPES: [&str; 3] = ["deb", "rpm", "apk"];
 
-/// Where the answers are when nothing else is said: `shared/` beside the
-/// repository checkout.
+/// Where the answers are when nothing else is said: the shared folder
+/// (`SCANGATE_SHARED_DIR`, else `shared/` beside the repository checkout),
+/// like every other fixture.
 pub fn default_fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/inspector/scans")
+    crate::corpus::inspector_fixtures_dir().join("scans")
 }
 
 /// The answer for the Dockerfile-checks SBOM, kept beside the `scans/` folder;

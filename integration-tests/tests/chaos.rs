@@ -4,24 +4,27 @@
 //!
 //! - CodePipeline (emulator): throttling, 5xx and dropped answers on
 //!   PollForJobs, AcknowledgeJob, GetJobDetails and PutJob*Result.
-//! - Inspector (emulator): throttling, 5xx, slow and dropped answers.
+//! - Inspector (emulator): throttling, 5xx, slow (late, trickled) and
+//!   dropped answers, and 10 MB answers.
 //! - The registry (the real `docker-registry`) and S3 (moto, the reports and
 //!   pending-results store) behind a TCP fault proxy: 503s, resets, answers
 //!   cut short (truncated blobs and listings).
 //! - Workers: SIGTERM (drain) and SIGKILL mid-job, each restarted.
 //!
-//! The figures are printed: jobs, faults by kind, results, duplicates,
-//! lost. A job counts as lost only if it never gets a result and no worker
-//! holding it was SIGKILLed (a SIGKILLed worker's unfinished jobs are left to
-//! CodePipeline's own job timeout, which the emulator enforces; they are
-//! counted apart and must end TimedOut, never with two results).
+//! The figures are printed: jobs, faults by kind, results, jobs swept
+//! (reported SystemUnavailable by another worker after their worker was
+//! SIGKILLed and its lease expired), duplicates, lost, left to
+//! CodePipeline's timeout, and the workers' peak RSS. Every job must end
+//! with exactly one result: duplicates = 0, lost = 0, and none left to
+//! CodePipeline's own job timeout (which the emulator enforces, 120 s,
+//! far beyond the 5 s lease TTL used here).
 //!
 //! `CHAOS_JOBS` (default 60 here; `integration-tests/scripts/chaos.sh` runs
 //! 1,000) and `CHAOS_FAULT_RATE` (default 0.21 per dependency) size the run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{
@@ -116,7 +119,8 @@ impl Env {
     async fn new(rate: f64) -> Env {
         let opts = EmulatorOptions {
             codepipeline: CodePipelineOptions {
-                // A SIGKILLed worker's job is left to CodePipeline's timeout.
+                // The backstop a SIGKILLed worker's job must never need:
+                // the lease sweep reports it long before.
                 job_timeout: Some(Duration::from_secs(120)),
                 // A dropped PollForJobs answer hands the job out again soon.
                 dispatch_timeout: Duration::from_secs(5),
@@ -187,10 +191,12 @@ impl Env {
             .env("SCANGATE_HEALTH_ADDR", "off")
             .env("SCANGATE_SHUTDOWN_GRACE", "5s")
             .env("SCANGATE_PENDING_SWEEP_INTERVAL", "2s")
+            .env("SCANGATE_LEASE_HEARTBEAT", "1s")
+            .env("SCANGATE_LEASE_TTL", "5s")
             .env("RUST_LOG", "info,scangate=debug")
             .env("SCANGATE_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         Worker {
             child: cmd.spawn().expect("starting scangate worker"),
             log,
@@ -250,13 +256,32 @@ fn codepipeline_faults(rate: f64) -> Vec<FaultRule> {
     rules
 }
 
+/// A 10 MB answer: within the 64 MiB cap, read and parsed like any other.
+const PADDED_ANSWER: u64 = 10 << 20;
+
 fn inspector_faults(rate: f64) -> Vec<FaultRule> {
     vec![
         FaultRule::new("ScanSbom", FaultKind::Delay { ms: 1500 }).with_probability(rate / 4.0),
+        // Modifiers: they combine with the outcome rules below.
+        FaultRule::new("ScanSbom", FaultKind::Trickle { ms: 2000 }).with_probability(rate / 4.0),
+        FaultRule::new(
+            "ScanSbom",
+            FaultKind::Pad {
+                bytes: PADDED_ANSWER,
+            },
+        )
+        .with_probability(rate / 4.0),
         FaultRule::new("ScanSbom", FaultKind::Throttle).with_probability(rate / 2.0),
         FaultRule::new("ScanSbom", FaultKind::Error5xx).with_probability(rate / 4.0),
         FaultRule::new("ScanSbom", FaultKind::Drop).with_probability(rate / 4.0),
     ]
+}
+
+/// Peak RSS (`VmHWM`) of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn final_results(s: &JobSnapshot) -> usize {
@@ -290,7 +315,11 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
     let deadline = t0 + Duration::from_secs(60 + jobs as u64 * 3);
     let mut next_chaos = Instant::now() + Duration::from_secs(2);
     let mut round = 0usize;
+    let mut peak_kib = 0u64;
     loop {
+        for w in &workers {
+            peak_kib = peak_kib.max(peak_rss_kib(w.pid()).unwrap_or(0));
+        }
         let snaps: Vec<JobSnapshot> = ids
             .iter()
             .map(|id| env.emus.codepipeline.job(id).unwrap())
@@ -306,6 +335,7 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
             let i = round % workers.len();
             let mut w = env.worker();
             std::mem::swap(&mut workers[i], &mut w);
+            peak_kib = peak_kib.max(peak_rss_kib(w.pid()).unwrap_or(0));
             if round.is_multiple_of(2) {
                 let _ = Command::new("kill")
                     .args(["-KILL", &w.pid().to_string()])
@@ -345,7 +375,8 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
         .flat_map(|w| w.unfinished_jobs())
         .collect();
     let mut results = BTreeMap::<String, usize>::new();
-    let (mut duplicates, mut lost, mut left_to_timeout) = (0usize, Vec::new(), 0usize);
+    let (mut duplicates, mut lost, mut left_to_timeout) = (0usize, Vec::new(), Vec::new());
+    let mut swept = 0usize;
     for id in &ids {
         let s = env.emus.codepipeline.job(id).unwrap();
         if final_results(&s) > 1 {
@@ -353,10 +384,19 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
         }
         let kind = match (&s.status, &s.result) {
             (JobStatus::Succeeded, _) => "succeeded".to_string(),
+            (JobStatus::Failed, Some(JobResult::Failure(f)))
+                if f.message.contains("lease expired") =>
+            {
+                swept += 1;
+                "SystemUnavailable (lease expired, swept)".to_string()
+            }
             (JobStatus::Failed, Some(JobResult::Failure(f))) => format!("{:?}", f.failure_type),
-            (JobStatus::TimedOut, _) if killed_jobs.contains(id) => {
-                left_to_timeout += 1;
-                "timed out (worker SIGKILLed)".to_string()
+            (JobStatus::TimedOut, _) => {
+                left_to_timeout.push(format!(
+                    "{id} (held by a SIGKILLed worker: {})",
+                    killed_jobs.contains(id)
+                ));
+                "timed out".to_string()
             }
             _ => {
                 lost.push(format!(
@@ -382,18 +422,39 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
         "chaos: {jobs} jobs in {:.0?}; workers started {}, SIGTERM {sigterms}, SIGKILL {sigkills}\n\
          faults: codepipeline {cp_faults}, inspector {insp_faults}, registry {:?}, s3 {:?}\n\
          faults by rule: {fired:?}\n\
-         results: {results:?}; duplicates = {duplicates}; lost = {}; left to CodePipeline's timeout after SIGKILL = {left_to_timeout}",
+         results: {results:?}
+         jobs held by SIGKILLed workers {}; swept (lease expired, reported by another worker) {swept}
+         duplicates = {duplicates}; lost = {}; left to CodePipeline's timeout = {}
+         workers' peak RSS {} MiB",
         t0.elapsed(),
         env.started,
         env.registry_proxy.counts(),
         env.s3_proxy.counts(),
+        killed_jobs.len(),
         lost.len(),
+        left_to_timeout.len(),
+        peak_kib / 1024,
     );
     assert_eq!(duplicates, 0, "jobs with more than one result");
     assert!(
         lost.is_empty(),
         "jobs that never got a result: {lost:?}\n--- last worker log ---\n{}",
         workers[0].log()
+    );
+    if !left_to_timeout.is_empty() {
+        // What every worker said about them, to tell where they fell.
+        for entry in &left_to_timeout {
+            let id = entry.split(' ').next().unwrap_or_default();
+            for (i, w) in retired.iter().chain(workers.iter()).enumerate() {
+                for line in w.log().lines().filter(|l| l.contains(id)) {
+                    eprintln!("worker {i} (killed {}): {line}", w.killed);
+                }
+            }
+        }
+    }
+    assert!(
+        left_to_timeout.is_empty(),
+        "jobs left to CodePipeline's timeout: {left_to_timeout:?}"
     );
     assert!(cp_faults > 0 && insp_faults > 0, "no faults were injected");
 }

@@ -6,8 +6,6 @@
 //! `docker save` tarball, which must give the same score (same code path
 //! after the blob source).
 
-use std::process::Command;
-
 use integration_tests::corpus;
 
 /// Every image in the corpus, with the recall syft and trivy reach on it
@@ -40,49 +38,8 @@ const DOCKER_ARCHIVES: [&str; 9] = [
     "rpm-sqlite",
 ];
 
-struct Score {
-    recall: f64,
-    precision: f64,
-    text: String,
-}
-
-fn score(name: &str, source: &str) -> Score {
-    let out_dir = tempfile::tempdir().unwrap();
-    let sbom = out_dir.path().join(format!("{name}.cdx.json"));
-    let run = Command::new(corpus::scangate_bin())
-        .args(["sbom", source, "--output"])
-        .arg(&sbom)
-        .output()
-        .expect("running scangate sbom");
-    assert!(
-        run.status.success(),
-        "scangate sbom {source}: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let scored = Command::new("python3")
-        .arg(corpus::shared_dir().join("corpus/score.py"))
-        .arg(corpus::expected_path(name))
-        .arg(&sbom)
-        .output()
-        .expect("running score.py");
-    let text = String::from_utf8_lossy(&scored.stdout).into_owned();
-    let last = text.lines().last().unwrap_or_default();
-    let num = |key: &str| -> f64 {
-        last.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "no {key} in score.py output:\n{text}\n{}",
-                    String::from_utf8_lossy(&scored.stderr)
-                )
-            })
-    };
-    Score {
-        recall: num("recall="),
-        precision: num("precision="),
-        text,
-    }
+fn score(name: &str, source: &str) -> corpus::Score {
+    corpus::score(source, &corpus::expected_path(name), false)
 }
 
 #[test]

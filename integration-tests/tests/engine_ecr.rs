@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{JobResult, JobSnapshot, NewJob};
@@ -98,8 +98,8 @@ impl Env {
                 format!("file://{}", self.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log))
             .spawn()
             .expect("starting scangate worker");
         Worker {

@@ -52,7 +52,11 @@ async fn list_and_show_jobs_stored_in_s3() {
     assert_eq!(ids, [error.as_str(), fail.as_str(), pass.as_str()]);
     assert_eq!(rows[0]["verdict"], "ERROR");
     assert_eq!(rows[0]["failure_type"], "ConfigurationError");
-    assert_eq!(rows[0]["report_uri"], Value::Null);
+    // An error has its report too: what went wrong and what to do.
+    assert_eq!(
+        rows[0]["report_uri"],
+        format!("{REPORTS}/jobs/{error}/report.html")
+    );
     assert_eq!(
         rows[0]["record_uri"],
         format!("{REPORTS}/jobs/{error}/record.json")
@@ -66,7 +70,7 @@ async fn list_and_show_jobs_stored_in_s3() {
         format!("{REPORTS}/jobs/{pass}/report.html")
     );
 
-    // One pipeline, one verdict: the table an operator reads.
+    // One pipeline, one verdict: the table an operator reads, every column.
     let t = env.cli(&[
         "jobs",
         "list",
@@ -76,6 +80,7 @@ async fn list_and_show_jobs_stored_in_s3() {
         "app-pipeline",
         "--verdict",
         "FAIL",
+        "--wide",
     ]);
     assert_eq!(t.code, Some(0), "{t:?}");
     let lines: Vec<&str> = t.stdout.lines().collect();
@@ -165,10 +170,12 @@ async fn list_and_show_jobs_stored_in_s3() {
         "{err}"
     );
     assert_eq!(err["report_md"], Value::Null);
-    assert_eq!(
-        err["files"].as_array().unwrap().len(),
-        1,
-        "only record.json"
+    // record.json and the error's report.html (what went wrong, what to do).
+    let files = err["files"].to_string();
+    assert_eq!(err["files"].as_array().unwrap().len(), 2, "{files}");
+    assert!(
+        files.contains("record.json") && files.contains("report.html"),
+        "{files}"
     );
 
     // A job CodePipeline has handed out but nobody has recorded yet.
@@ -255,7 +262,7 @@ async fn list_and_show_jobs_stored_in_a_directory() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, out, err) = run(&["jobs", "list"]);
+    let (code, out, err) = run(&["jobs", "list", "--wide"]);
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
@@ -293,4 +300,153 @@ async fn list_and_show_jobs_stored_in_a_directory() {
     let (code, _, err) = run(&["jobs", "show", "../../etc/passwd"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("is not a CodePipeline job id"), "{err}");
+}
+
+/// The demo's kind of store: a plain directory given as a path, job ids
+/// shortened to a unique prefix (an ambiguous one lists the candidates), a
+/// table that fits 120 columns unless `--wide`, and a record's hostile
+/// text shown escaped, never interpreted by the terminal.
+#[test]
+fn plain_directories_id_prefixes_and_a_narrow_table() {
+    let cwd = tempfile::tempdir().unwrap();
+    let root = cwd.path().join("reports");
+    let long_image = "registry.example.com/platform-team/services/payments/settlement-reconciler:2026.12.03-build.4567";
+    let jobs = [
+        (
+            "abc11111-aaaa-4aaa-8aaa-000000000001",
+            "payments-settlement-reconciler-pipeline",
+            "2026-12-01T10:00:00.5Z",
+            "PASS",
+            long_image.to_owned(),
+        ),
+        (
+            "abc22222-bbbb-4bbb-8bbb-000000000002",
+            "web",
+            "2026-12-02T10:00:00Z",
+            "FAIL",
+            "r.example/web:1".to_owned(),
+        ),
+        (
+            "def33333-cccc-4ccc-8ccc-000000000003",
+            "web",
+            "2026-12-03T10:00:00Z",
+            "FAIL",
+            "r.example/x\u{1b}[2J:1".to_owned(),
+        ),
+    ];
+    for (id, pipeline, finished, verdict, image) in &jobs {
+        let record = serde_json::json!({
+            "job_id": id, "pipeline": pipeline, "stage": "Scan", "action": "ImageScan",
+            "finished": finished, "verdict": verdict,
+            "image": {"reference": image, "digest": "sha256:0123456789abcdef0123456789abcdef"},
+            "counts": {"critical": 0, "high": 12, "medium": 340, "low": 5, "other": 7},
+        })
+        .to_string();
+        let job_dir = root.join("jobs").join(id);
+        std::fs::create_dir_all(&job_dir).unwrap();
+        std::fs::write(job_dir.join("record.json"), &record).unwrap();
+        std::fs::write(job_dir.join("report.md"), "# scangate: report\n").unwrap();
+        let index = root.join("index").join(pipeline);
+        std::fs::create_dir_all(&index).unwrap();
+        std::fs::write(
+            index.join(format!("{}-{id}.json", finished.replace(':', ""))),
+            &record,
+        )
+        .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(integration_tests::corpus::scangate_bin())
+            .args(args)
+            .current_dir(cwd.path())
+            .env_clear()
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, out, err) = run(&["jobs", "list", "--reports", "reports"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("FINISHED          JOB       PIPELINE                  IMAGE   ")
+            && lines[0].ends_with("  VERDICT  C/H/M/L/O"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 4, "{out}");
+    for l in &lines {
+        assert!(
+            l.chars().count() <= 120,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert!(
+        lines[1].starts_with("2026-12-03 10:00  def33333  web  ")
+            && lines[1].contains("r.example/x\\u{1b}[2J:1@sha256:0123456789ab")
+            && lines[1].ends_with("FAIL     0/12/340/5/7"),
+        "{out}"
+    );
+    // The long image loses its digest and its start, keeps its tag; the
+    // long pipeline name loses its end.
+    assert!(
+        lines[3].contains("  payments-settlement-rec…  …")
+            && lines[3].contains("-reconciler:2026.12.03-build.4567  PASS"),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&["jobs", "list", "--reports", "reports", "--wide"]);
+    assert_eq!(code, Some(0));
+    let abs = std::fs::canonicalize(&root).unwrap();
+    assert!(
+        out.contains("abc11111-aaaa-4aaa-8aaa-000000000001"),
+        "{out}"
+    );
+    assert!(out.contains(long_image), "{out}");
+    assert!(
+        out.contains(&format!(
+            "file://{}/jobs/def33333-cccc-4ccc-8ccc-000000000003/report.html",
+            abs.display()
+        )),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&["jobs", "show", "--reports", "reports", "def"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("job       def33333-cccc-4ccc-8ccc-000000000003\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("image     r.example/x\\u{1b}[2J:1\n") && !out.contains('\u{1b}'),
+        "{out:?}"
+    );
+    let (code, _, err) = run(&["jobs", "show", "--reports", "reports", "abc"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!(
+            "error: job id prefix \"abc\" matches more than one job in file://{}/: \
+             abc11111-aaaa-4aaa-8aaa-000000000001, abc22222-bbbb-4bbb-8bbb-000000000002; \
+             give more of the id\n",
+            abs.display()
+        )
+    );
+    let (code, out, err) = run(&["jobs", "show", "--reports", "reports", "abc2"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("abc22222-bbbb-4bbb-8bbb-000000000002"),
+        "{out}"
+    );
+
+    let (code, _, err) = run(&["jobs", "list", "--reports", "no-such-dir"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "error: no-such-dir is not a directory (give a reports directory, file:///dir or s3://bucket/prefix)\n"
+    );
 }

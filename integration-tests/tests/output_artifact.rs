@@ -13,7 +13,7 @@ mod support;
 
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -280,8 +280,8 @@ impl Env {
                 format!("file://{}", self.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -500,7 +500,7 @@ async fn output_zip_on_pass_and_fail_with_job_credentials_and_encryption() {
         assert_eq!(sbom["specVersion"], "1.5");
         let findings: Value = serde_json::from_slice(&files["findings.json"]).unwrap();
         assert!(
-            findings
+            findings["vulnerabilities"]
                 .as_array()
                 .unwrap()
                 .iter()

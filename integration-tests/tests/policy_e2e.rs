@@ -272,6 +272,51 @@ async fn action_properties_override_the_file_thresholds() {
     let r = f.record(&both).await;
     assert_eq!(r["verdict"], "PASS");
     assert_eq!(r["counts"]["high"], 1);
+
+    // The record says which policy decided: the file (path, SHA-256 of its
+    // bytes, the artifact it came from), the properties that overrode it,
+    // what was in force, and why this PASS with findings passed.
+    let p = &r["policy"];
+    assert_eq!(p["source"]["kind"], "policy_file");
+    let file = &p["source"]["file"];
+    assert_eq!(file["path"], "policy/scangate.yaml");
+    assert_eq!(
+        file["sha256"],
+        sha256_hex("version: 1\nthresholds: { high: 0, medium: 0 }\n")
+    );
+    assert_eq!(
+        file["location"],
+        "input artifact BuildOutput (s3://artifacts/strict.zip)"
+    );
+    assert_eq!(
+        p["source"]["overrides"],
+        serde_json::json!(["HighThreshold=1", "MediumThreshold=unlimited"])
+    );
+    assert_eq!(p["thresholds"]["high"], 1);
+    assert_eq!(p["thresholds"]["medium"], Value::Null);
+    assert_eq!(p["thresholds"]["critical"], 0);
+    let why: Vec<&str> = r["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in [
+        "pass [thresholds.high]: 1 HIGH: 1 counted, at most 1 allowed",
+        "pass [thresholds.medium]: 1 MEDIUM: no MEDIUM threshold (unlimited)",
+    ] {
+        assert!(why.contains(&want), "{want:?} not in {why:#?}");
+    }
+    let md = f.report_md(&both).await;
+    assert!(
+        md.contains("overridden by HighThreshold=1, MediumThreshold=unlimited"),
+        "{md}"
+    );
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 const ALPINE_CRITICAL: &str = "CVE-2022-48174";
@@ -334,4 +379,73 @@ async fn a_suppressed_critical_passes_until_its_rule_expires() {
     assert_eq!(r["verdict"], "FAIL");
     assert_eq!(r["suppressed"], 0);
     assert_eq!(r["expired_rules"][0]["id"], ALPINE_CRITICAL);
+}
+
+/// `scangate scan` with `--other-threshold` and `--format html`: the flags
+/// gate the three OTHER findings of alpine:3.18.2 (not rated by anyone yet,
+/// one with a public exploit and a fix), the HTML written is the same
+/// self-contained report the worker stores, and it names the flags as the
+/// policy's source and the OTHER ids that failed it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_gates_other_findings_and_writes_the_html_report() {
+    let env = Env::new(false).await;
+    let image = env.push_alpine_fixture("3.18.2").await;
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let html_arg = html.display().to_string();
+    let scan = |extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            image.as_str(),
+            "--insecure-registries",
+            env.registry.addr.as_str(),
+            "--critical-threshold",
+            "unlimited",
+            "--high-threshold",
+            "unlimited",
+        ];
+        args.extend_from_slice(extra);
+        env.cli(&args)
+    };
+
+    // Without a limit OTHER does not fail, and the JSON says why it passed.
+    let out = scan(&["--format", "json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["policy"]["source"]["kind"], "command_line");
+    assert_eq!(
+        report["policy"]["source"]["overrides"],
+        serde_json::json!([
+            "--critical-threshold unlimited",
+            "--high-threshold unlimited"
+        ])
+    );
+    let rules = report["rules"].to_string();
+    assert!(
+        rules.contains("3 OTHER: no OTHER threshold (unlimited)"),
+        "{rules}"
+    );
+
+    let out = scan(&[
+        "--other-threshold",
+        "0",
+        "--format",
+        "html",
+        "-o",
+        &html_arg,
+    ]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("Content-Security-Policy"));
+    assert!(!page.contains("src=\"http"), "no external asset");
+    assert!(
+        page.contains("flags --critical-threshold unlimited, --high-threshold unlimited, --other-threshold 0 on top of the defaults"),
+        "{page}"
+    );
+    assert!(
+        page.contains("FAIL [thresholds.other]: 3 OTHER (threshold 0) — CVE-2023-6237, CVE-2024-2511, CVE-2024-4603"),
+        "{page}"
+    );
+    assert!(page.contains("OTHER means no severity rating"));
 }

@@ -130,3 +130,134 @@ fn the_csp_blocks_any_script_but_our_own() {
         "a script that does not match the hash ran"
     );
 }
+
+/// Screenshots at the two widths people read reports at (a laptop, a
+/// phone), and the layout measured in the same browser: with every
+/// `<details>` opened and an unbroken 600-character token in a description,
+/// the page's scroll width must not exceed the viewport (wide tables scroll
+/// inside their own box, not the page).
+///
+/// Headless Chromium will not make a window narrower than 500 px, so the
+/// report is shown in a borderless iframe exactly `width` px wide (its
+/// layout viewport is then `width`, as on a phone), and the screenshot of
+/// that many pixels holds exactly the report.
+#[test]
+fn the_report_fits_1280_and_390_pixels_with_everything_unfolded() {
+    if !chromium_present() {
+        return;
+    }
+    let html = std::fs::read_to_string(report()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let long = "A".repeat(600);
+    let probed = probe(&html.replacen("<p>The iconv()", &format!("<p>{long} The iconv()"), 1));
+    assert!(probed.contains(&long));
+    std::fs::write(dir.path().join("probe.html"), probed).unwrap();
+    std::fs::copy(report(), dir.path().join("report.html")).unwrap();
+    for width in [1280u32, 390] {
+        // The screenshot of the report as shipped.
+        let png = dir.path().join(format!("report-{width}.png"));
+        let shown = framed(dir.path(), "report.html", width, "");
+        chromium(&[
+            &format!("--screenshot={}", png.display()),
+            &format!("--window-size={width},2000"),
+            &shown,
+        ]);
+        let bytes = std::fs::read(&png).expect("the screenshot");
+        assert_eq!(&bytes[1..4], b"PNG");
+        let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((w, h), (width, 2000), "the screenshot's size");
+        // A blank page compresses to a few kilobytes.
+        assert!(bytes.len() > 20_000, "{width}px: {} bytes", bytes.len());
+        if let Some(keep) = std::env::var_os("SCANGATE_SCREENSHOTS") {
+            std::fs::copy(&png, Path::new(&keep).join(format!("report-{width}.png"))).unwrap();
+        }
+
+        // The same page, measured: the probe (admitted by its own hash, the
+        // CSP otherwise unchanged) opens every <details> and posts the
+        // widths to the frame's parent, which writes them into its DOM.
+        let listen = "<script>window.addEventListener('message',function(m){document.body.setAttribute('data-probe',m.data);});</script>";
+        let measured = framed(dir.path(), "probe.html", width, listen);
+        let dom = String::from_utf8(chromium(&[
+            &format!("--window-size={width},2000"),
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            &measured,
+        ]))
+        .unwrap();
+        let probe = dom
+            .split("data-probe=\"")
+            .nth(1)
+            .and_then(|p| p.split('"').next())
+            .unwrap_or_else(|| panic!("{width}px: the probe did not report: {dom}"));
+        let parts: Vec<&str> = probe.split('|').collect();
+        let num = |i: usize| -> u32 { parts[i].parse().unwrap() };
+        let (scroll, viewport, opened) = (num(0), num(1), num(2));
+        eprintln!("{width}px: scrollWidth {scroll}, viewport {viewport}, {opened} details opened");
+        assert_eq!(viewport, width, "the report's layout viewport");
+        assert!(opened > 9, "every finding's details opened: {opened}");
+        assert!(
+            scroll <= viewport,
+            "{width}px: the page is {scroll}px wide, wider than the {viewport}px viewport"
+        );
+        assert_eq!(
+            parts[3], "9 of 9 findings shown",
+            "our own script ran under the CSP"
+        );
+    }
+}
+
+/// A page holding `page` (in `dir`) in a borderless iframe `width` px wide.
+fn framed(dir: &Path, page: &str, width: u32, script: &str) -> String {
+    let name = format!("frame-{width}-{page}");
+    std::fs::write(
+        dir.join(&name),
+        format!(
+            "<!DOCTYPE html><html><body style=\"margin:0\">{script}<iframe src=\"{page}\" style=\"border:0;display:block;width:{width}px;height:2000px\"></iframe></body></html>"
+        ),
+    )
+    .unwrap();
+    format!("file://{}", dir.join(name).display())
+}
+
+const PROBE: &str = "document.querySelectorAll('details').forEach(function(d){d.open=true;});parent.postMessage([document.documentElement.scrollWidth,window.innerWidth,document.querySelectorAll('details[open]').length,document.getElementById('shown').textContent].join('|'),'*');";
+
+/// The report with [`PROBE`] before `</body>` and its hash added to the
+/// CSP's script-src.
+fn probe(html: &str) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let hash = format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(PROBE.as_bytes()))
+    );
+    let html = html.replacen("script-src ", &format!("script-src {hash} "), 1);
+    html.replacen("</body>", &format!("<script>{PROBE}</script></body>"), 1)
+}
+
+/// Runs headless chromium with the flags every call needs; its stdout.
+fn chromium(args: &[&str]) -> Vec<u8> {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("running chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -194,3 +194,116 @@ async fn bad_references_are_errors_with_exit_code_2() {
     );
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// `scangate scan … | head -1`: the reader goes away before the report is
+/// written. The exit status is still the verdict's (1 here), not a panic's
+/// 101, and nothing is said about a broken pipe; the same for `sbom` (0).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_pipe_keeps_the_verdicts_exit_status() {
+    let f = Fixture::new().await;
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            args[0],
+            args[1],
+            "--insecure-registries",
+            &f.env.registry.addr,
+        ];
+        all.extend_from_slice(&args[2..]);
+        let mut cmd = std::process::Command::new(integration_tests::corpus::scangate_bin());
+        cmd.args(&all)
+            .env_clear()
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "AWS_ENDPOINT_URL_INSPECTOR_SCAN",
+                &f.env.emus.urls.inspector,
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Closed before anything is written: the first write gets EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for format in ["table", "json", "sarif"] {
+        let (code, stderr) = run(&["scan", &f.image, "--format", format]);
+        assert_eq!(code, Some(1), "{format}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{format}: {stderr}"
+        );
+    }
+    let (code, stderr) = run(&["sbom", &f.image]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The policy's `signature:` section gates the scan: with
+/// `signature.required` and a cosign key, an image nobody signed fails
+/// (SIGNATURE UNSIGNED, the rule named); a key file that is not beside the
+/// policy is a configuration error (exit 2) found before any pull.
+#[tokio::test(flavor = "multi_thread")]
+async fn signature_required_fails_an_unsigned_image() {
+    let f = Fixture::new().await;
+    let key = f.path("cosign.key");
+    let public = f.path("cosign.pub");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key,
+        ],
+        vec!["pkey", "-in", &key, "-pubout", "-out", &public],
+    ] {
+        let st = std::process::Command::new("openssl")
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    }
+    let policy = f.path("signed.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\nthresholds: { critical: null, high: null }\n\
+         signature:\n  required: true\n  cosign:\n    keys: [cosign.pub]\n",
+    )
+    .unwrap();
+    let out = f.scan(&f.image, &["--policy", &policy, "--format", "json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "FAIL");
+    assert_eq!(report["signature"], "UNSIGNED", "{report}");
+    let violations = report["violations"].to_string();
+    assert!(violations.contains("signature"), "{violations}");
+
+    // Not required: reported, never failing.
+    std::fs::write(
+        &policy,
+        "version: 1\nthresholds: { critical: null, high: null }\n\
+         signature:\n  cosign:\n    keys: [cosign.pub]\n",
+    )
+    .unwrap();
+    let out = f.scan(&f.image, &["--policy", &policy, "--format", "json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["signature"], "UNSIGNED", "{report}");
+
+    std::fs::write(
+        &policy,
+        "version: 1\nsignature:\n  required: true\n  cosign:\n    keys: [missing.pub]\n",
+    )
+    .unwrap();
+    let out = f.scan(&f.image, &["--policy", &policy]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("missing.pub"), "{}", out.stderr);
+}

@@ -68,47 +68,9 @@ fn ensure_wild() -> PathBuf {
     out
 }
 
-struct Score {
-    recall: f64,
-    precision: f64,
-    text: String,
-    sbom: Value,
-}
-
-fn score(dir: &Path, name: &str, source: &str) -> Score {
-    let tmp = tempfile::tempdir().unwrap();
-    let sbom_path = tmp.path().join(format!("{name}.cdx.json"));
-    let run = Command::new(corpus::scangate_bin())
-        .args(["sbom", source, "--output"])
-        .arg(&sbom_path)
-        .output()
-        .expect("running scangate sbom");
-    assert!(
-        run.status.success(),
-        "scangate sbom {source}: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let scored = Command::new("python3")
-        .arg(corpus::shared_dir().join("corpus/score.py"))
-        .arg(dir.join("expected").join(format!("{name}.json")))
-        .arg(&sbom_path)
-        .arg("--show")
-        .output()
-        .expect("running score.py");
-    let text = String::from_utf8_lossy(&scored.stdout).into_owned();
-    let last = text.lines().last().unwrap_or_default();
-    let num = |key: &str| -> f64 {
-        last.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in score.py output:\n{text}"))
-    };
-    Score {
-        recall: num("recall="),
-        precision: num("precision="),
-        text,
-        sbom: serde_json::from_slice(&std::fs::read(&sbom_path).unwrap()).unwrap(),
-    }
+fn score(dir: &Path, name: &str, source: &str) -> corpus::Score {
+    let expected = dir.join("expected").join(format!("{name}.json"));
+    corpus::score(source, &expected, true)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
@@ -42,8 +42,8 @@ impl Worker {
             .env("SCANGATE_HEALTH_ADDR", "off")
             .env("SCANGATE_REPORTS", format!("file://{}", reports.display()))
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         for (k, v) in extra {
             cmd.env(k, v);
         }

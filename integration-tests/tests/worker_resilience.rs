@@ -12,7 +12,7 @@
 //!   worker, once.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
@@ -55,8 +55,8 @@ impl Worker {
                 format!("file://{}", env.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         if pin_one_cpu {
             cmd.env("TOKIO_WORKER_THREADS", "1");
         }
@@ -468,4 +468,145 @@ async fn a_job_whose_acknowledgements_lost_their_answers_still_gets_its_result()
     assert!(snap.acknowledge_calls >= 7, "{}", snap.acknowledge_calls);
     assert!(env.calls("GetJobDetails") >= 1);
     assert_eq!(snap.dispatch_count, 1, "never handed out again");
+}
+
+/// Short lease settings: a heartbeat every 500 ms, expired after 3 s, swept
+/// every second.
+const LEASE: [(&str, &str); 3] = [
+    ("SCANGATE_LEASE_HEARTBEAT", "500ms"),
+    ("SCANGATE_LEASE_TTL", "3s"),
+    ("SCANGATE_PENDING_SWEEP_INTERVAL", "1s"),
+];
+
+impl Env {
+    fn lease_file(&self, id: &str) -> PathBuf {
+        self.reports
+            .path()
+            .join("inflight")
+            .join(format!("{id}.json"))
+    }
+
+    fn lease(&self, id: &str) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.lease_file(id)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    async fn wait_lease(&self, id: &str, w: &Worker) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(l) = self.lease(id) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no lease for {id}\n{}", w.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Scans stall at Inspector (ten minutes per answer): a job stays in
+/// flight until its worker is killed or gives it up.
+fn stall_inspector(env: &Env) {
+    env.emus
+        .faults
+        .set(vec![FaultRule::new(
+            "ScanSbom",
+            FaultKind::Delay { ms: 600_000 },
+        )])
+        .unwrap();
+}
+
+/// A worker SIGKILLed mid-scan sends nothing; its lease stops being
+/// renewed, and the next worker's sweep reports the job SystemUnavailable,
+/// once, within the lease TTL and one sweep, rather than leaving the
+/// pipeline to CodePipeline's own action timeout (hours).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkilled_workers_job_is_reported_by_the_next_worker_within_the_lease_ttl() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("killed").await;
+    stall_inspector(&env);
+    let mut a = Worker::start(&env, &LEASE, false);
+    let id = env.job(&image);
+    a.wait_log("job acknowledged", Duration::from_secs(30))
+        .await;
+    let first = env.wait_lease(&id, &a).await;
+    assert_eq!(first["nonce"].as_str().map(str::is_empty), Some(false));
+    let worker_a = first["worker_id"].as_str().unwrap().to_owned();
+    // Renewed while the job runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let renewed = env.lease(&id).unwrap();
+    assert!(
+        renewed["heartbeat_ms"].as_u64() > first["heartbeat_ms"].as_u64(),
+        "{first} -> {renewed}"
+    );
+    a.signal("KILL");
+    assert!(a.child.wait().is_ok());
+    let killed = Instant::now();
+    let snap = env.emus.codepipeline.job(&id).unwrap();
+    assert_eq!(snap.status, JobStatus::InProgress);
+    assert!(snap.result.is_none());
+
+    let b = Worker::start(&env, &LEASE, false);
+    let snap = env.result(&id, &b, Duration::from_secs(30)).await;
+    let took = killed.elapsed();
+    eprintln!(
+        "SIGKILLed worker's job reported {:.2}s after the kill (TTL 3s, sweep 1s, incl. the new worker's start-up)",
+        took.as_secs_f64()
+    );
+    let (kind, message) = failure(&snap);
+    assert_eq!(kind, "SystemUnavailable", "{message}");
+    for part in ["lease expired", &worker_a, &image, "retry the action", &id] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    // TTL + one sweep + the new worker's start-up.
+    assert!(took < Duration::from_secs(3 + 1 + 5), "{took:?}");
+    assert_eq!(final_statuses(&snap), 1);
+    b.wait_log(
+        "lease expired: the job's worker stopped",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!env.lease_file(&id).exists(), "the lease is removed");
+    assert!(
+        !env.pending_file(&id).exists(),
+        "and nothing is left pending"
+    );
+    // Later sweeps find nothing: still exactly one result.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = env.emus.codepipeline.job(&id).unwrap();
+    assert_eq!(after.result_calls, snap.result_calls, "sent again");
+    assert_eq!(final_statuses(&after), 1);
+}
+
+/// A worker whose lease store fails does not scan on blindly past the TTL
+/// (when a sweeper would report the job abandoned under it): it stops the
+/// job one heartbeat before and reports SystemUnavailable itself, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_ttl() {
+    let env = Env::new().await;
+    let image = env.push_debian_fixture("unrenewed").await;
+    stall_inspector(&env);
+    let w = Worker::start(&env, &LEASE, false);
+    let id = env.job(&image);
+    env.wait_lease(&id, &w).await;
+    // The journal breaks: `inflight` is no longer a directory.
+    let dir = env.reports.path().join("inflight");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"").unwrap();
+    let broke = Instant::now();
+    let snap = env.result(&id, &w, Duration::from_secs(30)).await;
+    let took = broke.elapsed();
+    eprintln!(
+        "lease store broken: the worker gave the job up after {:.2}s (TTL 3s)",
+        took.as_secs_f64()
+    );
+    let (kind, message) = failure(&snap);
+    assert_eq!(kind, "SystemUnavailable", "{message}");
+    assert!(
+        message.contains("could not renew the job's lease"),
+        "{message}"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(final_statuses(&snap), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(final_statuses(&env.emus.codepipeline.job(&id).unwrap()), 1);
 }

@@ -22,6 +22,8 @@ pub mod python;
 pub mod rpm;
 pub mod ruby;
 pub mod rust;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use serde::Serialize;
 
@@ -597,14 +599,7 @@ mod tests {
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
-    fn gunzip(gz: &[u8]) -> Vec<u8> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    }
+    use super::testkit::gunzip;
 
     #[test]
     fn selector_gives_each_sniffed_binary_to_the_cataloger_that_reads_it() {

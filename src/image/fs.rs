@@ -98,6 +98,21 @@ pub struct FileEntry {
     pub layer: usize,
 }
 
+/// At most this many notable entries are kept per image, so that a hostile
+/// image of a million setuid files costs a bounded amount of memory (and a
+/// bounded report); the rest are counted.
+pub const MAX_NOTABLE: usize = 2048;
+
+/// An entry of the final filesystem the configuration rules look at: its
+/// tar mode and the layer that last wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notable {
+    pub layer: usize,
+    /// Permission bits as the tar header gives them (`0o4755`).
+    pub mode: u32,
+    pub dir: bool,
+}
+
 /// A wanted hard link whose target was not kept when its layer was read:
 /// filled by a second, targeted read of that layer (see `layer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +137,12 @@ pub struct FileTree {
     pub symlinks: BTreeMap<String, String>,
     /// Wanted hard links still waiting for their target's data.
     pub pending: BTreeMap<String, PendingLink>,
+    /// Entries of the final filesystem whose mode or path the configuration
+    /// rules read (setuid/setgid, world-writable, an SSH daemon), whatever
+    /// the selector kept. At most [`MAX_NOTABLE`] of them.
+    pub notable: BTreeMap<String, Notable>,
+    /// Notable entries not recorded because [`MAX_NOTABLE`] was reached.
+    pub notable_dropped: u64,
     index: SymlinkIndex,
     /// The budgets that counted the kept bytes: their share of the
     /// process-wide memory budget stays reserved while the files they
@@ -285,11 +306,22 @@ impl FileTree {
         self.resync(indexed);
     }
 
+    /// Records a notable entry at `path` (already resolved), within
+    /// [`MAX_NOTABLE`].
+    pub fn insert_notable(&mut self, path: &str, note: Notable) {
+        if self.notable.len() < MAX_NOTABLE || self.notable.contains_key(path) {
+            self.notable.insert(path.to_owned(), note);
+        } else {
+            self.notable_dropped += 1;
+        }
+    }
+
     /// Removes the file, symlink or pending link at exactly `path`.
     pub fn remove(&mut self, path: &str) {
         let indexed = self.indexed();
         self.files.remove(path);
         self.pending.remove(path);
+        self.notable.remove(path);
         if self.symlinks.remove(path).is_some() {
             self.index.sub(path);
         }
@@ -314,6 +346,7 @@ impl FileTree {
         };
         remove_prefixed(&mut self.files, &prefix, &keep);
         remove_prefixed(&mut self.pending, &prefix, &keep);
+        remove_prefixed(&mut self.notable, &prefix, &keep);
         for path in remove_prefixed(&mut self.symlinks, &prefix, &keep) {
             self.index.sub(&path);
         }

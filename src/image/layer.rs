@@ -382,6 +382,10 @@ pub struct LayerChanges {
     last: String,
     files: Vec<FileData>,
     targets: Vec<String>,
+    /// (op index, mode) of the entries [`notable_mode`] picks, at most
+    /// [`super::fs::MAX_NOTABLE`] per layer; the rest are counted.
+    notable: Vec<(u32, u32)>,
+    notable_dropped: u64,
     pub warnings: Vec<String>,
     suppressed_warnings: usize,
     /// Bytes after decompression, bytes of file data kept, and bytes of
@@ -406,6 +410,15 @@ pub enum Compression {
 }
 
 impl LayerChanges {
+    /// Marks the entry about to be pushed as notable with `mode`.
+    fn note(&mut self, mode: u32) {
+        if self.notable.len() < super::fs::MAX_NOTABLE {
+            self.notable.push((self.ops.len() as u32, mode));
+        } else {
+            self.notable_dropped += 1;
+        }
+    }
+
     fn warn(&mut self, msg: String) {
         if self.warnings.len() < MAX_WARNINGS_PER_LAYER {
             self.warnings.push(msg);
@@ -764,9 +777,26 @@ fn read_entries<R: Read>(
             }
             Kind::Other => (OpKind::Replaced, 0),
         };
+        let regular = matches!(header.kind, Kind::Regular | Kind::Sparse);
+        if notable_mode(&path, header.mode, regular, kind == OpKind::Dir) {
+            changes.note(header.mode);
+        }
         changes.push(&path, kind, extra, budget)?;
     }
     Ok(())
+}
+
+/// Paths whose mere presence a configuration rule reads (an SSH daemon):
+/// recorded whatever the selector keeps.
+const NOTABLE_PATHS: &[&str] = &["usr/sbin/sshd", "sbin/sshd"];
+
+/// Whether an entry's mode or path matters to the configuration rules: a
+/// setuid/setgid regular file, a world-writable regular file, a
+/// world-writable directory without the sticky bit, or a watched path.
+fn notable_mode(path: &str, mode: u32, regular: bool, dir: bool) -> bool {
+    let world_writable = mode & 0o002 != 0;
+    (regular && (mode & 0o6000 != 0 || world_writable || NOTABLE_PATHS.contains(&path)))
+        || (dir && world_writable && mode & 0o1000 == 0)
 }
 
 fn index(len: usize) -> Result<u32, LayerFailure> {
@@ -1000,8 +1030,13 @@ pub fn apply_layer(
         ))
     };
     let mut n = 0u64;
+    let mut notes = layer.notable.iter().peekable();
+    tree.notable_dropped += layer.notable_dropped;
     layer.each_op(|path, kind| {
         n += 1;
+        let note = notes
+            .next_if(|(i, _)| u64::from(*i) + 1 == n)
+            .map(|(_, m)| *m);
         if n.is_multiple_of(4096) && budget.is_cancelled() {
             return Err(LayerFailure::Cancelled);
         }
@@ -1030,6 +1065,17 @@ pub fn apply_layer(
             _ => None,
         };
         tree.remove(&at);
+        if let Some(mode) = note {
+            let dir = kind == OpKind::Dir;
+            let note = super::fs::Notable {
+                layer: layer_index,
+                mode,
+                dir,
+            };
+            tree.insert_notable(&at, note);
+            // An opaque marker later in this layer spares what it wrote.
+            written.insert(hasher.hash_one(at.as_str()));
+        }
         if kind == OpKind::Dir {
             // A directory over a directory keeps what is below it.
             return Ok(());

@@ -21,7 +21,7 @@ pub mod memory;
 pub mod observe;
 pub mod platform;
 pub mod reference;
-mod registry;
+pub(crate) mod registry;
 pub mod source;
 pub mod tarstream;
 
@@ -270,7 +270,10 @@ pub async fn pull(
     })
 }
 
-fn client(reference: &ImageRef, opts: &PullOptions) -> Result<RegistryClient, ImageError> {
+pub(crate) fn client(
+    reference: &ImageRef,
+    opts: &PullOptions,
+) -> Result<RegistryClient, ImageError> {
     RegistryClient::new(
         reference,
         &RegistryOptions {

@@ -296,6 +296,79 @@ pub(crate) fn parse_digest(d: &str) -> Result<String, ReferenceProblem> {
     Ok(d.to_owned())
 }
 
+/// What kind of local thing an argument names, for [`local_path_hint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalPath {
+    Dir,
+    File,
+    /// Nothing there (or nothing readable).
+    Missing,
+}
+
+impl LocalPath {
+    /// What is at `path` on this machine.
+    pub fn of(path: &str) -> LocalPath {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => LocalPath::Dir,
+            Ok(_) => LocalPath::File,
+            Err(_) => LocalPath::Missing,
+        }
+    }
+}
+
+/// The command line's check before a Docker Hub lookup: `scan app.tar`
+/// or `scan ./dir` means a local image, and `docker.io/library/app.tar`
+/// is never what was wanted. `None` when `input` is not a local path (or
+/// already names its transport). `kind` says what the file system holds
+/// at `input` ([`LocalPath::of`]; tests need not touch the disk).
+pub fn local_path_hint(input: &str, kind: LocalPath) -> Option<String> {
+    if input.contains("://") || input.starts_with("oci:") || input.starts_with("docker-archive:") {
+        return None;
+    }
+    let shown = crate::report::terminal_safe(input);
+    let archive = format!("docker-archive:{shown}");
+    let layout = format!("oci:{shown}");
+    // A name that is also a registry reference (`alpine` beside a folder
+    // `alpine`) may have meant the registry: say how to get that.
+    let registry = || {
+        input
+            .parse::<ImageRef>()
+            .ok()
+            .filter(|_| !looks_like_path(input))
+            .map_or(String::new(), |r| {
+                format!(" (to pull the registry image instead, write {r})")
+            })
+    };
+    match kind {
+        LocalPath::Dir => Some(format!(
+            "\"{shown}\" is a directory here, not an image reference: for an OCI image layout \
+             write {layout}{}",
+            registry()
+        )),
+        LocalPath::File => Some(format!(
+            "\"{shown}\" is a file here, not an image reference: for a `docker save` archive \
+             write {archive}{}",
+            registry()
+        )),
+        LocalPath::Missing if !looks_like_path(input) => None,
+        _ if input.ends_with(".tar") => Some(format!(
+            "\"{shown}\" looks like a file path, not an image reference: for a `docker save` \
+             archive write {archive} (there is no such file here yet)"
+        )),
+        _ => Some(format!(
+            "\"{shown}\" looks like a local path, not an image reference: write {layout} for an \
+             OCI image layout directory, or docker-archive:FILE.tar for a `docker save` archive \
+             (there is nothing at that path)"
+        )),
+    }
+}
+
+/// Written like a path: no registry reference starts with `.`, `/` or `~`,
+/// and a `.tar` ending is a file name, not a repository.
+fn looks_like_path(input: &str) -> bool {
+    input.starts_with(['.', '/', '~']) || input.ends_with(".tar")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,5 +566,58 @@ mod tests {
             "invalid image reference \"h.io/MyApp\": repository name \"MyApp\" must be lowercase"
         );
         assert_eq!(e.failure_class(), super::super::FailureClass::Configuration);
+    }
+
+    #[test]
+    fn local_paths_get_the_transport_they_need() {
+        use LocalPath::*;
+        let hint = |i: &str, k| local_path_hint(i, k);
+        assert_eq!(
+            hint("app.tar", File).as_deref(),
+            Some(
+                "\"app.tar\" is a file here, not an image reference: for a `docker save` archive write docker-archive:app.tar"
+            )
+        );
+        assert_eq!(
+            hint("./dir", Dir).as_deref(),
+            Some(
+                "\"./dir\" is a directory here, not an image reference: for an OCI image layout write oci:./dir"
+            )
+        );
+        assert_eq!(
+            hint("alpine", Dir).as_deref(),
+            Some(
+                "\"alpine\" is a directory here, not an image reference: for an OCI image layout write oci:alpine (to pull the registry image instead, write docker.io/library/alpine:latest)"
+            )
+        );
+        assert_eq!(
+            hint("/abs/missing.tar", Missing).as_deref(),
+            Some(
+                "\"/abs/missing.tar\" looks like a file path, not an image reference: for a `docker save` archive write docker-archive:/abs/missing.tar (there is no such file here yet)"
+            )
+        );
+        assert_eq!(
+            hint("../layout", Missing).as_deref(),
+            Some(
+                "\"../layout\" looks like a local path, not an image reference: write oci:../layout for an OCI image layout directory, or docker-archive:FILE.tar for a `docker save` archive (there is nothing at that path)"
+            )
+        );
+        // Control characters in the argument are shown escaped.
+        let odd = hint("./\u{1b}[31mx", Missing).unwrap();
+        assert!(
+            odd.contains("./\\u{1b}[31mx") && !odd.contains('\u{1b}'),
+            "{odd}"
+        );
+        for not_local in [
+            "alpine",
+            "alpine:3.18",
+            "localhost:5000/app:1",
+            "oci:./dir",
+            "docker-archive:app.tar",
+            "https://example.com/x",
+        ] {
+            assert_eq!(hint(not_local, Missing), None, "{not_local}");
+        }
+        assert_eq!(hint("oci:./dir", Dir), None, "a transport was given");
     }
 }

@@ -10,18 +10,24 @@
 //! where a redirect points elsewhere (the target URL carries its own
 //! signature, and our token or password is not its business).
 //!
-//! Where a redirect (or a token realm) may point is checked too, because the
-//! registry is not trusted: a redirect to loopback, a link-local address or
-//! a cloud metadata endpoint (`169.254.169.254`, `fd00:ec2::254`, ECS task
-//! credentials at `169.254.170.2`) would make the worker fetch its own
-//! secrets and feed them to a parser, or reach a service that only listens
-//! locally. Such targets are refused, for literal addresses and for names
-//! that resolve to them (checked again when connecting, so a name that
-//! changes its answer in between gains nothing). The registry's own host is
-//! exempt: it is what the job named, so redirecting there reaches nothing
-//! new. `SCANGATE_ALLOW_LOOPBACK_REDIRECTS` lets redirects reach loopback
-//! (tests, a local registry with its storage on another local port);
-//! link-local and metadata addresses are never allowed.
+//! Where the registry itself, a redirect or a token realm points is checked
+//! too, because neither the registry nor the job that names it is trusted:
+//! `ImageUrl=169.254.169.254/x`, or a redirect to loopback, a link-local
+//! address or a cloud metadata endpoint (`169.254.169.254`, `fd00:ec2::254`,
+//! ECS task credentials at `169.254.170.2`) would make the worker fetch its
+//! own secrets and feed them to a parser, or reach a service that only
+//! listens locally: server-side request forgery by a pipeline author or a
+//! registry. Such hosts are refused, for literal addresses and for names
+//! that resolve to them (checked before each request and again by the
+//! resolver on each connection, so a name that changes its answer in
+//! between gains nothing), IPv4 and IPv6 alike, IPv4-mapped IPv6 judged as
+//! IPv4. Loopback is allowed for a registry the operator named
+//! (`SCANGATE_INSECURE_REGISTRIES`, `SCANGATE_REGISTRY_HOSTS`,
+//! `SCANGATE_REGISTRY_RESOLVE`), and for every registry and redirect with
+//! `SCANGATE_ALLOW_LOCAL_REGISTRIES=true` (formerly
+//! `SCANGATE_ALLOW_LOOPBACK_REDIRECTS`, still read: tests, a local registry
+//! with its storage on another local port); link-local, unspecified and
+//! metadata addresses are never allowed.
 //!
 //! `SCANGATE_REGISTRY_RESOLVE` (comma list of `HOST=IP`) pins registry host
 //! names to addresses, like curl's `--resolve`: for registries reached under
@@ -51,6 +57,8 @@ use super::reference::ImageRef;
 /// See the module documentation.
 pub const RESOLVE_ENV: &str = "SCANGATE_REGISTRY_RESOLVE";
 /// See the module documentation; the worker's and CLI's flag reads it.
+pub const ALLOW_LOCAL_ENV: &str = "SCANGATE_ALLOW_LOCAL_REGISTRIES";
+/// The older name of [`ALLOW_LOCAL_ENV`], still read.
 pub const ALLOW_LOOPBACK_ENV: &str = "SCANGATE_ALLOW_LOOPBACK_REDIRECTS";
 const MAX_REDIRECTS: usize = 10;
 /// Token lifetimes beyond this are not believed.
@@ -95,6 +103,9 @@ impl fmt::Debug for Credentials {
 pub(crate) enum Target<'a> {
     Manifest(&'a str),
     Blob(&'a str),
+    /// The OCI 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`):
+    /// the artifacts (signatures) whose `subject` is this manifest digest.
+    Referrers(&'a str),
 }
 
 impl Target<'_> {
@@ -102,6 +113,7 @@ impl Target<'_> {
         match self {
             Target::Manifest(r) => format!("manifests/{r}"),
             Target::Blob(d) => format!("blobs/{d}"),
+            Target::Referrers(d) => format!("referrers/{d}"),
         }
     }
 
@@ -109,6 +121,7 @@ impl Target<'_> {
         match self {
             Target::Manifest(r) => format!("manifest {r}"),
             Target::Blob(d) => format!("blob {d}"),
+            Target::Referrers(d) => format!("referrers of {d}"),
         }
     }
 }
@@ -204,9 +217,18 @@ impl RegistryClient {
             .ok_or_else(|| {
                 ImageError::Client(format!("bad registry host {}", reference.registry))
             })?;
+        let pins = match std::env::var(RESOLVE_ENV) {
+            Ok(p) => parse_resolve(&p).map_err(ImageError::Client)?,
+            Err(_) => Vec::new(),
+        };
+        // A registry the operator configured by name may be a local one;
+        // a host only a job or an image names may not.
+        let operator_named = insecure
+            || opts.registry_hosts.contains(&reference.registry)
+            || pins.iter().any(|(h, _)| *h == registry_host);
         let destinations = Arc::new(Destinations {
             registry_host,
-            content_named: opts.content_named,
+            operator_named,
             allow_loopback: opts.allow_loopback_redirects,
         });
         let mut builder = reqwest::Client::builder()
@@ -216,10 +238,8 @@ impl RegistryClient {
             .read_timeout(READ_TIMEOUT)
             // Followed by `get`, which decides where credentials go.
             .redirect(reqwest::redirect::Policy::none());
-        if let Ok(pins) = std::env::var(RESOLVE_ENV) {
-            for (host, addr) in parse_resolve(&pins).map_err(ImageError::Client)? {
-                builder = builder.resolve(&host, addr);
-            }
+        for (host, addr) in pins {
+            builder = builder.resolve(&host, addr);
         }
         let http = builder
             .build()
@@ -314,19 +334,22 @@ impl RegistryClient {
         range_from: Option<u64>,
     ) -> Result<Response, ImageError> {
         let url = format!("{}/{}", self.base, target.path());
-        if self.content_named {
-            // The image named this host: it must not be a metadata endpoint.
-            let parsed = Url::parse(&url).map_err(|e| ImageError::Client(e.to_string()))?;
-            self.destinations
-                .check_url(&parsed)
-                .await
-                .map_err(|detail| ImageError::Protocol {
+        // A job or an image named this host: it must not be this machine
+        // or a metadata endpoint.
+        let parsed = Url::parse(&url).map_err(|e| ImageError::Client(e.to_string()))?;
+        if let Err(detail) = self.destinations.check_url(&parsed).await {
+            return Err(if self.content_named {
+                ImageError::Protocol {
                     registry: self.registry.clone(),
                     what: target.describe(),
                     detail,
-                })?;
+                }
+            } else {
+                // The job's own configuration: ConfigurationError.
+                ImageError::Client(format!("registry {}: {detail}", self.registry))
+            });
         }
-        let small = matches!(target, Target::Manifest(_));
+        let small = matches!(target, Target::Manifest(_) | Target::Referrers(_));
         let mut auth_rounds = 0;
         loop {
             let resp = self
@@ -1005,7 +1028,9 @@ struct Destinations {
     /// The registry's host name or address, lowercase (URL form: IPv6 in
     /// brackets).
     registry_host: String,
-    content_named: bool,
+    /// The operator listed the registry (insecure, credential or pinned
+    /// hosts): it may be on loopback.
+    operator_named: bool,
     allow_loopback: bool,
 }
 
@@ -1017,15 +1042,15 @@ impl Destinations {
                 .strip_prefix('[')
                 .and_then(|h| h.strip_suffix(']'))
                 .is_some_and(|h| format!("[{h}]").eq_ignore_ascii_case(&self.registry_host));
-        // The job named this host: going there reaches nothing new. Not so
-        // for a host the image named, which may still be a local test
-        // registry but never a metadata endpoint.
-        if own && !self.content_named {
-            return Ok(());
-        }
+        // Naming a host is no licence to reach this machine or the cloud's
+        // metadata: not for a job (a pipeline author), not for an image.
+        // Only the operator can allow loopback, by naming the registry in
+        // its settings or by the global knob.
         match local_kind(ip) {
             None => Ok(()),
-            Some(LocalKind::Loopback) if self.allow_loopback || own => Ok(()),
+            Some(LocalKind::Loopback) if self.allow_loopback || (own && self.operator_named) => {
+                Ok(())
+            }
             Some(kind) => Err(kind),
         }
     }
@@ -1039,12 +1064,15 @@ impl Destinations {
         };
         let refuse = |kind: LocalKind, ip: IpAddr| {
             let mut m = format!(
-                "refusing to connect to {host} ({ip}): {} is never a registry's storage",
+                "refusing to connect to {host} ({ip}): {} is never where a job, an image or a \
+                 registry may send the worker",
                 kind.describe()
             );
             if kind == LocalKind::Loopback {
                 m.push_str(&format!(
-                    "; set {ALLOW_LOOPBACK_ENV}=true to allow loopback (tests, local registries)"
+                    "; to allow loopback (tests, local registries) list the registry in \
+                     SCANGATE_INSECURE_REGISTRIES or set {ALLOW_LOCAL_ENV}=true (formerly \
+                     {ALLOW_LOOPBACK_ENV})"
                 ));
             }
             m
@@ -1206,12 +1234,13 @@ impl ErrorBody {
         } else if has("BLOB_UNKNOWN") {
             match target {
                 Target::Blob(d) => format!("blob {d} unknown"),
-                Target::Manifest(_) => "blob unknown".into(),
+                Target::Manifest(_) | Target::Referrers(_) => "blob unknown".into(),
             }
         } else {
             match target {
                 Target::Manifest(_) => "manifest unknown".into(),
                 Target::Blob(d) => format!("blob {d} unknown"),
+                Target::Referrers(d) => format!("referrers of {d} unknown"),
             }
         }
     }
@@ -1381,21 +1410,26 @@ mod tests {
 
     #[test]
     fn destinations_exempt_only_the_registry_itself() {
-        let d = |content_named, allow_loopback| Destinations {
+        let d = |operator_named: bool, allow_loopback: bool| Destinations {
             registry_host: "127.0.0.1".into(),
-            content_named,
+            operator_named,
             allow_loopback,
         };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        // The registry's own host, any port: what the job named.
-        assert_eq!(d(false, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
+        // The registry's own host, any port, when the operator named it;
+        // not when only a job or an image did.
+        assert_eq!(d(true, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
+        assert_eq!(
+            d(false, false).check("127.0.0.1", ip("127.0.0.1")),
+            Err(LocalKind::Loopback)
+        );
         // Another loopback host: only with the knob.
         assert_eq!(
-            d(false, false).check("localhost", ip("127.0.0.1")),
+            d(true, false).check("localhost", ip("127.0.0.1")),
             Err(LocalKind::Loopback)
         );
         assert_eq!(
-            d(false, false).check("127.0.0.2", ip("127.0.0.2")),
+            d(true, false).check("127.0.0.2", ip("127.0.0.2")),
             Err(LocalKind::Loopback)
         );
         assert_eq!(d(false, true).check("localhost", ip("::1")), Ok(()));
@@ -1405,30 +1439,125 @@ mod tests {
             ("metadata.example", "169.254.170.2"),
             ("[fd00:ec2::254]", "fd00:ec2::254"),
         ] {
-            assert!(d(false, true).check(host, ip(addr)).is_err(), "{host}");
+            assert!(d(true, true).check(host, ip(addr)).is_err(), "{host}");
         }
-        // A host the image named is not exempt from the metadata rule.
+        // Not even as the registry itself.
         let meta = Destinations {
             registry_host: "169.254.169.254".into(),
-            content_named: true,
+            operator_named: true,
             allow_loopback: true,
         };
         assert_eq!(
             meta.check("169.254.169.254", ip("169.254.169.254")),
             Err(LocalKind::LinkLocal)
         );
-        assert_eq!(d(true, false).check("127.0.0.1", ip("127.0.0.1")), Ok(()));
         assert_eq!(
             d(false, false).check("registry.example", ip("52.216.1.1")),
             Ok(())
         );
     }
 
+    /// `ImageUrl=169.254.169.254/x` or `127.0.0.1:5000/x` from a pipeline
+    /// author: the registry itself is checked like a redirect target, for
+    /// every local class, IPv4 and IPv6 (mapped and compatible forms too),
+    /// unless the operator named it (loopback only) or set the knob.
+    #[test]
+    fn a_registry_the_job_names_on_a_local_address_is_refused() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let job_named = |host: &str| Destinations {
+            registry_host: host.into(),
+            operator_named: false,
+            allow_loopback: false,
+        };
+        for (host, addr, kind) in [
+            ("127.0.0.1", "127.0.0.1", LocalKind::Loopback),
+            ("127.1.2.3", "127.1.2.3", LocalKind::Loopback),
+            ("[::1]", "::1", LocalKind::Loopback),
+            (
+                "[::ffff:127.0.0.1]",
+                "::ffff:127.0.0.1",
+                LocalKind::Loopback,
+            ),
+            ("localhost", "127.0.0.1", LocalKind::Loopback),
+            ("0.0.0.0", "0.0.0.0", LocalKind::Unspecified),
+            ("[::]", "::", LocalKind::Unspecified),
+            ("169.254.169.254", "169.254.169.254", LocalKind::LinkLocal),
+            ("169.254.170.2", "169.254.170.2", LocalKind::LinkLocal),
+            (
+                "[::ffff:169.254.169.254]",
+                "::ffff:169.254.169.254",
+                LocalKind::LinkLocal,
+            ),
+            (
+                "[::169.254.169.254]",
+                "::169.254.169.254",
+                LocalKind::LinkLocal,
+            ),
+            ("[fe80::1]", "fe80::1", LocalKind::LinkLocal),
+            ("[fd00:ec2::254]", "fd00:ec2::254", LocalKind::CloudMetadata),
+        ] {
+            assert_eq!(job_named(host).check(host, ip(addr)), Err(kind), "{host}");
+        }
+        // The operator's own registry on loopback, or the knob: allowed;
+        // link-local and metadata stay refused either way.
+        let operator = |host: &str, allow_loopback: bool| Destinations {
+            registry_host: host.into(),
+            operator_named: !allow_loopback,
+            allow_loopback,
+        };
+        for allow in [false, true] {
+            assert_eq!(
+                operator("127.0.0.1", allow).check("127.0.0.1", ip("127.0.0.1")),
+                Ok(())
+            );
+            assert_eq!(
+                operator("169.254.169.254", allow).check("169.254.169.254", ip("169.254.169.254")),
+                Err(LocalKind::LinkLocal)
+            );
+            assert_eq!(
+                operator("0.0.0.0", allow).check("0.0.0.0", ip("0.0.0.0")),
+                Err(LocalKind::Unspecified)
+            );
+        }
+        assert_eq!(
+            job_named("registry.example").check("registry.example", ip("52.216.1.1")),
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_registry_client_refuses_a_job_named_local_registry_as_a_configuration_error() {
+        for image in [
+            "169.254.169.254/latest/meta-data:x",
+            "169.254.170.2/v2/credentials:x",
+            "127.0.0.1:5000/app:1",
+            "localhost:5000/app:1",
+        ] {
+            let reference: ImageRef = image.parse().unwrap();
+            let opts = crate::image::PullOptions::default();
+            let client = super::super::client(&reference, &opts).unwrap();
+            let started = std::time::Instant::now();
+            let e = client
+                .get(Target::Manifest("x"), None)
+                .await
+                .expect_err(image);
+            assert_eq!(
+                e.failure_class(),
+                crate::image::FailureClass::Configuration,
+                "{image}: {e}"
+            );
+            let m = e.to_string();
+            assert!(m.contains("refusing to connect to"), "{image}: {m}");
+            // Refused before any connection, not tried and timed out.
+            assert!(started.elapsed() < Duration::from_secs(5), "{image}");
+        }
+    }
+
     #[tokio::test]
     async fn check_url_refuses_literal_and_resolved_local_targets() {
         let d = Destinations {
             registry_host: "registry.example".into(),
-            content_named: false,
+            operator_named: false,
             allow_loopback: false,
         };
         let url = |s: &str| Url::parse(s).unwrap();
@@ -1448,7 +1577,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            e.contains("loopback") && e.contains(ALLOW_LOOPBACK_ENV),
+            e.contains("loopback") && e.contains(ALLOW_LOCAL_ENV) && e.contains(ALLOW_LOOPBACK_ENV),
             "{e}"
         );
         // A name that does not resolve is left to the request.

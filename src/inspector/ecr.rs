@@ -43,7 +43,7 @@ pub enum EcrMode {
 }
 
 impl EcrMode {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EcrMode::Basic => "ecr-basic",
             EcrMode::Enhanced => "ecr-enhanced",
@@ -593,7 +593,7 @@ fn from_enhanced(e: &EnhancedImageScanFinding, layers: &HashMap<String, String>)
             fixed_version: p
                 .fixed_in_version()
                 .filter(|v| !v.is_empty() && *v != NO_FIX)
-                .map(str::to_owned),
+                .map(crate::inspector::findings::without_zero_epoch),
             path: p.file_path().map(str::to_owned),
             layer: p.source_layer_hash().and_then(|h| layers.get(h)).cloned(),
             ..base.clone()
@@ -676,118 +676,22 @@ fn dedup(findings: Vec<Finding>) -> Vec<Finding> {
     out
 }
 
-/// The ecr-* engines' scan: the image's digest from the registry (the
-/// chosen platform's manifest, which is what ECR scans and stores findings
-/// for), ECR's findings, then the same policy as the inspector engine.
-pub async fn scan_report(
-    pull: &crate::image::PullOptions,
-    scanner: &EcrScanner,
-    req: &crate::pipeline::ScanRequest,
-) -> Result<crate::pipeline::ScanReport, crate::pipeline::PipelineError> {
-    use crate::job::cfg::{Engine, check_engine_image};
-    use crate::pipeline::{ScanReport, Timings};
-
-    check_engine_image(req.engine, &req.image)?;
-    let mode = match req.engine {
-        Engine::EcrEnhanced => EcrMode::Enhanced,
-        _ => EcrMode::Basic,
-    };
-    let t0 = Instant::now();
-    let mut opts = pull.clone();
-    opts.platform = req.platform.clone();
-    let resolved = crate::image::resolve(&req.image, &opts).await?;
-    let pull_ms = t0.elapsed().as_millis() as u64;
-    let target = EcrImage {
-        host_registry: req.image.registry.clone(),
-        repository: req.image.repository.clone(),
-        digest: resolved.manifest_digest.clone(),
-        layer_diff_ids: resolved
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.diff_id.clone()))
-            .collect(),
-    };
-    let t1 = Instant::now();
-    let ecr = scanner.scan(&target, mode).await?;
-    let ecr_ms = t1.elapsed().as_millis() as u64;
-    tracing::info!(
-        engine = mode.as_str(),
-        digest = %target.digest,
-        status = %ecr.status,
-        findings = ecr.findings.len(),
-        calls = ecr.calls,
-        reused_scan = ecr.reused_scan,
-        ecr_ms,
-        "ECR findings read"
-    );
-    let mut warnings = resolved.warnings.clone();
-    warnings.push(format!(
+/// What the report says about where an ecr-* engine's findings come from.
+pub fn engine_note(mode: EcrMode) -> String {
+    format!(
         "Engine {}: the findings are Amazon ECR's ({}); scangate built no SBOM, so sbom.cdx.json lists no components and COMPONENTS counts the distinct vulnerable packages ECR reported",
         mode.as_str(),
         match mode {
             EcrMode::Basic => "basic scanning: operating-system packages only, no fixed versions",
             EcrMode::Enhanced => "Amazon Inspector's continuous scanning",
         }
-    ));
-    if ecr.reused_scan {
-        warnings.push(
-            "ECR allows one basic scan per image per day: today's earlier scan was read".into(),
-        );
-    }
-    if mode == EcrMode::Basic && req.policy.fixable_only {
-        warnings.push(
-            "FixableOnly counts nothing with ecr-basic: ECR basic scanning reports no fixed versions".into(),
-        );
-    }
-    if req.policy.base_image.is_some() {
-        warnings.push(format!(
-            "base_image is ignored with Engine {}: attributing findings to layers needs scangate's SBOM (Engine inspector)",
-            mode.as_str()
-        ));
-    }
-    let decision = req
-        .policy
-        .decide_with(&ecr.findings, crate::policy::file::today_utc(), None);
-    let packages = ecr.vulnerable_packages();
-    let sbom = placeholder_sbom(
-        &req.image.to_string(),
-        &resolved.manifest_digest,
-        mode,
-        &ecr,
-    );
-    Ok(ScanReport {
-        image: req.image.to_string(),
-        manifest_digest: resolved.manifest_digest.clone(),
-        index_digest: resolved.index_digest.clone(),
-        config_digest: resolved.config_digest.clone(),
-        os: None,
-        packages,
-        sbom_components: 0,
-        sbom,
-        sbom_parts: 0,
-        result: super::ScanResult {
-            findings: ecr.findings,
-            calls: ecr.calls,
-            ..super::ScanResult::default()
-        },
-        decision,
-        fixable_only: req.policy.fixable_only,
-        warnings,
-        timings: Timings {
-            pull_ms,
-            catalog_ms: 0,
-            inspector_ms: ecr_ms,
-            total_ms: t0.elapsed().as_millis() as u64,
-        },
-        report_uri: None,
-        sbom_uri: None,
-    })
+    )
 }
 
 /// A CycloneDX 1.5 document naming the image and saying why it has no
 /// components: the reports and the output artifact always carry an SBOM
 /// file, and an empty one must not read as "nothing installed".
-fn placeholder_sbom(
+pub fn placeholder_sbom(
     image: &str,
     digest: &str,
     mode: EcrMode,
@@ -1000,7 +904,7 @@ mod tests {
             let f = find(&r.findings, "CVE-2024-2961", pkg);
             assert_eq!(f.severity, Severity::High);
             assert_eq!(f.version, "2.36-9+deb12u4");
-            assert_eq!(f.fixed_version.as_deref(), Some("0:2.36-9+deb12u6"));
+            assert_eq!(f.fixed_version.as_deref(), Some("2.36-9+deb12u6"));
             assert!(f.exploit_available);
             assert_eq!(
                 (

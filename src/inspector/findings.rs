@@ -93,6 +93,54 @@ pub struct Finding {
     pub cwes: Vec<u32>,
     pub published: Option<String>,
     pub updated: Option<String>,
+    /// Every severity rating the answer holds besides EPSS, whether or not
+    /// it decided: an OTHER finding shows what little rating exists (an
+    /// `AMAZON_INSPECTOR` "unknown", or nothing at all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratings: Vec<SourceRating>,
+    /// The EPSS model and date of the score (`model:v2023.03.01,date:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epss_model: Option<String>,
+    /// What is installed in the image for the affected component, from our
+    /// SBOM ([`attach_locations`]): for a Debian source package Inspector
+    /// matched (`glibc`), its binary packages (`libc6`, `libc-bin`) with
+    /// their own versions; otherwise the component itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installed: Vec<Installed>,
+    /// Set when the affected component is a source package that groups the
+    /// binaries in `installed` (its name and version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_package: Option<String>,
+}
+
+/// One rating of a vulnerability as the answer gives it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceRating {
+    pub source: String,
+    /// As written (`high`, `unknown`, `none`).
+    pub severity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// A package installed in the image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Installed {
+    pub name: String,
+    pub version: String,
+}
+
+impl std::fmt::Display for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)
+    }
+}
+
+/// A version as people write it: Inspector writes fixed versions with an
+/// explicit epoch (`0:2.36-9+deb12u6`), which dpkg, rpm and every advisory
+/// leave out when it is 0. Other epochs stay (`1:2.38.1-5`).
+pub fn without_zero_epoch(v: &str) -> String {
+    v.strip_prefix("0:").unwrap_or(v).to_owned()
 }
 
 const PROP: &str = "amazon:inspector:sbom_scanner:";
@@ -222,11 +270,13 @@ pub fn from_answer(answer: &Value) -> Vec<Finding> {
     {
         let Some(id) = v["id"].as_str() else { continue };
         let rating = severity_of(v);
-        let epss = v["ratings"].as_array().and_then(|rs| {
+        let epss_rating = v["ratings"].as_array().and_then(|rs| {
             rs.iter()
                 .find(|r| r["source"]["name"].as_str() == Some("EPSS"))
-                .and_then(|r| r["score"].as_f64())
         });
+        let epss = epss_rating.and_then(|r| r["score"].as_f64());
+        let epss_model = epss_rating.and_then(|r| r["vector"].as_str().map(str::to_owned));
+        let ratings = ratings_of(v);
         let vprop = |k: &str| prop(v, &format!("{PROP}{k}")).map(str::to_owned);
         let url = v["source"]["url"].as_str().map(str::to_owned);
         let references = references_of(v, url.as_deref());
@@ -257,7 +307,7 @@ pub fn from_answer(answer: &Value) -> Vec<Finding> {
                 package: comp.map(|c| c.name.clone()).unwrap_or_default(),
                 version: comp.map(|c| c.version.clone()).unwrap_or_default(),
                 purl: comp.map(|c| c.purl.clone()).unwrap_or_default(),
-                fixed_version: vprop(&format!("fixed_version:{r}")),
+                fixed_version: vprop(&format!("fixed_version:{r}")).map(|v| without_zero_epoch(&v)),
                 path: comp.and_then(|c| c.path.clone()),
                 layer: None,
                 description: v["description"].as_str().unwrap_or_default().to_owned(),
@@ -266,10 +316,32 @@ pub fn from_answer(answer: &Value) -> Vec<Finding> {
                 cwes: cwes.clone(),
                 published: text("created"),
                 updated: text("updated"),
+                ratings: ratings.clone(),
+                epss_model: epss_model.clone(),
+                installed: Vec::new(),
+                source_package: None,
             });
         }
     }
     out
+}
+
+/// The ratings of a vulnerability other than EPSS (a probability, not a
+/// severity), as written.
+fn ratings_of(v: &Value) -> Vec<SourceRating> {
+    v["ratings"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|r| r["source"]["name"].as_str() != Some("EPSS"))
+        .take(16)
+        .map(|r| SourceRating {
+            source: r["source"]["name"].as_str().unwrap_or("unnamed").to_owned(),
+            severity: r["severity"].as_str().unwrap_or("").to_owned(),
+            score: r["score"].as_f64(),
+        })
+        .collect()
 }
 
 /// Advisory and reference URLs of a vulnerability, without duplicates and
@@ -340,9 +412,11 @@ pub fn component_notes(answer: &Value) -> Vec<ComponentNote> {
     out
 }
 
-/// Fills each finding's package database path and layer from our own SBOM
-/// (matched by percent-decoded purl: the service renumbers bom-refs). A path
-/// the answer already gave (language packages) is kept.
+/// Fills each finding's package database path, layer and installed
+/// packages from our own SBOM (matched by percent-decoded purl, else the
+/// purl without qualifiers: the service renumbers bom-refs and may
+/// re-encode qualifiers). A path the answer already gave (language
+/// packages) is kept.
 pub fn attach_locations(findings: &mut [Finding], sbom: &Value) {
     let meta = &sbom["metadata"]["component"];
     let diff_ids: Vec<&str> = meta["properties"]
@@ -353,34 +427,95 @@ pub fn attach_locations(findings: &mut [Finding], sbom: &Value) {
         .filter(|p| p["name"].as_str() == Some("amazon:inspector:sbom_generator:layer_diff_id"))
         .filter_map(|p| p["value"].as_str())
         .collect();
-    let mut by_purl: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
-    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    let mut by_purl: HashMap<String, Located> = HashMap::new();
+    let mut by_bare: HashMap<String, Located> = HashMap::new();
+    // An explicit stack: a deeply nested SBOM cannot exhaust the call stack.
+    let mut stack: Vec<&Value> = vec![sbom];
+    while let Some(v) = stack.pop() {
+        // Image-sized work: a job past its deadline or cut by shutdown
+        // stops here; its result is discarded with the job.
+        if crate::cancel::is_cancelled() {
+            return;
+        }
         for c in v["components"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            out.push(c);
-            walk(c, out);
+            stack.push(c);
+            let Some(purl) = c["purl"].as_str() else {
+                continue;
+            };
+            let located = Located::of(c, &diff_ids);
+            let purl = percent_decode(purl);
+            let bare = purl.split(['?', '#']).next().unwrap_or(&purl).to_owned();
+            by_bare.entry(bare).or_insert_with(|| located.clone());
+            by_purl.entry(purl).or_insert(located);
         }
     }
-    let mut all = Vec::new();
-    walk(sbom, &mut all);
-    for c in all {
-        let Some(purl) = c["purl"].as_str() else {
+    for f in findings {
+        let bare = f.purl.split(['?', '#']).next().unwrap_or(&f.purl);
+        let Some(l) = by_purl.get(&f.purl).or_else(|| by_bare.get(bare)) else {
             continue;
         };
+        if f.path.is_none() {
+            f.path.clone_from(&l.path);
+        }
+        f.layer.clone_from(&l.layer);
+        f.installed.clone_from(&l.installed);
+        f.source_package.clone_from(&l.source);
+    }
+}
+
+/// Where one SBOM component is and what it stands for.
+#[derive(Clone)]
+struct Located {
+    path: Option<String>,
+    layer: Option<String>,
+    installed: Vec<Installed>,
+    source: Option<String>,
+}
+
+/// Binaries listed under one source component; a source with more is
+/// summarised by the first ones (the SBOM keeps them all).
+const MAX_INSTALLED: usize = 32;
+
+impl Located {
+    fn of(c: &Value, diff_ids: &[&str]) -> Located {
         let path = prop(c, "amazon:inspector:sbom_generator:source_path")
             .or_else(|| prop(c, "scangate:location"))
             .map(str::to_owned);
         let layer = prop(c, "scangate:layer")
             .and_then(|i| i.parse::<usize>().ok())
             .and_then(|i| diff_ids.get(i).map(|d| (*d).to_owned()));
-        by_purl.entry(percent_decode(purl)).or_insert((path, layer));
-    }
-    for f in findings {
-        if let Some((path, layer)) = by_purl.get(&f.purl) {
-            if f.path.is_none() {
-                f.path.clone_from(path);
-            }
-            f.layer.clone_from(layer);
+        let me = installed(c);
+        // A Debian source component groups its binaries as nested
+        // components (sbom::deb); Inspector matches the source, so what is
+        // installed is the binaries. A binary with the source's own name
+        // and version is folded into the source component itself.
+        let binaries: Vec<Installed> = c["components"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|b| b["purl"].as_str().is_some())
+            .take(MAX_INSTALLED)
+            .map(installed)
+            .collect();
+        let (installed, source) = if binaries.is_empty() {
+            (vec![me], None)
+        } else {
+            (binaries, Some(me.to_string()))
+        };
+        Located {
+            path,
+            layer,
+            installed,
+            source,
         }
+    }
+}
+
+fn installed(c: &Value) -> Installed {
+    Installed {
+        name: percent_decode(c["name"].as_str().unwrap_or_default()),
+        version: percent_decode(c["version"].as_str().unwrap_or_default()),
     }
 }
 
@@ -426,7 +561,11 @@ mod tests {
     use crate::policy::Counts;
 
     fn fixtures() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/inspector/scans")
+        // SCANGATE_SHARED_DIR: a worktree elsewhere than the main checkout.
+        std::env::var_os("SCANGATE_SHARED_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+            .join("fixtures/inspector/scans")
     }
 
     #[test]
@@ -466,7 +605,13 @@ mod tests {
             glibc.purl,
             "pkg:deb/debian/glibc@2.36-9+deb12u4?arch=amd64&distro=bookworm&epoch=0"
         );
-        assert_eq!(glibc.fixed_version.as_deref(), Some("0:2.36-9+deb12u6"));
+        // As users write it: no `0:` epoch.
+        assert_eq!(glibc.fixed_version.as_deref(), Some("2.36-9+deb12u6"));
+        // OTHER: no rating but EPSS, whose model and date are kept.
+        assert_eq!(glibc.severity, Severity::Other);
+        assert!(glibc.ratings.is_empty());
+        assert_eq!(glibc.epss, Some(0.00044));
+        assert!(glibc.epss_model.as_deref().unwrap().contains("2024-05-21"));
         assert!(glibc.exploit_available);
         let high = fs.iter().find(|f| f.id == "CVE-2023-50387").unwrap();
         assert_eq!(high.severity, Severity::High);
@@ -532,9 +677,10 @@ mod tests {
                     Severity::parse(v["severity"].as_str().unwrap()),
                     "{id}"
                 );
+                // Ours without the `0:` epoch people never write.
                 assert_eq!(
-                    f.fixed_version.as_deref(),
-                    a["fixed_version"].as_str(),
+                    f.fixed_version,
+                    a["fixed_version"].as_str().map(without_zero_epoch),
                     "{id}"
                 );
                 let epss = v["properties"]["epss"].as_f64();
@@ -604,6 +750,37 @@ mod tests {
                 .as_deref()
                 .is_some_and(|p| p.ends_with("/package.json"))
         }));
+    }
+
+    #[test]
+    fn findings_name_the_installed_binaries_of_the_matched_source_package() {
+        let mut fs = from_answer(&read_fixture("debian_latest.json.scan")["sbom"]);
+        let sbom = read_fixture("../sboms/debian_latest.json");
+        attach_locations(&mut fs, &sbom);
+        let glibc = fs.iter().find(|f| f.id == "CVE-2024-2961").unwrap();
+        assert_eq!(glibc.package, "glibc");
+        assert_eq!(
+            glibc.source_package.as_deref(),
+            Some("glibc 2.36-9+deb12u4")
+        );
+        let names: Vec<&str> = glibc.installed.iter().map(|i| i.name.as_str()).collect();
+        assert!(names.contains(&"libc6"), "{names:?}");
+        assert!(names.contains(&"libc-bin"), "{names:?}");
+        // A flat component (Alpine) is itself what is installed.
+        let mut fs = from_answer(&read_fixture("alpine_3.18.2.json.scan")["sbom"]);
+        attach_locations(&mut fs, &read_fixture("../sboms/alpine_3.18.2.json"));
+        let f = fs.iter().find(|f| !f.purl.is_empty()).unwrap();
+        assert_eq!(f.source_package, None);
+        assert_eq!(f.installed.len(), 1, "{f:?}");
+        assert_eq!(f.installed[0].name, f.package);
+    }
+
+    #[test]
+    fn only_a_zero_epoch_is_dropped() {
+        assert_eq!(without_zero_epoch("0:2.36-9+deb12u6"), "2.36-9+deb12u6");
+        assert_eq!(without_zero_epoch("1:2.38.1-5"), "1:2.38.1-5");
+        assert_eq!(without_zero_epoch("2.0"), "2.0");
+        assert_eq!(without_zero_epoch("10:1"), "10:1");
     }
 
     fn read_fixture(name: &str) -> Value {

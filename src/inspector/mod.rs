@@ -1,10 +1,12 @@
 //! Amazon Inspector `inspector-scan:ScanSbom`: sends CycloneDX 1.5 SBOMs,
 //! collects the vulnerabilities, retries throttling the way the service asks.
 
+pub mod answer;
 pub mod ecr;
 pub mod findings;
+pub mod setup;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_inspectorscan::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_inspectorscan::operation::scan_sbom::ScanSbomError;
@@ -31,8 +33,29 @@ pub enum InspectorError {
     Throttled { attempts: u32, message: String },
     #[error("Amazon Inspector is unavailable after {attempts} attempts: {message}")]
     Unavailable { attempts: u32, message: String },
+    /// No connection at all (refused, DNS failure, connect timeout): not
+    /// the service being busy, so it gets few attempts and says where it
+    /// tried to connect.
+    #[error(
+        "cannot reach Amazon Inspector at {endpoint}: {message} ({attempts} attempts in {elapsed:.1?}{bound}). \
+         Check the region (AWS_REGION), AWS_ENDPOINT_URL_INSPECTOR_SCAN if it is set, and that this \
+         machine can reach the endpoint (proxy, firewall, VPC endpoint)"
+    )]
+    Unreachable {
+        endpoint: String,
+        attempts: u32,
+        elapsed: Duration,
+        message: String,
+        /// `; … gives up after N s` when a total bound applies, else empty.
+        bound: String,
+    },
     #[error("Amazon Inspector answered without an SBOM")]
     EmptyAnswer,
+    #[error(
+        "Amazon Inspector's answer is larger than {} MiB, more than an SBOM of at most {MAX_COMPONENTS} components can have; it was not read further (is AWS_ENDPOINT_URL_INSPECTOR_SCAN Amazon Inspector?)",
+        limit >> 20
+    )]
+    AnswerTooLarge { limit: u64 },
 }
 
 /// How hard to retry. Throttling is expected under load (many workers, one
@@ -54,6 +77,33 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How long one caller may keep retrying in all, beyond [`RetryPolicy`]:
+/// the worker serves jobs and waits out an outage; a person at a terminal
+/// or a CI step wants an answer.
+#[derive(Debug, Clone, Default)]
+pub struct RetryBudget {
+    /// Stop retrying once the next wait would end past this (since the first
+    /// attempt). `None`: only `max_attempts` bounds the retries.
+    pub total: Option<Duration>,
+    /// Attempts when no connection could be made at all; `None`: as many as
+    /// `max_attempts`.
+    pub unreachable_attempts: Option<u32>,
+}
+
+impl RetryBudget {
+    /// `scangate scan`'s: 20 s in all, 3 attempts to connect.
+    pub fn cli() -> Self {
+        RetryBudget {
+            total: Some(CLI_RETRY_TOTAL),
+            unreachable_attempts: Some(3),
+        }
+    }
+}
+
+/// The documented bound on `scangate scan`'s retries (README, "Your first
+/// hour").
+pub const CLI_RETRY_TOTAL: Duration = Duration::from_secs(20);
+
 impl RetryPolicy {
     /// Exponential backoff with full jitter, but never sooner than the
     /// service's Retry-After.
@@ -71,6 +121,9 @@ impl RetryPolicy {
 pub struct Inspector {
     client: aws_sdk_inspectorscan::Client,
     retry: RetryPolicy,
+    budget: RetryBudget,
+    /// Where the calls go, for messages only.
+    endpoint: String,
 }
 
 /// The answer to one SBOM (possibly sent in several parts).
@@ -99,10 +152,19 @@ impl Inspector {
                     .build(),
             )
             .build();
+        let endpoint = shown_endpoint(sdk);
         Inspector {
             client: aws_sdk_inspectorscan::Client::from_conf(conf),
             retry,
+            budget: RetryBudget::default(),
+            endpoint,
         }
+    }
+
+    /// The same client with a bound on the total retry time.
+    pub fn with_budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Scans the parts of one SBOM (each within [`MAX_COMPONENTS`]) and
@@ -124,6 +186,7 @@ impl Inspector {
 
     async fn scan_one(&self, sbom: &Value) -> Result<(Value, u32), InspectorError> {
         let doc = to_document(sbom);
+        let started = Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -132,8 +195,11 @@ impl Inspector {
                 .scan_sbom()
                 .sbom(doc.clone())
                 .output_format(OutputFormat::CycloneDx15)
+                .customize()
+                .interceptor(answer::CapAnswer(answer::MAX_ANSWER_BYTES))
                 .send()
                 .await;
+            let mut unreachable = false;
             let (retry_after, message, throttled) = match res {
                 Ok(out) => {
                     let sbom = out.sbom().ok_or(InspectorError::EmptyAnswer)?;
@@ -181,27 +247,122 @@ impl Inspector {
                         (None, msg, status == 429)
                     }
                 },
-                // Timeouts, dropped connections, DNS: worth retrying.
+                // The same answer would come again: not retried.
+                Err(e) if answer::too_large(&e) => {
+                    return Err(InspectorError::AnswerTooLarge {
+                        limit: answer::MAX_ANSWER_BYTES,
+                    });
+                }
+                // No connection: refused, DNS, connect timeout. Worth a
+                // retry or two (a network blip), not a long wait.
+                Err(SdkError::DispatchFailure(d)) if d.is_io() || d.is_timeout() => {
+                    unreachable = true;
+                    (None, connect_failure(d.as_connector_error()), false)
+                }
+                // Timeouts, dropped connections mid-answer: worth retrying.
                 Err(e) => (None, describe(&e), false),
             };
-            if attempt >= self.retry.max_attempts {
-                return Err(if throttled {
-                    InspectorError::Throttled {
-                        attempts: attempt,
-                        message,
-                    }
-                } else {
-                    InspectorError::Unavailable {
-                        attempts: attempt,
-                        message,
-                    }
-                });
-            }
             let wait = self.retry.delay(attempt - 1, retry_after);
+            if let Some(stop) = self.stop_reason(attempt, unreachable, started.elapsed() + wait) {
+                return Err(self.give_up(
+                    attempt,
+                    started.elapsed(),
+                    message,
+                    throttled,
+                    unreachable,
+                    stop,
+                ));
+            }
             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, throttled, %message, "ScanSbom failed, retrying");
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// Where ScanSbom calls go, for messages: the endpoint settings the SDK
+/// reads (service-specific first), else the regional default.
+fn shown_endpoint(sdk: &aws_config::SdkConfig) -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    var("AWS_ENDPOINT_URL_INSPECTOR_SCAN")
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
+        .or_else(|| var("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| {
+            let region = sdk.region().map_or("REGION", |r| r.as_ref());
+            format!("https://inspector-scan.{region}.amazonaws.com")
+        })
+}
+
+/// Why retrying stops now.
+enum Stop {
+    Attempts,
+    /// The next wait would end past the total budget.
+    Budget,
+}
+
+impl Inspector {
+    fn stop_reason(&self, attempt: u32, unreachable: bool, after_wait: Duration) -> Option<Stop> {
+        let max = match (unreachable, self.budget.unreachable_attempts) {
+            (true, Some(n)) => n.min(self.retry.max_attempts),
+            _ => self.retry.max_attempts,
+        };
+        if attempt >= max {
+            return Some(Stop::Attempts);
+        }
+        match self.budget.total {
+            Some(total) if after_wait > total => Some(Stop::Budget),
+            _ => None,
+        }
+    }
+
+    fn give_up(
+        &self,
+        attempts: u32,
+        elapsed: Duration,
+        mut message: String,
+        throttled: bool,
+        unreachable: bool,
+        stop: Stop,
+    ) -> InspectorError {
+        let bound = self.budget.total.map_or(String::new(), |total| {
+            format!(
+                "; scangate scan gives up after {} s in all",
+                total.as_secs()
+            )
+        });
+        if unreachable {
+            return InspectorError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                attempts,
+                elapsed,
+                message,
+                bound,
+            };
+        }
+        if matches!(stop, Stop::Budget) {
+            message.push_str(&format!(" (stopped after {elapsed:.1?}{bound})"));
+        }
+        if throttled {
+            InspectorError::Throttled { attempts, message }
+        } else {
+            InspectorError::Unavailable { attempts, message }
+        }
+    }
+}
+
+/// The innermost cause of a failed connection ("Connection refused (os
+/// error 111)", "failed to lookup address information: …"): the SDK's outer
+/// layers only say "dispatch failure" and "io error".
+fn connect_failure(e: Option<&aws_sdk_inspectorscan::error::ConnectorError>) -> String {
+    let Some(e) = e else {
+        return "no connection".to_owned();
+    };
+    let mut last = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        last = c.to_string();
+        cur = c.source();
+    }
+    last
 }
 
 fn msg_or<'a>(m: &'a str, default: &'a str) -> &'a str {
@@ -357,5 +518,92 @@ mod tests {
             "{}",
             out[MAX_WARNINGS]
         );
+    }
+
+    /// An Inspector client whose endpoint refuses connections.
+    async fn refused(retry: RetryPolicy, budget: RetryBudget) -> (Inspector, String) {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let endpoint = format!("http://{closed}");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_inspectorscan::config::Credentials::new(
+                "AKIDTEST", "test", None, None, "test",
+            ))
+            .load()
+            .await;
+        (Inspector::new(&sdk, retry).with_budget(budget), endpoint)
+    }
+
+    fn quick(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(200),
+        }
+    }
+
+    /// A refused connection is "unreachable", named with its endpoint: the
+    /// command line's budget stops it after its few attempts, the worker's
+    /// (no budget) only after all of `max_attempts`.
+    #[tokio::test]
+    async fn refused_connections_are_unreachable_and_bounded() {
+        let sbom =
+            serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
+        let (cli, endpoint) = refused(quick(8), RetryBudget::cli()).await;
+        match cli.scan(std::slice::from_ref(&sbom)).await {
+            Err(InspectorError::Unreachable {
+                endpoint: e,
+                attempts,
+                message,
+                bound,
+                ..
+            }) => {
+                assert_eq!((e.as_str(), attempts), (endpoint.as_str(), 3));
+                assert!(message.contains("Connection refused"), "{message}");
+                assert_eq!(bound, "; scangate scan gives up after 20 s in all");
+            }
+            other => panic!("{:?}", other.map(|r| r.calls)),
+        }
+        let (worker, _) = refused(quick(4), RetryBudget::default()).await;
+        match worker.scan(std::slice::from_ref(&sbom)).await {
+            Err(InspectorError::Unreachable {
+                attempts, bound, ..
+            }) => assert_eq!((attempts, bound.as_str()), (4, "")),
+            other => panic!("{:?}", other.map(|r| r.calls)),
+        }
+    }
+
+    /// The total bound wins over a generous attempt count.
+    #[tokio::test]
+    async fn the_total_budget_stops_retrying() {
+        let sbom =
+            serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []});
+        let budget = RetryBudget {
+            total: Some(Duration::from_millis(700)),
+            unreachable_attempts: None,
+        };
+        let (client, _) = refused(quick(1000), budget).await;
+        let started = std::time::Instant::now();
+        let err = client.scan(&[sbom]).await.expect_err("nothing listens");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        match err {
+            InspectorError::Unreachable {
+                attempts, elapsed, ..
+            } => {
+                assert!((2..1000).contains(&attempts), "{attempts}");
+                // No wait ends past the budget; the attempt that was under
+                // way when it ran out may finish (a refused one is quick).
+                assert!(elapsed < Duration::from_millis(1200), "{elapsed:?}");
+            }
+            other => panic!("{other}"),
+        }
     }
 }

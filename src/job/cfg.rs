@@ -37,6 +37,11 @@ pub enum ConfigError {
         "PolicyFile {file:?} is set but the job has no input artifact to read it from: give the action an input artifact that contains it"
     )]
     PolicyFileWithoutArtifact { file: String },
+    /// The policy's `signature:` section names a key that cannot be used
+    /// (an `awskms:///` key KMS does not serve, a key kind cosign does not
+    /// sign with).
+    #[error("the policy's signature section cannot be used: {0}")]
+    Signature(String),
     #[error(transparent)]
     PolicyFile(#[from] PolicyFileError),
 }

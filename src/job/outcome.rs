@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::inspector::Severity;
 use crate::pipeline::{PipelineError, ScanReport};
-use crate::policy::Verdict;
+use crate::policy::{Verdict, Violation};
 use crate::util::truncate_chars;
 
 /// CodePipeline's limits (aws-models: ExecutionSummary, Message).
@@ -95,6 +95,9 @@ impl Outcome {
                 put("SUPPRESSED", d.suppressed.to_string());
                 put("COMPONENTS", r.packages.to_string());
                 put("IMAGE_DIGEST", r.manifest_digest.clone());
+                put("SECRETS", d.risks.secrets.unsuppressed.to_string());
+                put("MISCONFIGS", d.risks.config.unsuppressed.to_string());
+                put("SIGNATURE", r.risks.signature.as_str().to_owned());
                 if let Some(u) = &r.report_uri {
                     put("REPORT_URI", u.clone());
                 }
@@ -102,7 +105,7 @@ impl Outcome {
                     put("SBOM_URI", u.clone());
                 }
                 let summary = format!(
-                    "PASS {}@{}: {counts}{} in {} packages{} (job {job_id})",
+                    "PASS {}@{}: {counts}{} in {} packages{}; policy: {} (job {job_id})",
                     r.image,
                     r.manifest_digest,
                     if d.suppressed > 0 {
@@ -112,6 +115,7 @@ impl Outcome {
                     },
                     r.packages,
                     rules_note(d),
+                    policy_note(d),
                 );
                 Outcome::Success {
                     summary: truncate_chars(&summary, MAX_SUMMARY),
@@ -122,10 +126,12 @@ impl Outcome {
                 let mut m = String::new();
                 let _ = write!(
                     m,
-                    "Image {}@{} failed the vulnerability gate: ",
-                    r.image, r.manifest_digest
+                    "Image {}@{} failed the {} gate: ",
+                    r.image,
+                    r.manifest_digest,
+                    gate_name(d)
                 );
-                let reasons: Vec<String> = d.violations.iter().map(|v| v.to_string()).collect();
+                let reasons = violation_reasons(d);
                 let _ = writeln!(
                     m,
                     "{}{}.",
@@ -137,6 +143,7 @@ impl Outcome {
                     }
                 );
                 let _ = writeln!(m, "Findings: {counts} ({} packages scanned).", r.packages);
+                let _ = writeln!(m, "Policy: {}.", policy_note(d));
                 if d.suppressed > 0 {
                     let ids: std::collections::BTreeSet<&str> =
                         d.suppressions.iter().map(|s| s.id.as_str()).collect();
@@ -154,6 +161,7 @@ impl Outcome {
                 if let Some(u) = &r.report_uri {
                     let _ = writeln!(m, "Report: {u}");
                 }
+                risk_lines(&mut m, d);
                 let _ = writeln!(m, "Worst findings:");
                 let mut shown = std::collections::BTreeSet::new();
                 for f in r
@@ -175,7 +183,8 @@ impl Outcome {
                         f.cvss_score
                             .map(|s| format!(", CVSS {s}"))
                             .unwrap_or_default(),
-                        f.epss.map(|s| format!(", EPSS {s:.3}")).unwrap_or_default(),
+                        // As precise as given: 0.00044 is not 0.000.
+                        f.epss.map(|s| format!(", EPSS {s}")).unwrap_or_default(),
                     );
                     // Leave room for the closing line rather than cutting a
                     // finding in half.
@@ -189,6 +198,82 @@ impl Outcome {
                 Outcome::failure(FailureKind::JobFailed, m)
             }
         }
+    }
+}
+
+/// Where the policy came from and the thresholds in force, short enough
+/// for the console's summary: "policy file p.yaml (sha256 …), thresholds
+/// critical 0, high 0, …".
+fn policy_note(d: &crate::policy::Decision) -> String {
+    truncate_chars(
+        &format!(
+            "{}; thresholds {}",
+            d.policy.source.describe(),
+            d.policy.thresholds_text()
+        ),
+        600,
+    )
+}
+
+fn is_risk(v: &Violation) -> bool {
+    matches!(v, Violation::Risk { .. } | Violation::Signature { .. })
+}
+
+/// "vulnerability", "image risk" or "vulnerability and image risk".
+fn gate_name(d: &crate::policy::Decision) -> &'static str {
+    let risk = d.violations.iter().any(is_risk);
+    let vuln = d.violations.iter().any(|v| !is_risk(v));
+    match (vuln, risk) {
+        (true, true) => "vulnerability and image-risk",
+        (false, true) => "image-risk",
+        _ => "vulnerability",
+    }
+}
+
+/// The vulnerability violations one by one, the risk ones counted per
+/// section (they are listed under "Image risks").
+fn violation_reasons(d: &crate::policy::Decision) -> Vec<String> {
+    let mut reasons: Vec<String> = d
+        .violations
+        .iter()
+        .filter(|v| !is_risk(v))
+        .map(|v| v.to_string())
+        .collect();
+    for (name, gate) in [
+        ("secret", &d.risks.secrets),
+        ("configuration", &d.risks.config),
+    ] {
+        if let (false, Some(min)) = (gate.violating.is_empty(), gate.fail_on) {
+            reasons.push(format!(
+                "{} {name} findings at or above {} ({}.fail_on)",
+                gate.violating.len(),
+                min.as_str(),
+                if name == "secret" {
+                    "secrets"
+                } else {
+                    "config"
+                }
+            ));
+        }
+    }
+    reasons
+}
+
+/// "Image risks:" and one line per violating risk finding, leaving room
+/// for the worst vulnerabilities.
+fn risk_lines(m: &mut String, d: &crate::policy::Decision) {
+    let risks: Vec<&Violation> = d.violations.iter().filter(|v| is_risk(v)).collect();
+    if risks.is_empty() {
+        return;
+    }
+    let _ = writeln!(m, "Image risks:");
+    for v in risks {
+        let line = format!("- {v}\n");
+        if m.chars().count() + line.chars().count() > MAX_MESSAGE / 2 {
+            let _ = writeln!(m, "- … and more (see the report)");
+            break;
+        }
+        m.push_str(&line);
     }
 }
 

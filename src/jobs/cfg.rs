@@ -8,8 +8,9 @@ use crate::util::parse_duration;
 
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// The reports store the workers write to: s3://bucket/prefix or
-    /// file:///dir (the worker's SCANGATE_REPORTS).
+    /// The reports store the workers write to: s3://bucket/prefix,
+    /// file:///dir, or a plain directory such as the demo's
+    /// `scangate-demo-reports` (the worker's SCANGATE_REPORTS).
     #[arg(long, env = "SCANGATE_REPORTS")]
     pub reports: String,
     /// Path-style S3 addressing (S3-compatible servers).
@@ -45,13 +46,18 @@ pub struct ListArgs {
     pub verdict: Option<VerdictFilter>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
+    /// Every column in full (job ids, stage and action, failure type,
+    /// report URI); by default the table fits 120 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ShowArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// The CodePipeline job id (the action's external execution id).
+    /// The CodePipeline job id (the action's external execution id), or
+    /// the start of one that no other job shares.
     pub job_id: String,
     #[arg(long, value_enum, default_value = "text")]
     pub format: ShowFormat,

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::report::read::{ReadError, S3_PAGE_SIZE};
-use crate::report::{ReportError, ReportStore, valid_job_id, valid_pipeline};
+use crate::report::{ReportError, ReportStore, terminal_safe, valid_job_id, valid_pipeline};
 pub use cfg::{JobsCommand, ListFormat, ShowFormat, VerdictFilter};
 
 /// Records fetched at once while listing.
@@ -27,6 +27,10 @@ const FETCH_CONCURRENCY: usize = 8;
 const CODEPIPELINE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Findings shown when a job has findings.json but no report.md.
 const SUMMARY_FINDINGS: usize = 20;
+/// The width `jobs list` fits by default (`--wide`: no limit).
+pub const TABLE_WIDTH: usize = 120;
+/// Jobs an ambiguous id prefix names in its error.
+const MAX_CANDIDATES: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
@@ -50,6 +54,17 @@ pub enum JobsError {
     BadRecord { uri: String, message: String },
     #[error("writing the output: {0}")]
     Output(std::io::Error),
+    #[error("{0} is not a directory (give a reports directory, file:///dir or s3://bucket/prefix)")]
+    NoSuchDir(String),
+    #[error(
+        "job id prefix {prefix:?} matches more than one job in {reports}: {candidates}; give more of the id"
+    )]
+    Ambiguous {
+        prefix: String,
+        reports: String,
+        /// The matching ids, comma-separated (`...` when there are more).
+        candidates: String,
+    },
 }
 
 /// One line of the index, from its key alone.
@@ -213,7 +228,10 @@ pub async fn list(store: &ReportStore, q: &Query, page_size: i32) -> Result<List
 
 fn row(store: &ReportStore, fallback_id: &str, record: Value) -> JobRow {
     let id = record["job_id"].as_str().unwrap_or(fallback_id).to_owned();
-    let scanned = matches!(record["verdict"].as_str(), Some("PASS" | "FAIL"));
+    // An error record with a `remedy` has its own report.html (what went
+    // wrong, what to do); older error records have none.
+    let scanned = matches!(record["verdict"].as_str(), Some("PASS" | "FAIL"))
+        || record.get("remedy").is_some();
     JobRow {
         record_uri: store.uri_of(&format!("jobs/{id}/record.json")),
         report_uri: scanned.then(|| store.uri_of(&format!("jobs/{id}/report.html"))),
@@ -250,8 +268,15 @@ fn image(r: &Value) -> String {
     }
 }
 
-/// An aligned text table; the last column is not padded.
+/// An aligned text table; the last column is not padded. Cells are shown
+/// with control characters escaped: records hold text from images and
+/// registries, and a terminal must not interpret it.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| terminal_safe(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -323,6 +348,122 @@ pub fn render_table(rows: &[JobRow]) -> String {
         ],
         &cells,
     )
+}
+
+/// `jobs list` by default: what tells jobs apart, within `width` columns.
+/// Job ids are cut to the shortest prefix (8 characters or more) that is
+/// unique in the listing, which `jobs show` accepts; the image column gets
+/// what the others leave, losing first the digest, then the start of the
+/// name (the tag matters more than the registry's name).
+pub fn render_narrow(rows: &[JobRow], width: usize) -> String {
+    if rows.is_empty() {
+        return "no jobs recorded\n".into();
+    }
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| terminal_safe(s(&r.record["job_id"], "-")).into_owned())
+        .collect();
+    let id_len = unique_prefix_len(&ids, 8);
+    let mut cells: Vec<Vec<String>> = rows
+        .iter()
+        .zip(&ids)
+        .map(|(row, id)| {
+            let r = &row.record;
+            let finished = s(&r["finished"], "-");
+            vec![
+                // Minutes, as a person reads a log: `jobs show` has the rest.
+                finished
+                    .get(..16)
+                    .map_or(finished.to_owned(), |t| t.replacen('T', " ", 1)),
+                id.chars().take(id_len).collect(),
+                cut_end(&terminal_safe(s(&r["pipeline"], "-")), 24),
+                terminal_safe(&image(r)).into_owned(),
+                s(&r["verdict"], "-").chars().take(7).collect(),
+                counts(r),
+            ]
+        })
+        .collect();
+    let header = [
+        "FINISHED",
+        "JOB",
+        "PIPELINE",
+        "IMAGE",
+        "VERDICT",
+        "C/H/M/L/O",
+    ];
+    // Every column but the image at its widest, two spaces between columns.
+    let others: usize = (0..header.len())
+        .filter(|&i| i != 3)
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .sum::<usize>()
+        + 2 * (header.len() - 1);
+    let image_width = width.saturating_sub(others).max(16);
+    for (c, row) in cells.iter_mut().zip(rows) {
+        if c[3].chars().count() > image_width {
+            // The digest goes first (`jobs show` has it), then the start of
+            // the name.
+            let name = terminal_safe(s(&row.record["image"]["reference"], "-")).into_owned();
+            c[3] = cut_start(&name, image_width);
+        }
+    }
+    table(&header, &cells)
+}
+
+/// The shortest prefix length, `min` or more, that tells all `ids` apart.
+fn unique_prefix_len(ids: &[String], min: usize) -> usize {
+    let longest = ids.iter().map(|i| i.chars().count()).max().unwrap_or(0);
+    let mut n = min.min(longest);
+    while n < longest {
+        let mut seen = std::collections::HashSet::new();
+        let distinct = ids
+            .iter()
+            .map(|i| i.chars().take(n).collect::<String>())
+            .all(|p| seen.insert(p));
+        if distinct {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// At most `max` characters, the end replaced by `…` when cut.
+fn cut_end(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// At most `max` characters, the start replaced by `…` when cut.
+fn cut_start(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_owned();
+    }
+    let mut out = String::from("…");
+    out.extend(s.chars().skip(n - max.saturating_sub(1)));
+    out
+}
+
+/// Text for a terminal: each line with its control characters escaped
+/// (records hold text that came from images and registries).
+fn safe_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(&terminal_safe(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// `jobs list --format json`: the records, each with its URIs.
@@ -399,9 +540,74 @@ pub async fn show(store: &ReportStore, id: &str) -> Result<Shown, JobsError> {
     })
 }
 
+/// The job a possibly shortened id names: the id itself when the store has
+/// files under `jobs/{id}/`, else the one job whose id starts with it.
+/// Nothing matching: the id as given (CodePipeline may know it).
+pub async fn resolve_id(store: &ReportStore, id: &str) -> Result<String, JobsError> {
+    if !valid_job_id(id) {
+        return Err(JobsError::BadJobId(id.to_owned()));
+    }
+    let exact = store
+        .list_page(&format!("jobs/{id}/"), None, None, 1)
+        .await?;
+    if !exact.keys.is_empty() || !exact.dirs.is_empty() {
+        return Ok(id.to_owned());
+    }
+    let found = ids_starting_with(store, id).await?;
+    match found.as_slice() {
+        [] => Ok(id.to_owned()),
+        [one] => Ok(one.clone()),
+        many => {
+            let mut candidates = many
+                .iter()
+                .take(MAX_CANDIDATES)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if many.len() > MAX_CANDIDATES {
+                candidates.push_str(", ...");
+            }
+            Err(JobsError::Ambiguous {
+                prefix: id.to_owned(),
+                reports: store.uri_of(""),
+                candidates,
+            })
+        }
+    }
+}
+
+/// Job ids under `jobs/` that start with `prefix`, at most one more than
+/// [`MAX_CANDIDATES`]: keys sort, so the listing starts right before the
+/// prefix and stops at the first id past it (cheap on a large bucket).
+async fn ids_starting_with(store: &ReportStore, prefix: &str) -> Result<Vec<String>, JobsError> {
+    let from = format!("jobs/{prefix}");
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store
+            .list_page("jobs/", Some(&from), token.as_deref(), 100)
+            .await?;
+        for d in &page.dirs {
+            let Some(id) = d.strip_prefix("jobs/").and_then(|d| d.strip_suffix('/')) else {
+                continue;
+            };
+            if !id.starts_with(prefix) || found.len() > MAX_CANDIDATES {
+                return Ok(found);
+            }
+            found.push(id.to_owned());
+        }
+        match page.next {
+            Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
+            _ => return Ok(found),
+        }
+    }
+}
+
 /// The worst findings of a `findings.json`, one line each.
 fn summarize_findings(v: &Value) -> Option<String> {
-    let list = v.as_array()?;
+    // findings.json is `{"vulnerabilities": [...], "risks": [...]}`; jobs
+    // written before the risks existed hold the bare list.
+    let list = v.as_array().or_else(|| v["vulnerabilities"].as_array())?;
     let rank = |f: &Value| match f["severity"].as_str().unwrap_or("") {
         "CRITICAL" => 0,
         "HIGH" => 1,
@@ -483,7 +689,12 @@ pub async fn live_job(sdk: &aws_config::SdkConfig, id: &str) -> Result<Option<Li
 }
 
 /// Runs a `jobs` command, printing to stdout.
-pub async fn run(cmd: JobsCommand) -> Result<(), JobsError> {
+pub async fn run(mut cmd: JobsCommand) -> Result<(), JobsError> {
+    let store_args = match &mut cmd {
+        JobsCommand::List(a) => &mut a.store,
+        JobsCommand::Show(a) => &mut a.store,
+    };
+    store_args.reports = store_uri(&store_args.reports)?;
     match cmd {
         JobsCommand::List(a) => {
             let store = open(&a.store).await?;
@@ -495,16 +706,18 @@ pub async fn run(cmd: JobsCommand) -> Result<(), JobsError> {
             };
             let listed = list(&store, &q, S3_PAGE_SIZE).await?;
             for w in &listed.warnings {
-                eprintln!("warning: {w}");
+                let _ = writeln!(std::io::stderr(), "warning: {}", terminal_safe(w));
             }
             let text = match a.format {
-                ListFormat::Table => render_table(&listed.rows),
+                ListFormat::Table if a.wide => render_table(&listed.rows),
+                ListFormat::Table => render_narrow(&listed.rows, TABLE_WIDTH),
                 ListFormat::Json => pretty(&render_json(&listed.rows)),
             };
             emit(&text)
         }
-        JobsCommand::Show(a) => {
+        JobsCommand::Show(mut a) => {
             let store = open(&a.store).await?;
+            a.job_id = resolve_id(&store, &a.job_id).await?;
             let shown = show(&store, &a.job_id).await?;
             let live = if shown.record.is_none() {
                 let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -535,7 +748,9 @@ pub async fn run(cmd: JobsCommand) -> Result<(), JobsError> {
                 }
             };
             let text = match a.format {
-                ShowFormat::Text => render_show(&shown, live.as_ref(), &a.store.reports),
+                ShowFormat::Text => {
+                    safe_lines(&render_show(&shown, live.as_ref(), &a.store.reports))
+                }
                 ShowFormat::Json => pretty(&json!({
                     "job_id": shown.job_id,
                     "record": shown.record,
@@ -548,6 +763,20 @@ pub async fn run(cmd: JobsCommand) -> Result<(), JobsError> {
             emit(&text)
         }
     }
+}
+
+/// `--reports` as a store URI: a plain path (the demo's
+/// `scangate-demo-reports`) is the `file://` URI of that directory.
+pub fn store_uri(reports: &str) -> Result<String, JobsError> {
+    if reports.contains("://") {
+        return Ok(reports.to_owned());
+    }
+    let path = std::path::Path::new(reports);
+    if !path.is_dir() {
+        return Err(JobsError::NoSuchDir(reports.to_owned()));
+    }
+    let abs = std::path::absolute(path).map_err(|_| JobsError::NoSuchDir(reports.to_owned()))?;
+    Ok(format!("file://{}", abs.display()))
 }
 
 async fn open(a: &cfg::StoreArgs) -> Result<ReportStore, JobsError> {
@@ -902,5 +1131,37 @@ mod tests {
             show(&s, "../../etc").await,
             Err(JobsError::BadJobId(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_default_table_fits_120_columns() {
+        let (_d, s) = fixture();
+        let mut rows = list(&s, &Query::default(), 1000).await.unwrap().rows;
+        rows[0].record["image"]["reference"] = json!(format!("r.example/{}:1", "x".repeat(200)));
+        let t = render_narrow(&rows, TABLE_WIDTH);
+        for l in t.lines() {
+            assert!(
+                l.chars().count() <= TABLE_WIDTH,
+                "{}: {l}",
+                l.chars().count()
+            );
+        }
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[1].starts_with("2026-01-04 09:00  w2  "), "{t}");
+        assert!(
+            lines[1].contains("  …xxx") && lines[1].contains("xxx:1  FAIL"),
+            "{t}"
+        );
+        assert!(
+            lines[3].contains("r.example/app:1@sha256:0123456789ab "),
+            "{t}"
+        );
+        assert_eq!(
+            unique_prefix_len(&["abcdefgh-1".into(), "abcdefgh-2".into()], 8),
+            10
+        );
+        assert_eq!(unique_prefix_len(&["ab".into()], 8), 2);
+        assert_eq!(cut_start("abcdef", 4), "…def");
+        assert_eq!(cut_end("abcdef", 4), "abc…");
     }
 }

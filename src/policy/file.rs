@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::Date;
 
+use super::explain::{FileSource, OverrideVia, PolicySource, SourceKind};
 use super::{Policy, Thresholds};
 
 mod prescan;
@@ -58,6 +59,19 @@ pub struct PolicyFile {
     /// ([`super::base`]).
     #[serde(default)]
     pub base_image: Option<BaseImage>,
+    /// The name it was parsed under and the SHA-256 of its bytes: the
+    /// decision records which file, in which revision, decided.
+    #[serde(skip)]
+    pub name: String,
+    #[serde(skip)]
+    pub sha256: String,
+    /// Image risks beyond CVEs ([`super::risks`]).
+    #[serde(default)]
+    pub secrets: Option<super::risks::SecretsPolicy>,
+    #[serde(default)]
+    pub config: Option<super::risks::ConfigPolicy>,
+    #[serde(default)]
+    pub signature: Option<super::risks::SignaturePolicy>,
 }
 
 /// Per-severity limits in the file: a missing key keeps the default
@@ -169,10 +183,51 @@ pub struct PolicyOverrides {
     pub low: Option<Option<u64>>,
     pub other: Option<Option<u64>>,
     pub fixable_only: Option<bool>,
+    /// Properties or flags: only changes how the record names them.
+    pub via: OverrideVia,
 }
 
 impl PolicyOverrides {
+    /// What was set, as the user wrote it: `HighThreshold=5` for action
+    /// properties, `--high-threshold 5` for flags.
+    pub fn describe(&self) -> Vec<String> {
+        let cli = self.via == OverrideVia::CommandLine;
+        let mut out = Vec::new();
+        for (prop, flag, v) in [
+            ("CriticalThreshold", "--critical-threshold", self.critical),
+            ("HighThreshold", "--high-threshold", self.high),
+            ("MediumThreshold", "--medium-threshold", self.medium),
+            ("LowThreshold", "--low-threshold", self.low),
+            ("OtherThreshold", "--other-threshold", self.other),
+        ] {
+            if let Some(v) = v {
+                let v = v.map_or("unlimited".to_owned(), |n| n.to_string());
+                out.push(if cli {
+                    format!("{flag} {v}")
+                } else {
+                    format!("{prop}={v}")
+                });
+            }
+        }
+        if let Some(f) = self.fixable_only {
+            out.push(if cli {
+                "--fixable-only".to_owned()
+            } else {
+                format!("FixableOnly={f}")
+            });
+        }
+        out
+    }
+
     pub fn apply(&self, mut p: Policy) -> Policy {
+        let set = self.describe();
+        if !set.is_empty() && p.source.kind == SourceKind::Defaults {
+            p.source.kind = match self.via {
+                OverrideVia::ActionProperties => SourceKind::ActionProperties,
+                OverrideVia::CommandLine => SourceKind::CommandLine,
+            };
+        }
+        p.source.overrides.extend(set);
         let t = &mut p.thresholds;
         for (o, slot) in [
             (self.critical, &mut t.critical),
@@ -235,6 +290,21 @@ impl PolicyFile {
             || (!lower.ends_with(".yaml")
                 && !lower.ends_with(".yml")
                 && text.trim_start().starts_with('{'));
+        let mut file = Self::parse_text(text, json).map_err(err)?;
+        if let Some(sig) = &file.signature {
+            sig.validate().map_err(|e| err(format!("signature: {e}")))?;
+        }
+        file.name = name.to_owned();
+        file.sha256 = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        Ok(file)
+    }
+
+    /// The document itself; errors are the message without the file name.
+    fn parse_text(text: &str, json: bool) -> Result<PolicyFile, String> {
+        let err = |m: String| m;
         if json {
             let de = &mut serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize::<_, PolicyFile>(de).map_err(|e| {
@@ -273,6 +343,22 @@ impl PolicyFile {
         }
     }
 
+    /// Reads the key and root files the `signature:` section names, where
+    /// the policy file itself was read (see
+    /// [`crate::signature::cfg::SignaturePolicy::resolve_files`]).
+    pub fn resolve_signature_files(
+        &mut self,
+        read: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<(), PolicyFileError> {
+        let Some(sig) = self.signature.as_mut() else {
+            return Ok(());
+        };
+        sig.resolve_files(read).map_err(|e| PolicyFileError {
+            file: self.name.clone(),
+            message: format!("signature: {e}"),
+        })
+    }
+
     /// The policy this file describes, with `overrides` applied on top.
     pub fn to_policy(&self, overrides: &PolicyOverrides) -> Policy {
         let base = Policy {
@@ -283,6 +369,20 @@ impl PolicyFile {
             fail_on_ids: self.fail_on_ids.iter().cloned().collect(),
             ignore: self.ignore.clone(),
             base_image: None,
+            source: PolicySource {
+                kind: SourceKind::PolicyFile,
+                file: Some(FileSource {
+                    path: self.name.clone(),
+                    sha256: self.sha256.clone(),
+                    location: None,
+                }),
+                overrides: Vec::new(),
+            },
+            risks: super::risks::RiskPolicy {
+                secrets: self.secrets.clone().unwrap_or_default(),
+                config: self.config.clone().unwrap_or_default(),
+                signature: self.signature.clone().unwrap_or_default(),
+            },
         };
         let mut p = overrides.apply(base);
         // Resolved after the overrides: a severity the section leaves out
@@ -314,6 +414,12 @@ impl PolicyFile {
                 ));
             }
         }
+        let risks = super::risks::RiskPolicy {
+            secrets: self.secrets.clone().unwrap_or_default(),
+            config: self.config.clone().unwrap_or_default(),
+            signature: self.signature.clone().unwrap_or_default(),
+        };
+        w.extend(super::risks::warnings(&risks, &[], today));
         if let Some(b) = &self.base_image
             && b.thresholds == FileThresholds::default()
         {
@@ -441,7 +547,7 @@ fn de_opt_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
 
 /// A list read one entry at a time, refused past `max` entries before the
 /// next one is built.
-fn capped_list<'de, D, T>(
+pub(super) fn capped_list<'de, D, T>(
     d: D,
     field: &'static str,
     max: usize,
@@ -493,7 +599,7 @@ fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(v.into_iter().map(|s| s.trim().to_owned()).collect())
 }
 
-fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+pub(super) fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
     let Some(s) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
@@ -509,7 +615,7 @@ fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
     })
 }
 
-fn ser_date<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_date<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_str(&fmt_date(*d)),
         None => s.serialize_none(),
@@ -627,7 +733,21 @@ base_image:
         let p = parse("p.yml", "version: 1\n")
             .unwrap()
             .to_policy(&PolicyOverrides::default());
-        assert_eq!(p, Policy::default());
+        // The same gates; only the record of where they came from differs.
+        assert_eq!(
+            p,
+            Policy {
+                source: p.source.clone(),
+                ..Policy::default()
+            }
+        );
+        let f = p.source.file.as_ref().unwrap();
+        assert_eq!(f.path, "p.yml");
+        // sha256 of "version: 1\n".
+        assert_eq!(
+            f.sha256,
+            "09bfcc6a14b83e2192b8673677725c84883ee9cd0c70e45c9ec09daa8f2b2847"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 pub mod base;
 pub mod cfg;
+pub mod explain;
 pub mod file;
+pub mod risks;
 
 use std::collections::BTreeSet;
 
@@ -18,6 +20,7 @@ pub use base::{
     Attribution, BaseImageDecision, BaseImagePolicy, BaseLayers, BaseSource, InheritedFinding,
 };
 pub use cfg::{PolicyError, Thresholds};
+pub use explain::{FiredRule, PolicyRecord, PolicySource};
 pub use file::{IgnoreRule, PolicyFile, PolicyFileError, PolicyOverrides};
 
 use crate::inspector::{Finding, Severity};
@@ -41,6 +44,10 @@ pub struct Policy {
     /// Thresholds of their own for findings only base-image layers brought
     /// ([`base`]).
     pub base_image: Option<BaseImagePolicy>,
+    /// Where this policy came from, for the record of the decision.
+    pub source: PolicySource,
+    /// The `secrets:`, `config:` and `signature:` sections.
+    pub risks: risks::RiskPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,13 +154,33 @@ pub enum Violation {
         epss: f64,
         threshold: f64,
     },
+    /// A secret or configuration finding at or above its section's
+    /// `fail_on`.
+    Risk {
+        kind: crate::risks::RiskKind,
+        rule_id: String,
+        severity: Severity,
+        title: String,
+        at: String,
+        fail_on: Severity,
+    },
+    /// `signature.required` and the scanned digest has no valid signature
+    /// under the policy's keys and roots.
+    Signature {
+        /// `UNSIGNED`, `INVALID` or `NOT_CHECKED`.
+        verdict: String,
+        reason: String,
+    },
 }
 
 impl Violation {
     /// The vulnerability a per-finding violation names.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Violation::Threshold { .. } | Violation::BaseImageThreshold { .. } => None,
+            Violation::Threshold { .. }
+            | Violation::BaseImageThreshold { .. }
+            | Violation::Risk { .. }
+            | Violation::Signature { .. } => None,
             Violation::FailOnIds { id, .. }
             | Violation::Kev { id, .. }
             | Violation::Epss { id, .. } => Some(id),
@@ -208,6 +235,31 @@ impl std::fmt::Display for Violation {
                 "{id}{} has EPSS {epss:.3} ≥ {threshold} (epss_threshold)",
                 pkg(package)
             ),
+            Violation::Signature { verdict, reason } => {
+                write!(
+                    f,
+                    "image signature {verdict}: {reason} (signature.required)"
+                )
+            }
+            Violation::Risk {
+                kind,
+                rule_id,
+                severity,
+                title,
+                at,
+                fail_on,
+            } => {
+                let section = match kind {
+                    crate::risks::RiskKind::Secret => "secrets",
+                    crate::risks::RiskKind::Config => "config",
+                };
+                write!(
+                    f,
+                    "{} {rule_id} {title} at {at} ({section}.fail_on {})",
+                    severity.as_str(),
+                    fail_on.as_str().to_ascii_lowercase()
+                )
+            }
         }
     }
 }
@@ -222,6 +274,8 @@ pub struct Suppression {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Index of the ignore rule in the policy file (`ignore[N]`).
+    pub rule: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,9 +302,25 @@ pub struct Decision {
     pub stale_rules: Vec<IgnoreRule>,
     /// Present when the policy has a `base_image` section.
     pub base_image: Option<BaseImageDecision>,
+    /// The policy that decided: its source and what was in force.
+    pub policy: PolicyRecord,
+    /// Every rule that applied, failing or not, with the ids it applied to:
+    /// why it failed, and why a PASS with findings passed.
+    pub rules: Vec<FiredRule>,
+    /// The secrets and configuration gates ([`Policy::decide_risks`]).
+    pub risks: risks::RisksDecision,
 }
 
 impl Policy {
+    /// Records where the policy file was read from (the input artifact's
+    /// S3 object), for the decision's record.
+    pub fn read_from(mut self, location: Option<String>) -> Policy {
+        if let Some(f) = &mut self.source.file {
+            f.location = location;
+        }
+        self
+    }
+
     /// Decides with today's date (UTC) for ignore-rule expiry.
     pub fn decide(&self, findings: &[Finding]) -> Decision {
         self.decide_on(findings, file::today_utc())
@@ -299,15 +369,16 @@ impl Policy {
         let mut suppressions = Vec::new();
         let mut kept: Vec<(usize, &Finding)> = Vec::new();
         for (i, f) in findings.iter().enumerate() {
-            let mut first: Option<&IgnoreRule> = None;
+            let mut first: Option<(usize, &IgnoreRule)> = None;
             for (i, r) in self.ignore.iter().enumerate() {
                 if !r.is_expired(today) && r.matches(&f.id, &f.purl) {
                     used[i] = true;
-                    first.get_or_insert(r);
+                    first.get_or_insert((i, r));
                 }
             }
             match first {
-                Some(r) => suppressions.push(Suppression {
+                Some((rule, r)) => suppressions.push(Suppression {
+                    rule,
                     id: f.id.clone(),
                     severity: f.severity,
                     package: f.package.clone(),
@@ -474,12 +545,14 @@ impl Policy {
                 Violation::FailOnIds { .. } => 1,
                 Violation::Kev { .. } => 2,
                 Violation::Epss { .. } => 3,
+                Violation::Risk { .. } => 4,
+                Violation::Signature { .. } => 5,
             };
             k(a).cmp(&k(b)).then_with(|| a.id().cmp(&b.id()))
         });
         violating_ids.extend(per_finding.iter().filter_map(|v| v.id().map(str::to_owned)));
         violations.extend(per_finding);
-        Decision {
+        let mut decision = Decision {
             verdict: if violations.is_empty() {
                 Verdict::Pass
             } else {
@@ -495,7 +568,67 @@ impl Policy {
             expired_rules,
             stale_rules,
             base_image: base_decision,
+            policy: PolicyRecord::of(self),
+            rules: Vec::new(),
+            risks: risks::RisksDecision::default(),
+        };
+        decision.rules = explain::rules(self, &decision, findings);
+        decision
+    }
+
+    /// Adds the secrets and configuration gates to a decision: each
+    /// finding neither disabled nor allowed at or above its section's
+    /// `fail_on` is a violation, and the verdict fails.
+    pub fn decide_risks(
+        &self,
+        decision: &mut Decision,
+        findings: &[crate::risks::RiskFinding],
+        today: time::Date,
+    ) {
+        let judged = self.risks.decide(findings, today);
+        for gate in [&judged.secrets, &judged.config] {
+            let Some(fail_on) = gate.fail_on else {
+                continue;
+            };
+            for &i in &gate.violating {
+                let f = &findings[i];
+                decision.violations.push(Violation::Risk {
+                    kind: f.kind,
+                    rule_id: f.rule_id.clone(),
+                    severity: f.severity,
+                    title: f.title.clone(),
+                    at: risks::location_text(&f.location),
+                    fail_on,
+                });
+            }
         }
+        if !decision.violations.is_empty() {
+            decision.verdict = Verdict::Fail;
+        }
+        let fired = explain::risk_rules(decision);
+        decision.rules.extend(fired);
+        decision.risks = judged;
+    }
+
+    /// Judges the signature check: with `signature.required`, anything but
+    /// a verified signature fails the gate (fail closed).
+    pub fn decide_signature(
+        &self,
+        decision: &mut Decision,
+        verdict: &crate::signature::SignatureVerdict,
+    ) {
+        if !verdict.fails(self.risks.signature.required) {
+            return;
+        }
+        let v = Violation::Signature {
+            verdict: verdict.name().to_owned(),
+            reason: verdict.reason(),
+        };
+        decision
+            .rules
+            .push(explain::violation_rule(&v, decision, &[]));
+        decision.violations.push(v);
+        decision.verdict = Verdict::Fail;
     }
 }
 
@@ -1055,8 +1188,12 @@ mod tests {
     fn policy_file_end_to_end_on_the_real_debian_answer() {
         let doc: serde_json::Value = serde_json::from_slice(
             &std::fs::read(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/fixtures/inspector/scans/debian_latest.json.scan"),
+                std::env::var_os("SCANGATE_SHARED_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| {
+                        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+                    })
+                    .join("fixtures/inspector/scans/debian_latest.json.scan"),
             )
             .unwrap(),
         )

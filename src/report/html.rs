@@ -15,11 +15,16 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Meta, Status, escape_markup as e, safe_url, status_of, suppression_of};
+use super::{
+    Meta, OTHER_MEANING, Status, epss_text, escape_markup as e, installed_text, ratings_text,
+    rule_line, safe_url, status_of, suppression_of, upgrades,
+};
+use crate::inspector::Finding;
 use crate::inspector::Severity;
 use crate::inspector::findings::NoteKind;
 use crate::pipeline::ScanReport;
 use crate::policy::Verdict;
+use crate::policy::explain::Effect;
 
 const CSS: &str = r#"
 :root{--crit:#7b1fa2;--high:#c62828;--med:#ef6c00;--low:#1565c0;--oth:#757575;--ok:#2e7d32}
@@ -35,7 +40,14 @@ tr.violating td:first-child{border-left:4px solid var(--high)}tr.suppressed{opac
 .controls{display:flex;gap:1rem;margin:.5rem 0;flex-wrap:wrap;align-items:center}
 code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;word-break:break-all}
 details summary{cursor:pointer}.muted{color:#757575}
-svg text{font:12px system-ui,sans-serif}
+svg text{font:12px system-ui,sans-serif}svg{max-width:100%;height:auto}
+.scroll{overflow-x:auto;max-width:100%}td{overflow-wrap:break-word}td.mono{word-break:normal}
+#findings-table{min-width:64rem}#upgrades table{min-width:40rem}#findings-table td:nth-child(2){white-space:nowrap}#policy td{overflow-wrap:anywhere}
+details p,details li{max-width:60rem;overflow-wrap:anywhere}details ul{padding-left:1.2rem}
+.note{border-left:4px solid var(--oth);padding:.3rem .8rem;background:#f5f5f5}
+ul.rules li.fail{color:var(--high)}ul.rules li.suppress{color:#616161}
+td.ids{font-size:.85em}
+@media (max-width:700px){body{padding:.5rem}table{font-size:12px}th,td{padding:.2rem .3rem}}
 rect.bar.CRITICAL{fill:var(--crit)}rect.bar.HIGH{fill:var(--high)}rect.bar.MEDIUM{fill:var(--med)}rect.bar.LOW{fill:var(--low)}rect.bar.OTHER{fill:var(--oth)}
 "#;
 
@@ -175,6 +187,123 @@ fn components(sbom: &Value) -> Vec<[String; 6]> {
     out
 }
 
+/// The policy that decided: where it came from, what was in force, and
+/// every rule that applied (why it failed, or why a PASS passed).
+fn policy(s: &mut String, r: &ScanReport) {
+    let d = &r.decision;
+    let p = &d.policy;
+    let _ = writeln!(
+        s,
+        r#"<section id="policy"><h2>Policy</h2><div class="scroll"><table><tr><th>source</th><td>{}</td></tr><tr><th>thresholds</th><td>{}</td></tr><tr><th>gates</th><td>{}</td></tr></table></div>"#,
+        e(&p.source.describe()),
+        e(&p.thresholds_text()),
+        e(&p.gates().join("; "))
+    );
+    if !d.rules.is_empty() {
+        let _ = writeln!(s, r#"<h3>Rules that decided</h3><ul class="rules">"#);
+        for x in &d.rules {
+            let class = match x.effect {
+                Effect::Fail => "fail",
+                Effect::Pass => "pass",
+                Effect::Suppress => "suppress",
+            };
+            let _ = writeln!(s, r#"<li class="{class}">{}</li>"#, e(&rule_line(x)));
+        }
+        let _ = writeln!(s, "</ul>");
+    }
+    if d.counts.other > 0 {
+        let _ = writeln!(
+            s,
+            r#"<p class="note" id="other-meaning">{}</p>"#,
+            e(OTHER_MEANING)
+        );
+    }
+    let _ = writeln!(s, "</section>");
+}
+
+/// "Upgrade X to Y fixes N findings": what a developer acts on.
+fn upgrades_section(s: &mut String, r: &ScanReport) {
+    let ups = upgrades(&r.result.findings);
+    if ups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        r#"<section id="upgrades"><h2>Upgrades that fix findings ({})</h2><div class="scroll"><table><thead><tr><th>upgrade</th><th>installed in the image</th><th>to</th><th>fixes</th><th>ids</th></tr></thead><tbody>"#,
+        ups.len()
+    );
+    for u in &ups {
+        let ids: Vec<&str> = u.fixes.iter().map(|x| x.0).collect();
+        let unfixed = if u.unfixed > 0 {
+            format!(
+                r#"<br><span class="muted">{} more without a fix yet</span>"#,
+                u.unfixed
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            r#"<tr class="upgrade"><td>upgrade <strong>{}</strong> {}</td><td class="mono">{}</td><td class="mono">{}</td><td><span class="sev {}">{} finding{}</span> ({}){unfixed}</td><td class="ids">{}</td></tr>"#,
+            e(u.package),
+            e(u.version),
+            e(&u.installed),
+            e(u.to),
+            u.worst().as_str(),
+            u.fixes.len(),
+            if u.fixes.len() == 1 { "" } else { "s" },
+            e(&u.by_severity()),
+            e(&ids.join(", "))
+        );
+    }
+    let _ = writeln!(s, "</tbody></table></div></section>");
+}
+
+/// The folded part of a finding's row: description, ratings, EPSS model,
+/// CWEs, and references folded again (some vulnerabilities have dozens).
+fn details(f: &Finding) -> String {
+    let mut d = String::from("<details><summary>more</summary>");
+    if !f.description.is_empty() {
+        d.push_str(&format!("<p>{}</p>", e(&f.description)));
+    }
+    if let Some(v) = &f.cvss_vector {
+        d.push_str(&format!(
+            "<p><code>{}</code> ({})</p>",
+            e(v),
+            e(f.severity_source.as_deref().unwrap_or(""))
+        ));
+    }
+    if f.severity == crate::inspector::Severity::Other {
+        d.push_str(&format!("<p>ratings: {}</p>", e(&ratings_text(f))));
+    }
+    if let (Some(x), Some(m)) = (epss_text(f), &f.epss_model) {
+        d.push_str(&format!(
+            "<p>EPSS {} <span class=\"muted\">({})</span></p>",
+            e(&x),
+            e(m)
+        ));
+    }
+    if let Some(src) = &f.source_package {
+        d.push_str(&format!("<p>source package: {}</p>", e(src)));
+    }
+    if !f.cwes.is_empty() {
+        let cwes: Vec<String> = f.cwes.iter().map(|c| format!("CWE-{c}")).collect();
+        d.push_str(&format!("<p>{}</p>", cwes.join(", ")));
+    }
+    if !f.references.is_empty() {
+        d.push_str(&format!(
+            "<details><summary>references ({})</summary><ul>",
+            f.references.len()
+        ));
+        for u in &f.references {
+            d.push_str(&format!("<li>{}</li>", link(Some(u), u)));
+        }
+        d.push_str("</ul></details>");
+    }
+    d.push_str("</details>");
+    d
+}
+
 pub fn render(meta: &Meta, r: &ScanReport) -> String {
     let d = &r.decision;
     let c = d.counts;
@@ -230,6 +359,8 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         let _ = writeln!(s, "</ul>");
     }
     let _ = writeln!(s, "</section>");
+    policy(&mut s, r);
+    upgrades_section(&mut s, r);
 
     let _ = writeln!(
         s,
@@ -246,7 +377,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
 <select id="filter-sev" aria-label="severity"><option value="">all severities</option>{}</select>
 <select id="filter-status" aria-label="status"><option value="">any status</option><option value="violating">violating</option><option value="suppressed">suppressed</option><option value="passing">passing</option></select>
 <span id="shown" class="muted">{n} findings</span></div>
-<table id="findings-table"><thead><tr><th data-key="sevrank" data-type="num">severity</th><th data-key="id">id</th><th data-key="pkg">package</th><th>installed</th><th>fixed</th><th data-key="cvss" data-type="num">CVSS</th><th data-key="epss" data-type="num">EPSS</th><th>exploit / KEV</th><th data-key="status">gate</th><th>location</th><th>details</th></tr></thead><tbody>"#,
+<div class="scroll"><table id="findings-table"><thead><tr><th data-key="sevrank" data-type="num">severity</th><th data-key="id">id</th><th data-key="pkg">matched package</th><th>installed in the image</th><th>fixed in</th><th data-key="cvss" data-type="num">CVSS</th><th data-key="epss" data-type="num" title="probability of exploitation in the next 30 days (FIRST EPSS); Inspector gives no percentile">EPSS</th><th>exploit / KEV</th><th data-key="status">gate</th><th>location</th><th>details</th></tr></thead><tbody>"#,
         findings.len(),
         Severity::ALL_DESC
             .iter()
@@ -286,30 +417,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
             }
             _ => st.as_str().to_owned(),
         };
-        let mut details = String::new();
-        if !f.description.is_empty() || !f.references.is_empty() {
-            details.push_str("<details><summary>more</summary>");
-            details.push_str(&format!("<p>{}</p>", e(&f.description)));
-            if let Some(v) = &f.cvss_vector {
-                details.push_str(&format!(
-                    "<p><code>{}</code> ({})</p>",
-                    e(v),
-                    e(f.severity_source.as_deref().unwrap_or(""))
-                ));
-            }
-            if !f.cwes.is_empty() {
-                let cwes: Vec<String> = f.cwes.iter().map(|c| format!("CWE-{c}")).collect();
-                details.push_str(&format!("<p>{}</p>", cwes.join(", ")));
-            }
-            if !f.references.is_empty() {
-                details.push_str("<ul>");
-                for u in &f.references {
-                    details.push_str(&format!("<li>{}</li>", link(Some(u), u)));
-                }
-                details.push_str("</ul>");
-            }
-            details.push_str("</details>");
-        }
+        let details = details(f);
         let _ = writeln!(
             s,
             r#"<tr class="finding {st}" data-sevrank="{rank}" data-sev="{sev}" data-id="{id}" data-pkg="{pkg}" data-cvss="{cvss}" data-epss="{epss}" data-status="{st}"><td class="sev {sev}">{sev}</td><td>{idlink}</td><td title="{purl}">{pkgtext}</td><td class="mono">{ver}</td><td class="mono">{fixed}</td><td>{cvsstext}</td><td>{epsstext}</td><td>{exploit}</td><td>{gate}</td><td>{loc}</td><td>{details}</td></tr>"#,
@@ -322,15 +430,15 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
             epss = f.epss.map_or(String::new(), |x| x.to_string()),
             idlink = link(f.url.as_deref(), &f.id),
             purl = e(&f.purl),
-            pkgtext = e(&f.package),
-            ver = e(&f.version),
+            pkgtext = e(&format!("{} {}", f.package, f.version)),
+            ver = e(&installed_text(f)),
             fixed = e(f.fixed_version.as_deref().unwrap_or("—")),
             cvsstext = f.cvss_score.map_or(String::new(), |x| format!("{x:.1}")),
-            epsstext = f.epss.map_or(String::new(), |x| format!("{x:.3}")),
+            epsstext = e(&epss_text(f).unwrap_or_default()),
             exploit = e(&exploit.join("; ")),
         );
     }
-    let _ = writeln!(s, "</tbody></table></section>");
+    let _ = writeln!(s, "</tbody></table></div></section>");
 
     // What the image inherited, apart from what its own layers added.
     if let Some(b) = &d.base_image {
@@ -354,7 +462,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         if !b.inherited.is_empty() {
             let _ = writeln!(
                 s,
-                "<table><thead><tr><th>severity</th><th>id</th><th>package</th><th>layers</th></tr></thead><tbody>"
+                r#"<div class="scroll"><table><thead><tr><th>severity</th><th>id</th><th>package</th><th>layers</th></tr></thead><tbody>"#
             );
             for f in &b.inherited {
                 let layers: Vec<String> = f.layers.iter().map(usize::to_string).collect();
@@ -368,7 +476,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
                     sev = f.severity.as_str()
                 );
             }
-            let _ = writeln!(s, "</tbody></table>");
+            let _ = writeln!(s, "</tbody></table></div>");
         }
         let _ = writeln!(s, "</section>");
     }
@@ -382,7 +490,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
     if !d.suppressions.is_empty() {
         let _ = writeln!(
             s,
-            "<table><thead><tr><th>id</th><th>severity</th><th>package</th><th>reason</th><th>expires</th></tr></thead><tbody>"
+            r#"<div class="scroll"><table><thead><tr><th>id</th><th>severity</th><th>package</th><th>reason</th><th>expires</th></tr></thead><tbody>"#
         );
         for x in &d.suppressions {
             let _ = writeln!(
@@ -396,7 +504,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
                 sev = x.severity.as_str()
             );
         }
-        let _ = writeln!(s, "</tbody></table>");
+        let _ = writeln!(s, "</tbody></table></div>");
     }
     let _ = writeln!(s, "</section>");
     if !d.expired_rules.is_empty() || !d.stale_rules.is_empty() {
@@ -423,6 +531,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         let _ = writeln!(s, "</ul></section>");
     }
 
+    s.push_str(&super::risks::html(r));
     // Warnings and what Inspector said about components.
     let notes = &r.result.notes;
     let _ = writeln!(s, r#"<section id="warnings"><h2>Warnings</h2>"#);
@@ -465,7 +574,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
     let comps = components(&r.sbom);
     let _ = writeln!(
         s,
-        r#"<section id="components"><h2>Components ({})</h2><details><summary>show</summary><table><thead><tr><th>name</th><th>version</th><th>type</th><th>purl</th><th>path</th><th>layer</th></tr></thead><tbody>"#,
+        r#"<section id="components"><h2>Components ({})</h2><details><summary>show</summary><div class="scroll"><table><thead><tr><th>name</th><th>version</th><th>type</th><th>purl</th><th>path</th><th>layer</th></tr></thead><tbody>"#,
         comps.len()
     );
     for c in &comps {
@@ -480,7 +589,62 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
             e(&c[5])
         );
     }
-    let _ = writeln!(s, "</tbody></table></details></section>");
+    let _ = writeln!(s, "</tbody></table></div></details></section>");
     let _ = writeln!(s, "<script>{JS}</script>\n</body></html>");
+    s
+}
+
+/// `report.html` of a job that ended in an error (no scan result): what
+/// went wrong and what to do, from the job's `record.json`. The action's
+/// execution link points here, so a red stage always has a page to open.
+pub fn render_error(meta: &Meta, record: &Value, remedy: &[String]) -> String {
+    let field = |k: &str| record[k].as_str().unwrap_or("").to_owned();
+    let image = record["image"]["reference"]
+        .as_str()
+        .unwrap_or("(not known)");
+    let kind = field("failure_type");
+    let mut s = String::with_capacity(8 * 1024);
+    let _ = write!(
+        s,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{}</title><style>{CSS}</style></head><body>
+<h1>{} <span id="verdict" class="verdict FAIL">ERROR</span></h1>
+"#,
+        e(&format!("scangate: {image} — ERROR ({kind})")),
+        e(image),
+        csp = &*CSP
+    );
+    let _ = writeln!(
+        s,
+        r#"<section id="error"><h2>What went wrong</h2><p id="failure-type"><strong>{}</strong></p><p id="message">{}</p></section>"#,
+        e(&kind),
+        e(&field("message"))
+    );
+    let _ = writeln!(s, r#"<section id="remedy"><h2>What to do</h2><ol>"#);
+    for step in remedy {
+        let _ = writeln!(s, "<li>{}</li>", e(step));
+    }
+    let _ = writeln!(s, "</ol></section>");
+    let _ = writeln!(
+        s,
+        r#"<section id="summary"><h2>Job</h2><div class="scroll"><table>"#
+    );
+    for (k, v) in [
+        ("image", image.to_owned()),
+        ("job", meta.job_id.to_owned()),
+        ("pipeline", field("pipeline")),
+        ("stage", field("stage")),
+        ("action", field("action")),
+        ("pipeline execution", field("pipeline_execution_id")),
+        ("worker", field("worker_id")),
+        ("scangate version", field("version")),
+        ("finished", meta.generated.to_owned()),
+    ] {
+        let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", e(k), e(&v));
+    }
+    let _ = writeln!(s, "</table></div></section>\n</body></html>");
     s
 }

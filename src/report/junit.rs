@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use super::{Meta, Status, escape_markup as e, status_of, suppression_of};
+use super::{
+    Meta, Status, escape_markup as e, installed_list, rule_line, status_of, suppression_of,
+};
 use crate::pipeline::ScanReport;
 use crate::policy::Verdict;
 
@@ -17,13 +19,16 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         .map(|f| status_of(d, f, r.fixable_only))
         .collect();
     let policy_failed = d.verdict == Verdict::Fail;
-    let tests = findings.len() + 1;
-    let failures =
-        statuses.iter().filter(|s| **s == Status::Violating).count() + usize::from(policy_failed);
+    let (risk_cases, [risk_tests, risk_failures, risk_skipped]) = super::risks::junit(r);
+    let tests = findings.len() + 1 + risk_tests;
+    let failures = statuses.iter().filter(|s| **s == Status::Violating).count()
+        + usize::from(policy_failed)
+        + risk_failures;
     let skipped = statuses
         .iter()
         .filter(|s| **s == Status::Suppressed)
-        .count();
+        .count()
+        + risk_skipped;
     // JUnit's timestamp is an ISO 8601 local time without a zone.
     let ts = meta.generated.trim_end_matches('Z');
     let ts = ts.split('+').next().unwrap_or(ts);
@@ -48,6 +53,30 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         ("verdict", if policy_failed { "FAIL" } else { "PASS" }),
     ] {
         let _ = writeln!(s, r#"      <property name="{k}" value="{}"/>"#, e(v));
+    }
+    // The policy that decided, and each rule that applied (why it failed,
+    // or why a PASS with findings passed).
+    let p = &d.policy;
+    for (k, v) in [
+        ("policy.source", p.source.describe()),
+        ("policy.thresholds", p.thresholds_text()),
+        ("policy.gates", p.gates().join("; ")),
+    ] {
+        let _ = writeln!(s, r#"      <property name="{k}" value="{}"/>"#, e(&v));
+    }
+    if let Some(f) = &p.source.file {
+        let _ = writeln!(
+            s,
+            r#"      <property name="policy.sha256" value="{}"/>"#,
+            e(&f.sha256)
+        );
+    }
+    for (i, x) in d.rules.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r#"      <property name="policy.rule.{i}" value="{}"/>"#,
+            e(&rule_line(x))
+        );
     }
     let _ = writeln!(s, "    </properties>");
 
@@ -112,6 +141,9 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
                     f.version,
                     f.purl
                 );
+                if let Some(i) = installed_list(f) {
+                    let _ = writeln!(body, "installed: {i}");
+                }
                 if let Some(score) = f.cvss_score {
                     let _ = writeln!(
                         body,
@@ -144,6 +176,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
             }
         }
     }
+    s.push_str(&risk_cases);
     let _ = writeln!(s, "  </testsuite>\n</testsuites>");
     s
 }

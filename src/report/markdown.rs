@@ -7,7 +7,27 @@
 use std::fmt::Write as _;
 
 use super::escape_markdown as md;
+use super::{OTHER_MEANING, epss_text, installed_text, rule_line, upgrades};
 use crate::pipeline::ScanReport;
+
+/// Upgrades listed in the markdown report; the HTML report lists them all.
+const MAX_UPGRADES: usize = 20;
+
+/// The policy that decided: source, thresholds, gates and fired rules.
+fn policy(s: &mut String, r: &ScanReport) {
+    let p = &r.decision.policy;
+    let _ = writeln!(s, "## Policy\n");
+    let _ = writeln!(s, "- source: {}", md(&p.source.describe()));
+    let _ = writeln!(s, "- thresholds: {}", md(&p.thresholds_text()));
+    let _ = writeln!(s, "- gates: {}", md(&p.gates().join("; ")));
+    if !r.decision.rules.is_empty() {
+        let _ = writeln!(s, "\n### Rules that decided\n");
+        for x in &r.decision.rules {
+            let _ = writeln!(s, "- {}", md(&rule_line(x)));
+        }
+    }
+    s.push('\n');
+}
 
 pub fn render(job_id: &str, r: &ScanReport) -> String {
     let d = &r.decision;
@@ -36,20 +56,44 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
         }
         s.push('\n');
     }
+    policy(&mut s, r);
+    if c.other > 0 {
+        let _ = writeln!(s, "> {}\n", md(OTHER_MEANING));
+    }
+    let ups = upgrades(&r.result.findings);
+    if !ups.is_empty() {
+        let _ = writeln!(s, "## Upgrades that fix findings\n");
+        for u in ups.iter().take(MAX_UPGRADES) {
+            let _ = writeln!(
+                s,
+                "- upgrade {} (installed: {}) to {}: fixes {} findings ({})",
+                md(u.package),
+                md(&u.installed),
+                md(u.to),
+                u.fixes.len(),
+                u.by_severity()
+            );
+        }
+        if ups.len() > MAX_UPGRADES {
+            let _ = writeln!(s, "- … and {} more upgrades", ups.len() - MAX_UPGRADES);
+        }
+        s.push('\n');
+    }
     if !r.result.findings.is_empty() {
         let _ = writeln!(
             s,
-            "## Findings\n\n| severity | id | package | installed | fixed |\n|---|---|---|---|---|"
+            "## Findings\n\n| severity | id | matched package | installed in the image | fixed in | EPSS |\n|---|---|---|---|---|---|"
         );
         for f in &r.result.findings {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 f.severity.as_str(),
                 md(&f.id),
-                md(&f.package),
-                md(&f.version),
-                md(f.fixed_version.as_deref().unwrap_or(""))
+                md(&format!("{} {}", f.package, f.version)),
+                md(&installed_text(f)),
+                md(f.fixed_version.as_deref().unwrap_or("")),
+                md(&epss_text(f).unwrap_or_default())
             );
         }
     }
@@ -94,6 +138,7 @@ pub fn render(job_id: &str, r: &ScanReport) -> String {
             }
         }
     }
+    s.push_str(&super::risks::markdown(r));
     if !d.suppressions.is_empty() {
         let _ = writeln!(
             s,

@@ -7,19 +7,23 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod read;
+pub mod remedy;
+pub mod risks;
 pub mod sarif;
 pub mod table;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::inspector::Finding;
+use crate::inspector::{Finding, Severity};
 use crate::job::JobInfo;
 use crate::pipeline::{PipelineError, ScanReport};
-use crate::policy::{Decision, Suppression, Violation};
+use crate::policy::explain::Effect;
+use crate::policy::{Decision, FiredRule, Suppression, Violation};
 
 /// What a rendered report says about itself besides the scan; passed in so
 /// that the same scan always renders the same bytes (snapshot tests).
@@ -76,6 +80,204 @@ pub fn status_of(d: &Decision, f: &Finding, fixable_only: bool) -> Status {
         Status::Violating
     } else {
         Status::Passing
+    }
+}
+
+/// What OTHER means, said once in every report that has OTHER findings.
+pub const OTHER_MEANING: &str = "OTHER means no severity rating: neither NVD, nor the distribution, nor Amazon Inspector had rated the vulnerability when it was scanned (usually it is too recent to have been analysed). EPSS, a probability of exploitation, is not a severity. The thresholds count OTHER findings only when a limit is set: thresholds.other in the policy file, or --other-threshold on the command line.";
+
+/// A fired rule as one line: its text, then the ids it applied to.
+pub fn rule_line(r: &FiredRule) -> String {
+    let effect = match r.effect {
+        Effect::Fail => "FAIL",
+        Effect::Pass => "pass",
+        Effect::Suppress => "suppressed",
+    };
+    let mut s = format!("{effect} [{}]: {}", r.rule, r.text);
+    if !r.ids.is_empty() && r.effect != Effect::Pass {
+        s.push_str(&format!(" — {}", r.ids.join(", ")));
+        if r.total > r.ids.len() {
+            s.push_str(&format!(" and {} more", r.total - r.ids.len()));
+        }
+    }
+    s
+}
+
+/// EPSS with the precision the answer gives (`0.00044`), as a percentage
+/// too, since a probability that small reads as zero when rounded.
+pub fn epss_text(f: &Finding) -> Option<String> {
+    let x = f.epss?;
+    let pct = (x * 100.0 * 1e6).round() / 1e6;
+    Some(format!("{x} ({pct} %)"))
+}
+
+/// What is installed for a finding: the binaries of a matched source
+/// package, or the component's own name and version.
+pub fn installed_text(f: &Finding) -> String {
+    if f.installed.is_empty() {
+        return format!("{} {}", f.package, f.version).trim().to_owned();
+    }
+    f.installed
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The installed binaries our SBOM names for a finding, when it names any.
+pub fn installed_list(f: &Finding) -> Option<String> {
+    (!f.installed.is_empty()).then(|| installed_text(f))
+}
+
+/// The ratings a finding has, for OTHER ones: "no severity rating (EPSS
+/// only)" or "AMAZON_INSPECTOR: unknown".
+pub fn ratings_text(f: &Finding) -> String {
+    if f.ratings.is_empty() {
+        return if f.epss.is_some() {
+            "no severity rating (EPSS only)".to_owned()
+        } else {
+            "no rating at all".to_owned()
+        };
+    }
+    f.ratings
+        .iter()
+        .map(|r| match r.score {
+            Some(s) => format!("{}: {} {s}", r.source, r.severity),
+            None => format!("{}: {}", r.source, r.severity),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One upgrade that fixes findings: the affected component, what is
+/// installed, the version that fixes all its fixable findings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upgrade<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    pub installed: String,
+    /// The highest fixed version among its findings.
+    pub to: &'a str,
+    /// Distinct ids fixed, with their severity, worst first.
+    pub fixes: Vec<(&'a str, Severity)>,
+    /// Ids in this component with no fix yet.
+    pub unfixed: usize,
+}
+
+impl Upgrade<'_> {
+    pub fn worst(&self) -> Severity {
+        self.fixes.first().map_or(Severity::Other, |x| x.1)
+    }
+
+    /// "1 HIGH, 4 OTHER".
+    pub fn by_severity(&self) -> String {
+        Severity::ALL_DESC
+            .iter()
+            .filter_map(|s| {
+                let n = self.fixes.iter().filter(|x| x.1 == *s).count();
+                (n > 0).then(|| format!("{n} {}", s.as_str()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Findings grouped by the upgrade that fixes them, worst and largest
+/// first: what a developer acts on.
+pub fn upgrades(findings: &[Finding]) -> Vec<Upgrade<'_>> {
+    let mut groups: BTreeMap<(&str, &str, &str), Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        groups
+            .entry((f.package.as_str(), f.version.as_str(), f.purl.as_str()))
+            .or_default()
+            .push(f);
+    }
+    let mut out = Vec::new();
+    for ((package, version, _), fs) in groups {
+        let Some(to) = fs
+            .iter()
+            .filter_map(|f| f.fixed_version.as_deref())
+            .max_by(|a, b| version_cmp(a, b))
+        else {
+            continue;
+        };
+        let mut fixes: Vec<(&str, Severity)> = Vec::new();
+        for f in fs.iter().filter(|f| f.fixed_version.is_some()) {
+            if !fixes.iter().any(|x| x.0 == f.id) {
+                fixes.push((f.id.as_str(), f.severity));
+            }
+        }
+        fixes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let unfixed = fs
+            .iter()
+            .filter(|f| f.fixed_version.is_none())
+            .map(|f| f.id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        out.push(Upgrade {
+            package,
+            version,
+            installed: installed_text(fs[0]),
+            to,
+            fixes,
+            unfixed,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.worst()
+            .cmp(&a.worst())
+            .then(b.fixes.len().cmp(&a.fixes.len()))
+            .then(a.package.cmp(b.package))
+    });
+    out
+}
+
+/// Compares package versions the way dpkg, rpm and semver mostly agree:
+/// runs of digits numerically, other runs by bytes, `~` before anything.
+/// Only used to pick the highest of several fixed versions of one package.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (Some(b'~'), Some(b'~')) => {
+                a = &a[1..];
+                b = &b[1..];
+                continue;
+            }
+            (Some(b'~'), _) => return Ordering::Less,
+            (_, Some(b'~')) => return Ordering::Greater,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            _ => {}
+        }
+        let digit = |x: &u8| x.is_ascii_digit();
+        let (ra, rb) = if digit(&a[0]) && digit(&b[0]) {
+            let la = a.iter().take_while(|c| digit(c)).count();
+            let lb = b.iter().take_while(|c| digit(c)).count();
+            let (na, nb) = (
+                std::str::from_utf8(&a[..la])
+                    .unwrap_or("0")
+                    .trim_start_matches('0'),
+                std::str::from_utf8(&b[..lb])
+                    .unwrap_or("0")
+                    .trim_start_matches('0'),
+            );
+            let o = na.len().cmp(&nb.len()).then(na.cmp(nb));
+            if o != Ordering::Equal {
+                return o;
+            }
+            (la, lb)
+        } else {
+            let o = a[0].cmp(&b[0]);
+            if o != Ordering::Equal {
+                return o;
+            }
+            (1, 1)
+        };
+        a = &a[ra..];
+        b = &b[rb..];
     }
 }
 
@@ -447,6 +649,12 @@ impl ReportStore {
         record["counts"] = json!(d.counts);
         record["highest_severity"] = json!(d.highest);
         record["violations"] = json!(d.violations);
+        // The policy that decided and every rule that applied: why it
+        // failed, and why a PASS with findings passed.
+        record["policy"] = json!(d.policy);
+        record["policy"]["description"] = json!(d.policy.source.describe());
+        record["rules"] = json!(d.rules);
+        record["explanation"] = json!(d.rules.iter().map(rule_line).collect::<Vec<_>>());
         // The policy file's effect, so a PASS can be audited later: what was
         // suppressed and why, and which ignore rules need attention.
         record["suppressed"] = json!(d.suppressed);
@@ -483,7 +691,10 @@ impl ReportStore {
             },
             ReportFile {
                 name: "findings.json",
-                body: js("findings", &json!(r.result.findings))?,
+                body: js(
+                    "findings",
+                    &json!({"vulnerabilities": r.result.findings, "risks": risks::json(r)}),
+                )?,
                 content_type: "application/json",
             },
             ReportFile {
@@ -547,6 +758,21 @@ impl ReportStore {
         record["failure_type"] = json!(e.failure_kind().as_str());
         record["message"] = json!(e.to_string());
         record["image"] = json!({ "reference": job.configuration.get("ImageUrl") });
+        let steps = remedy::remedy(e);
+        record["remedy"] = json!(steps);
+        // The action's execution link points at report.html: an error gets
+        // one too, saying what went wrong and what to do.
+        let meta = Meta {
+            job_id: &job.id,
+            generated: record["finished"].as_str().unwrap_or_default(),
+        };
+        let page = html::render_error(&meta, &record, &steps);
+        self.put(
+            &format!("{dir}/report.html"),
+            page.into_bytes(),
+            "text/html; charset=utf-8",
+        )
+        .await?;
         self.finish(job, &dir, record).await
     }
 

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Meta, Status, escape_markdown, escape_markdown_paragraphs, escape_sarif_text as text, safe_url,
-    status_of, suppression_of,
+    Meta, Status, escape_markdown, escape_markdown_paragraphs, escape_sarif_text as text,
+    installed_list, rule_line, safe_url, status_of, suppression_of,
 };
 use crate::inspector::{Finding, Severity};
 use crate::pipeline::ScanReport;
@@ -119,7 +119,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
         }
     }
     let index: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let rules: Vec<Value> = order
+    let mut rules: Vec<Value> = order
         .iter()
         .map(|id| {
             let f = worst[id];
@@ -170,7 +170,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
             rule
         })
         .collect();
-    let results: Vec<Value> = findings
+    let mut results: Vec<Value> = findings
         .iter()
         .map(|f| {
             let fixed = f
@@ -184,8 +184,9 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 "level": level(f.severity),
                 "kind": "fail",
                 "message": { "text": text(&format!(
-                    "{} {} in {} {} ({fixed})",
-                    f.severity.as_str(), f.id, f.package, f.version
+                    "{} {} in {} {} ({}{fixed})",
+                    f.severity.as_str(), f.id, f.package, f.version,
+                    installed_list(f).map_or(String::new(), |i| format!("installed: {i}; "))
                 )) },
                 "locations": [location(r, f)],
                 "partialFingerprints": {
@@ -194,6 +195,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 "properties": {
                     "purl": f.purl,
                     "installedVersion": f.version,
+                    "installed": f.installed,
                     "fixedVersion": f.fixed_version,
                     "epss": f.epss,
                     "exploitAvailable": f.exploit_available,
@@ -216,6 +218,9 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
             res
         })
         .collect();
+    let mut policy = json!(d.policy);
+    policy["description"] = json!(d.policy.source.describe());
+    super::risks::sarif(r, &mut rules, &mut results);
     json!({
         "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
         "version": "2.1.0",
@@ -237,6 +242,9 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
                 "verdict": d.verdict,
                 "counts": d.counts,
                 "violations": d.violations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "policy": policy,
+                "rules": d.rules,
+                "explanation": d.rules.iter().map(rule_line).collect::<Vec<_>>(),
             },
         }],
     })

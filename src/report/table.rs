@@ -45,8 +45,24 @@ pub fn render(r: &ScanReport, color: bool) -> String {
         "{verdict} — {} critical, {} high, {} medium, {} low, {} other in {} packages",
         c.critical, c.high, c.medium, c.low, c.other, r.packages
     );
+    let _ = writeln!(s, "  policy: {}", t(&d.policy.source.describe()));
+    let _ = writeln!(s, "  thresholds: {}", d.policy.thresholds_text());
     for v in &d.violations {
         let _ = writeln!(s, "  violated: {}", t(&v.to_string()));
+    }
+    // Why what did not fail passed: a PASS with findings explains itself.
+    for x in d
+        .rules
+        .iter()
+        .filter(|x| x.effect == crate::policy::explain::Effect::Pass)
+    {
+        let _ = writeln!(s, "  passed: {}", t(&x.text));
+    }
+    if c.other > 0 {
+        let _ = writeln!(
+            s,
+            "  OTHER = not rated yet by NVD, the distribution or Inspector; gate them with --other-threshold N"
+        );
     }
     for x in &d.suppressions {
         let _ = writeln!(
@@ -70,6 +86,7 @@ pub fn render(r: &ScanReport, color: bool) -> String {
     for w in &r.warnings {
         let _ = writeln!(s, "  warning: {}", t(w));
     }
+    s.push_str(&super::risks::table(r));
     if !r.result.findings.is_empty() {
         let _ = writeln!(
             s,

@@ -68,6 +68,7 @@ fn report(image: &str, answer: &str, sbom: &str, policy_yaml: &str) -> ScanRepor
         timings: Timings::default(),
         report_uri: None,
         sbom_uri: None,
+        risks: Default::default(),
     }
 }
 
@@ -411,7 +412,15 @@ fn hostile() -> ScanReport {
     r
 }
 
-const HOSTILE_ROW: &str = "| HIGH | CVE-1&lt;script&gt;alert(1)&lt;/script&gt; | pkg\\|x \\| forged \\| row \\|&lt;img src=x onerror=alert(2)&gt;\\!\\[i\\](http://e/x.png)\\[l\\](javascript:alert(3))&lt;\\!-- c --&gt; | 1.0\u{FFFD}\\[31m \u{FFFD} | 2.0\\`code\\` |";
+const HOSTILE_PKG: &str = "pkg\\|x \\| forged \\| row \\|&lt;img src=x onerror=alert(2)&gt;\\!\\[i\\](http://e/x.png)\\[l\\](javascript:alert(3))&lt;\\!-- c --&gt; 1.0\u{FFFD}\\[31m \u{FFFD}";
+
+/// The hostile finding's row: matched package, installed (the same: the
+/// SBOM names no binaries for it), fixed version, no EPSS.
+fn hostile_row() -> String {
+    format!(
+        "| HIGH | CVE-1&lt;script&gt;alert(1)&lt;/script&gt; | {HOSTILE_PKG} | {HOSTILE_PKG} | 2.0\\`code\\` |  |"
+    )
+}
 
 /// Pipes that end a cell: not preceded by a backslash.
 fn cell_pipes(line: &str) -> usize {
@@ -451,7 +460,7 @@ fn assert_inert(what: &str, text: &str, markdown: bool) {
 fn markdown_keeps_hostile_text_as_text() {
     let md = markdown::render(META.job_id, &hostile());
     assert_inert("report.md", &md, true);
-    assert!(md.contains(&format!("\n{HOSTILE_ROW}\n")), "{md}");
+    assert!(md.contains(&format!("\n{}\n", hostile_row())), "{md}");
     assert!(
         md.starts_with("# scangate: evil\u{FFFD}\\]0;owned\u{FFFD}&lt;b&gt;img&lt;/b&gt; — PASS\n")
     );
@@ -711,4 +720,312 @@ fn escaping_helpers() {
     ] {
         assert_eq!(safe_url(bad), None, "{bad}");
     }
+}
+
+/// A PASS with findings says why in every format and in record.json: the
+/// policy's source (the file and its SHA-256), the thresholds in force,
+/// and per severity what was counted against what.
+#[test]
+fn a_pass_with_findings_explains_itself_everywhere() {
+    let r = alpine();
+    let d = &r.decision;
+    assert_eq!(d.verdict, crate::policy::Verdict::Pass);
+    let lines: Vec<String> = d.rules.iter().map(rule_line).collect();
+    for want in [
+        "pass [thresholds.critical]: 1 CRITICAL: 1 counted, at most 5 allowed",
+        "pass [thresholds.high]: 1 HIGH: 1 counted, at most 10 allowed",
+        "pass [thresholds.medium]: 7 MEDIUM: no MEDIUM threshold (unlimited)",
+        "pass [thresholds.other]: 3 OTHER: no OTHER threshold (unlimited); set thresholds.other or --other-threshold to gate them; 1 of them have a public exploit and a fix",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == want),
+            "{want:?} not in {lines:#?}"
+        );
+    }
+    let source = d.policy.source.describe();
+    assert!(
+        source.starts_with("policy file scangate.yaml (sha256 "),
+        "{source}"
+    );
+    let md = markdown::render(META.job_id, &r);
+    let html = html::render(&META, &r);
+    let junit = junit::render(&META, &r);
+    let sarif = sarif::render(&META, &r);
+    let props = &sarif["runs"][0]["properties"];
+    for l in &lines {
+        assert!(md.contains(&escape_markdown(l)), "report.md lacks {l}");
+        assert!(html.contains(&escape_markup(l)), "report.html lacks {l}");
+        assert!(junit.contains(&escape_markup(l)), "junit.xml lacks {l}");
+        assert!(
+            props["explanation"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == l.as_str()),
+            "SARIF lacks {l}"
+        );
+    }
+    assert_eq!(props["policy"]["thresholds"]["critical"], 5);
+    assert_eq!(props["policy"]["source"]["kind"], "policy_file");
+    assert_eq!(
+        props["policy"]["source"]["file"]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    for text in [&md, &html, &junit] {
+        assert!(
+            text.contains("critical 5, high 10, medium unlimited, low unlimited, other unlimited"),
+            "{text}"
+        );
+    }
+    // OTHER is explained wherever there are OTHER findings.
+    assert!(html.contains("OTHER means no severity rating"));
+    assert!(md.contains("OTHER means no severity rating"));
+}
+
+/// A FAIL names the finding ids that made it fail, and a suppression names
+/// its rule, reason and expiry.
+#[test]
+fn a_fail_names_the_ids_and_the_suppressions_their_rule() {
+    let r = debian();
+    let lines: Vec<String> = r.decision.rules.iter().map(rule_line).collect();
+    assert!(
+        lines.contains(
+            &"FAIL [thresholds.medium]: 1 MEDIUM (threshold 0) — CVE-2023-4039".to_owned()
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("suppressed [ignore[0]]: 1 finding(s) in systemd suppressed by ignore rule CVE-2023-50387 until 2026-12-31: no DNSSEC validation in this image — CVE-2023-50387")),
+        "{lines:#?}"
+    );
+    // record.json carries the same.
+    let job = crate::job::JobInfo {
+        id: META.job_id.into(),
+        nonce: String::new(),
+        account_id: None,
+        pipeline: "p".into(),
+        stage: "s".into(),
+        action: "a".into(),
+        pipeline_execution_id: None,
+        action_execution_id: None,
+        configuration: Default::default(),
+        input_artifacts: vec![],
+        output_artifacts: vec![],
+        credentials: None,
+        encryption_key: None,
+        received: std::time::Instant::now(),
+    };
+    let rec = ReportStore::record_of(&job, "w", &r);
+    assert_eq!(rec["policy"]["thresholds"]["medium"], 0);
+    assert_eq!(rec["policy"]["thresholds"]["low"], Value::Null);
+    assert_eq!(rec["policy"]["ignore_rules"], 3);
+    assert!(
+        rec["policy"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("policy file scangate.yaml (sha256 ")
+    );
+    let expl: Vec<&str> = rec["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(expl, lines.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(rec["rules"][0]["ids"][0], "CVE-2023-4039");
+    assert_eq!(rec["suppressions"][0]["rule"], 0);
+}
+
+/// Findings name the installed binaries (libc6, libc-bin) beside the
+/// source package Inspector matched (glibc), without `0:` epochs.
+#[test]
+fn findings_show_what_is_installed_and_fixed_versions_as_users_write_them() {
+    let r = debian();
+    let md = markdown::render(META.job_id, &r);
+    let row = md
+        .lines()
+        .find(|l| l.contains("CVE-2024-33599"))
+        .expect("the glibc finding");
+    assert!(row.contains("| glibc 2.36-9+deb12u4 |"), "{row}");
+    assert!(row.contains("libc6 2.36-9+deb12u4"), "{row}");
+    assert!(row.contains("libc-bin 2.36-9+deb12u4"), "{row}");
+    assert!(row.contains("| 2.36-9+deb12u7 |"), "{row}");
+    assert!(row.contains("0.00043 (0.043 %)"), "{row}");
+    for text in [md, html::render(&META, &r), table::render(&r, false)] {
+        assert!(!text.contains("0:2.36"), "a 0: epoch survived");
+    }
+}
+
+/// What a developer acts on: one upgrade per affected package, to the
+/// highest fixed version, with the findings it fixes.
+#[test]
+fn upgrades_group_findings_by_the_version_that_fixes_them() {
+    let r = debian();
+    let ups = upgrades(&r.result.findings);
+    let glibc = ups.iter().find(|u| u.package == "glibc").unwrap();
+    assert_eq!(
+        glibc.to, "2.36-9+deb12u7",
+        "the highest of deb12u6 and deb12u7"
+    );
+    assert_eq!(glibc.fixes.len(), 5);
+    assert_eq!(glibc.by_severity(), "5 OTHER");
+    assert!(glibc.installed.contains("libc6"));
+    assert!(
+        ups.iter().all(|u| u.package != "systemd"),
+        "no fixed version, no upgrade"
+    );
+    let html = html::render(&META, &r);
+    assert!(
+        html.contains("<td>upgrade <strong>glibc</strong> 2.36-9+deb12u4</td>"),
+        "{html}"
+    );
+    use std::cmp::Ordering::*;
+    for (a, b, o) in [
+        ("2.36-9+deb12u6", "2.36-9+deb12u7", Less),
+        ("2.36-9+deb12u10", "2.36-9+deb12u9", Greater),
+        ("1.0~rc1", "1.0", Less),
+        ("1.02", "1.2", Equal),
+        ("3.0.13-r0", "3.0.8-r0", Greater),
+    ] {
+        assert_eq!(version_cmp(a, b), o, "{a} vs {b}");
+    }
+}
+
+/// CVE-2024-2961 (glibc iconv) has a public exploit and a fix, yet is
+/// OTHER: the real answer rates it only by EPSS, and Inspector's own
+/// summary counts it as OTHER too (the severity rule reproduces every real
+/// summary). The default gate lets it through; `thresholds.other` gates it.
+#[test]
+fn an_exploited_fixable_other_finding_passes_by_default_and_fails_with_other_threshold() {
+    let r = report(
+        "d",
+        "scans/debian_latest.json.scan",
+        "sboms/debian_latest.json",
+        "version: 1\nthresholds: { high: null }\n",
+    );
+    let f = r
+        .result
+        .findings
+        .iter()
+        .find(|f| f.id == "CVE-2024-2961")
+        .unwrap();
+    assert_eq!(f.severity, Severity::Other);
+    assert!(f.exploit_available && f.fixed_version.is_some());
+    assert_eq!(ratings_text(f), "no severity rating (EPSS only)");
+    assert_eq!(r.decision.verdict, crate::policy::Verdict::Pass);
+    let r = report(
+        "d",
+        "scans/debian_latest.json.scan",
+        "sboms/debian_latest.json",
+        "version: 1\nthresholds: { high: null, other: 0 }\n",
+    );
+    assert_eq!(r.decision.verdict, crate::policy::Verdict::Fail);
+    let fail = rule_line(&r.decision.rules[0]);
+    assert!(
+        fail.starts_with("FAIL [thresholds.other]: 7 OTHER (threshold 0) — ")
+            && fail.contains("CVE-2024-2961"),
+        "{fail}"
+    );
+}
+
+/// The error page of a job that ended in an error: self-contained, the
+/// message escaped, the steps listed.
+#[test]
+fn error_report_says_what_went_wrong_and_what_to_do() {
+    let e = crate::pipeline::PipelineError::Inspector(
+        crate::inspector::InspectorError::AccessDenied("<script>x</script>".into()),
+    );
+    let steps = remedy::remedy(&e);
+    assert!(steps[0].contains("inspector-scan:ScanSbom"), "{steps:?}");
+    assert!(steps.last().unwrap().contains("Retry"), "{steps:?}");
+    let record = serde_json::json!({
+        "failure_type": "PermissionError",
+        "message": e.to_string(),
+        "image": {"reference": "r/x:1"},
+        "pipeline": "p",
+    });
+    let html = html::render_error(&META, &record, &steps);
+    assert_inert("error page", &html.replace("<strong>", ""), false);
+    assert!(html.contains("Amazon Inspector denied ScanSbom: &lt;script&gt;"));
+    assert!(html.contains(r#"<p id="failure-type"><strong>PermissionError</strong></p>"#));
+    assert!(html.contains(&*html::CSP));
+}
+
+/// The pipeline console's summary and failure message name the policy too,
+/// and EPSS keeps its precision there.
+#[test]
+fn the_pipeline_result_names_the_policy() {
+    use crate::job::outcome::Outcome;
+    let Outcome::Success { summary, .. } = Outcome::from_report("j", &alpine()) else {
+        panic!("alpine passes")
+    };
+    assert!(
+        summary.contains("; policy: policy file scangate.yaml (sha256 ")
+            && summary.contains("thresholds critical 5, high 10, medium unlimited")
+            && summary.ends_with("(job j)"),
+        "{summary}"
+    );
+    let Outcome::Failure { message, .. } = Outcome::from_report("j", &debian()) else {
+        panic!("debian fails")
+    };
+    assert!(
+        message.contains("\nPolicy: policy file scangate.yaml (sha256 "),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "- MEDIUM CVE-2023-4039 in gcc-12 12.2.0-14 → no fix yet, CVSS 4.8, EPSS 0.00046\n"
+        ),
+        "{message}"
+    );
+}
+
+/// The largest real answer (node:latest, 721 vulnerability ids, 633 of
+/// them OTHER): the explanation stays short (ids capped per rule) and the
+/// pages stay linear in the findings.
+#[test]
+fn the_largest_real_answer_renders_fast_and_the_explanation_stays_short() {
+    let r = report(
+        "node:latest",
+        "scans/node_latest.json.scan",
+        "sboms/node_latest.json",
+        "version: 1\n",
+    );
+    let n = r.result.findings.len();
+    let t = std::time::Instant::now();
+    let html = html::render(&META, &r);
+    let md = markdown::render(META.job_id, &r);
+    let ms = t.elapsed().as_millis();
+    eprintln!(
+        "node:latest: {n} findings, report.html {} KiB, report.md {} KiB, rendered in {ms} ms",
+        html.len() / 1024,
+        md.len() / 1024
+    );
+    assert!(n > 700, "{n}");
+    // Most of the page is each finding's folded references and the
+    // components table, both as the answer and the SBOM have them.
+    let refs: usize = r.result.findings.iter().map(|f| f.references.len()).sum();
+    eprintln!("{refs} references");
+    assert!(html.len() < 5_000 * n, "{} bytes", html.len());
+    for x in &r.decision.rules {
+        assert!(x.ids.len() <= crate::policy::explain::MAX_IDS);
+        assert!(rule_line(x).len() < 2000, "{}", rule_line(x));
+    }
+    let fail = r
+        .decision
+        .rules
+        .iter()
+        .find(|x| x.rule == "thresholds.high")
+        .unwrap();
+    assert!(
+        fail.total > fail.ids.len(),
+        "capped: {} of {}",
+        fail.ids.len(),
+        fail.total
+    );
+    assert!(rule_line(fail).contains(" more"), "{}", rule_line(fail));
+    assert!(ms < 5_000, "{ms} ms");
 }

@@ -64,3 +64,107 @@ pub struct RiskFinding {
     /// Why it matters and how to fix it (from the rule's documentation).
     pub remediation: String,
 }
+
+pub mod config;
+
+/// What one risk producer returns: its findings and what the report should
+/// say about its coverage (caps reached, parts it could not read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RiskOutput {
+    pub findings: Vec<RiskFinding>,
+    pub warnings: Vec<String>,
+}
+
+/// What every risk producer may read about the scanned image: the parts
+/// the single pass over the layers and the catalogers already hold. A
+/// producer takes this view and returns findings; it never sees the
+/// orchestrator or the job.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    /// As the user named it (`registry/repo:tag`, `oci:dir`).
+    pub reference: &'a str,
+    /// The manifest actually scanned.
+    pub manifest_digest: &'a str,
+    pub config: &'a crate::image::manifest::ImageConfig,
+    pub annotations: &'a std::collections::BTreeMap<String, String>,
+    /// Blob digest of each layer, by index.
+    pub layer_digests: &'a [String],
+    /// The final filesystem; `None` when the layers were not read (the
+    /// ECR engines).
+    pub files: Option<&'a crate::image::FileTree>,
+    pub packages: &'a [crate::catalog::Package],
+    /// Leading layers that are the base image's, when it is known.
+    pub base_layers: Option<usize>,
+    pub policy: &'a crate::policy::risks::RiskPolicy,
+}
+
+/// One risk producer.
+pub type Producer = fn(&ImageView<'_>) -> Result<RiskOutput, crate::cancel::Cancelled>;
+
+/// Every risk producer, in report order. Adding one is its folder under
+/// src/risks/ and one line here.
+pub const PRODUCERS: &[(&str, Producer)] = &[("config", config::produce)];
+
+/// Runs every producer over one image; a producer's findings keep their
+/// order, producers follow [`PRODUCERS`].
+pub fn produce_all(view: &ImageView<'_>) -> Result<RiskOutput, crate::cancel::Cancelled> {
+    let mut all = RiskOutput::default();
+    for (name, produce) in PRODUCERS {
+        let t = std::time::Instant::now();
+        let out = produce(view)?;
+        tracing::debug!(
+            producer = name,
+            findings = out.findings.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "risk producer done"
+        );
+        all.findings.extend(out.findings);
+        all.warnings.extend(out.warnings);
+    }
+    Ok(all)
+}
+
+/// The `SIGNATURE` output variable: whether the scanned digest carries a
+/// valid signature under the policy's keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SignatureStatus {
+    Verified,
+    Unsigned,
+    Invalid,
+    /// No signature producer ran (the policy asks for none, or none exists
+    /// yet).
+    #[default]
+    NotChecked,
+}
+
+impl SignatureStatus {
+    pub fn of(v: &crate::signature::SignatureVerdict) -> SignatureStatus {
+        use crate::signature::SignatureVerdict as V;
+        match v {
+            V::Verified { .. } => SignatureStatus::Verified,
+            V::Unsigned { .. } => SignatureStatus::Unsigned,
+            V::Invalid { .. } => SignatureStatus::Invalid,
+            V::NotChecked { .. } => SignatureStatus::NotChecked,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureStatus::Verified => "VERIFIED",
+            SignatureStatus::Unsigned => "UNSIGNED",
+            SignatureStatus::Invalid => "INVALID",
+            SignatureStatus::NotChecked => "NOT_CHECKED",
+        }
+    }
+}
+
+/// The risk part of a scan report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RiskReport {
+    pub findings: Vec<RiskFinding>,
+    pub signature: SignatureStatus,
+    /// Which signature verified, or why none did ("" when not checked).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub signature_reason: String,
+}

@@ -65,9 +65,36 @@ pub struct WorkerConfig {
     /// How often pending results (left by this or another worker) are sent.
     #[arg(long, env = "SCANGATE_PENDING_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration, hide = true)]
     pub pending_sweep_interval: Duration,
+    /// How often a worker renews the lease of each job it holds
+    /// (`{reports}/inflight/{jobId}.json`).
+    #[arg(long, env = "SCANGATE_LEASE_HEARTBEAT", default_value = "30s", value_parser = parse_duration)]
+    pub lease_heartbeat: Duration,
+    /// A job whose lease was not renewed for this long is taken to be
+    /// abandoned (its worker died): any worker's sweep reports it
+    /// SystemUnavailable. A worker that cannot renew its lease stops the job
+    /// one heartbeat before this.
+    #[arg(long, env = "SCANGATE_LEASE_TTL", default_value = "120s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
     /// How long an AcknowledgeJob whose answer was lost is rechecked.
     #[arg(long, env = "SCANGATE_ACK_RECHECK", default_value = "2m", value_parser = parse_duration, hide = true)]
     pub ack_recheck: Duration,
+    /// Value of the `Service` dimension of the worker's CloudWatch EMF
+    /// metrics (namespace ScanGate); the CDK sets the provider name.
+    #[arg(long, env = "SCANGATE_METRICS_SERVICE", default_value = crate::worker::metrics::DEFAULT_SERVICE, value_parser = parse_metrics_service)]
+    pub metrics_service: String,
+    /// How often the gauge metrics line (SlotsBusy, Slots, ...) is written.
+    /// Hidden: CloudWatch's alarms and scaling assume one a minute.
+    #[arg(long, env = "SCANGATE_METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration, hide = true)]
+    pub metrics_interval: Duration,
+    /// The ECS agent endpoint, set by ECS in every task: task scale-in
+    /// protection is set through it while a job is in flight. Unset off ECS
+    /// (no calls are made then).
+    #[arg(long, env = "ECS_AGENT_URI", hide = true)]
+    pub ecs_agent_uri: Option<String>,
+    /// Write the EMF lines to stdout. Not a flag: off only for a worker run
+    /// inside another command (`scangate demo`), whose stdout is its own.
+    #[arg(skip = true)]
+    pub emf_stdout: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Path-style S3 addressing (S3-compatible servers).
@@ -106,16 +133,26 @@ pub struct RegistryArgs {
     /// sent to; required with them.
     #[arg(long, env = "SCANGATE_REGISTRY_HOSTS", value_delimiter = ',')]
     pub registry_hosts: Vec<String>,
-    /// Registry redirects may lead to loopback addresses (tests, a local
-    /// registry whose storage is on another local port). Link-local and
-    /// cloud metadata addresses are refused regardless.
+    /// Registries, and their redirects, may be on loopback addresses
+    /// (tests, a local registry whose storage is on another local port).
+    /// Without it only a registry the operator named (insecure, credential
+    /// or pinned hosts) may be; link-local, unspecified and cloud metadata
+    /// addresses are refused regardless.
     #[arg(
-        long,
-        env = "SCANGATE_ALLOW_LOOPBACK_REDIRECTS",
+        long = "allow-local-registries",
+        env = "SCANGATE_ALLOW_LOCAL_REGISTRIES",
         default_value_t = false,
         hide = true
     )]
     pub allow_loopback_redirects: bool,
+    /// The older name of --allow-local-registries, still read.
+    #[arg(
+        long = "allow-loopback-redirects",
+        env = "SCANGATE_ALLOW_LOOPBACK_REDIRECTS",
+        default_value_t = false,
+        hide = true
+    )]
+    pub allow_loopback_redirects_old_name: bool,
 }
 
 impl RegistryArgs {
@@ -173,6 +210,10 @@ fn parse_category(s: &str) -> Result<String, String> {
                 CATEGORIES.join(", ")
             )
         })
+}
+
+fn parse_metrics_service(s: &str) -> Result<String, String> {
+    crate::worker::metrics::parse_service(s).map_err(|e| e.to_string())
 }
 
 /// `None` when the health server is switched off. A newtype because clap
@@ -267,6 +308,18 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn local_registries_are_allowed_by_the_new_name_and_the_old_one() {
+        let allowed = |args: &[&str]| {
+            crate::worker::pull_options(&registry_args(args))
+                .unwrap()
+                .allow_loopback_redirects
+        };
+        assert!(!allowed(&[]));
+        assert!(allowed(&["--allow-local-registries"]));
+        assert!(allowed(&["--allow-loopback-redirects"]));
     }
 
     #[test]

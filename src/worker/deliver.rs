@@ -7,32 +7,51 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::Shared;
-use super::pending::{PendingResult, PendingStore};
+use super::lease::Held;
+use super::pending::{Created, PendingResult, PendingStore};
 use crate::job::Outcome;
 
-/// Sends `outcome` as the job's result. It is written to the pending store
-/// first, so that a worker killed while retrying leaves it for the next;
-/// the slot is held while the tries last (up to the configured total, or
-/// the shutdown grace), and what is still unsent then stays pending.
+/// Sends `outcome` as the job's result. It is made the job's pending
+/// result first (an exclusive create, see [`super::lease`]), so that a
+/// worker killed while retrying leaves it for the next, and the job's lease
+/// is then removed; if a sweeper already reported the job abandoned (this
+/// worker's lease expired), that result stands and this one is dropped. The
+/// slot is held while the tries last (up to the configured total, or the
+/// shutdown grace), and what is still unsent then stays pending.
 pub(super) async fn deliver(
     shared: &Shared,
     job_id: &str,
     outcome: Outcome,
     abort_rx: &mut watch::Receiver<bool>,
     started: Instant,
+    lease: Held,
 ) {
     let (result, kind) = match &outcome {
         Outcome::Success { .. } => ("success", ""),
         Outcome::Failure { kind, .. } => ("failure", kind.as_str()),
     };
     let _delivering = shared.delivering(job_id);
-    let pending = PendingResult {
-        job_id: job_id.to_owned(),
-        outcome,
-        worker_id: shared.worker_id.clone(),
-    };
-    let persisted = match shared.pending.save(&pending).await {
-        Ok(()) => true,
+    let pending = PendingResult::new(job_id, outcome, &shared.worker_id);
+    let mut lease = Some(lease);
+    let persisted = match shared.pending.create(&pending).await {
+        Ok(Created::New) => {
+            if let Some(l) = lease.take() {
+                l.release().await;
+            }
+            true
+        }
+        Ok(Created::Taken(other)) => {
+            tracing::warn!(
+                result,
+                decided_by = other.as_ref().map_or("", |o| o.worker_id.as_str()),
+                "the job's result was already decided by another worker (this worker's lease \
+                 expired); dropping this one"
+            );
+            if let Some(l) = lease.take() {
+                l.release().await;
+            }
+            return;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not keep the result pending before sending it");
             false
@@ -61,12 +80,25 @@ pub(super) async fn deliver(
             "could not send the job result yet; it stays pending for this or another worker to send"
         ),
         Some(Err(e)) => {
-            tracing::error!(error = %e, result, "could not send the job result, and it could not be kept pending")
+            // The lease stays (dropped, not released): a sweeper reports the
+            // job SystemUnavailable once it expires, rather than nothing.
+            tracing::error!(error = %e, result, "could not send the job result, and it could not be kept pending; its lease will expire");
+            return;
         }
-        None => tracing::warn!(
+        None if persisted => tracing::warn!(
             result, store = %shared.pending.describe(),
             "shutting down before CodePipeline took the job result; it stays pending"
         ),
+        None => {
+            tracing::warn!(
+                result,
+                "shutting down before CodePipeline took the job result; its lease will expire"
+            );
+            return;
+        }
+    }
+    if let Some(l) = lease {
+        l.release().await;
     }
 }
 
@@ -88,7 +120,8 @@ async fn forget(store: &PendingStore, job_id: &str) {
 }
 
 /// Sends the results other workers (or this one before a restart) left
-/// pending: on start-up, then every `interval` until `stop`.
+/// pending, and reports the jobs whose leases expired: on start-up, then
+/// every `interval` until `stop`.
 pub(super) async fn sweep_loop(
     shared: std::sync::Arc<Shared>,
     interval: Duration,
@@ -96,6 +129,7 @@ pub(super) async fn sweep_loop(
 ) {
     loop {
         sweep(&shared).await;
+        super::lease::sweep(&shared).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -128,7 +162,7 @@ pub(super) async fn sweep(shared: &Shared) -> usize {
 }
 
 /// One pending result: `true` when CodePipeline took it now.
-async fn send_pending(shared: &Shared, id: &str) -> bool {
+pub(super) async fn send_pending(shared: &Shared, id: &str) -> bool {
     let p = match shared.pending.load(id).await {
         Ok(Some(p)) => p,
         Ok(None) => return false,

@@ -8,7 +8,10 @@ pub mod api;
 pub mod cfg;
 mod deliver;
 pub mod health;
+pub mod lease;
+pub mod metrics;
 pub mod pending;
+pub mod protection;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +65,10 @@ struct Shared {
     ack_recheck: Duration,
     /// Jobs whose result this worker is sending: the sweep leaves them.
     delivering: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// ECS task scale-in protection while jobs are in flight.
+    protection: protection::TaskProtection,
+    /// The in-flight leases (written, renewed, swept).
+    leases: lease::Journal,
 }
 
 impl Shared {
@@ -101,7 +108,7 @@ pub fn pull_options(r: &cfg::RegistryArgs) -> Result<PullOptions, String> {
         insecure_registries: r.insecure_registries.clone(),
         credentials: r.credentials()?,
         registry_hosts: r.hosts()?,
-        allow_loopback_redirects: r.allow_loopback_redirects,
+        allow_loopback_redirects: r.allow_loopback_redirects || r.allow_loopback_redirects_old_name,
         ..PullOptions::default()
     })
 }
@@ -138,7 +145,29 @@ pub async fn run_until(
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let pending = PendingStore::new(reports.as_ref(), cfg.pending_dir.clone());
-    let state = Arc::new(State::new(cfg.concurrency));
+    let lease_times = lease::LeaseTimes {
+        heartbeat: cfg.lease_heartbeat,
+        ttl: cfg.lease_ttl,
+    };
+    lease_times.check().map_err(WorkerError::Config)?;
+    let leases = lease::Journal::new(
+        lease::LeaseStore::new(reports.as_ref(), cfg.pending_dir.clone()),
+        lease_times,
+    );
+    let state = Arc::new(State::new(
+        cfg.concurrency,
+        if cfg.emf_stdout {
+            metrics::Emitter::stdout(cfg.metrics_service.clone())
+        } else {
+            metrics::Emitter::discard(cfg.metrics_service.clone())
+        },
+    ));
+    // Covers a job's deadline and the retries of its result.
+    let protection = protection::TaskProtection::new(
+        cfg.ecs_agent_uri.as_deref(),
+        cfg.job_timeout + cfg.result_retry,
+    )
+    .map_err(|e| WorkerError::Config(e.to_string()))?;
     if let Some(addr) = cfg.health_addr.0 {
         health::serve(addr, state.clone())
             .await
@@ -150,6 +179,7 @@ pub async fn run_until(
             pull,
             inspector: Inspector::new(&sdk, RetryPolicy::default()),
             ecr: EcrScanner::new(&sdk, RetryPolicy::default(), PollPolicy::default()),
+            kms: crate::signature::kms::AwsKms::new(&sdk),
         },
         reports,
         state: state.clone(),
@@ -166,6 +196,8 @@ pub async fn run_until(
         result_margin: result_margin(cfg.shutdown_grace),
         ack_recheck: cfg.ack_recheck,
         delivering: Default::default(),
+        protection,
+        leases,
     });
     tracing::info!(
         worker_id,
@@ -175,9 +207,12 @@ pub async fn run_until(
         concurrency = cfg.concurrency,
         region = %shared.api.region,
         pending = %shared.pending.describe(),
+        leases = %shared.leases.store.describe(),
         memory_budget_mib = memory_budget >> 20,
+        task_protection = shared.protection.enabled(),
         "worker started"
     );
+    let gauges = tokio::spawn(state.clone().emit_gauges_every(cfg.metrics_interval));
 
     // stop: no more polling. abort: in-flight jobs give up and report.
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -251,12 +286,14 @@ pub async fn run_until(
                     tracing::error!(error = %e, "cannot poll for jobs");
                     missing_type_reported = true;
                 }
-                state.poll_error();
-                Some(Duration::from_secs(60))
+                state.poll_error(&e);
+                // Under a minute, so that every minute has a PollErrors
+                // count for the stack's "polls failing" alarm.
+                Some(Duration::from_secs(30))
             }
             Err(e) => {
                 failures += 1;
-                state.poll_error();
+                state.poll_error(&e);
                 let wait = api::backoff(failures).max(cfg.poll_interval);
                 if failures <= 3 || failures.is_power_of_two() {
                     tracing::warn!(error = %e, failures, wait_ms = wait.as_millis() as u64, "PollForJobs failed");
@@ -278,6 +315,7 @@ pub async fn run_until(
     );
     while tasks.join_next().await.is_some() {}
     sweeper.abort();
+    gauges.abort();
     tracing::info!("worker stopped");
     Ok(())
 }
@@ -318,14 +356,33 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
         execution_id = job.pipeline_execution_id.as_deref().unwrap_or(""),
     );
     async move {
+        // Written before AcknowledgeJob: a SIGKILL at any moment after the
+        // acknowledgement (even during its recheck) leaves a lease that
+        // another worker's sweep turns into a result.
+        let Some(mut lease) = shared
+            .leases
+            .hold(lease::Lease::of(
+                &job,
+                &shared.worker_id,
+                shared.job_timeout,
+            ))
+            .await
+        else {
+            return;
+        };
         if !claim(&shared, &job).await {
+            // Dropped, not released: the job may already be another
+            // worker's, under the same lease name (see lease.rs).
+            drop(lease);
             return;
         }
         let started = Instant::now();
         shared.state.job_started(&job);
+        shared.protection.job_started();
         tracing::info!("job acknowledged");
 
         let cancel = CancelToken::new();
+        let store = shared.leases.store.describe();
         let outcome = guarded(
             {
                 let (shared, job, cancel) = (shared.clone(), job.clone(), cancel.clone());
@@ -335,14 +392,16 @@ async fn handle_job(shared: Arc<Shared>, job: JobInfo, mut abort_rx: watch::Rece
             shared.job_timeout,
             &mut abort_rx,
             &cancel,
+            lease.lost(&store, shared.leases.times.ttl),
         )
         .await;
         let kind = match &outcome {
             Outcome::Success { .. } => None,
-            Outcome::Failure { kind, .. } => Some(kind.as_str()),
+            Outcome::Failure { kind, .. } => Some(*kind),
         };
-        deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started).await;
+        deliver::deliver(&shared, &job.id, outcome, &mut abort_rx, started, lease).await;
         shared.state.job_finished(&job.id, kind);
+        shared.protection.job_finished();
     }
     .instrument(span)
     .await
@@ -396,14 +455,17 @@ async fn claim(shared: &Shared, job: &JobInfo) -> bool {
 /// than taking the job's one result with it, and the shutdown deadline and
 /// the job's own deadline turn unfinished work into SystemUnavailable (a
 /// stalled registry must not hold a worker slot, nor leave the pipeline
-/// waiting for CodePipeline's own action timeout). Every way out cancels
-/// `cancel`, so CPU-bound work on the blocking pool stops too.
+/// waiting for CodePipeline's own action timeout). `lease_lost` completes
+/// when the job's lease cannot be renewed: the job stops before another
+/// worker may report it abandoned. Every way out cancels `cancel`, so
+/// CPU-bound work on the blocking pool stops too.
 async fn guarded(
     work: impl std::future::Future<Output = Outcome> + Send + 'static,
     job_id: &str,
     timeout: Duration,
     abort_rx: &mut watch::Receiver<bool>,
     cancel: &CancelToken,
+    lease_lost: impl std::future::Future<Output = Outcome>,
 ) -> Outcome {
     let _stop = cancel.drop_guard();
     let mut task = tokio::spawn(work);
@@ -433,6 +495,10 @@ async fn guarded(
         _ = abort_rx.wait_for(|a| *a) => {
             task.abort();
             Outcome::from_error(job_id, &PipelineError::ShuttingDown)
+        }
+        o = lease_lost => {
+            task.abort();
+            o
         }
     }
 }
@@ -464,6 +530,7 @@ async fn process(shared: &Shared, job: &JobInfo, cancel: &CancelToken) -> Outcom
         Err(e) => return failed(shared, job, &e).await,
     };
     tracing::info!(image = %inputs.image, platform = %cfg.platform, policy_file = cfg.policy_file.as_deref().unwrap_or(""), "scanning");
+    shared.state.note_image(&job.id, &inputs.image.to_string());
     let req = ScanRequest {
         image: inputs.image,
         platform: cfg.platform.clone(),
@@ -495,6 +562,11 @@ async fn inputs(
     }
     let zip = artifact_zip(shared, job, cfg, creds).await?;
     let cfg = cfg.clone();
+    // Recorded with the decision: which artifact the policy file came from.
+    let artifact_uri = job.input_artifacts.first().and_then(|a| {
+        let (b, k) = (a.bucket.as_ref()?, a.key.as_ref()?);
+        Some(format!("input artifact {} (s3://{b}/{k})", a.name))
+    });
     pipeline::off_runtime(Some(cancel), move || {
         let image = match cfg.image.clone() {
             Some(i) => i,
@@ -506,7 +578,7 @@ async fn inputs(
                 for w in file.warnings(crate::policy::file::today_utc()) {
                     tracing::warn!(policy_file = %path, "{w}");
                 }
-                cfg.policy_with_file(&file)
+                cfg.policy_with_file(&file).read_from(artifact_uri)
             }
             None => cfg.policy.clone(),
         };
@@ -549,6 +621,11 @@ async fn finish(
         digest = %report.manifest_digest,
         total_ms = report.timings.total_ms,
         "scan finished"
+    );
+    shared.state.note_scan(
+        &job.id,
+        &report.decision.verdict.to_string(),
+        &report.manifest_digest,
     );
     with_output(&job.id, Outcome::from_report(&job.id, &report), written)
 }
@@ -773,7 +850,22 @@ fn policy_from_zip(zip: &[u8], path: &str) -> Result<crate::policy::PolicyFile, 
         }
         e => e.into(),
     })?;
-    crate::policy::PolicyFile::parse(path, &text).map_err(|e| ConfigError::PolicyFile(e).into())
+    let mut file =
+        crate::policy::PolicyFile::parse(path, &text).map_err(ConfigError::PolicyFile)?;
+    // Keys and roots the signature section names sit beside the policy
+    // file in the same artifact.
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    let read = |name: &str| -> Result<String, String> {
+        let full = if dir.is_empty() || name.starts_with('/') {
+            name.trim_start_matches('/').to_owned()
+        } else {
+            format!("{dir}/{name}")
+        };
+        crate::job::artifact::file_from_zip(zip, &full).map_err(|e| e.to_string())
+    };
+    file.resolve_signature_files(&read)
+        .map_err(ConfigError::PolicyFile)?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -795,6 +887,7 @@ mod tests {
             Duration::from_secs(60),
             &mut rx,
             &CancelToken::new(),
+            std::future::pending(),
         )
         .await;
         let Outcome::Failure { kind, message } = o else {
@@ -857,6 +950,7 @@ mod tests {
             Duration::from_millis(50),
             &mut rx,
             &CancelToken::new(),
+            std::future::pending(),
         )
         .await
         else {
@@ -881,6 +975,7 @@ mod tests {
                 Duration::from_secs(7200),
                 &mut rx,
                 &CancelToken::new(),
+                std::future::pending(),
             )
             .await
         });

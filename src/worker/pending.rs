@@ -13,6 +13,10 @@
 //! Two workers may send the same pending result: CodePipeline records the
 //! first and answers the second InvalidJobStateException, so a job still
 //! gets exactly one result.
+//!
+//! The record is created exclusively ([`PendingStore::create`]): it is where
+//! the one result of a job is decided, between the worker that scanned it
+//! and a sweeper that finds the worker's lease expired ([`super::lease`]).
 
 use std::path::PathBuf;
 
@@ -21,9 +25,10 @@ use serde::{Deserialize, Serialize};
 use crate::job::Outcome;
 use crate::report::ReportStore;
 
-/// A pending record larger than this is not ours (a result is at most a
+/// A record larger than this is not ours (a result is at most a
 /// 5,000-character message or a 2,048-character summary and a few output
-/// variables): it is skipped, never read whole.
+/// variables; a lease is a few hundred bytes): it is skipped, never read
+/// whole.
 const MAX_RECORD_BYTES: u64 = 256 * 1024;
 
 /// Records handled per sweep, so a flooded store cannot stall a worker.
@@ -31,18 +36,18 @@ pub const MAX_PER_SWEEP: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PendingError {
-    #[error("pending result store {path}: {source}")]
+    #[error("worker store {path}: {source}")]
     Io {
         path: String,
         source: std::io::Error,
     },
-    #[error("pending result store s3://{bucket}/{key}: {message}")]
+    #[error("worker store s3://{bucket}/{key}: {message}")]
     S3 {
         bucket: String,
         key: String,
         message: String,
     },
-    #[error("pending result {key}: {reason}")]
+    #[error("worker record {key}: {reason}")]
     Invalid { key: String, reason: String },
 }
 
@@ -53,15 +58,44 @@ pub struct PendingResult {
     pub outcome: Outcome,
     /// The worker that produced it (for the logs).
     pub worker_id: String,
+    /// A token unique to the write that created the record: a creation
+    /// whose answer was lost is told apart from another worker's by reading
+    /// it back (see [`PendingStore::create`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub claim: String,
 }
 
+impl PendingResult {
+    pub fn new(job_id: &str, outcome: Outcome, worker_id: &str) -> PendingResult {
+        PendingResult {
+            job_id: job_id.to_owned(),
+            outcome,
+            worker_id: worker_id.to_owned(),
+            claim: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+}
+
+/// What [`PendingStore::create`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// The record is ours: this result is the job's result.
+    New,
+    /// Another record was there first (another worker decided the job's
+    /// result); it is returned when it could be read.
+    Taken(Option<PendingResult>),
+}
+
+/// JSON records named `{jobId}.json` in one directory or S3 prefix: the
+/// storage of the pending results and of the in-flight leases
+/// ([`super::lease`]).
 #[derive(Clone)]
-pub enum PendingStore {
+pub enum Records {
     Dir(PathBuf),
     S3 {
         client: aws_sdk_s3::Client,
         bucket: String,
-        /// `{reports prefix}/pending`, no trailing slash.
+        /// `{reports prefix}/{name}`, no trailing slash.
         prefix: String,
         kms_key: Option<String>,
     },
@@ -73,95 +107,123 @@ pub fn valid_job_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-impl PendingStore {
-    /// Beside the reports when there is a store; else `spool`.
-    pub fn new(reports: Option<&ReportStore>, spool: PathBuf) -> PendingStore {
+impl Records {
+    /// `{reports}/{name}` when there is a reports store; else `spool`.
+    pub fn new(reports: Option<&ReportStore>, spool: PathBuf, name: &str) -> Records {
         match reports {
-            Some(ReportStore::Dir(d)) => PendingStore::Dir(d.join("pending")),
+            Some(ReportStore::Dir(d)) => Records::Dir(d.join(name)),
             Some(ReportStore::S3 {
                 client,
                 bucket,
                 prefix,
                 kms_key,
-            }) => PendingStore::S3 {
+            }) => Records::S3 {
                 client: client.clone(),
                 bucket: bucket.clone(),
                 prefix: if prefix.is_empty() {
-                    "pending".to_owned()
+                    name.to_owned()
                 } else {
-                    format!("{prefix}/pending")
+                    format!("{prefix}/{name}")
                 },
                 kms_key: kms_key.clone(),
             },
-            None => PendingStore::Dir(spool),
+            None => Records::Dir(spool),
         }
     }
 
     /// Where it is, for the logs.
     pub fn describe(&self) -> String {
         match self {
-            PendingStore::Dir(d) => format!("file://{}", d.display()),
-            PendingStore::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}/"),
+            Records::Dir(d) => format!("file://{}", d.display()),
+            Records::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}/"),
         }
     }
 
-    fn key(id: &str) -> String {
-        format!("{id}.json")
-    }
-
-    pub async fn save(&self, p: &PendingResult) -> Result<(), PendingError> {
-        let key = Self::key(&p.job_id);
-        if !valid_job_id(&p.job_id) {
+    fn key(id: &str) -> Result<String, PendingError> {
+        let key = format!("{id}.json");
+        if !valid_job_id(id) {
             return Err(PendingError::Invalid {
                 key,
                 reason: "not a CodePipeline job id".into(),
             });
         }
-        let body = serde_json::to_vec(p).map_err(|e| PendingError::Invalid {
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
+        Ok(key)
+    }
+
+    /// Writes (or overwrites) the record of `id`.
+    pub async fn put(&self, id: &str, body: Vec<u8>) -> Result<(), PendingError> {
+        let key = Self::key(id)?;
         match self {
-            PendingStore::Dir(d) => write_file(d, &key, body).await,
-            PendingStore::S3 {
-                client,
-                bucket,
-                prefix,
-                kms_key,
-            } => {
-                use aws_sdk_s3::types::ServerSideEncryption;
-                let key = format!("{prefix}/{key}");
-                let req = client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(&key)
-                    .content_type("application/json");
-                let req = match kms_key {
-                    Some(k) => req
-                        .server_side_encryption(ServerSideEncryption::AwsKms)
-                        .ssekms_key_id(k),
-                    None => req.server_side_encryption(ServerSideEncryption::Aes256),
-                };
-                req.body(body.into())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| s3_error(bucket, key, &e))
-            }
+            Records::Dir(d) => write_file(d, &key, body, false).await.map(|_| ()),
+            Records::S3 { .. } => self.put_object(&key, body, false).await.map(|_| ()),
         }
     }
 
-    pub async fn delete(&self, job_id: &str) -> Result<(), PendingError> {
-        let key = Self::key(job_id);
+    /// Writes the record of `id` only if there is none: `Ok(false)` when
+    /// one exists (an exclusive create: a hard link on a directory, which
+    /// fails on an existing name; `If-None-Match: *` on S3). On S3 a create
+    /// whose answer was lost and was retried also answers `false`: the
+    /// caller reads the record back to tell.
+    pub async fn put_new(&self, id: &str, body: Vec<u8>) -> Result<bool, PendingError> {
+        let key = Self::key(id)?;
         match self {
-            PendingStore::Dir(d) => match tokio::fs::remove_file(d.join(&key)).await {
+            Records::Dir(d) => write_file(d, &key, body, true).await,
+            Records::S3 { .. } => self.put_object(&key, body, true).await,
+        }
+    }
+
+    async fn put_object(&self, key: &str, body: Vec<u8>, new: bool) -> Result<bool, PendingError> {
+        let Records::S3 {
+            client,
+            bucket,
+            prefix,
+            kms_key,
+        } = self
+        else {
+            unreachable!("put_object on a directory store")
+        };
+        use aws_sdk_s3::types::ServerSideEncryption;
+        let key = format!("{prefix}/{key}");
+        let req = client
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .content_type("application/json")
+            .set_if_none_match(new.then(|| "*".to_owned()));
+        let req = match kms_key {
+            Some(k) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(k),
+            None => req.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+        match req.body(body.into()).send().await {
+            Ok(_) => Ok(true),
+            // 412: the object exists; 409: a concurrent conditional write
+            // to the same key is in progress (S3 lets one of them win).
+            Err(e)
+                if new
+                    && matches!(
+                        e.raw_response().map(|r| r.status().as_u16()),
+                        Some(412 | 409)
+                    ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(s3_error(bucket, key, &e)),
+        }
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), PendingError> {
+        let key = Self::key(id)?;
+        match self {
+            Records::Dir(d) => match tokio::fs::remove_file(d.join(&key)).await {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PendingError::Io {
                     path: d.join(&key).display().to_string(),
                     source: e,
                 }),
                 _ => Ok(()),
             },
-            PendingStore::S3 {
+            Records::S3 {
                 client,
                 bucket,
                 prefix,
@@ -180,11 +242,11 @@ impl PendingStore {
         }
     }
 
-    /// The job ids with a pending result, at most [`MAX_PER_SWEEP`].
+    /// The job ids with a record, at most [`MAX_PER_SWEEP`].
     pub async fn list(&self) -> Result<Vec<String>, PendingError> {
         let names = match self {
-            PendingStore::Dir(d) => list_dir(d).await?,
-            PendingStore::S3 {
+            Records::Dir(d) => list_dir(d).await?,
+            Records::S3 {
                 client,
                 bucket,
                 prefix,
@@ -215,13 +277,17 @@ impl PendingStore {
             .collect())
     }
 
-    /// The pending result of `job_id`; `Ok(None)` when it is gone (another
-    /// worker sent it meanwhile).
-    pub async fn load(&self, job_id: &str) -> Result<Option<PendingResult>, PendingError> {
-        let key = Self::key(job_id);
+    /// The record of `id`, parsed; `Ok(None)` when there is none. A record
+    /// naming another job than its key is refused.
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        job_id_of: impl Fn(&T) -> &str,
+    ) -> Result<Option<T>, PendingError> {
+        let key = Self::key(id)?;
         let body = match self {
-            PendingStore::Dir(d) => read_file(&d.join(&key)).await?,
-            PendingStore::S3 {
+            Records::Dir(d) => read_file(&d.join(&key)).await?,
+            Records::S3 {
                 client,
                 bucket,
                 prefix,
@@ -229,18 +295,83 @@ impl PendingStore {
             } => read_object(client, bucket, &format!("{prefix}/{key}")).await?,
         };
         let Some(body) = body else { return Ok(None) };
-        let p: PendingResult =
-            serde_json::from_slice(&body).map_err(|e| PendingError::Invalid {
-                key: key.clone(),
-                reason: e.to_string(),
-            })?;
-        if p.job_id != job_id {
+        let record: T = serde_json::from_slice(&body).map_err(|e| PendingError::Invalid {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        let named = job_id_of(&record);
+        if named != id {
             return Err(PendingError::Invalid {
                 key,
-                reason: format!("names job {:?}", crate::util::truncate_chars(&p.job_id, 80)),
+                reason: format!("names job {:?}", crate::util::truncate_chars(named, 80)),
             });
         }
-        Ok(Some(p))
+        Ok(Some(record))
+    }
+}
+
+/// The results not yet taken by CodePipeline.
+#[derive(Clone)]
+pub struct PendingStore(pub Records);
+
+impl PendingStore {
+    /// Beside the reports when there is a store (`{reports}/pending/`); else
+    /// `spool`.
+    pub fn new(reports: Option<&ReportStore>, spool: PathBuf) -> PendingStore {
+        PendingStore(Records::new(reports, spool, "pending"))
+    }
+
+    /// Where it is, for the logs.
+    pub fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    fn body(p: &PendingResult) -> Result<Vec<u8>, PendingError> {
+        serde_json::to_vec(p).map_err(|e| PendingError::Invalid {
+            key: format!("{}.json", p.job_id),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes (or overwrites) a pending result.
+    pub async fn save(&self, p: &PendingResult) -> Result<(), PendingError> {
+        self.0.put(&p.job_id, Self::body(p)?).await
+    }
+
+    /// Makes `p` the job's result unless another is already pending: the
+    /// one arbiter between a worker handing its verdict over and a sweeper
+    /// reporting the job of a dead worker (see [`super::lease`]). Exactly one
+    /// creation wins; a lost answer to our own winning creation is
+    /// recognised by the record's claim token.
+    pub async fn create(&self, p: &PendingResult) -> Result<Created, PendingError> {
+        if self.0.put_new(&p.job_id, Self::body(p)?).await? {
+            return Ok(Created::New);
+        }
+        match self.load(&p.job_id).await {
+            Ok(Some(existing)) if !p.claim.is_empty() && existing.claim == p.claim => {
+                Ok(Created::New)
+            }
+            Ok(existing) => Ok(Created::Taken(existing)),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable pending result in the way");
+                Ok(Created::Taken(None))
+            }
+        }
+    }
+
+    pub async fn delete(&self, job_id: &str) -> Result<(), PendingError> {
+        self.0.delete(job_id).await
+    }
+
+    /// The job ids with a pending result, at most [`MAX_PER_SWEEP`].
+    pub async fn list(&self) -> Result<Vec<String>, PendingError> {
+        self.0.list().await
+    }
+
+    /// The pending result of `job_id`; `Ok(None)` when it is gone (another
+    /// worker sent it meanwhile).
+    pub async fn load(&self, job_id: &str) -> Result<Option<PendingResult>, PendingError> {
+        self.0.get(job_id, |p: &PendingResult| &p.job_id).await
     }
 }
 
@@ -256,17 +387,40 @@ fn s3_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
     }
 }
 
-async fn write_file(dir: &std::path::Path, key: &str, body: Vec<u8>) -> Result<(), PendingError> {
+/// Writes `body` as `dir/key` through a temporary file, so that a reader
+/// never sees half a record. `exclusive`: by a hard link, which fails when
+/// the name exists (`Ok(false)`), else by a rename, which replaces it.
+async fn write_file(
+    dir: &std::path::Path,
+    key: &str,
+    body: Vec<u8>,
+    exclusive: bool,
+) -> Result<bool, PendingError> {
     let path = dir.join(key);
     let io = |source| PendingError::Io {
         path: path.display().to_string(),
         source,
     };
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    // Write then rename: a reader never sees half a record.
-    let tmp = path.with_extension("tmp");
+    // A name of its own per write: two writers never share a temporary file.
+    let tmp = dir.join(format!("{key}.{}.tmp", uuid::Uuid::new_v4().simple()));
     tokio::fs::write(&tmp, body).await.map_err(io)?;
-    tokio::fs::rename(&tmp, &path).await.map_err(io)
+    let placed = if exclusive {
+        let linked = tokio::fs::hard_link(&tmp, &path).await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    } else {
+        let renamed = tokio::fs::rename(&tmp, &path).await;
+        if renamed.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        renamed.map(|()| true)
+    };
+    placed.map_err(io)
 }
 
 async fn list_dir(dir: &std::path::Path) -> Result<Vec<String>, PendingError> {
@@ -385,6 +539,7 @@ mod tests {
                 variables: [("VERDICT".to_string(), "PASS".to_string())].into(),
             },
             worker_id: "w".into(),
+            claim: String::new(),
         }
     }
 
@@ -405,7 +560,7 @@ mod tests {
     #[tokio::test]
     async fn hostile_records_are_refused() {
         let dir = Scratch::new();
-        let store = PendingStore::Dir(dir.path().to_owned());
+        let store = PendingStore(Records::Dir(dir.path().to_owned()));
         assert!(store.save(&result("../../etc/passwd")).await.is_err());
         // Names that are not job ids are never listed.
         std::fs::write(dir.path().join("..json"), b"{}").unwrap();

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{Artifact, JobResult, JobSnapshot, NewJob};
@@ -93,8 +93,8 @@ impl Env {
             .env("SCANGATE_HEALTH_ADDR", "off")
             .env("SCANGATE_REPORTS", reports)
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(integration_tests::process::append_to(&log))
+            .stderr(integration_tests::process::append_to(&log));
         Worker {
             child: cmd.spawn().expect("starting scangate worker"),
             log,

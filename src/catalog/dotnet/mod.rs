@@ -262,9 +262,7 @@ mod tests {
     use super::*;
 
     fn catalog(files: &[(&str, &[u8], usize)]) -> Catalog {
-        let mut c = Catalog::default();
-        DotnetCataloger.catalog(&FileTree::from_files(files), None, &mut c);
-        c
+        crate::catalog::testkit::run(&DotnetCataloger, files)
     }
 
     #[test]

@@ -576,30 +576,16 @@ fn effective(m: &Module) -> &Module {
 mod tests {
     use super::*;
     use crate::catalog::SNIFF_LEN;
-    use crate::image::fs::FileTree;
     use std::io::Read;
 
+    use crate::catalog::testkit::{gunzip, pairs, run_in_layer};
+
     fn hello_go() -> Vec<u8> {
-        let gz: &[u8] = include_bytes!("fixtures/hello-go.gz");
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
+        gunzip(include_bytes!("fixtures/hello-go.gz"))
     }
 
     fn catalog(files: &[(&str, &[u8])]) -> Catalog {
-        let files: Vec<_> = files.iter().map(|(p, d)| (*p, *d, 1)).collect();
-        let mut out = Catalog::default();
-        GoCataloger.catalog(&FileTree::from_files(&files), None, &mut out);
-        out
-    }
-
-    fn pairs(c: &Catalog) -> Vec<(&str, &str)> {
-        c.packages
-            .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect()
+        run_in_layer(&GoCataloger, files, 1)
     }
 
     const EXPECTED: [(&str, &str); 4] = [
@@ -758,14 +744,6 @@ mod tests {
         let blob = encode("go1.19.8", text);
         let (v, m) = decode_inline(&blob).unwrap();
         assert_eq!((v, m), (&b"go1.19.8"[..], text.as_bytes()));
-    }
-
-    fn gunzip(gz: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
     }
 
     #[test]

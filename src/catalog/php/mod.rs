@@ -122,9 +122,7 @@ mod tests {
     use super::*;
 
     fn catalog(files: &[(&str, &[u8], usize)]) -> Catalog {
-        let mut c = Catalog::default();
-        PhpCataloger.catalog(&FileTree::from_files(files), None, &mut c);
-        c
+        crate::catalog::testkit::run(&PhpCataloger, files)
     }
 
     fn found(c: &Catalog) -> Vec<(&str, &str, &str)> {

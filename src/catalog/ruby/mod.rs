@@ -202,9 +202,7 @@ mod tests {
     use super::*;
 
     fn catalog(files: &[(&str, &[u8], usize)]) -> Catalog {
-        let mut c = Catalog::default();
-        RubyCataloger.catalog(&FileTree::from_files(files), None, &mut c);
-        c
+        crate::catalog::testkit::run(&RubyCataloger, files)
     }
 
     fn gem(name: &str, version: &str) -> Gem {

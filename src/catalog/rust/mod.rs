@@ -151,27 +151,14 @@ mod tests {
     use flate2::write::ZlibEncoder;
     use std::io::Write;
 
+    use crate::catalog::testkit::{gunzip, pairs, run_in_layer};
+
     fn hello_rust() -> Vec<u8> {
-        let gz: &[u8] = include_bytes!("fixtures/hello-rust.gz");
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
+        gunzip(include_bytes!("fixtures/hello-rust.gz"))
     }
 
     fn catalog(files: &[(&str, &[u8])]) -> Catalog {
-        let files: Vec<_> = files.iter().map(|(p, d)| (*p, *d, 2)).collect();
-        let mut out = Catalog::default();
-        RustCataloger.catalog(&FileTree::from_files(&files), None, &mut out);
-        out
-    }
-
-    fn pairs(c: &Catalog) -> Vec<(&str, &str)> {
-        c.packages
-            .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect()
+        run_in_layer(&RustCataloger, files, 2)
     }
 
     fn zlib(data: &[u8]) -> Vec<u8> {
