@@ -12,6 +12,7 @@ use scangate::inspector::{Inspector, RetryBudget, RetryPolicy};
 use scangate::pipeline::{self, Context};
 use scangate::policy::{Policy, PolicyFile, PolicyOverrides, Verdict, cfg as pcfg};
 use scangate::report::terminal_safe;
+use scangate::risks::secrets::{SecretScan, SecretsPolicy};
 use scangate::worker::{self, WorkerConfig, cfg::RegistryArgs};
 
 /// A line on stderr. `eprintln!` panics when stderr is a closed pipe, and
@@ -204,6 +205,10 @@ struct SbomArgs {
     /// Write the SBOM here instead of stdout.
     #[arg(long, short)]
     output: Option<std::path::PathBuf>,
+    /// Also search the image for embedded secrets (same pass over the
+    /// layers) and write the findings here as JSON (values redacted).
+    #[arg(long, value_name = "FILE")]
+    secrets: Option<std::path::PathBuf>,
 }
 
 /// Logs go to stderr, where a person at the command line sees them beside
@@ -364,13 +369,45 @@ fn parse_image(a: &ImageArgs) -> Result<(ImageSource, Platform), String> {
     Ok((image, platform))
 }
 
+/// The secret findings of `sbom --secrets`, as JSON.
+fn write_secrets(
+    scan: &SecretScan,
+    pulled: &scangate::image::PulledImage,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let out = scan
+        .findings(&pulled.layers, &pulled.config, today)
+        .map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(&out).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    for w in &out.warnings {
+        eprintln!("warning: {}", terminal_safe(w));
+    }
+    eprintln!(
+        "secrets: {} findings ({} allowed), {} files searched",
+        out.findings.len(),
+        out.allowed,
+        out.stats.files_searched
+    );
+    Ok(())
+}
+
 async fn sbom(args: SbomArgs) -> ExitCode {
     let run = async {
         let (image, platform) = parse_image(&args.image)?;
-        let pull = worker::pull_options(&args.image.registry)?;
+        let mut pull = worker::pull_options(&args.image.registry)?;
+        let secrets = match &args.secrets {
+            Some(_) => Some(SecretScan::new(&SecretsPolicy::default()).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        pull.observer = secrets.as_ref().map(SecretScan::observer);
         let s = pipeline::build_sbom(&pull, &image, &platform)
             .await
             .map_err(|e| e.to_string())?;
+        if let (Some(scan), Some(path)) = (&secrets, &args.secrets) {
+            write_secrets(scan, &s.pulled, path)?;
+        }
         let json = serde_json::to_vec_pretty(&s.bom).map_err(|e| e.to_string())?;
         match &args.output {
             Some(p) => {

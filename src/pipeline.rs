@@ -327,6 +327,11 @@ async fn scan_inner(
     cancel: Option<&CancelToken>,
 ) -> Result<ScanReport, PipelineError> {
     let t0 = Instant::now();
+    // The secret scan reads every file's bytes during the pull's one pass.
+    let secret_scan = risks::secrets::SecretScan::new(&policy.risks.secrets.scanner())
+        .map_err(|e| ConfigError::Secrets(e.to_string()))?;
+    let mut pull = ctx.pull.clone();
+    pull.observer = Some(secret_scan.observer());
     progress(Progress::Pulling);
     let ImageSbom {
         pulled,
@@ -334,7 +339,7 @@ async fn scan_inner(
         bom,
         pull_ms,
         catalog_ms,
-    } = build_sbom_with(&ctx.pull, source, platform, cancel).await?;
+    } = build_sbom_with(&pull, source, platform, cancel).await?;
     tracing::info!(
         digest = %pulled.manifest_digest,
         layers = pulled.layers.len(),
@@ -364,6 +369,7 @@ async fn scan_inner(
         source.to_string(),
         base_layers,
         policy,
+        Some(secret_scan),
     )
     .await?;
     let signature = check_signature(ctx, source, &pulled, policy).await?;
@@ -500,6 +506,7 @@ async fn image_risks(
     reference: String,
     base_layers: Option<usize>,
     policy: &Policy,
+    secrets: Option<Arc<risks::secrets::SecretScan>>,
 ) -> Result<(image::PulledImage, catalog::Catalog, RiskOutput), PipelineError> {
     let risk_policy = policy.risks.clone();
     off_runtime(cancel, move || {
@@ -515,7 +522,19 @@ async fn image_risks(
             base_layers,
             policy: &risk_policy,
         };
-        let out = risks::produce_all(&view)?;
+        let mut out = risks::produce_all(&view)?;
+        if let Some(scan) = secrets {
+            let today = crate::policy::file::today_utc();
+            let found = scan.findings(&pulled.layers, &pulled.config, today)?;
+            tracing::debug!(
+                findings = found.findings.len(),
+                files = found.stats.files_searched,
+                bytes = found.stats.bytes_searched,
+                "secret scan done"
+            );
+            out.findings.extend(found.findings);
+            out.warnings.extend(found.warnings);
+        }
         Ok((pulled, catalog, out))
     })
     .await

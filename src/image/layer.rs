@@ -35,6 +35,7 @@ use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::fs::{FileData, FileEntry, FileTree, PendingLink, ResolveError};
+use super::observe::{EntryObserver, LayerVisit, Tee};
 use super::tarstream::{self, Kind, TarError, TarReader};
 
 /// Warnings beyond this many per layer are summarised, so that a hostile
@@ -97,6 +98,11 @@ pub trait FileSelector: Send + Sync {
     /// [`wants_under`]: FileSelector::wants_under
     fn hides_wanted(&self, _alias: &str, _real: &str) -> bool {
         true
+    }
+    /// Who else sees every regular file's bytes as they stream past (the
+    /// secret scanner, see [`super::observe`]); none by default.
+    fn observer(&self) -> Option<&dyn EntryObserver> {
+        None
     }
 }
 
@@ -512,7 +518,15 @@ pub fn read_layer<R: Read>(
         actual: None,
     };
     let mut changes = LayerChanges::default();
-    let walked = walk(&mut verifier, source, selector, budget, &mut changes);
+    let mut visit = selector.observer().map(|o| o.layer(source));
+    let walked = walk(
+        &mut verifier,
+        source,
+        selector,
+        budget,
+        &mut changes,
+        &mut visit,
+    );
     let outcome = match walked {
         // The tar end marker may come before the end of the blob (padding,
         // the gzip trailer): the digest covers every byte, so read them,
@@ -541,6 +555,9 @@ pub fn read_layer<R: Read>(
     };
     match outcome {
         Ok(()) => {
+            if let Some(v) = visit {
+                v.finish();
+            }
             changes.digest = verifier.actual.take().unwrap_or_default();
             if changes.suppressed_warnings > 0 {
                 let n = changes.suppressed_warnings;
@@ -581,6 +598,7 @@ fn walk<R: Read>(
     selector: &dyn FileSelector,
     budget: &Budget,
     changes: &mut LayerChanges,
+    visit: &mut Option<Box<dyn LayerVisit + '_>>,
 ) -> Result<(), LayerFailure> {
     let corrupt = |e: io::Error| LayerFailure::Corrupt(e.to_string());
     let mut magic = [0u8; 6];
@@ -613,7 +631,7 @@ fn walk<R: Read>(
         limit_hit: &limit_hit,
         hasher: source.diff_id.as_ref().map(|_| Sha256::new()),
     };
-    let mut result = read_entries(&mut counted, selector, budget, changes);
+    let mut result = read_entries(&mut counted, selector, budget, changes, visit);
     if let Some(expected) = &source.diff_id {
         // The diff_id covers the whole tar, padding after the end marker
         // too; and wrong content explains a parse error better than the
@@ -684,6 +702,7 @@ fn read_entries<R: Read>(
     selector: &dyn FileSelector,
     budget: &Budget,
     changes: &mut LayerChanges,
+    visit: &mut Option<Box<dyn LayerVisit + '_>>,
 ) -> Result<(), LayerFailure> {
     let mut tar = TarReader::new(reader);
     while let Some(header) = tar.next_header().map_err(tar_failure)? {
@@ -701,6 +720,15 @@ fn read_entries<R: Read>(
             None => ("", path.as_str()),
         };
         if let Some(hidden) = name.strip_prefix(".wh.") {
+            if let Some(v) = visit.as_mut() {
+                match hidden {
+                    ".wh..opq" => v.removed(parent, true),
+                    h if !h.starts_with(".wh.") && !h.is_empty() => {
+                        v.removed(&join(parent, h), false)
+                    }
+                    _ => {}
+                }
+            }
             if hidden == ".wh..opq" {
                 let dir = parent.to_owned();
                 changes.push(&dir, OpKind::Opaque, 0, budget)?;
@@ -734,7 +762,13 @@ fn read_entries<R: Read>(
                 }
             }
             Kind::Regular => {
-                let data = read_file(&mut tar, &header, &path, selector, budget, changes)?;
+                let watched = visit.as_mut().is_some_and(|v| v.file(&path, header.size));
+                let data = match visit.as_mut().filter(|_| watched) {
+                    Some(v) => read_observed(
+                        &mut tar, &header, &path, selector, budget, changes, &mut **v,
+                    )?,
+                    None => read_file(&mut tar.data(), &header, &path, selector, budget, changes)?,
+                };
                 keep(changes, data)?
             }
             Kind::Sparse => {
@@ -786,8 +820,8 @@ fn keep(changes: &mut LayerChanges, data: Option<FileData>) -> Result<(OpKind, u
 /// layer reader holds at most one unreduced file: peak memory is about
 /// `max_sniffed_bytes` (or `max_file_bytes`) per layer read in parallel,
 /// plus the reduced files kept (`max_kept`, image-wide).
-fn read_file<R: Read>(
-    tar: &mut TarReader<R>,
+fn read_file(
+    entry: &mut impl Read,
     header: &tarstream::Header,
     path: &str,
     selector: &dyn FileSelector,
@@ -808,7 +842,7 @@ fn read_file<R: Read>(
             return Ok(None);
         }
         head.resize(len, 0);
-        tar.data().read_exact(&mut head).map_err(corrupt)?;
+        entry.read_exact(&mut head).map_err(corrupt)?;
         if !selector.sniff(path, mode, &head) {
             return Ok(None);
         }
@@ -824,8 +858,33 @@ fn read_file<R: Read>(
     // the doubling growth of `read_to_end`, which would hold up to twice a
     // binary's size.
     data.reserve_exact((size - data.len() as u64) as usize);
-    tar.data().read_to_end(&mut data).map_err(corrupt)?;
+    entry.read_to_end(&mut data).map_err(corrupt)?;
     reduce_and_charge(selector, path, mode, sniffed, data, budget, changes)
+}
+
+/// [`read_file`] with every byte of the entry, kept or not, also shown to
+/// the observer's `visit` (until it has seen enough): one read serves both.
+#[allow(clippy::too_many_arguments)]
+fn read_observed<R: Read>(
+    tar: &mut TarReader<R>,
+    header: &tarstream::Header,
+    path: &str,
+    selector: &dyn FileSelector,
+    budget: &Budget,
+    changes: &mut LayerChanges,
+    visit: &mut dyn LayerVisit,
+) -> Result<Option<FileData>, LayerFailure> {
+    let (data, drained) = {
+        let mut tee = Tee::new(tar.data(), visit);
+        let data = read_file(&mut tee, header, path, selector, budget, changes);
+        let drained = data.is_ok().then(|| tee.drain());
+        (data, drained)
+    };
+    visit.end_file();
+    if let Some(Err(e)) = drained {
+        return Err(LayerFailure::Corrupt(e.to_string()));
+    }
+    data
 }
 
 fn within_cap(

@@ -18,6 +18,7 @@ pub mod fs;
 pub mod layer;
 pub mod manifest;
 pub mod memory;
+pub mod observe;
 pub mod platform;
 pub mod reference;
 pub(crate) mod registry;
@@ -131,6 +132,9 @@ pub struct PullOptions {
     pub auth: RegistryAuth,
     pub limits: Limits,
     pub user_agent: String,
+    /// Shown every layer's file contents in the same pass (the secret
+    /// scanner); `None` costs nothing.
+    pub observer: Option<observe::Observer>,
 }
 
 impl Default for PullOptions {
@@ -145,6 +149,7 @@ impl Default for PullOptions {
             auth: RegistryAuth::default(),
             limits: Limits::default(),
             user_agent: concat!("scangate/", env!("CARGO_PKG_VERSION")).to_owned(),
+            observer: None,
         }
     }
 }
@@ -157,6 +162,8 @@ impl PullOptions {
         PullOptions {
             credentials: None,
             content_named: true,
+            // Another image (a base): its findings are not this image's.
+            observer: None,
             ..self.clone()
         }
     }
@@ -228,6 +235,7 @@ pub async fn pull(
 ) -> Result<PulledImage, ImageError> {
     tracing::info!(image = %reference, platform = %opts.platform, "pulling image");
     let started = std::time::Instant::now();
+    let wants = observe::with_observer(wants, opts.observer.as_ref());
     let client = Arc::new(client(reference, opts)?);
     let resolved = resolve_with(&client, reference, opts).await?;
     let (files, layer_warnings, decompressed) =

@@ -142,6 +142,7 @@ pub async fn pull_source(
             tracing::info!(image = %local, platform = %opts.platform, "reading local image");
             let started = std::time::Instant::now();
             let (local, opts2) = (local.clone(), opts.clone());
+            let wants = super::observe::with_observer(wants, opts.observer.as_ref());
             let name = local.to_string();
             let pulled = tokio::task::spawn_blocking(move || pull_local(&local, &opts2, &*wants))
                 .await

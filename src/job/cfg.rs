@@ -42,6 +42,10 @@ pub enum ConfigError {
     /// sign with).
     #[error("the policy's signature section cannot be used: {0}")]
     Signature(String),
+    /// A user secret rule that does not compile (checked when the policy
+    /// file is read; this is the last line).
+    #[error("the policy's secrets section cannot be used: {0}")]
+    Secrets(String),
     #[error(transparent)]
     PolicyFile(#[from] PolicyFileError),
 }

@@ -291,6 +291,10 @@ impl PolicyFile {
                 && !lower.ends_with(".yml")
                 && text.trim_start().starts_with('{'));
         let mut file = Self::parse_text(text, json).map_err(err)?;
+        // User secret rules compile here, not in the middle of a job.
+        if let Some(sec) = &file.secrets {
+            sec.scanner().validate().map_err(|e| err(e.to_string()))?;
+        }
         if let Some(sig) = &file.signature {
             sig.validate().map_err(|e| err(format!("signature: {e}")))?;
         }

@@ -47,6 +47,32 @@ pub struct SecretsPolicy {
     pub allow: Vec<AllowRule>,
 }
 
+impl SecretsPolicy {
+    /// The scanner's view of the section: its rules and `disable`. The
+    /// allow list and `fail_on` are the policy's to apply
+    /// ([`RiskPolicy::decide`]), so a suppression is recorded with the
+    /// decision like an `ignore`.
+    pub fn scanner(&self) -> crate::risks::secrets::cfg::SecretsPolicy {
+        crate::risks::secrets::cfg::SecretsPolicy {
+            fail_on: None,
+            rules: self
+                .rules
+                .iter()
+                .map(|r| crate::risks::secrets::cfg::UserRule {
+                    id: r.id.clone(),
+                    description: r.description.clone(),
+                    severity: r.severity.as_str().to_ascii_lowercase(),
+                    regex: r.regex.clone(),
+                    keywords: r.keywords.clone(),
+                    paths: r.paths.clone(),
+                })
+                .collect(),
+            disable: self.disable.clone(),
+            allow: Vec::new(),
+        }
+    }
+}
+
 /// A user secret rule: `keywords` (any of them, case-insensitive) must be
 /// in the text before `regex` is tried; `paths` (globs) limit where.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

@@ -6,6 +6,8 @@
 //!
 //! A finding never carries a secret's value: only a redacted excerpt.
 
+pub mod secrets;
+
 use serde::Serialize;
 
 use crate::inspector::findings::Severity;
