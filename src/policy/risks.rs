@@ -692,12 +692,6 @@ pub fn warnings(p: &RiskPolicy, known_secret_rules: &[&str], today: Date) -> Vec
             }
         }
     }
-    if p.signature.required
-        && p.signature.cosign.keys.is_empty()
-        && p.signature.notation.trust_store.is_empty()
-    {
-        w.push("signature.required is set but neither cosign keys nor a notation trust store is given: every image will fail as unverifiable".into());
-    }
     w
 }
 
@@ -929,9 +923,7 @@ config:
 
     #[test]
     fn warnings_name_unknown_rule_ids() {
-        let f =
-            parse("config: { disable: [CIS-DI-0006, CIS-DI-9999] }\nsignature: { required: true }")
-                .unwrap();
+        let f = parse("config: { disable: [CIS-DI-0006, CIS-DI-9999] }").unwrap();
         let w = f.warnings(today());
         assert!(
             w.iter()
@@ -939,11 +931,15 @@ config:
             "{w:?}"
         );
         assert!(!w.iter().any(|w| w.contains("\"CIS-DI-0006\"")), "{w:?}");
-        assert!(
-            w.iter()
-                .any(|w| w.contains("signature.required is set but")),
-            "{w:?}"
-        );
+    }
+
+    /// A required signature with nothing to verify it against could never
+    /// pass: the file is refused, not merely warned about.
+    #[test]
+    fn a_required_signature_needs_keys_or_roots() {
+        let e = parse("signature: { required: true }").unwrap_err();
+        assert!(e.contains("nothing could ever verify"), "{e}");
+        assert!(parse("signature: { required: true, cosign: { keys: [k.pub] } }").is_ok());
     }
 
     #[test]
