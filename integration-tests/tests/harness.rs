@@ -163,9 +163,9 @@ async fn registry_process_dies_with_its_handle() {
         left = group_members(pgid);
     }
     assert!(left.is_empty(), "left running after 5 s: {left:?}");
-    let addr = registry.addr.clone();
+    // Whether the port still answers is not asked: a registry another test
+    // of this binary starts in parallel may be given the freed port.
     drop(registry);
-    assert!(std::net::TcpStream::connect(&addr).is_err());
 }
 
 #[tokio::test]
