@@ -513,7 +513,9 @@ async fn credentials_without_hosts_are_a_startup_error() {
         .await
         .expect("scangate must stop at start-up")
         .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        // The worker logs on stdout, the CLI on stderr: both are read.
+        let err = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "{args:?}: {err}");
         assert!(err.contains("SCANGATE_REGISTRY_HOSTS"), "{args:?}: {err}");
         assert!(!err.contains("n0-h0sts-pa55"), "{args:?}: {err}");
