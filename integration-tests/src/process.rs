@@ -129,6 +129,17 @@ pub fn append_to(path: &Path) -> File {
         .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
 }
 
+/// Sends a command's stdout and stderr to one log file ([`append_to`]).
+pub trait LogTo {
+    fn log_to(&mut self, path: &Path) -> &mut Self;
+}
+
+impl LogTo for Command {
+    fn log_to(&mut self, path: &Path) -> &mut Self {
+        self.stdout(append_to(path)).stderr(append_to(path))
+    }
+}
+
 pub fn log_tail(path: &Path, max: usize) -> String {
     let mut s = String::new();
     if let Ok(mut f) = File::open(path) {

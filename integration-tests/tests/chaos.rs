@@ -22,6 +22,7 @@
 //! `CHAOS_JOBS` (default 60 here; `integration-tests/scripts/chaos.sh` runs
 //! 1,000) and `CHAOS_FAULT_RATE` (default 0.21 per dependency) size the run.
 
+use integration_tests::process::LogTo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -195,8 +196,7 @@ impl Env {
             .env("SCANGATE_LEASE_TTL", "5s")
             .env("RUST_LOG", "info,scangate=debug")
             .env("SCANGATE_LOG_FORMAT", "json")
-            .stdout(integration_tests::process::append_to(&log))
-            .stderr(integration_tests::process::append_to(&log));
+            .log_to(&log);
         Worker {
             child: cmd.spawn().expect("starting scangate worker"),
             log,

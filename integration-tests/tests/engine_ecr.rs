@@ -3,6 +3,7 @@
 //! emulator (tokens and scan findings) and the real `docker-registry`
 //! playing the ECR registry under an ECR host name pinned to 127.0.0.1.
 
+use integration_tests::process::LogTo;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -98,8 +99,7 @@ impl Env {
                 format!("file://{}", self.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(integration_tests::process::append_to(&log))
-            .stderr(integration_tests::process::append_to(&log))
+            .log_to(&log)
             .spawn()
             .expect("starting scangate worker");
         Worker {

@@ -4,6 +4,7 @@
 //! worker` binary, the CodePipeline and Inspector emulators and the real
 //! Debian `docker-registry`.
 
+use integration_tests::process::LogTo;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -35,8 +36,7 @@ impl Worker {
             .env("SCANGATE_POLL_INTERVAL", "200ms")
             .env("SCANGATE_HEALTH_ADDR", "off")
             .env("SCANGATE_REPORTS", format!("file://{}", reports.display()))
-            .stdout(integration_tests::process::append_to(log.path()))
-            .stderr(integration_tests::process::append_to(log.path()))
+            .log_to(log.path())
             .spawn()
             .expect("starting scangate worker");
         Worker { child, log }

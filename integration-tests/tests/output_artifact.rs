@@ -11,6 +11,7 @@
 
 mod support;
 
+use integration_tests::process::LogTo;
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -280,8 +281,7 @@ impl Env {
                 format!("file://{}", self.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(integration_tests::process::append_to(&log))
-            .stderr(integration_tests::process::append_to(&log));
+            .log_to(&log);
         for (k, v) in extra {
             cmd.env(k, v);
         }

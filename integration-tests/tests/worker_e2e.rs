@@ -2,6 +2,7 @@
 //! and Inspector emulators and the real Debian `docker-registry`, with
 //! images pushed by our own code or by skopeo.
 
+use integration_tests::process::LogTo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -42,8 +43,7 @@ impl Worker {
             .env("SCANGATE_HEALTH_ADDR", "off")
             .env("SCANGATE_REPORTS", format!("file://{}", reports.display()))
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(integration_tests::process::append_to(&log))
-            .stderr(integration_tests::process::append_to(&log));
+            .log_to(&log);
         for (k, v) in extra {
             cmd.env(k, v);
         }

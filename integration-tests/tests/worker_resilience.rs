@@ -11,6 +11,7 @@
 //!   a result whose worker is killed while retrying is delivered by the next
 //!   worker, once.
 
+use integration_tests::process::LogTo;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -55,8 +56,7 @@ impl Worker {
                 format!("file://{}", env.reports.path().display()),
             )
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(integration_tests::process::append_to(&log))
-            .stderr(integration_tests::process::append_to(&log));
+            .log_to(&log);
         if pin_one_cpu {
             cmd.env("TOKIO_WORKER_THREADS", "1");
         }

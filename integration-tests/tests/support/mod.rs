@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+use integration_tests::process::LogTo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -93,8 +94,7 @@ impl Env {
             .env("SCANGATE_HEALTH_ADDR", "off")
             .env("SCANGATE_REPORTS", reports)
             .env("RUST_LOG", "info,scangate=debug")
-            .stdout(integration_tests::process::append_to(&log))
-            .stderr(integration_tests::process::append_to(&log));
+            .log_to(&log);
         Worker {
             child: cmd.spawn().expect("starting scangate worker"),
             log,
