@@ -23,8 +23,8 @@ use crate::inspector::Finding;
 use crate::inspector::Severity;
 use crate::inspector::findings::NoteKind;
 use crate::pipeline::ScanReport;
-use crate::policy::Verdict;
 use crate::policy::explain::Effect;
+use crate::policy::{Decision, Verdict};
 
 const CSS: &str = r#"
 :root{--crit:#7b1fa2;--high:#c62828;--med:#ef6c00;--low:#1565c0;--oth:#757575;--ok:#2e7d32}
@@ -305,9 +305,31 @@ fn details(f: &Finding) -> String {
 }
 
 pub fn render(meta: &Meta, r: &ScanReport) -> String {
-    let d = &r.decision;
-    let c = d.counts;
     let mut s = String::with_capacity(64 * 1024);
+    head(&mut s, r);
+    summary(&mut s, meta, r);
+    policy(&mut s, r);
+    upgrades_section(&mut s, r);
+    let _ = writeln!(
+        s,
+        r#"<section id="chart"><h2>Findings per severity</h2>{}</section>"#,
+        chart(r)
+    );
+    findings_section(&mut s, r);
+    base_image_section(&mut s, r);
+    suppressed_section(&mut s, &r.decision);
+    rules_to_review(&mut s, &r.decision);
+    s.push_str(&super::risks::html(r));
+    warnings_section(&mut s, r);
+    components_section(&mut s, r);
+    let _ = writeln!(s, "<script>{JS}</script>\n</body></html>");
+    s
+}
+
+/// The document head (CSP, inline CSS) and the title line with the
+/// verdict, the first thing a reader sees.
+fn head(s: &mut String, r: &ScanReport) {
+    let d = &r.decision;
     let title = format!("scangate: {} — {}", r.image, d.verdict);
     let _ = write!(
         s,
@@ -326,8 +348,13 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         e(&r.image),
         v = d.verdict
     );
+}
 
-    // Summary.
+/// What was scanned and the counts, then why a FAIL failed: the section a
+/// reader of a red stage needs first.
+fn summary(s: &mut String, meta: &Meta, r: &ScanReport) {
+    let d = &r.decision;
+    let c = d.counts;
     let _ = writeln!(s, r#"<section id="summary"><table>"#);
     let mut row = |k: &str, v: String| {
         let _ = writeln!(s, "<tr><th>{}</th><td>{v}</td></tr>", e(k));
@@ -359,16 +386,11 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         let _ = writeln!(s, "</ul>");
     }
     let _ = writeln!(s, "</section>");
-    policy(&mut s, r);
-    upgrades_section(&mut s, r);
+}
 
-    let _ = writeln!(
-        s,
-        r#"<section id="chart"><h2>Findings per severity</h2>{}</section>"#,
-        chart(r)
-    );
-
-    // Findings.
+/// The findings table with its filter controls; rows carry `data-*` keys
+/// the script sorts and filters on.
+fn findings_section(s: &mut String, r: &ScanReport) {
     let findings = &r.result.findings;
     let _ = writeln!(
         s,
@@ -386,102 +408,127 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         n = findings.len()
     );
     for f in findings {
-        let st = status_of(d, f, r.fixable_only);
-        let mut exploit = Vec::new();
-        if let Some(k) = &f.kev_date_added {
-            let mut t = format!("CISA KEV since {}", k.get(..10).unwrap_or(k));
-            if let Some(due) = &f.kev_date_due {
-                t.push_str(&format!(", due {}", due.get(..10).unwrap_or(due)));
-            }
-            exploit.push(t);
-        }
-        if f.exploit_available {
-            exploit.push("exploit available".to_owned());
-        }
-        let mut loc = String::new();
-        if let Some(p) = &f.path {
-            loc.push_str(&format!("<code>{}</code>", e(p)));
-        }
-        if let Some(l) = &f.layer {
-            loc.push_str(&format!(
-                r#"<br><span class="muted">layer <code>{}</code></span>"#,
-                e(l.get(..19).unwrap_or(l))
-            ));
-        }
-        let gate = match (st, suppression_of(d, f)) {
-            (Status::Suppressed, Some(x)) => {
-                format!(
-                    r#"suppressed <span class="muted">({})</span>"#,
-                    e(&x.reason)
-                )
-            }
-            _ => st.as_str().to_owned(),
-        };
-        let details = details(f);
-        let _ = writeln!(
-            s,
-            r#"<tr class="finding {st}" data-sevrank="{rank}" data-sev="{sev}" data-id="{id}" data-pkg="{pkg}" data-cvss="{cvss}" data-epss="{epss}" data-status="{st}"><td class="sev {sev}">{sev}</td><td>{idlink}</td><td title="{purl}">{pkgtext}</td><td class="mono">{ver}</td><td class="mono">{fixed}</td><td>{cvsstext}</td><td>{epsstext}</td><td>{exploit}</td><td>{gate}</td><td>{loc}</td><td>{details}</td></tr>"#,
-            st = st.as_str(),
-            rank = f.severity as u8,
-            sev = sev_class(f.severity),
-            id = e(&f.id),
-            pkg = e(&f.package),
-            cvss = f.cvss_score.map_or(String::new(), |x| x.to_string()),
-            epss = f.epss.map_or(String::new(), |x| x.to_string()),
-            idlink = link(f.url.as_deref(), &f.id),
-            purl = e(&f.purl),
-            pkgtext = e(&format!("{} {}", f.package, f.version)),
-            ver = e(&installed_text(f)),
-            fixed = e(f.fixed_version.as_deref().unwrap_or("—")),
-            cvsstext = f.cvss_score.map_or(String::new(), |x| format!("{x:.1}")),
-            epsstext = e(&epss_text(f).unwrap_or_default()),
-            exploit = e(&exploit.join("; ")),
-        );
+        finding_row(s, r, f);
     }
     let _ = writeln!(s, "</tbody></table></div></section>");
+}
 
-    // What the image inherited, apart from what its own layers added.
-    if let Some(b) = &d.base_image {
+/// One finding's row: every cell escaped here, so the page reads without JS.
+fn finding_row(s: &mut String, r: &ScanReport, f: &Finding) {
+    let d = &r.decision;
+    let st = status_of(d, f, r.fixable_only);
+    let gate = match (st, suppression_of(d, f)) {
+        (Status::Suppressed, Some(x)) => {
+            format!(
+                r#"suppressed <span class="muted">({})</span>"#,
+                e(&x.reason)
+            )
+        }
+        _ => st.as_str().to_owned(),
+    };
+    let details = details(f);
+    let _ = writeln!(
+        s,
+        r#"<tr class="finding {st}" data-sevrank="{rank}" data-sev="{sev}" data-id="{id}" data-pkg="{pkg}" data-cvss="{cvss}" data-epss="{epss}" data-status="{st}"><td class="sev {sev}">{sev}</td><td>{idlink}</td><td title="{purl}">{pkgtext}</td><td class="mono">{ver}</td><td class="mono">{fixed}</td><td>{cvsstext}</td><td>{epsstext}</td><td>{exploit}</td><td>{gate}</td><td>{loc}</td><td>{details}</td></tr>"#,
+        st = st.as_str(),
+        rank = f.severity as u8,
+        sev = sev_class(f.severity),
+        id = e(&f.id),
+        pkg = e(&f.package),
+        cvss = f.cvss_score.map_or(String::new(), |x| x.to_string()),
+        epss = f.epss.map_or(String::new(), |x| x.to_string()),
+        idlink = link(f.url.as_deref(), &f.id),
+        purl = e(&f.purl),
+        pkgtext = e(&format!("{} {}", f.package, f.version)),
+        ver = e(&installed_text(f)),
+        fixed = e(f.fixed_version.as_deref().unwrap_or("—")),
+        cvsstext = f.cvss_score.map_or(String::new(), |x| format!("{x:.1}")),
+        epsstext = e(&epss_text(f).unwrap_or_default()),
+        exploit = e(&exploit_text(f)),
+        loc = location(f),
+    );
+}
+
+/// "CISA KEV since …; exploit available": the urgency signals, unescaped
+/// (the caller escapes).
+fn exploit_text(f: &Finding) -> String {
+    let mut exploit = Vec::new();
+    if let Some(k) = &f.kev_date_added {
+        let mut t = format!("CISA KEV since {}", k.get(..10).unwrap_or(k));
+        if let Some(due) = &f.kev_date_due {
+            t.push_str(&format!(", due {}", due.get(..10).unwrap_or(due)));
+        }
+        exploit.push(t);
+    }
+    if f.exploit_available {
+        exploit.push("exploit available".to_owned());
+    }
+    exploit.join("; ")
+}
+
+/// Where in the image a finding is: its path and (shortened) layer, as
+/// escaped markup.
+fn location(f: &Finding) -> String {
+    let mut loc = String::new();
+    if let Some(p) = &f.path {
+        loc.push_str(&format!("<code>{}</code>", e(p)));
+    }
+    if let Some(l) = &f.layer {
+        loc.push_str(&format!(
+            r#"<br><span class="muted">layer <code>{}</code></span>"#,
+            e(l.get(..19).unwrap_or(l))
+        ));
+    }
+    loc
+}
+
+/// What the image inherited, apart from what its own layers added.
+fn base_image_section(s: &mut String, r: &ScanReport) {
+    let Some(b) = &r.decision.base_image else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        r#"<section id="base-image"><h2>Base image</h2><p>base: {} ({} of the image's {} layers); {} findings inherited ({}), {} added by this image's own layers</p>"#,
+        e(b.reference.as_deref().unwrap_or("not named")),
+        b.matched_layers,
+        b.image_layers,
+        b.inherited.len(),
+        if b.applied {
+            "judged by the base_image thresholds"
+        } else {
+            "judged by the main thresholds"
+        },
+        r.result.findings.len().saturating_sub(b.inherited.len())
+    );
+    if let Some(w) = &b.warning {
+        let _ = writeln!(s, "<p>{}</p>", e(w));
+    }
+    if !b.inherited.is_empty() {
         let _ = writeln!(
             s,
-            r#"<section id="base-image"><h2>Base image</h2><p>base: {} ({} of the image's {} layers); {} findings inherited ({}), {} added by this image's own layers</p>"#,
-            e(b.reference.as_deref().unwrap_or("not named")),
-            b.matched_layers,
-            b.image_layers,
-            b.inherited.len(),
-            if b.applied {
-                "judged by the base_image thresholds"
-            } else {
-                "judged by the main thresholds"
-            },
-            r.result.findings.len().saturating_sub(b.inherited.len())
+            r#"<div class="scroll"><table><thead><tr><th>severity</th><th>id</th><th>package</th><th>layers</th></tr></thead><tbody>"#
         );
-        if let Some(w) = &b.warning {
-            let _ = writeln!(s, "<p>{}</p>", e(w));
-        }
-        if !b.inherited.is_empty() {
+        for f in &b.inherited {
+            let layers: Vec<String> = f.layers.iter().map(usize::to_string).collect();
             let _ = writeln!(
                 s,
-                r#"<div class="scroll"><table><thead><tr><th>severity</th><th>id</th><th>package</th><th>layers</th></tr></thead><tbody>"#
+                r#"<tr><td class="sev {sev}">{sev}</td><td>{}</td><td title="{}">{}</td><td>{}</td></tr>"#,
+                e(&f.id),
+                e(&f.purl),
+                e(&f.package),
+                layers.join(", "),
+                sev = f.severity.as_str()
             );
-            for f in &b.inherited {
-                let layers: Vec<String> = f.layers.iter().map(usize::to_string).collect();
-                let _ = writeln!(
-                    s,
-                    r#"<tr><td class="sev {sev}">{sev}</td><td>{}</td><td title="{}">{}</td><td>{}</td></tr>"#,
-                    e(&f.id),
-                    e(&f.purl),
-                    e(&f.package),
-                    layers.join(", "),
-                    sev = f.severity.as_str()
-                );
-            }
-            let _ = writeln!(s, "</tbody></table></div>");
         }
-        let _ = writeln!(s, "</section>");
+        let _ = writeln!(s, "</tbody></table></div>");
     }
+    let _ = writeln!(s, "</section>");
+}
 
-    // Suppressions and ignore rules.
+/// Findings an ignore rule suppressed, with the reason and expiry, so a
+/// suppression stays visible and reviewable.
+fn suppressed_section(s: &mut String, d: &Decision) {
     let _ = writeln!(
         s,
         r#"<section id="suppressed"><h2>Suppressed findings ({})</h2>"#,
@@ -507,33 +554,40 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         let _ = writeln!(s, "</tbody></table></div>");
     }
     let _ = writeln!(s, "</section>");
-    if !d.expired_rules.is_empty() || !d.stale_rules.is_empty() {
+}
+
+/// Ignore rules that expired or matched nothing: policy upkeep the owner
+/// should do.
+fn rules_to_review(s: &mut String, d: &Decision) {
+    if d.expired_rules.is_empty() && d.stale_rules.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        r#"<section id="rules"><h2>Ignore rules to review</h2><ul>"#
+    );
+    for x in &d.expired_rules {
         let _ = writeln!(
             s,
-            r#"<section id="rules"><h2>Ignore rules to review</h2><ul>"#
+            "<li>expired, no longer applied: {} — {}</li>",
+            e(&x.to_string()),
+            e(&x.reason)
         );
-        for x in &d.expired_rules {
-            let _ = writeln!(
-                s,
-                "<li>expired, no longer applied: {} — {}</li>",
-                e(&x.to_string()),
-                e(&x.reason)
-            );
-        }
-        for x in &d.stale_rules {
-            let _ = writeln!(
-                s,
-                "<li>matched no finding: {} — {}</li>",
-                e(&x.to_string()),
-                e(&x.reason)
-            );
-        }
-        let _ = writeln!(s, "</ul></section>");
     }
+    for x in &d.stale_rules {
+        let _ = writeln!(
+            s,
+            "<li>matched no finding: {} — {}</li>",
+            e(&x.to_string()),
+            e(&x.reason)
+        );
+    }
+    let _ = writeln!(s, "</ul></section>");
+}
 
-    s.push_str(&super::risks::html(r));
-    // Warnings and what Inspector said about components.
-    let notes = &r.result.notes;
+/// Scan warnings, then Inspector's notes grouped by message (one note per
+/// component would bury the page).
+fn warnings_section(s: &mut String, r: &ScanReport) {
     let _ = writeln!(s, r#"<section id="warnings"><h2>Warnings</h2>"#);
     if r.warnings.is_empty() {
         let _ = writeln!(s, r#"<p class="muted">none</p>"#);
@@ -545,7 +599,7 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         let _ = writeln!(s, "</ul>");
     }
     let mut by_msg: BTreeMap<(NoteKind, &str), Vec<&str>> = BTreeMap::new();
-    for n in notes {
+    for n in &r.result.notes {
         let who = if n.purl.is_empty() {
             n.component.as_str()
         } else {
@@ -570,7 +624,11 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         );
     }
     let _ = writeln!(s, "</section>");
+}
 
+/// Every component of the SBOM, folded: what the scan saw, for a reader
+/// asking "was X even found?".
+fn components_section(s: &mut String, r: &ScanReport) {
     let comps = components(&r.sbom);
     let _ = writeln!(
         s,
@@ -590,8 +648,6 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         );
     }
     let _ = writeln!(s, "</tbody></table></div></details></section>");
-    let _ = writeln!(s, "<script>{JS}</script>\n</body></html>");
-    s
 }
 
 /// `report.html` of a job that ended in an error (no scan result): what
