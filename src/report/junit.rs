@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use super::{
     Meta, Status, escape_markup as e, installed_list, rule_line, status_of, suppression_of,
 };
+use crate::inspector::Finding;
 use crate::pipeline::ScanReport;
-use crate::policy::Verdict;
+use crate::policy::{Decision, Verdict};
 
 pub fn render(meta: &Meta, r: &ScanReport) -> String {
     let d = &r.decision;
@@ -45,17 +46,37 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         e(&suite),
         e(ts)
     );
+    properties(&mut s, meta, r);
+    policy_case(&mut s, r);
+    for (f, status) in findings.iter().zip(&statuses) {
+        finding_case(&mut s, d, f, *status);
+    }
+    s.push_str(&risk_cases);
+    let _ = writeln!(s, "  </testsuite>\n</testsuites>");
+    s
+}
+
+/// The suite's properties: what was scanned, the verdict, the policy that
+/// decided and each rule that applied (why it failed, or why a PASS with
+/// findings passed).
+fn properties(s: &mut String, meta: &Meta, r: &ScanReport) {
+    let d = &r.decision;
     let _ = writeln!(s, "    <properties>");
     for (k, v) in [
         ("image", r.image.as_str()),
         ("digest", r.manifest_digest.as_str()),
         ("job", meta.job_id),
-        ("verdict", if policy_failed { "FAIL" } else { "PASS" }),
+        (
+            "verdict",
+            if d.verdict == Verdict::Fail {
+                "FAIL"
+            } else {
+                "PASS"
+            },
+        ),
     ] {
         let _ = writeln!(s, r#"      <property name="{k}" value="{}"/>"#, e(v));
     }
-    // The policy that decided, and each rule that applied (why it failed,
-    // or why a PASS with findings passed).
     let p = &d.policy;
     for (k, v) in [
         ("policy.source", p.source.describe()),
@@ -79,13 +100,18 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
         );
     }
     let _ = writeln!(s, "    </properties>");
+}
 
+/// The one testcase for the verdict itself, failed with every violation
+/// when the policy failed.
+fn policy_case(s: &mut String, r: &ScanReport) {
+    let d = &r.decision;
     let _ = write!(
         s,
         r#"    <testcase classname="scangate.policy" name="{}" time="0""#,
         e(&format!("policy verdict for {}", r.image))
     );
-    if policy_failed {
+    if d.verdict == Verdict::Fail {
         let reasons: Vec<String> = d.violations.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             s,
@@ -96,87 +122,92 @@ pub fn render(meta: &Meta, r: &ScanReport) -> String {
     } else {
         let _ = writeln!(s, "/>");
     }
+}
 
-    for (f, status) in findings.iter().zip(&statuses) {
-        let pkg = if f.package.is_empty() {
-            "image"
-        } else {
-            &f.package
-        };
-        let _ = write!(
-            s,
-            r#"    <testcase classname="{}" name="{}" time="0""#,
-            e(&format!(
-                "scangate.{}",
-                f.severity.as_str().to_ascii_lowercase()
-            )),
-            e(&format!("{} in {pkg} {}", f.id, f.version))
-        );
-        match status {
-            Status::Passing => {
-                let _ = writeln!(s, "/>");
-            }
-            Status::Suppressed => {
-                let why = suppression_of(d, f).map_or(String::new(), |x| match &x.expires {
-                    Some(ex) => format!("{} (until {ex})", x.reason),
-                    None => x.reason.clone(),
+/// One finding's testcase: passed, skipped (with the ignore rule's reason)
+/// or failed (with what a developer needs to fix it).
+fn finding_case(s: &mut String, d: &Decision, f: &Finding, status: Status) {
+    let pkg = if f.package.is_empty() {
+        "image"
+    } else {
+        &f.package
+    };
+    let _ = write!(
+        s,
+        r#"    <testcase classname="{}" name="{}" time="0""#,
+        e(&format!(
+            "scangate.{}",
+            f.severity.as_str().to_ascii_lowercase()
+        )),
+        e(&format!("{} in {pkg} {}", f.id, f.version))
+    );
+    match status {
+        Status::Passing => {
+            let _ = writeln!(s, "/>");
+        }
+        Status::Suppressed => {
+            let why = suppression_of(d, f).map_or(String::new(), |x| match &x.expires {
+                Some(ex) => format!("{} (until {ex})", x.reason),
+                None => x.reason.clone(),
+            });
+            let _ = writeln!(
+                s,
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                e(&format!("suppressed: {why}"))
+            );
+        }
+        Status::Violating => {
+            let fixed = f
+                .fixed_version
+                .as_deref()
+                .map_or("no fixed version yet".to_owned(), |v| {
+                    format!("fixed in {v}")
                 });
-                let _ = writeln!(
-                    s,
-                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                    e(&format!("suppressed: {why}"))
-                );
-            }
-            Status::Violating => {
-                let fixed = f
-                    .fixed_version
-                    .as_deref()
-                    .map_or("no fixed version yet".to_owned(), |v| {
-                        format!("fixed in {v}")
-                    });
-                let mut body = format!(
-                    "{} {} in {pkg} {} ({fixed})\npurl: {}\n",
+            let _ = writeln!(
+                s,
+                ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
+                e(&format!(
+                    "{} {} in {pkg} {} ({fixed})",
                     f.severity.as_str(),
                     f.id,
-                    f.version,
-                    f.purl
-                );
-                if let Some(i) = installed_list(f) {
-                    let _ = writeln!(body, "installed: {i}");
-                }
-                if let Some(score) = f.cvss_score {
-                    let _ = writeln!(
-                        body,
-                        "CVSS {score} {} ({})",
-                        f.cvss_vector.as_deref().unwrap_or(""),
-                        f.severity_source.as_deref().unwrap_or("")
-                    );
-                }
-                if let Some(p) = &f.path {
-                    let _ = writeln!(body, "path: {p}");
-                }
-                if !f.description.is_empty() {
-                    let _ = writeln!(body, "\n{}", f.description);
-                }
-                if let Some(u) = &f.url {
-                    let _ = writeln!(body, "\n{u}");
-                }
-                let _ = writeln!(
-                    s,
-                    ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
-                    e(&format!(
-                        "{} {} in {pkg} {} ({fixed})",
-                        f.severity.as_str(),
-                        f.id,
-                        f.version
-                    )),
-                    f.severity.as_str(),
-                    e(&body)
-                );
-            }
+                    f.version
+                )),
+                f.severity.as_str(),
+                e(&failure_body(f, pkg, &fixed))
+            );
         }
     }
-    s.push_str(&risk_cases);
-    let _ = writeln!(s, "  </testsuite>\n</testsuites>");
-    s
+}
+
+/// The text of a violating finding's `<failure>` (unescaped): the CI log
+/// shows it, so it carries the fix, the CVSS and where the package is.
+fn failure_body(f: &Finding, pkg: &str, fixed: &str) -> String {
+    let mut body = format!(
+        "{} {} in {pkg} {} ({fixed})\npurl: {}\n",
+        f.severity.as_str(),
+        f.id,
+        f.version,
+        f.purl
+    );
+    if let Some(i) = installed_list(f) {
+        let _ = writeln!(body, "installed: {i}");
+    }
+    if let Some(score) = f.cvss_score {
+        let _ = writeln!(
+            body,
+            "CVSS {score} {} ({})",
+            f.cvss_vector.as_deref().unwrap_or(""),
+            f.severity_source.as_deref().unwrap_or("")
+        );
+    }
+    if let Some(p) = &f.path {
+        let _ = writeln!(body, "path: {p}");
+    }
+    if !f.description.is_empty() {
+        let _ = writeln!(body, "\n{}", f.description);
+    }
+    if let Some(u) = &f.url {
+        let _ = writeln!(body, "\n{u}");
+    }
+    body
 }
