@@ -103,121 +103,10 @@ fn location(r: &ScanReport, f: &Finding) -> Value {
 pub fn render(meta: &Meta, r: &ScanReport) -> Value {
     let d = &r.decision;
     let findings = &r.result.findings;
-    // Rules in the findings' order (worst first), at their worst severity.
-    let mut order: Vec<&str> = Vec::new();
-    let mut worst: BTreeMap<&str, &Finding> = BTreeMap::new();
-    for f in findings {
-        match worst.get(f.id.as_str()) {
-            None => {
-                order.push(&f.id);
-                worst.insert(&f.id, f);
-            }
-            Some(w) if f.severity > w.severity => {
-                worst.insert(&f.id, f);
-            }
-            _ => {}
-        }
-    }
+    let (order, worst) = rule_order(findings);
     let index: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let mut rules: Vec<Value> = order
-        .iter()
-        .map(|id| {
-            let f = worst[id];
-            let mut props = json!({
-                "tags": ["security", "vulnerability", f.severity.as_str().to_ascii_lowercase()],
-                "precision": "very-high",
-                "severity": f.severity.as_str(),
-            });
-            if let Some(ss) = security_severity(f.severity, f.cvss_score) {
-                props["security-severity"] = json!(ss);
-            }
-            if let Some(v) = &f.cvss_vector {
-                props["cvssVector"] = json!(v);
-            }
-            let desc = if f.description.is_empty() {
-                (*id).to_owned()
-            } else {
-                f.description.clone()
-            };
-            let mut help = format!("{desc}\n");
-            let mut md = format!(
-                "**{}** ({})\n\n{}\n",
-                escape_markdown(id),
-                f.severity.as_str(),
-                escape_markdown_paragraphs(&desc)
-            );
-            for u in f.url.iter().chain(&f.references).take(10) {
-                help.push_str(&format!("\n{u}"));
-                // safe_url leaves no `<`, `>` or whitespace: the autolink
-                // cannot be ended early.
-                match safe_url(u) {
-                    Some(u) => md.push_str(&format!("\n- <{u}>")),
-                    None => md.push_str(&format!("\n- {}", escape_markdown(u))),
-                }
-            }
-            let mut rule = json!({
-                "id": id,
-                "name": id,
-                "shortDescription": { "text": text(&first_sentence(&desc)) },
-                "fullDescription": { "text": text(&desc) },
-                "help": { "text": text(&help), "markdown": md },
-                "defaultConfiguration": { "level": level(f.severity) },
-                "properties": props,
-            });
-            if let Some(u) = f.url.as_deref().and_then(safe_url) {
-                rule["helpUri"] = json!(u);
-            }
-            rule
-        })
-        .collect();
-    let mut results: Vec<Value> = findings
-        .iter()
-        .map(|f| {
-            let fixed = f
-                .fixed_version
-                .as_deref()
-                .map_or("no fixed version yet".to_owned(), |v| format!("fixed in {v}"));
-            let status = status_of(d, f, r.fixable_only);
-            let mut res = json!({
-                "ruleId": f.id,
-                "ruleIndex": index[f.id.as_str()],
-                "level": level(f.severity),
-                "kind": "fail",
-                "message": { "text": text(&format!(
-                    "{} {} in {} {} ({}{fixed})",
-                    f.severity.as_str(), f.id, f.package, f.version,
-                    installed_list(f).map_or(String::new(), |i| format!("installed: {i}; "))
-                )) },
-                "locations": [location(r, f)],
-                "partialFingerprints": {
-                    "scangateFinding/v1": hex::encode(Sha256::digest(format!("{}\n{}", f.id, f.purl))),
-                },
-                "properties": {
-                    "purl": f.purl,
-                    "installedVersion": f.version,
-                    "installed": f.installed,
-                    "fixedVersion": f.fixed_version,
-                    "epss": f.epss,
-                    "exploitAvailable": f.exploit_available,
-                    "cisaKevDateAdded": f.kev_date_added,
-                    "gate": status.as_str(),
-                },
-            });
-            if status == Status::Suppressed
-                && let Some(s) = suppression_of(d, f)
-            {
-                res["suppressions"] = json!([{
-                    "kind": "external",
-                    "status": "accepted",
-                    "justification": text(&match &s.expires {
-                        Some(e) => format!("{} (until {e})", s.reason),
-                        None => s.reason.clone(),
-                    }),
-                }]);
-            }
-            res
-        })
-        .collect();
+    let mut rules: Vec<Value> = order.iter().map(|id| rule(id, worst[id])).collect();
+    let mut results: Vec<Value> = findings.iter().map(|f| result(r, &index, f)).collect();
     let mut policy = json!(d.policy);
     policy["description"] = json!(d.policy.source.describe());
     super::risks::sarif(r, &mut rules, &mut results);
@@ -248,4 +137,131 @@ pub fn render(meta: &Meta, r: &ScanReport) -> Value {
             },
         }],
     })
+}
+
+/// Rule ids in the findings' order (worst first), each with its worst
+/// finding: a rule carries one severity, and `ruleIndex` needs a stable order.
+fn rule_order(findings: &[Finding]) -> (Vec<&str>, BTreeMap<&str, &Finding>) {
+    let mut order: Vec<&str> = Vec::new();
+    let mut worst: BTreeMap<&str, &Finding> = BTreeMap::new();
+    for f in findings {
+        match worst.get(f.id.as_str()) {
+            None => {
+                order.push(&f.id);
+                worst.insert(&f.id, f);
+            }
+            Some(w) if f.severity > w.severity => {
+                worst.insert(&f.id, f);
+            }
+            _ => {}
+        }
+    }
+    (order, worst)
+}
+
+/// One vulnerability id as a SARIF rule, described by its worst finding.
+fn rule(id: &str, f: &Finding) -> Value {
+    let mut props = json!({
+        "tags": ["security", "vulnerability", f.severity.as_str().to_ascii_lowercase()],
+        "precision": "very-high",
+        "severity": f.severity.as_str(),
+    });
+    if let Some(ss) = security_severity(f.severity, f.cvss_score) {
+        props["security-severity"] = json!(ss);
+    }
+    if let Some(v) = &f.cvss_vector {
+        props["cvssVector"] = json!(v);
+    }
+    let desc = if f.description.is_empty() {
+        id.to_owned()
+    } else {
+        f.description.clone()
+    };
+    let (help, md) = rule_help(id, f, &desc);
+    let mut rule = json!({
+        "id": id,
+        "name": id,
+        "shortDescription": { "text": text(&first_sentence(&desc)) },
+        "fullDescription": { "text": text(&desc) },
+        "help": { "text": text(&help), "markdown": md },
+        "defaultConfiguration": { "level": level(f.severity) },
+        "properties": props,
+    });
+    if let Some(u) = f.url.as_deref().and_then(safe_url) {
+        rule["helpUri"] = json!(u);
+    }
+    rule
+}
+
+/// A rule's help as (plain text, markdown), each escaped for where it
+/// lands, with at most ten reference links.
+fn rule_help(id: &str, f: &Finding, desc: &str) -> (String, String) {
+    let mut help = format!("{desc}\n");
+    let mut md = format!(
+        "**{}** ({})\n\n{}\n",
+        escape_markdown(id),
+        f.severity.as_str(),
+        escape_markdown_paragraphs(desc)
+    );
+    for u in f.url.iter().chain(&f.references).take(10) {
+        help.push_str(&format!("\n{u}"));
+        // safe_url leaves no `<`, `>` or whitespace: the autolink
+        // cannot be ended early.
+        match safe_url(u) {
+            Some(u) => md.push_str(&format!("\n- <{u}>")),
+            None => md.push_str(&format!("\n- {}", escape_markdown(u))),
+        }
+    }
+    (help, md)
+}
+
+/// One finding as a SARIF result, with a fingerprint stable across scans so
+/// dashboards track the alert rather than reopen it.
+fn result(r: &ScanReport, index: &BTreeMap<&str, usize>, f: &Finding) -> Value {
+    let d = &r.decision;
+    let fixed = f
+        .fixed_version
+        .as_deref()
+        .map_or("no fixed version yet".to_owned(), |v| {
+            format!("fixed in {v}")
+        });
+    let status = status_of(d, f, r.fixable_only);
+    let mut res = json!({
+        "ruleId": f.id,
+        "ruleIndex": index[f.id.as_str()],
+        "level": level(f.severity),
+        "kind": "fail",
+        "message": { "text": text(&format!(
+            "{} {} in {} {} ({}{fixed})",
+            f.severity.as_str(), f.id, f.package, f.version,
+            installed_list(f).map_or(String::new(), |i| format!("installed: {i}; "))
+        )) },
+        "locations": [location(r, f)],
+        "partialFingerprints": {
+            "scangateFinding/v1": hex::encode(Sha256::digest(format!("{}\n{}", f.id, f.purl))),
+        },
+        "properties": {
+            "purl": f.purl,
+            "installedVersion": f.version,
+            "installed": f.installed,
+            "fixedVersion": f.fixed_version,
+            "epss": f.epss,
+            "exploitAvailable": f.exploit_available,
+            "cisaKevDateAdded": f.kev_date_added,
+            "gate": status.as_str(),
+        },
+    });
+    if status == Status::Suppressed
+        && let Some(s) = suppression_of(d, f)
+    {
+        res["suppressions"] = json!([{
+            "kind": "external",
+            "status": "accepted",
+            "justification": text(&match &s.expires {
+                Some(e) => format!("{} (until {e})", s.reason),
+                None => s.reason.clone(),
+            }),
+        }]);
+    }
+    res
 }
