@@ -365,19 +365,83 @@ impl Policy {
             (Some(d), Some(a)) if d.applied => a.inherited(findings.len()),
             _ => vec![false; findings.len()],
         };
-        let mut used = vec![false; self.ignore.len()];
-        let mut suppressions = Vec::new();
-        let mut kept: Vec<(usize, &Finding)> = Vec::new();
+        let ignored = self.apply_ignore(findings, today);
+        let split = self.split_gated(&ignored.kept, &inherited);
+        let gated_counts = Counts::of(split.own.iter().copied());
+        // Rules fire in this order (the report records it): top-level
+        // thresholds, base-image thresholds, then the per-finding rules.
+        let mut gates = Gates::default();
+        gates.thresholds(
+            &self.thresholds,
+            &gated_counts,
+            &split.own,
+            |severity, count, threshold| Violation::Threshold {
+                severity,
+                count,
+                threshold,
+            },
+        );
+        if let Some(d) = &mut base_decision {
+            d.gated_counts = Counts::of(split.inherited.iter().copied());
+            describe_inherited(d, findings, &inherited, attribution);
+            if d.applied {
+                gates.thresholds(
+                    &d.thresholds,
+                    &d.gated_counts,
+                    &split.inherited,
+                    |severity, count, threshold| Violation::BaseImageThreshold {
+                        severity,
+                        count,
+                        threshold,
+                    },
+                );
+            }
+        }
+        gates.per_finding(self.per_finding_violations(&ignored.kept));
+        let (expired_rules, stale_rules) = self.rules_to_review(&ignored.used, today);
+        let mut decision = Decision {
+            verdict: if gates.violations.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+            counts,
+            gated_counts,
+            highest: counts.highest(),
+            violations: gates.violations,
+            violating_ids: gates.violating_ids,
+            suppressed: ignored.distinct_ids(),
+            suppressions: ignored.suppressions,
+            expired_rules,
+            stale_rules,
+            base_image: base_decision,
+            policy: PolicyRecord::of(self),
+            rules: Vec::new(),
+            risks: risks::RisksDecision::default(),
+        };
+        decision.rules = explain::rules(self, &decision, findings);
+        decision
+    }
+
+    /// Applies the live ignore rules: a finding matched by one is suppressed
+    /// (by the first rule that matches, whose reason the report shows), the
+    /// others are kept with their index; `used` marks every rule that matched.
+    fn apply_ignore<'a>(&self, findings: &'a [Finding], today: time::Date) -> Ignored<'a> {
+        let mut out = Ignored {
+            used: vec![false; self.ignore.len()],
+            suppressions: Vec::new(),
+            kept: Vec::new(),
+        };
         for (i, f) in findings.iter().enumerate() {
             let mut first: Option<(usize, &IgnoreRule)> = None;
             for (i, r) in self.ignore.iter().enumerate() {
                 if !r.is_expired(today) && r.matches(&f.id, &f.purl) {
-                    used[i] = true;
+                    out.used[i] = true;
                     first.get_or_insert((i, r));
                 }
             }
             match first {
-                Some((rule, r)) => suppressions.push(Suppression {
+                Some((rule, r)) => out.suppressions.push(Suppression {
                     rule,
                     id: f.id.clone(),
                     severity: f.severity,
@@ -386,28 +450,40 @@ impl Policy {
                     reason: r.reason.clone(),
                     expires: r.expires.map(file::fmt_date),
                 }),
-                None => kept.push((i, f)),
+                None => out.kept.push((i, f)),
             }
         }
-        let suppressed = suppressions
-            .iter()
-            .map(|s| s.id.as_str())
-            .collect::<BTreeSet<_>>()
-            .len() as u64;
-        let expired_rules = self
+        out
+    }
+
+    /// (expired, stale) ignore rules: those past `expires`, and the live
+    /// ones that matched no finding, for the policy's owner to review.
+    fn rules_to_review(
+        &self,
+        used: &[bool],
+        today: time::Date,
+    ) -> (Vec<IgnoreRule>, Vec<IgnoreRule>) {
+        let expired = self
             .ignore
             .iter()
             .filter(|r| r.is_expired(today))
             .cloned()
             .collect();
-        let stale_rules = self
+        let stale = self
             .ignore
             .iter()
-            .zip(&used)
+            .zip(used)
             .filter(|(r, used)| !**used && !r.is_expired(today))
             .map(|(r, _)| r.clone())
             .collect();
+        (expired, stale)
+    }
 
+    /// Splits the kept findings the thresholds see (only fixable ones with
+    /// `fixable_only`) into the image's own and the inherited ones; an id
+    /// that also affects an own component counts only as own, so the split
+    /// never lets an own finding through.
+    fn split_gated<'a>(&self, kept: &[(usize, &'a Finding)], inherited: &[bool]) -> Split<'a> {
         let gated: Vec<(usize, &Finding)> = kept
             .iter()
             .copied()
@@ -419,99 +495,28 @@ impl Policy {
             .map(|(_, f)| *f)
             .collect();
         let own_ids: BTreeSet<&str> = own.iter().map(|f| f.id.as_str()).collect();
-        let gated_inherited: Vec<&Finding> = gated
+        let inherited = gated
             .iter()
             .filter(|(i, f)| inherited[*i] && !own_ids.contains(f.id.as_str()))
             .map(|(_, f)| *f)
             .collect();
-        let gated_counts = Counts::of(own.iter().copied());
-        let mut violations = Vec::new();
-        let mut violating_ids: BTreeSet<String> = BTreeSet::new();
-        let mut gate = |thresholds: &Thresholds,
-                        counts: &Counts,
-                        scope: &[&Finding],
-                        make: fn(Severity, u64, u64) -> Violation| {
-            for s in Severity::ALL_DESC {
-                if let Some(threshold) = thresholds.get(s) {
-                    let count = counts.get(s);
-                    if count > threshold {
-                        violations.push(make(s, count, threshold));
-                        violating_ids.extend(
-                            scope
-                                .iter()
-                                .filter(|f| f.severity == s)
-                                .map(|f| f.id.clone()),
-                        );
-                    }
-                }
-            }
-        };
-        gate(
-            &self.thresholds,
-            &gated_counts,
-            &own,
-            |severity, count, threshold| Violation::Threshold {
-                severity,
-                count,
-                threshold,
-            },
-        );
-        if let Some(d) = &mut base_decision {
-            d.gated_counts = Counts::of(gated_inherited.iter().copied());
-            let all_own: BTreeSet<&str> = findings
-                .iter()
-                .zip(&inherited)
-                .filter(|(_, inh)| !**inh)
-                .map(|(f, _)| f.id.as_str())
-                .collect();
-            d.counts = Counts::of(
-                findings
-                    .iter()
-                    .zip(&inherited)
-                    .filter(|(f, inh)| **inh && !all_own.contains(f.id.as_str()))
-                    .map(|(f, _)| f),
-            );
-            d.inherited = findings
-                .iter()
-                .zip(&inherited)
-                .enumerate()
-                .filter(|(_, (_, inh))| **inh)
-                .map(|(i, (f, _))| base::InheritedFinding {
-                    id: f.id.clone(),
-                    severity: f.severity,
-                    package: f.package.clone(),
-                    purl: f.purl.clone(),
-                    layers: attribution
-                        .and_then(|a| a.layers.get(i))
-                        .map(|l| l.iter().copied().collect())
-                        .unwrap_or_default(),
-                })
-                .collect();
-            if d.applied {
-                gate(
-                    &d.thresholds,
-                    &d.gated_counts,
-                    &gated_inherited,
-                    |severity, count, threshold| Violation::BaseImageThreshold {
-                        severity,
-                        count,
-                        threshold,
-                    },
-                );
-            }
-        }
+        Split { own, inherited }
+    }
 
-        // Per-finding rules, one violation per (rule, id).
+    /// The per-finding rules (`fail_on_ids`, KEV, EPSS) over the kept
+    /// findings: one violation per (rule, id), in a stable order (by rule,
+    /// then id) whatever the findings' order.
+    fn per_finding_violations(&self, kept: &[(usize, &Finding)]) -> Vec<Violation> {
         let mut seen: BTreeSet<(u8, String)> = BTreeSet::new();
-        let mut per_finding = Vec::new();
-        for (_, f) in &kept {
+        let mut out = Vec::new();
+        for (_, f) in kept {
             if self
                 .fail_on_ids
                 .iter()
                 .any(|x| x.eq_ignore_ascii_case(&f.id))
                 && seen.insert((0, f.id.clone()))
             {
-                per_finding.push(Violation::FailOnIds {
+                out.push(Violation::FailOnIds {
                     id: f.id.clone(),
                     package: f.package.clone(),
                 });
@@ -520,7 +525,7 @@ impl Policy {
                 && let Some(date) = &f.kev_date_added
                 && seen.insert((1, f.id.clone()))
             {
-                per_finding.push(Violation::Kev {
+                out.push(Violation::Kev {
                     id: f.id.clone(),
                     package: f.package.clone(),
                     date_added: date.clone(),
@@ -530,7 +535,7 @@ impl Policy {
                 && epss >= threshold
                 && seen.insert((2, f.id.clone()))
             {
-                per_finding.push(Violation::Epss {
+                out.push(Violation::Epss {
                     id: f.id.clone(),
                     package: f.package.clone(),
                     epss,
@@ -538,8 +543,7 @@ impl Policy {
                 });
             }
         }
-        // Stable order: by rule, then id.
-        per_finding.sort_by(|a, b| {
+        out.sort_by(|a, b| {
             let k = |v: &Violation| match v {
                 Violation::Threshold { .. } | Violation::BaseImageThreshold { .. } => 0,
                 Violation::FailOnIds { .. } => 1,
@@ -550,30 +554,7 @@ impl Policy {
             };
             k(a).cmp(&k(b)).then_with(|| a.id().cmp(&b.id()))
         });
-        violating_ids.extend(per_finding.iter().filter_map(|v| v.id().map(str::to_owned)));
-        violations.extend(per_finding);
-        let mut decision = Decision {
-            verdict: if violations.is_empty() {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            },
-            counts,
-            gated_counts,
-            highest: counts.highest(),
-            violations,
-            violating_ids,
-            suppressed,
-            suppressions,
-            expired_rules,
-            stale_rules,
-            base_image: base_decision,
-            policy: PolicyRecord::of(self),
-            rules: Vec::new(),
-            risks: risks::RisksDecision::default(),
-        };
-        decision.rules = explain::rules(self, &decision, findings);
-        decision
+        out
     }
 
     /// Adds the secrets and configuration gates to a decision: each
@@ -630,6 +611,117 @@ impl Policy {
         decision.violations.push(v);
         decision.verdict = Verdict::Fail;
     }
+}
+
+/// What the ignore rules left of the findings ([`Policy::apply_ignore`]).
+struct Ignored<'a> {
+    /// Per ignore rule: whether it matched a finding (else it is stale).
+    used: Vec<bool>,
+    suppressions: Vec<Suppression>,
+    /// Findings no live rule matched, with their index in the input.
+    kept: Vec<(usize, &'a Finding)>,
+}
+
+impl Ignored<'_> {
+    /// Distinct vulnerability ids with a suppressed finding: what the
+    /// report counts as "suppressed".
+    fn distinct_ids(&self) -> u64 {
+        self.suppressions
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<BTreeSet<_>>()
+            .len() as u64
+    }
+}
+
+/// The gated findings, split between the thresholds that judge them.
+struct Split<'a> {
+    /// Judged by the top-level thresholds.
+    own: Vec<&'a Finding>,
+    /// Judged by the `base_image` thresholds (when applied).
+    inherited: Vec<&'a Finding>,
+}
+
+/// The violations found so far and the ids that counted toward them,
+/// appended in the order the rules fire.
+#[derive(Default)]
+struct Gates {
+    violations: Vec<Violation>,
+    violating_ids: BTreeSet<String>,
+}
+
+impl Gates {
+    /// One violation per severity whose count exceeds its threshold; every
+    /// finding of that severity in `scope` counted toward it.
+    fn thresholds(
+        &mut self,
+        thresholds: &Thresholds,
+        counts: &Counts,
+        scope: &[&Finding],
+        make: fn(Severity, u64, u64) -> Violation,
+    ) {
+        for s in Severity::ALL_DESC {
+            if let Some(threshold) = thresholds.get(s) {
+                let count = counts.get(s);
+                if count > threshold {
+                    self.violations.push(make(s, count, threshold));
+                    self.violating_ids.extend(
+                        scope
+                            .iter()
+                            .filter(|f| f.severity == s)
+                            .map(|f| f.id.clone()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Appends the per-finding rules' violations (already in their stable
+    /// order) after the thresholds'.
+    fn per_finding(&mut self, violations: Vec<Violation>) {
+        self.violating_ids
+            .extend(violations.iter().filter_map(|v| v.id().map(str::to_owned)));
+        self.violations.extend(violations);
+    }
+}
+
+/// Fills in what the base image brought, for the report: the counts of ids
+/// only base layers brought, and every inherited finding with its layers.
+fn describe_inherited(
+    d: &mut BaseImageDecision,
+    findings: &[Finding],
+    inherited: &[bool],
+    attribution: Option<&Attribution>,
+) {
+    let all_own: BTreeSet<&str> = findings
+        .iter()
+        .zip(inherited)
+        .filter(|(_, inh)| !**inh)
+        .map(|(f, _)| f.id.as_str())
+        .collect();
+    d.counts = Counts::of(
+        findings
+            .iter()
+            .zip(inherited)
+            .filter(|(f, inh)| **inh && !all_own.contains(f.id.as_str()))
+            .map(|(f, _)| f),
+    );
+    d.inherited = findings
+        .iter()
+        .zip(inherited)
+        .enumerate()
+        .filter(|(_, (_, inh))| **inh)
+        .map(|(i, (f, _))| base::InheritedFinding {
+            id: f.id.clone(),
+            severity: f.severity,
+            package: f.package.clone(),
+            purl: f.purl.clone(),
+            layers: attribution
+                .and_then(|a| a.layers.get(i))
+                .map(|l| l.iter().copied().collect())
+                .unwrap_or_default(),
+        })
+        .collect();
 }
 
 #[cfg(test)]
