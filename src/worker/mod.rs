@@ -124,44 +124,50 @@ pub async fn run_until(
     sdk: aws_config::SdkConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
+    let shared = start(&cfg, &sdk).await?;
+    let gauges = tokio::spawn(shared.state.clone().emit_gauges_every(cfg.metrics_interval));
+    let (mut stop_rx, abort_rx) = on_shutdown(shutdown, cfg.shutdown_grace);
+    let sweeper = tokio::spawn(deliver::sweep_loop(
+        shared.clone(),
+        cfg.pending_sweep_interval,
+        stop_rx.clone(),
+    ));
+    let mut poller = Poller::new(shared, &cfg, abort_rx);
+    poller.run(&mut stop_rx).await;
+
+    tracing::info!(
+        in_flight = poller.tasks.len(),
+        "stopped polling; waiting for in-flight jobs"
+    );
+    while poller.tasks.join_next().await.is_some() {}
+    sweeper.abort();
+    gauges.abort();
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Checks the configuration and builds what every job shares: a
+/// misconfigured worker stops here, before its first poll.
+async fn start(
+    cfg: &WorkerConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Arc<Shared>, WorkerError> {
     // Before anything else: a worker that would offer its registry password
     // to any host must not start.
     let pull = pull_options(&cfg.registry).map_err(WorkerError::Config)?;
-    let api = Api::new(&sdk, &cfg.category, &cfg.provider, &cfg.action_version)
+    let api = Api::new(sdk, &cfg.category, &cfg.provider, &cfg.action_version)
         .map_err(WorkerError::Config)?;
     let memory_budget =
         crate::image::memory::check_setting().map_err(|e| WorkerError::Config(e.to_string()))?;
-    let reports = match &cfg.reports {
-        Some(uri) => Some(
-            ReportStore::open(uri, &sdk, cfg.s3_force_path_style)
-                .map_err(|e| WorkerError::Config(e.to_string()))?
-                .with_kms_key(cfg.reports_kms_key.clone()),
-        ),
-        None => None,
-    };
+    let reports = open_reports(cfg, sdk)?;
     let worker_id = format!(
         "{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "scangate".into()),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let pending = PendingStore::new(reports.as_ref(), cfg.pending_dir.clone());
-    let lease_times = lease::LeaseTimes {
-        heartbeat: cfg.lease_heartbeat,
-        ttl: cfg.lease_ttl,
-    };
-    lease_times.check().map_err(WorkerError::Config)?;
-    let leases = lease::Journal::new(
-        lease::LeaseStore::new(reports.as_ref(), cfg.pending_dir.clone()),
-        lease_times,
-    );
-    let state = Arc::new(State::new(
-        cfg.concurrency,
-        if cfg.emf_stdout {
-            metrics::Emitter::stdout(cfg.metrics_service.clone())
-        } else {
-            metrics::Emitter::discard(cfg.metrics_service.clone())
-        },
-    ));
+    let leases = lease_journal(cfg, reports.as_ref())?;
+    let state = new_state(cfg);
     // Covers a job's deadline and the retries of its result.
     let protection = protection::TaskProtection::new(
         cfg.ecs_agent_uri.as_deref(),
@@ -177,13 +183,13 @@ pub async fn run_until(
         api,
         ctx: Context {
             pull,
-            inspector: Inspector::new(&sdk, RetryPolicy::default()),
-            ecr: EcrScanner::new(&sdk, RetryPolicy::default(), PollPolicy::default()),
-            kms: crate::signature::kms::AwsKms::new(&sdk),
+            inspector: Inspector::new(sdk, RetryPolicy::default()),
+            ecr: EcrScanner::new(sdk, RetryPolicy::default(), PollPolicy::default()),
+            kms: crate::signature::kms::AwsKms::new(sdk),
         },
         reports,
-        state: state.clone(),
-        worker_id: worker_id.clone(),
+        state,
+        worker_id,
         sdk: sdk.clone(),
         s3_force_path_style: cfg.s3_force_path_style,
         credentials_refresh_after: cfg.artifact_credentials_refresh_after,
@@ -199,6 +205,57 @@ pub async fn run_until(
         protection,
         leases,
     });
+    log_started(cfg, &shared, memory_budget);
+    Ok(shared)
+}
+
+/// The reports store (S3 or a directory), when configured: it also holds
+/// the pending results and the leases.
+fn open_reports(
+    cfg: &WorkerConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Option<ReportStore>, WorkerError> {
+    let Some(uri) = &cfg.reports else {
+        return Ok(None);
+    };
+    let store = ReportStore::open(uri, sdk, cfg.s3_force_path_style)
+        .map_err(|e| WorkerError::Config(e.to_string()))?
+        .with_kms_key(cfg.reports_kms_key.clone());
+    Ok(Some(store))
+}
+
+/// The lease journal, refusing lease times under which a live worker's
+/// lease could look dead.
+fn lease_journal(
+    cfg: &WorkerConfig,
+    reports: Option<&ReportStore>,
+) -> Result<lease::Journal, WorkerError> {
+    let lease_times = lease::LeaseTimes {
+        heartbeat: cfg.lease_heartbeat,
+        ttl: cfg.lease_ttl,
+    };
+    lease_times.check().map_err(WorkerError::Config)?;
+    Ok(lease::Journal::new(
+        lease::LeaseStore::new(reports, cfg.pending_dir.clone()),
+        lease_times,
+    ))
+}
+
+/// The health and metrics state, emitting EMF on stdout only when asked.
+fn new_state(cfg: &WorkerConfig) -> Arc<State> {
+    Arc::new(State::new(
+        cfg.concurrency,
+        if cfg.emf_stdout {
+            metrics::Emitter::stdout(cfg.metrics_service.clone())
+        } else {
+            metrics::Emitter::discard(cfg.metrics_service.clone())
+        },
+    ))
+}
+
+/// The one start-up line an operator checks a deployment by.
+fn log_started(cfg: &WorkerConfig, shared: &Shared, memory_budget: u64) {
+    let worker_id = shared.worker_id.as_str();
     tracing::info!(
         worker_id,
         provider = %cfg.provider,
@@ -212,12 +269,17 @@ pub async fn run_until(
         task_protection = shared.protection.enabled(),
         "worker started"
     );
-    let gauges = tokio::spawn(state.clone().emit_gauges_every(cfg.metrics_interval));
+}
 
-    // stop: no more polling. abort: in-flight jobs give up and report.
-    let (stop_tx, mut stop_rx) = watch::channel(false);
+/// Turns `shutdown` into the two signals the worker drains by, as
+/// receivers: stop (no more polling) at once, abort (in-flight jobs give up
+/// and report) once the grace, less a margin for the result calls, is over.
+fn on_shutdown(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> (watch::Receiver<bool>, watch::Receiver<bool>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
     let (abort_tx, abort_rx) = watch::channel(false);
-    let grace = cfg.shutdown_grace;
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!(
@@ -229,95 +291,123 @@ pub async fn run_until(
         tokio::time::sleep(grace.saturating_sub(result_margin(grace))).await;
         let _ = abort_tx.send(true);
     });
+    (stop_rx, abort_rx)
+}
 
-    let sweeper = tokio::spawn(deliver::sweep_loop(
-        shared.clone(),
-        cfg.pending_sweep_interval,
-        stop_rx.clone(),
-    ));
-    let slots = Arc::new(Semaphore::new(cfg.concurrency as usize));
-    let freed = Arc::new(Notify::new());
-    let mut tasks = JoinSet::new();
-    let mut failures = 0u32;
-    let mut missing_type_reported = false;
+/// The polling loop's state: the job slots and tasks, and what the poll
+/// error handling remembers from one poll to the next.
+struct Poller {
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    /// Notified when a job task gives its slot back.
+    freed: Arc<Notify>,
+    tasks: JoinSet<()>,
+    abort_rx: watch::Receiver<bool>,
+    poll_interval: Duration,
+    /// Consecutive failed polls, for the backoff.
+    failures: u32,
+    /// The missing action type is logged once, not on every poll.
+    missing_type_reported: bool,
+}
 
-    while !*stop_rx.borrow() {
-        while tasks.try_join_next().is_some() {}
-        let free = slots.available_permits() as u32;
-        if free == 0 {
-            tokio::select! {
-                _ = freed.notified() => {}
-                _ = stop_rx.changed() => {}
-            }
-            continue;
+impl Poller {
+    fn new(shared: Arc<Shared>, cfg: &WorkerConfig, abort_rx: watch::Receiver<bool>) -> Poller {
+        Poller {
+            shared,
+            slots: Arc::new(Semaphore::new(cfg.concurrency as usize)),
+            freed: Arc::new(Notify::new()),
+            tasks: JoinSet::new(),
+            abort_rx,
+            poll_interval: cfg.poll_interval,
+            failures: 0,
+            missing_type_reported: false,
         }
-        let wait = match shared.api.poll(free).await {
-            Ok(jobs) => {
-                failures = 0;
-                missing_type_reported = false;
-                state.polled();
-                if jobs.is_empty() {
-                    Some(jitter(cfg.poll_interval))
-                } else {
-                    for job in jobs {
-                        let info = JobInfo::from_sdk(&job);
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
-                            // CodePipeline gave more than we asked for; the
-                            // job returns to the queue when its ack times out.
-                            tracing::warn!(job_id = %info.id, "no free slot for an extra job; leaving it");
-                            continue;
-                        };
-                        let shared = shared.clone();
-                        let freed = freed.clone();
-                        let abort_rx = abort_rx.clone();
-                        tasks.spawn(async move {
-                            handle_job(shared, info, abort_rx).await;
-                            drop(permit);
-                            freed.notify_one();
-                        });
-                    }
-                    None
+    }
+
+    /// Polls for as many jobs as there are free slots until stopped; with
+    /// none free it waits for a slot rather than polling for nothing.
+    async fn run(&mut self, stop_rx: &mut watch::Receiver<bool>) {
+        while !*stop_rx.borrow() {
+            while self.tasks.try_join_next().is_some() {}
+            let free = self.slots.available_permits() as u32;
+            if free == 0 {
+                tokio::select! {
+                    _ = self.freed.notified() => {}
+                    _ = stop_rx.changed() => {}
                 }
+                continue;
             }
-            Err(e @ ApiError::ActionTypeNotFound { .. }) => {
-                // Say it once, clearly, then retry slowly: the stack may
-                // still be deploying, and a crash loop helps nobody.
-                if !missing_type_reported {
-                    tracing::error!(error = %e, "cannot poll for jobs");
-                    missing_type_reported = true;
+            if let Some(wait) = self.poll(free).await {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop_rx.changed() => {}
                 }
-                state.poll_error(&e);
-                // Under a minute, so that every minute has a PollErrors
-                // count for the stack's "polls failing" alarm.
-                Some(Duration::from_secs(30))
-            }
-            Err(e) => {
-                failures += 1;
-                state.poll_error(&e);
-                let wait = api::backoff(failures).max(cfg.poll_interval);
-                if failures <= 3 || failures.is_power_of_two() {
-                    tracing::warn!(error = %e, failures, wait_ms = wait.as_millis() as u64, "PollForJobs failed");
-                }
-                Some(wait)
-            }
-        };
-        if let Some(wait) = wait {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop_rx.changed() => {}
             }
         }
     }
 
-    tracing::info!(
-        in_flight = tasks.len(),
-        "stopped polling; waiting for in-flight jobs"
-    );
-    while tasks.join_next().await.is_some() {}
-    sweeper.abort();
-    gauges.abort();
-    tracing::info!("worker stopped");
-    Ok(())
+    /// One PollForJobs: starts the jobs it gave, and says how long to wait
+    /// before the next (no wait after jobs: slots may still be free).
+    async fn poll(&mut self, free: u32) -> Option<Duration> {
+        match self.shared.api.poll(free).await {
+            Ok(jobs) => {
+                self.failures = 0;
+                self.missing_type_reported = false;
+                self.shared.state.polled();
+                if jobs.is_empty() {
+                    return Some(jitter(self.poll_interval));
+                }
+                for job in jobs {
+                    self.spawn(JobInfo::from_sdk(&job));
+                }
+                None
+            }
+            Err(e) => Some(self.poll_failed(e)),
+        }
+    }
+
+    /// Runs one job in its own task, holding a slot until it ends.
+    fn spawn(&mut self, info: JobInfo) {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            // CodePipeline gave more than we asked for; the
+            // job returns to the queue when its ack times out.
+            tracing::warn!(job_id = %info.id, "no free slot for an extra job; leaving it");
+            return;
+        };
+        let shared = self.shared.clone();
+        let freed = self.freed.clone();
+        let abort_rx = self.abort_rx.clone();
+        self.tasks.spawn(async move {
+            handle_job(shared, info, abort_rx).await;
+            drop(permit);
+            freed.notify_one();
+        });
+    }
+
+    /// Counts and logs a failed poll; returns how long to wait before the
+    /// next one.
+    fn poll_failed(&mut self, e: ApiError) -> Duration {
+        let state = &self.shared.state;
+        if let ApiError::ActionTypeNotFound { .. } = e {
+            // Say it once, clearly, then retry slowly: the stack may
+            // still be deploying, and a crash loop helps nobody.
+            if !self.missing_type_reported {
+                tracing::error!(error = %e, "cannot poll for jobs");
+                self.missing_type_reported = true;
+            }
+            state.poll_error(&e);
+            // Under a minute, so that every minute has a PollErrors
+            // count for the stack's "polls failing" alarm.
+            return Duration::from_secs(30);
+        }
+        self.failures += 1;
+        state.poll_error(&e);
+        let wait = api::backoff(self.failures).max(self.poll_interval);
+        if self.failures <= 3 || self.failures.is_power_of_two() {
+            tracing::warn!(error = %e, failures = self.failures, wait_ms = wait.as_millis() as u64, "PollForJobs failed");
+        }
+        wait
+    }
 }
 
 /// The end of the shutdown grace kept for sending the results of the jobs
