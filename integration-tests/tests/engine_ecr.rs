@@ -7,11 +7,11 @@ mod support;
 
 use std::time::Duration;
 
+use integration_tests::Emulators;
 use integration_tests::codepipeline::JobSnapshot;
 use integration_tests::ecr::{EcrEmulator, ScanSetup, fixture};
 use integration_tests::images::{ImageBuilder, debian_os_release, dpkg_layer, dpkg_status};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators};
 use support::{RESULT_TIMEOUT, RunningWorker, Worker, failure, success};
 
 const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
@@ -28,10 +28,7 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
+        let emus = support::start_emulators().await;
         let ecr = EcrEmulator::start("AWS", ECR_PASSWORD, Duration::from_secs(12 * 3600))
             .await
             .unwrap();

@@ -11,7 +11,7 @@ use std::path::Path;
 use integration_tests::codepipeline::{JobResult, JobSnapshot};
 use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus, images};
+use integration_tests::{Emulators, corpus, images};
 use support::{RunningWorker, Worker};
 
 fn job(emus: &Emulators, config: &[(&str, &str)]) -> String {
@@ -57,9 +57,7 @@ fn assert_page(html: &str, kind: &str, reason: &str, fix: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn configuration_and_permission_errors_get_a_report_with_the_reason_and_the_fix() {
-    let emus = integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-        .await
-        .expect("starting emulators");
+    let emus = support::start_emulators().await;
     let registry = Registry::start().expect("starting docker-registry");
     let reports = tempfile::tempdir().unwrap();
     let img = images::image_from_inspector_fixture(

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use integration_tests::Emulators;
 use integration_tests::codepipeline::{
     Artifact, CodePipelineEmulator, EncryptionKey, JobSnapshot, NewJob,
 };
@@ -24,7 +25,6 @@ use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::images::{ImageBuilder, Layer};
 use integration_tests::process::MotoServer;
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators};
 use serde_json::Value;
 use support::{RESULT_TIMEOUT, RunningWorker, Worker, failure, success as variables};
 
@@ -212,12 +212,8 @@ impl Env {
     async fn new() -> Env {
         let moto =
             MotoServer::start().expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
         let env = Env {
-            emus,
+            emus: support::start_emulators().await,
             registry: Registry::start().expect("starting docker-registry"),
             moto,
             reports: tempfile::tempdir().unwrap(),

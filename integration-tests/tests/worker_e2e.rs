@@ -7,53 +7,11 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use integration_tests::codepipeline::{JobSnapshot, JobStatus, NewJob};
+use integration_tests::codepipeline::{JobStatus, NewJob};
 use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus, images};
-use support::{RESULT_TIMEOUT, RunningWorker, Worker, artifact_zip, failure, success};
-
-struct Env {
-    emus: Emulators,
-    registry: Registry,
-    reports: tempfile::TempDir,
-}
-
-impl Env {
-    async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
-        Env {
-            emus,
-            registry: Registry::start().expect("starting docker-registry"),
-            reports: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A worker on this registry and reports directory; the test adds its
-    /// own settings and spawns it.
-    fn worker(&self) -> Worker {
-        Worker::new(&self.emus)
-            .registry(&self.registry.addr)
-            .reports(self.reports.path())
-    }
-
-    fn job(&self, config: &[(&str, &str)]) -> String {
-        support::enqueue(&self.emus, config)
-    }
-
-    async fn result(&self, id: &str, w: &RunningWorker) -> JobSnapshot {
-        w.job_result(&self.emus, id, RESULT_TIMEOUT).await
-    }
-
-    /// The image built from Amazon's own SBOM of debian:latest (2024), so
-    /// its packages are the ones the real Inspector answer covers.
-    async fn push_debian_fixture(&self, tag: &str) -> String {
-        support::push_debian_fixture(&self.registry, tag).await
-    }
-}
+use integration_tests::{corpus, images};
+use support::{WorkerEnv as Env, artifact_zip, failure, success};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pass_with_real_counts_and_digest() {
@@ -717,4 +675,35 @@ async fn health_metrics_and_jobs_endpoints() {
     let (status, jobs) = get("/jobs").await;
     assert_eq!(status, 200);
     assert!(jobs.contains("\"running\""), "{jobs}");
+}
+
+// ------------------------------------------------- the harness itself ----
+
+/// A worker that cannot start (a concurrency it refuses) ends the wait for
+/// a result at once, with its log, rather than after the timeout: the old
+/// per-file check looked for `/proc/PID`, which a dead but unreaped worker
+/// still has, so it never fired.
+#[tokio::test(flavor = "multi_thread")]
+#[should_panic(expected = "worker exited: true")]
+async fn a_worker_that_exits_ends_the_wait_for_its_result() {
+    let env = Env::new().await;
+    let w = env.worker().slots(0).spawn();
+    let id = env.job(&[("ImageUrl", "127.0.0.1:1/x:1")]);
+    w.job_result(&env.emus, &id, Duration::from_secs(60)).await;
+}
+
+/// Dropping a running worker kills and reaps it: no process is left behind
+/// (not even a zombie) by a test that ends, passes or panics.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_worker_leaves_no_process() {
+    let env = Env::new().await;
+    let w = env.worker().spawn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!w.exited(), "{}", w.log());
+    let pid = w.pid();
+    drop(w);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "worker {pid} outlived its handle"
+    );
 }

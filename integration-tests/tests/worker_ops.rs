@@ -22,12 +22,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{JobResult, JobSnapshot};
+use integration_tests::corpus;
 use integration_tests::ecs_agent::EcsAgent;
 use integration_tests::faults::{FaultKind, FaultRule};
-use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus};
 use serde_json::Value;
-use support::{RESULT_TIMEOUT, RunningWorker, Worker};
+use support::{RunningWorker, Worker, WorkerEnv as Env};
 
 /// The EMF lines among the worker's stdout, where its JSON logs are too
 /// (DESIGN, Operations): every line must be one JSON object.
@@ -49,50 +48,18 @@ fn job_lines(w: &RunningWorker) -> Vec<Value> {
         .collect()
 }
 
-struct Env {
-    emus: Emulators,
-    registry: Registry,
-    reports: tempfile::TempDir,
+/// A worker on the env's registry and reports directory, its stdout apart
+/// (every line of it is parsed as JSON) and at the level an operator runs
+/// it at (`info`: the lines checked are the ones CloudWatch gets).
+fn worker(env: &Env) -> Worker {
+    env.worker().rust_log("info").stdout_apart()
 }
 
-impl Env {
-    async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
-        Env {
-            emus,
-            registry: Registry::start().expect("starting docker-registry"),
-            reports: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A worker on this registry and reports directory, its stdout apart
-    /// (every line of it is parsed as JSON) and at the level an operator
-    /// runs it at (`info`: the lines checked are the ones CloudWatch gets).
-    fn worker(&self) -> Worker {
-        Worker::new(&self.emus)
-            .registry(&self.registry.addr)
-            .reports(self.reports.path())
-            .rust_log("info")
-            .stdout_apart()
-    }
-
-    fn job(&self, config: &[(&str, &str)]) -> String {
-        support::enqueue(&self.emus, config)
-    }
-
-    async fn result(&self, id: &str, w: &RunningWorker) -> JobSnapshot {
-        w.job_result(&self.emus, id, RESULT_TIMEOUT).await
-    }
-
-    /// Amazon's SBOM of debian:latest as an image: the Inspector emulator
-    /// answers it with 0 critical, 1 high.
-    async fn push_debian_fixture(&self) -> String {
-        support::push_debian_fixture(&self.registry, "2024").await;
-        self.registry.reference("fixture/debian:2024")
-    }
+/// Amazon's SBOM of debian:latest as an image: the Inspector emulator
+/// answers it with 0 critical, 1 high. Returns its reference.
+async fn push_debian_fixture(env: &Env) -> String {
+    env.push_debian_fixture("2024").await;
+    env.registry.reference("fixture/debian:2024")
 }
 
 fn result_kind(s: &JobSnapshot) -> String {
@@ -317,9 +284,8 @@ fn query_fields_are_the_identifiers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn emf_lines_follow_the_spec_and_the_stack_contract() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
-    let w = env
-        .worker()
+    let image = push_debian_fixture(&env).await;
+    let w = worker(&env)
         .envs(&[
             ("SCANGATE_METRICS_SERVICE", "TeamGate"),
             ("SCANGATE_METRICS_INTERVAL", "300ms"),
@@ -454,8 +420,7 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
         .faults
         .set(vec![FaultRule::new("PollForJobs", FaultKind::AccessDenied)])
         .unwrap();
-    let w = env
-        .worker()
+    let w = worker(&env)
         .health()
         .env("SCANGATE_METRICS_INTERVAL", "300ms")
         .spawn();
@@ -540,7 +505,7 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn task_protection_spans_overlapping_jobs() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
+    let image = push_debian_fixture(&env).await;
     let agent = EcsAgent::start().await.unwrap();
     // Slow scans, so the jobs overlap.
     env.emus
@@ -550,8 +515,7 @@ async fn task_protection_spans_overlapping_jobs() {
             FaultKind::Delay { ms: 2500 },
         )])
         .unwrap();
-    let w = env
-        .worker()
+    let w = worker(&env)
         .envs(&[
             ("ECS_AGENT_URI", &agent.uri),
             ("SCANGATE_JOB_TIMEOUT", "20m"),
@@ -627,10 +591,10 @@ async fn task_protection_spans_overlapping_jobs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_task_protection_fails_no_job() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
+    let image = push_debian_fixture(&env).await;
     let agent = EcsAgent::start().await.unwrap();
     agent.refuse(true);
-    let w = env.worker().env("ECS_AGENT_URI", &agent.uri).spawn();
+    let w = worker(&env).env("ECS_AGENT_URI", &agent.uri).spawn();
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
     assert_eq!(result_kind(&env.result(&id, &w).await), "success");
     assert!(agent.wait_for_calls(2, Duration::from_secs(15)).await);
@@ -653,10 +617,10 @@ async fn refused_task_protection_fails_no_job() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_agent_delays_no_job() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
+    let image = push_debian_fixture(&env).await;
     let agent = EcsAgent::start().await.unwrap();
     agent.stall(true);
-    let w = env.worker().env("ECS_AGENT_URI", &agent.uri).spawn();
+    let w = worker(&env).env("ECS_AGENT_URI", &agent.uri).spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);

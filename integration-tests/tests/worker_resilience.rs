@@ -16,10 +16,10 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use integration_tests::Emulators;
 use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
 use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators};
 use support::{RunningWorker, Worker, failure};
 
 struct Env {
@@ -30,12 +30,8 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
         Env {
-            emus,
+            emus: support::start_emulators().await,
             registry: Registry::start().expect("starting docker-registry"),
             reports: tempfile::tempdir().unwrap(),
         }

@@ -33,6 +33,53 @@ fn base_env(cmd: &mut Command, emus: &Emulators, moto: Option<&MotoServer>) {
 /// How long a job may take to get its result in a test before it fails.
 pub const RESULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// What a worker test stands on: the emulators, the docker-registry and a
+/// reports directory ([`Env`] adds moto and takes the reports URI).
+pub struct WorkerEnv {
+    pub emus: Emulators,
+    pub registry: Registry,
+    pub reports: tempfile::TempDir,
+}
+
+impl WorkerEnv {
+    pub async fn new() -> WorkerEnv {
+        WorkerEnv {
+            emus: start_emulators().await,
+            registry: Registry::start().expect("starting docker-registry"),
+            reports: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A worker on this registry and reports directory; the test adds its
+    /// own settings and spawns it.
+    pub fn worker(&self) -> Worker {
+        Worker::new(&self.emus)
+            .registry(&self.registry.addr)
+            .reports(self.reports.path())
+    }
+
+    /// Queues a [`scan_job`]; returns its id.
+    pub fn job(&self, config: &[(&str, &str)]) -> String {
+        enqueue(&self.emus, config)
+    }
+
+    pub async fn result(&self, id: &str, w: &RunningWorker) -> JobSnapshot {
+        w.job_result(&self.emus, id, RESULT_TIMEOUT).await
+    }
+
+    /// [`push_debian_fixture`] to this registry; returns the digest.
+    pub async fn push_debian_fixture(&self, tag: &str) -> String {
+        push_debian_fixture(&self.registry, tag).await
+    }
+}
+
+/// The CodePipeline, Inspector (and ECR...) emulators on free ports.
+pub async fn start_emulators() -> Emulators {
+    integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
+        .await
+        .expect("starting emulators")
+}
+
 pub struct Env {
     pub emus: Emulators,
     pub registry: Registry,
@@ -49,10 +96,7 @@ pub struct Output {
 
 impl Env {
     pub async fn new(with_moto: bool) -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
+        let emus = start_emulators().await;
         let moto = with_moto.then(|| {
             MotoServer::start().expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER")
         });
