@@ -290,13 +290,6 @@ impl Env {
 
 fn job(config: &[(&str, &str)], input: Option<&str>, output: Option<&str>, key: bool) -> NewJob {
     NewJob {
-        pipeline_name: "app-pipeline".into(),
-        stage_name: "Scan".into(),
-        action_name: "ImageScan".into(),
-        configuration: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
         input_artifacts: input
             .map(|k| Artifact::s3("BuildOutput", BUCKET, k))
             .into_iter()
@@ -309,7 +302,7 @@ fn job(config: &[(&str, &str)], input: Option<&str>, output: Option<&str>, key: 
             id: KMS_KEY.into(),
             key_type: "KMS".into(),
         }),
-        ..NewJob::default()
+        ..support::scan_job(config)
     }
 }
 
