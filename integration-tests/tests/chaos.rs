@@ -22,10 +22,9 @@
 //! `CHAOS_JOBS` (default 60 here; `integration-tests/scripts/chaos.sh` runs
 //! 1,000) and `CHAOS_FAULT_RATE` (default 0.21 per dependency) size the run.
 
-use integration_tests::process::LogTo;
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::codepipeline::{
@@ -36,41 +35,28 @@ use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::process::MotoServer;
 use integration_tests::registry::Registry;
 use integration_tests::{EmulatorOptions, Emulators, corpus, images};
+use support::{RunningWorker, Worker};
 
-struct Worker {
-    child: Child,
-    log: PathBuf,
+/// A worker taken out of service by the chaos loop, kept for its log.
+struct Retired {
+    worker: RunningWorker,
     killed: bool,
 }
 
-impl Worker {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Jobs this worker acknowledged and never reported on (its log's view).
-    fn unfinished_jobs(&self) -> BTreeSet<String> {
-        let log = self.log();
-        let mut acked = BTreeSet::new();
-        let mut done = BTreeSet::new();
-        for line in log.lines() {
-            let Some(id) = job_id(line) else { continue };
-            if line.contains("job acknowledged") {
-                acked.insert(id);
-            } else if line.contains("job result sent") || line.contains("pending result") {
-                done.insert(id);
-            }
+/// Jobs a worker acknowledged and never reported on (its log's view).
+fn unfinished_jobs(w: &RunningWorker) -> BTreeSet<String> {
+    let log = w.log();
+    let mut acked = BTreeSet::new();
+    let mut done = BTreeSet::new();
+    for line in log.lines() {
+        let Some(id) = job_id(line) else { continue };
+        if line.contains("job acknowledged") {
+            acked.insert(id);
+        } else if line.contains("job result sent") || line.contains("pending result") {
+            done.insert(id);
         }
-        acked.difference(&done).cloned().collect()
     }
+    acked.difference(&done).cloned().collect()
 }
 
 fn job_id(line: &str) -> Option<String> {
@@ -82,13 +68,6 @@ fn job_id(line: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
     (!id.is_empty()).then_some(id)
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Env {
@@ -143,7 +122,7 @@ impl Env {
             .await
             .unwrap();
         let bucket = "chaos-reports".to_string();
-        let s3 = s3_client(&moto.endpoint).await;
+        let s3 = support::s3_client(&moto.endpoint).await;
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
         s3_proxy.set_mix(FaultMix::each(rate / 3.0));
         Env {
@@ -158,50 +137,30 @@ impl Env {
         }
     }
 
-    fn worker(&mut self) -> Worker {
+    /// A worker behind the fault proxies, with short leases and sweeps so
+    /// that a SIGKILLed worker's jobs are swept within the run; its log
+    /// stays in `logs` after it is retired.
+    fn worker(&mut self) -> RunningWorker {
         self.started += 1;
         let log = self
             .logs
             .path()
             .join(format!("worker-{}.log", self.started));
-        let mut cmd = Command::new(corpus::scangate_bin());
-        cmd.arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env(
-                "AWS_ENDPOINT_URL_CODEPIPELINE",
-                &self.emus.urls.codepipeline,
-            )
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &self.emus.urls.inspector)
-            .env(
-                "AWS_ENDPOINT_URL_S3",
-                format!("http://{}", self.s3_proxy.addr),
-            )
-            .env("SCANGATE_S3_FORCE_PATH_STYLE", "true")
-            .env("SCANGATE_REPORTS", format!("s3://{}/chaos", self.bucket))
-            .env(
-                "SCANGATE_INSECURE_REGISTRIES",
-                self.registry_proxy.addr.to_string(),
-            )
-            .env("SCANGATE_POLL_INTERVAL", "100ms")
-            .env("SCANGATE_CONCURRENCY", "3")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env("SCANGATE_SHUTDOWN_GRACE", "5s")
-            .env("SCANGATE_PENDING_SWEEP_INTERVAL", "2s")
-            .env("SCANGATE_LEASE_HEARTBEAT", "1s")
-            .env("SCANGATE_LEASE_TTL", "5s")
-            .env("RUST_LOG", "info,scangate=debug")
-            .env("SCANGATE_LOG_FORMAT", "json")
-            .log_to(&log);
-        Worker {
-            child: cmd.spawn().expect("starting scangate worker"),
-            log,
-            killed: false,
-        }
+        Worker::new(&self.emus)
+            .s3(&format!("http://{}", self.s3_proxy.addr))
+            .reports_uri(&format!("s3://{}/chaos", self.bucket))
+            .registry(&self.registry_proxy.addr.to_string())
+            .slots(3)
+            .envs(&[
+                ("SCANGATE_POLL_INTERVAL", "100ms"),
+                ("SCANGATE_SHUTDOWN_GRACE", "5s"),
+                ("SCANGATE_PENDING_SWEEP_INTERVAL", "2s"),
+                ("SCANGATE_LEASE_HEARTBEAT", "1s"),
+                ("SCANGATE_LEASE_TTL", "5s"),
+                ("SCANGATE_LOG_FORMAT", "json"),
+            ])
+            .log(&log)
+            .spawn()
     }
 
     fn job(&self, image: &str, i: usize) -> String {
@@ -218,26 +177,6 @@ impl Env {
             ..NewJob::default()
         })
     }
-}
-
-async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "AKIDEXAMPLE",
-            "test-secret",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
 }
 
 fn codepipeline_faults(rate: f64) -> Vec<FaultRule> {
@@ -308,8 +247,8 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
     env.emus.faults.set(rules).unwrap();
 
     let ids: Vec<String> = (0..jobs).map(|i| env.job(&image, i)).collect();
-    let mut workers: Vec<Worker> = (0..3).map(|_| env.worker()).collect();
-    let mut retired: Vec<Worker> = Vec::new();
+    let mut workers: Vec<RunningWorker> = (0..3).map(|_| env.worker()).collect();
+    let mut retired: Vec<Retired> = Vec::new();
     let (mut sigkills, mut sigterms) = (0usize, 0usize);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60 + jobs as u64 * 3);
@@ -333,26 +272,21 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
         if Instant::now() >= next_chaos && finished < jobs * 2 / 3 {
             round += 1;
             let i = round % workers.len();
-            let mut w = env.worker();
-            std::mem::swap(&mut workers[i], &mut w);
+            let w = std::mem::replace(&mut workers[i], env.worker());
             peak_kib = peak_kib.max(peak_rss_kib(w.pid()).unwrap_or(0));
-            if round.is_multiple_of(2) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &w.pid().to_string()])
-                    .status();
-                w.killed = true;
+            let killed = round.is_multiple_of(2);
+            if killed {
+                w.kill();
                 sigkills += 1;
             } else {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &w.pid().to_string()])
-                    .status();
+                w.terminate();
                 sigterms += 1;
             }
-            retired.push(w);
+            retired.push(Retired { worker: w, killed });
             next_chaos = Instant::now() + Duration::from_millis(1500);
         }
-        for w in workers.iter_mut() {
-            assert!(w.alive(), "a worker died on its own:\n{}", w.log());
+        for w in &workers {
+            assert!(!w.exited(), "a worker died on its own:\n{}", w.log());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -371,8 +305,8 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
 
     let killed_jobs: BTreeSet<String> = retired
         .iter()
-        .filter(|w| w.killed)
-        .flat_map(|w| w.unfinished_jobs())
+        .filter(|r| r.killed)
+        .flat_map(|r| unfinished_jobs(&r.worker))
         .collect();
     let mut results = BTreeMap::<String, usize>::new();
     let (mut duplicates, mut lost, mut left_to_timeout) = (0usize, Vec::new(), Vec::new());
@@ -445,9 +379,13 @@ async fn every_acknowledged_job_gets_exactly_one_result_under_chaos() {
         // What every worker said about them, to tell where they fell.
         for entry in &left_to_timeout {
             let id = entry.split(' ').next().unwrap_or_default();
-            for (i, w) in retired.iter().chain(workers.iter()).enumerate() {
+            let all = retired
+                .iter()
+                .map(|r| (&r.worker, r.killed))
+                .chain(workers.iter().map(|w| (w, false)));
+            for (i, (w, killed)) in all.enumerate() {
                 for line in w.log().lines().filter(|l| l.contains(id)) {
-                    eprintln!("worker {i} (killed {}): {line}", w.killed);
+                    eprintln!("worker {i} (killed {killed}): {line}");
                 }
             }
         }

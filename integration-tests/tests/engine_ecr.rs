@@ -3,55 +3,32 @@
 //! emulator (tokens and scan findings) and the real `docker-registry`
 //! playing the ECR registry under an ECR host name pinned to 127.0.0.1.
 
-use integration_tests::process::LogTo;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+mod support;
 
-use integration_tests::codepipeline::{JobResult, JobSnapshot, NewJob};
+use std::time::Duration;
+
+use integration_tests::Emulators;
+use integration_tests::codepipeline::JobSnapshot;
 use integration_tests::ecr::{EcrEmulator, ScanSetup, fixture};
 use integration_tests::images::{ImageBuilder, debian_os_release, dpkg_layer, dpkg_status};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus};
+use support::{RESULT_TIMEOUT, RunningWorker, Worker, failure, success};
 
 const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 /// The registry password is the ECR token's, as with real ECR.
 const ECR_PASSWORD: &str = "eyJwYXlsb2FkIjoiZWNyLWVuZ2luZSJ9";
-
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Worker {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
 
 struct Env {
     emus: Emulators,
     ecr: EcrEmulator,
     registry: Registry,
     reports: tempfile::TempDir,
-    worker: Option<Worker>,
+    worker: Option<RunningWorker>,
 }
 
 impl Env {
     async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
+        let emus = support::start_emulators().await;
         let ecr = EcrEmulator::start("AWS", ECR_PASSWORD, Duration::from_secs(12 * 3600))
             .await
             .unwrap();
@@ -73,40 +50,15 @@ impl Env {
         format!("{HOST}:{port}")
     }
 
-    fn start_worker(&self) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("worker.log");
-        let child = Command::new(corpus::scangate_bin())
-            .arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env(
-                "AWS_ENDPOINT_URL_CODEPIPELINE",
-                &self.emus.urls.codepipeline,
-            )
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &self.emus.urls.inspector)
+    /// The worker reaches the registry under the ECR host name (pinned to
+    /// 127.0.0.1) and ECR's API at the emulator.
+    fn start_worker(&self) -> RunningWorker {
+        Worker::new(&self.emus)
             .env("AWS_ENDPOINT_URL_ECR", self.ecr.url())
             .env("SCANGATE_REGISTRY_RESOLVE", format!("{HOST}=127.0.0.1"))
-            .env("SCANGATE_INSECURE_REGISTRIES", self.ecr_addr())
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env(
-                "SCANGATE_REPORTS",
-                format!("file://{}", self.reports.path().display()),
-            )
-            .env("RUST_LOG", "info,scangate=debug")
-            .log_to(&log)
+            .registry(&self.ecr_addr())
+            .reports(self.reports.path())
             .spawn()
-            .expect("starting scangate worker");
-        Worker {
-            child,
-            log,
-            _dir: dir,
-        }
     }
 
     /// Pushes a small Debian image as `team/app:TAG`; returns its digest.
@@ -127,36 +79,12 @@ impl Env {
     }
 
     fn job(&self, config: &[(&str, &str)]) -> String {
-        self.emus.codepipeline.enqueue_job(NewJob {
-            pipeline_name: "app-pipeline".into(),
-            stage_name: "Scan".into(),
-            action_name: "ImageScan".into(),
-            configuration: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..NewJob::default()
-        })
+        support::enqueue(&self.emus, config)
     }
 
     async fn result(&self, id: &str) -> JobSnapshot {
         let w = self.worker.as_ref().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(s) = self.emus.codepipeline.job(id)
-                && s.result.is_some()
-            {
-                return s;
-            }
-            let exited = std::fs::metadata(format!("/proc/{}", w.child.id())).is_err();
-            if exited || Instant::now() > deadline {
-                panic!(
-                    "job {id} got no result (worker exited: {exited})\n--- worker log ---\n{}",
-                    w.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        w.job_result(&self.emus, id, RESULT_TIMEOUT).await
     }
 
     fn record(&self, id: &str) -> serde_json::Value {
@@ -167,20 +95,6 @@ impl Env {
             .join(id)
             .join("record.json");
         serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
-    }
-}
-
-fn success(s: &JobSnapshot) -> &BTreeMap<String, String> {
-    match &s.result {
-        Some(JobResult::Success(r)) => &r.output_variables,
-        other => panic!("expected success, got {other:?}"),
-    }
-}
-
-fn failure(s: &JobSnapshot) -> (String, String) {
-    match &s.result {
-        Some(JobResult::Failure(f)) => (format!("{:?}", f.failure_type), f.message.clone()),
-        other => panic!("expected failure, got {other:?}"),
     }
 }
 

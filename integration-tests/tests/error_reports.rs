@@ -4,80 +4,22 @@
 //! worker` binary, the CodePipeline and Inspector emulators and the real
 //! Debian `docker-registry`.
 
-use integration_tests::process::LogTo;
-use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+mod support;
 
-use integration_tests::codepipeline::{JobResult, JobSnapshot, NewJob};
+use std::path::Path;
+
+use integration_tests::codepipeline::{JobResult, JobSnapshot};
 use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus, images};
-
-struct Worker {
-    child: Child,
-    log: tempfile::NamedTempFile,
-}
-
-impl Worker {
-    fn start(emus: &Emulators, registry: &Registry, reports: &Path) -> Worker {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(corpus::scangate_bin())
-            .arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL_CODEPIPELINE", &emus.urls.codepipeline)
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &emus.urls.inspector)
-            .env("SCANGATE_INSECURE_REGISTRIES", &registry.addr)
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env("SCANGATE_REPORTS", format!("file://{}", reports.display()))
-            .log_to(log.path())
-            .spawn()
-            .expect("starting scangate worker");
-        Worker { child, log }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use integration_tests::{Emulators, corpus, images};
+use support::{RunningWorker, Worker};
 
 fn job(emus: &Emulators, config: &[(&str, &str)]) -> String {
-    emus.codepipeline.enqueue_job(NewJob {
-        pipeline_name: "app-pipeline".into(),
-        stage_name: "Scan".into(),
-        action_name: "ImageScan".into(),
-        configuration: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..NewJob::default()
-    })
+    support::enqueue(emus, config)
 }
 
-async fn result(emus: &Emulators, id: &str, w: &Worker) -> JobSnapshot {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(s) = emus.codepipeline.job(id)
-            && s.result.is_some()
-        {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} got no result\n{}",
-            std::fs::read_to_string(w.log.path()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn result(emus: &Emulators, id: &str, w: &RunningWorker) -> JobSnapshot {
+    w.job_result(emus, id, support::RESULT_TIMEOUT).await
 }
 
 /// The failure type CodePipeline got, the stored record and report page.
@@ -115,9 +57,7 @@ fn assert_page(html: &str, kind: &str, reason: &str, fix: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn configuration_and_permission_errors_get_a_report_with_the_reason_and_the_fix() {
-    let emus = integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-        .await
-        .expect("starting emulators");
+    let emus = support::start_emulators().await;
     let registry = Registry::start().expect("starting docker-registry");
     let reports = tempfile::tempdir().unwrap();
     let img = images::image_from_inspector_fixture(
@@ -127,7 +67,13 @@ async fn configuration_and_permission_errors_get_a_report_with_the_reason_and_th
     img.push(&registry.addr, "fixture/debian:2024", None)
         .await
         .expect("pushing");
-    let w = Worker::start(&emus, &registry, reports.path());
+    // At the worker's own default log level (no RUST_LOG), as this test
+    // always ran: the reports, not the log, are under test.
+    let w = Worker::new(&emus)
+        .registry(&registry.addr)
+        .reports(reports.path())
+        .env_remove("RUST_LOG")
+        .spawn();
 
     // ConfigurationError: a threshold that is not a number.
     let id = job(

@@ -351,15 +351,9 @@ async fn demo_serve_lets_scan_run_against_the_emulators() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().unwrap();
-    let child = Kill(child);
+    // Killed and reaped however the test ends, like a worker.
+    let child = support::ChildGuard::new(child);
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stdout);
     let deadline = Instant::now() + Duration::from_secs(60);

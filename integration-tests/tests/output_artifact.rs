@@ -11,25 +11,22 @@
 
 mod support;
 
-use integration_tests::process::LogTo;
 use std::io::Read as _;
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use integration_tests::Emulators;
 use integration_tests::codepipeline::{
-    Artifact, CodePipelineEmulator, EncryptionKey, JobResult, JobSnapshot, NewJob,
+    Artifact, CodePipelineEmulator, EncryptionKey, JobSnapshot, NewJob,
 };
 use integration_tests::faults::{FaultKind, FaultRule};
-use integration_tests::images::{self, ImageBuilder, Layer};
+use integration_tests::images::{ImageBuilder, Layer};
 use integration_tests::process::MotoServer;
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus};
 use serde_json::Value;
+use support::{RESULT_TIMEOUT, RunningWorker, Worker, failure, success as variables};
 
 const BUCKET: &str = "artifacts";
 const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/6f1d3c2e-5b7a-4c1e-9f00-2a4b6c8d0e1f";
@@ -204,25 +201,6 @@ fn job_credentials_only(cp: CodePipelineEmulator) -> Gate {
     })
 }
 
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Worker {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Env {
     emus: Emulators,
     registry: Registry,
@@ -234,12 +212,8 @@ impl Env {
     async fn new() -> Env {
         let moto =
             MotoServer::start().expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
         let env = Env {
-            emus,
+            emus: support::start_emulators().await,
             registry: Registry::start().expect("starting docker-registry"),
             moto,
             reports: tempfile::tempdir().unwrap(),
@@ -255,61 +229,15 @@ impl Env {
     }
 
     /// A worker whose S3 requests go through `proxy`.
-    fn worker(&self, proxy: &S3Proxy, extra: &[(&str, &str)]) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("worker.log");
-        let mut cmd = Command::new(corpus::scangate_bin());
-        cmd.arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env(
-                "AWS_ENDPOINT_URL_CODEPIPELINE",
-                &self.emus.urls.codepipeline,
-            )
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &self.emus.urls.inspector)
-            .env("AWS_ENDPOINT_URL_S3", &proxy.endpoint)
-            .env("SCANGATE_S3_FORCE_PATH_STYLE", "true")
-            .env("SCANGATE_INSECURE_REGISTRIES", &self.registry.addr)
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env(
-                "SCANGATE_REPORTS",
-                format!("file://{}", self.reports.path().display()),
-            )
-            .env("RUST_LOG", "info,scangate=debug")
-            .log_to(&log);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Worker {
-            child: cmd.spawn().expect("starting scangate worker"),
-            log,
-            _dir: dir,
-        }
+    fn worker(&self, proxy: &S3Proxy) -> Worker {
+        Worker::new(&self.emus)
+            .s3(&proxy.endpoint)
+            .registry(&self.registry.addr)
+            .reports(self.reports.path())
     }
 
     async fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.moto.endpoint)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "AKIDEXAMPLE",
-                "test-secret",
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await;
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf)
-                .force_path_style(true)
-                .build(),
-        )
+        support::s3_client(&self.moto.endpoint).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) {
@@ -337,23 +265,8 @@ impl Env {
         out.body.collect().await.unwrap().into_bytes().to_vec()
     }
 
-    async fn result(&self, id: &str, w: &Worker) -> JobSnapshot {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(s) = self.emus.codepipeline.job(id)
-                && s.result.is_some()
-            {
-                return s;
-            }
-            let exited = std::fs::metadata(format!("/proc/{}", w.child.id())).is_err();
-            if exited || Instant::now() > deadline {
-                panic!(
-                    "job {id} got no result (worker exited: {exited})\n--- worker log ---\n{}",
-                    w.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    async fn result(&self, id: &str, w: &RunningWorker) -> JobSnapshot {
+        w.job_result(&self.emus, id, RESULT_TIMEOUT).await
     }
 
     fn record(&self, id: &str) -> Value {
@@ -370,26 +283,13 @@ impl Env {
     }
 
     async fn push_debian_fixture(&self) -> String {
-        let img = images::image_from_inspector_fixture(
-            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
-        )
-        .expect("building the fixture image");
-        img.push(&self.registry.addr, "fixture/debian:2024", None)
-            .await
-            .expect("pushing");
+        support::push_debian_fixture(&self.registry, "2024").await;
         self.registry.reference("fixture/debian:2024")
     }
 }
 
 fn job(config: &[(&str, &str)], input: Option<&str>, output: Option<&str>, key: bool) -> NewJob {
     NewJob {
-        pipeline_name: "app-pipeline".into(),
-        stage_name: "Scan".into(),
-        action_name: "ImageScan".into(),
-        configuration: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
         input_artifacts: input
             .map(|k| Artifact::s3("BuildOutput", BUCKET, k))
             .into_iter()
@@ -402,7 +302,7 @@ fn job(config: &[(&str, &str)], input: Option<&str>, output: Option<&str>, key: 
             id: KMS_KEY.into(),
             key_type: "KMS".into(),
         }),
-        ..NewJob::default()
+        ..support::scan_job(config)
     }
 }
 
@@ -432,20 +332,6 @@ fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn failure(s: &JobSnapshot) -> (String, String) {
-    match &s.result {
-        Some(JobResult::Failure(f)) => (format!("{:?}", f.failure_type), f.message.clone()),
-        other => panic!("expected failure, got {other:?}"),
-    }
-}
-
-fn variables(s: &JobSnapshot) -> &std::collections::BTreeMap<String, String> {
-    match &s.result {
-        Some(JobResult::Success(r)) => &r.output_variables,
-        other => panic!("expected success, got {other:?}"),
-    }
-}
-
 /// PASS with the job's KMS key and FAIL without one: both get the zip with
 /// the documented entries, before their result, written with the job's own
 /// credentials, SSE-KMS with the job's key id or SSE-S3.
@@ -458,7 +344,7 @@ async fn output_zip_on_pass_and_fail_with_job_credentials_and_encryption() {
     )
     .await;
     let image = env.push_debian_fixture().await;
-    let w = env.worker(&proxy, &[]);
+    let w = env.worker(&proxy).spawn();
     let cp = &env.emus.codepipeline;
 
     let pass = cp.enqueue_job(job(
@@ -610,10 +496,10 @@ async fn a_long_job_renews_its_artifact_credentials_before_the_upload() {
             FaultKind::Delay { ms: 3000 },
         )])
         .unwrap();
-    let w = env.worker(
-        &proxy,
-        &[("SCANGATE_ARTIFACT_CREDENTIALS_REFRESH_AFTER", "1500ms")],
-    );
+    let w = env
+        .worker(&proxy)
+        .env("SCANGATE_ARTIFACT_CREDENTIALS_REFRESH_AFTER", "1500ms")
+        .spawn();
     let cp = &env.emus.codepipeline;
     let id = cp.enqueue_job(job(
         &[("HighThreshold", "1")],
@@ -659,7 +545,7 @@ async fn a_refused_upload_is_a_permission_error() {
     let gate: Gate = Arc::new(|c: &mut S3Call| c.method != "PUT");
     let proxy = S3Proxy::start(&env.moto.endpoint, gate).await;
     let image = env.push_debian_fixture().await;
-    let w = env.worker(&proxy, &[]);
+    let w = env.worker(&proxy).spawn();
     let id = env.emus.codepipeline.enqueue_job(job(
         &[("ImageUrl", &image), ("HighThreshold", "1")],
         None,
@@ -745,7 +631,7 @@ async fn base_image_findings_are_inherited_and_judged_by_the_base_thresholds() {
         ]),
     )
     .await;
-    let w = env.worker(&proxy, &[]);
+    let w = env.worker(&proxy).spawn();
     let cp = &env.emus.codepipeline;
     let input = Some("app-pipeline/Source/policy.zip");
 

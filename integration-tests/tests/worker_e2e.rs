@@ -2,181 +2,22 @@
 //! and Inspector emulators and the real Debian `docker-registry`, with
 //! images pushed by our own code or by skopeo.
 
-use integration_tests::process::LogTo;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
+use integration_tests::codepipeline::{JobStatus, NewJob};
 use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus, images};
-
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Worker {
-    fn start(
-        emus: &Emulators,
-        registry: &Registry,
-        reports: &Path,
-        extra: &[(&str, &str)],
-    ) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("worker.log");
-        let mut cmd = Command::new(corpus::scangate_bin());
-        cmd.arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL_CODEPIPELINE", &emus.urls.codepipeline)
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &emus.urls.inspector)
-            .env("SCANGATE_INSECURE_REGISTRIES", &registry.addr)
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env("SCANGATE_REPORTS", format!("file://{}", reports.display()))
-            .env("RUST_LOG", "info,scangate=debug")
-            .log_to(&log);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Worker {
-            child: cmd.spawn().expect("starting scangate worker"),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    /// Waits for the process to exit; returns its code.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Env {
-    emus: Emulators,
-    registry: Registry,
-    reports: tempfile::TempDir,
-}
-
-impl Env {
-    async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
-        Env {
-            emus,
-            registry: Registry::start().expect("starting docker-registry"),
-            reports: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn worker(&self, extra: &[(&str, &str)]) -> Worker {
-        Worker::start(&self.emus, &self.registry, self.reports.path(), extra)
-    }
-
-    fn job(&self, config: &[(&str, &str)]) -> String {
-        let j = NewJob {
-            pipeline_name: "app-pipeline".into(),
-            stage_name: "Scan".into(),
-            action_name: "ImageScan".into(),
-            configuration: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..NewJob::default()
-        };
-        self.emus.codepipeline.enqueue_job(j)
-    }
-
-    async fn result(&self, id: &str, w: &Worker) -> JobSnapshot {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(s) = self.emus.codepipeline.job(id)
-                && s.result.is_some()
-            {
-                return s;
-            }
-            // A worker that died will never answer: say so at once.
-            let exited =
-                w.child.id() > 0 && std::fs::metadata(format!("/proc/{}", w.child.id())).is_err();
-            if exited || Instant::now() > deadline {
-                panic!(
-                    "job {id} got no result (worker exited: {exited})\n--- worker log ---\n{}",
-                    w.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The image built from Amazon's own SBOM of debian:latest (2024), so
-    /// its packages are the ones the real Inspector answer covers.
-    async fn push_debian_fixture(&self, tag: &str) -> String {
-        let img = images::image_from_inspector_fixture(
-            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
-        )
-        .expect("building the fixture image");
-        img.push(&self.registry.addr, &format!("fixture/debian:{tag}"), None)
-            .await
-            .expect("pushing")
-    }
-}
-
-fn success(s: &JobSnapshot) -> &BTreeMap<String, String> {
-    match &s.result {
-        Some(JobResult::Success(r)) => &r.output_variables,
-        other => panic!("expected success, got {other:?}"),
-    }
-}
-
-fn failure(s: &JobSnapshot) -> (String, String) {
-    match &s.result {
-        Some(JobResult::Failure(f)) => (format!("{:?}", f.failure_type), f.message.clone()),
-        other => panic!("expected failure, got {other:?}"),
-    }
-}
+use integration_tests::{corpus, images};
+use support::{WorkerEnv as Env, artifact_zip, failure, success};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pass_with_real_counts_and_digest() {
     let env = Env::new().await;
     let digest = env.push_debian_fixture("2024").await;
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let image = env.registry.reference("fixture/debian:2024");
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
     let snap = env.result(&id, &w).await;
@@ -206,7 +47,7 @@ async fn pass_with_real_counts_and_digest() {
 async fn fail_names_the_threshold_and_the_findings() {
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/debian:2024"))]);
     let snap = env.result(&id, &w).await;
     let (kind, msg) = failure(&snap);
@@ -222,7 +63,7 @@ async fn fail_names_the_threshold_and_the_findings() {
 async fn fixable_only_and_lenient_thresholds_pass() {
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     // The one HIGH (CVE-2023-50387, systemd) has no fixed version in the
     // real answer, so counting only fixable findings passes.
     let id = env.job(&[
@@ -236,7 +77,7 @@ async fn fixable_only_and_lenient_thresholds_pass() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_configuration_is_a_configuration_error() {
     let env = Env::new().await;
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let bad_ref = env.job(&[("ImageUrl", "Not An Image::ref")]);
     let bad_threshold = env.job(&[("ImageUrl", "127.0.0.1:1/x:1"), ("HighThreshold", "lots")]);
     let bad_platform = env.job(&[("ImageUrl", "127.0.0.1:1/x:1"), ("Platform", "amd64")]);
@@ -255,7 +96,7 @@ async fn bad_configuration_is_a_configuration_error() {
 async fn missing_tag_is_image_not_found() {
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let image = env.registry.reference("fixture/debian:does-not-exist");
     let id = env.job(&[("ImageUrl", &image)]);
     let (kind, msg) = failure(&env.result(&id, &w).await);
@@ -274,7 +115,7 @@ async fn throttled_scansbom_still_succeeds() {
             FaultRule::new("ScanSbom", FaultKind::Throttle).times(2),
         ])
         .unwrap();
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let id = env.job(&[
         ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
         ("HighThreshold", "unlimited"),
@@ -294,7 +135,7 @@ async fn inspector_access_denied_is_a_permission_error() {
         .faults
         .set(vec![FaultRule::new("ScanSbom", FaultKind::AccessDenied)])
         .unwrap();
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/debian:2024"))]);
     let (kind, msg) = failure(&env.result(&id, &w).await);
     assert_eq!(kind, "PermissionError", "{msg}");
@@ -308,7 +149,7 @@ async fn large_sbom_is_split_under_the_limit() {
     img.push(&env.registry.addr, "fixture/big:1", None)
         .await
         .unwrap();
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/big:1"))]);
     let snap = env.result(&id, &w).await;
     assert_eq!(success(&snap)["COMPONENTS"], "5600");
@@ -326,8 +167,8 @@ async fn two_workers_forty_jobs_exactly_one_result_each() {
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
     let image = env.registry.reference("fixture/debian:2024");
-    let w1 = env.worker(&[("SCANGATE_CONCURRENCY", "3")]);
-    let w2 = env.worker(&[("SCANGATE_CONCURRENCY", "3")]);
+    let w1 = env.worker().slots(3).spawn();
+    let w2 = env.worker().slots(3).spawn();
     let ids: Vec<String> = (0..40)
         .map(|i| {
             if i % 4 == 0 {
@@ -370,13 +211,13 @@ async fn sigterm_drains_in_flight_jobs() {
             FaultRule::new("ScanSbom", FaultKind::Delay { ms: 3_000 }).times(1),
         ])
         .unwrap();
-    let mut w = env.worker(&[("SCANGATE_SHUTDOWN_GRACE", "60s")]);
+    let w = env.worker().env("SCANGATE_SHUTDOWN_GRACE", "60s").spawn();
     let id = env.job(&[
         ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
         ("HighThreshold", "5"),
     ]);
     wait_status(&env, &id, JobStatus::InProgress).await;
-    w.signal("TERM");
+    w.terminate();
     assert_eq!(w.wait_exit(Duration::from_secs(60)), Some(0), "{}", w.log());
     let s = env.emus.codepipeline.job(&id).unwrap();
     assert_eq!(s.status, JobStatus::Succeeded, "{}", w.log());
@@ -400,11 +241,11 @@ async fn sigterm_fails_what_the_grace_period_cannot_finish() {
             FaultKind::Delay { ms: 30_000 },
         )])
         .unwrap();
-    let mut w = env.worker(&[("SCANGATE_SHUTDOWN_GRACE", "3s")]);
+    let w = env.worker().env("SCANGATE_SHUTDOWN_GRACE", "3s").spawn();
     let id = env.job(&[("ImageUrl", &env.registry.reference("fixture/debian:2024"))]);
     wait_status(&env, &id, JobStatus::InProgress).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    w.signal("TERM");
+    w.terminate();
     assert_eq!(w.wait_exit(Duration::from_secs(20)), Some(0), "{}", w.log());
     let (kind, msg) = failure(&env.emus.codepipeline.job(&id).unwrap());
     assert_eq!(kind, "SystemUnavailable");
@@ -414,14 +255,12 @@ async fn sigterm_fails_what_the_grace_period_cannot_finish() {
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_action_type_is_reported_once_and_the_worker_stays_up() {
     let env = Env::new().await;
-    let mut w = env.worker(&[("SCANGATE_PROVIDER", "NoSuchProvider")]);
+    let w = env
+        .worker()
+        .env("SCANGATE_PROVIDER", "NoSuchProvider")
+        .spawn();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        w.child.try_wait().unwrap(),
-        None,
-        "worker exited: {}",
-        w.log()
-    );
+    assert!(!w.exited(), "worker exited: {}", w.log());
     let log = w.log();
     assert_eq!(log.matches("was not found in region").count(), 1, "{log}");
     assert!(log.contains("Custom/Test/NoSuchProvider/1"), "{log}");
@@ -431,11 +270,14 @@ async fn missing_action_type_is_reported_once_and_the_worker_stays_up() {
 async fn secrets_never_reach_the_log() {
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
-    let w = env.worker(&[
-        ("SCANGATE_REGISTRY_PASSWORD", "registry-pass-123"),
-        ("SCANGATE_REGISTRY_USERNAME", "u"),
-        ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
-    ]);
+    let w = env
+        .worker()
+        .envs(&[
+            ("SCANGATE_REGISTRY_PASSWORD", "registry-pass-123"),
+            ("SCANGATE_REGISTRY_USERNAME", "u"),
+            ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
+        ])
+        .spawn();
     let id = env.job(&[
         ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
         ("HighThreshold", "5"),
@@ -474,7 +316,7 @@ async fn corpus_debian_base_end_to_end() {
         "corpus/debian-base:1",
     )
     .expect("skopeo push");
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let started = Instant::now();
     let id = env.job(&[("ImageUrl", &env.registry.reference("corpus/debian-base:1"))]);
     let snap = env.result(&id, &w).await;
@@ -503,37 +345,6 @@ async fn corpus_debian_base_end_to_end() {
     assert!(text.contains("recall=1.0000 precision=1.0000"), "{text}");
 }
 
-async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "AKIDEXAMPLE",
-            "test-secret",
-            None,
-            None,
-            "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-fn artifact_zip(name: &str, body: &str) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut buf = std::io::Cursor::new(Vec::new());
-    let mut z = zip::ZipWriter::new(&mut buf);
-    z.start_file(name, zip::write::SimpleFileOptions::default())
-        .unwrap();
-    z.write_all(body.as_bytes()).unwrap();
-    z.finish().unwrap();
-    buf.into_inner()
-}
-
 /// Reports land in S3 (moto) under the documented keys, encrypted with the
 /// configured KMS key (SCANGATE_REPORTS_KMS_KEY); the image comes from `imageDetail.json` in the input artifact, read with the
 /// job's own credentials, when `ImageUrl` is not set.
@@ -541,7 +352,7 @@ fn artifact_zip(name: &str, body: &str) -> Vec<u8> {
 async fn reports_in_s3_and_image_from_the_input_artifact() {
     let moto = integration_tests::process::MotoServer::start()
         .expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
-    let s3 = s3_client(&moto.endpoint).await;
+    let s3 = support::s3_client(&moto.endpoint).await;
     for b in ["reports", "artifacts"] {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
@@ -556,12 +367,12 @@ async fn reports_in_s3_and_image_from_the_input_artifact() {
         .send()
         .await
         .unwrap();
-    let w = env.worker(&[
-        ("SCANGATE_REPORTS", "s3://reports/scangate"),
-        ("SCANGATE_REPORTS_KMS_KEY", "alias/scangate-reports"),
-        ("SCANGATE_S3_FORCE_PATH_STYLE", "true"),
-        ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
-    ]);
+    let w = env
+        .worker()
+        .reports_uri("s3://reports/scangate")
+        .env("SCANGATE_REPORTS_KMS_KEY", "alias/scangate-reports")
+        .s3(&moto.endpoint)
+        .spawn();
     let job = NewJob {
         pipeline_name: "app-pipeline".into(),
         stage_name: "Scan".into(),
@@ -635,7 +446,7 @@ async fn reports_in_s3_and_image_from_the_input_artifact() {
 async fn artifact_without_an_image_file_is_a_configuration_error() {
     let moto = integration_tests::process::MotoServer::start()
         .expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
-    let s3 = s3_client(&moto.endpoint).await;
+    let s3 = support::s3_client(&moto.endpoint).await;
     s3.create_bucket().bucket("artifacts").send().await.unwrap();
     s3.put_object()
         .bucket("artifacts")
@@ -645,10 +456,7 @@ async fn artifact_without_an_image_file_is_a_configuration_error() {
         .await
         .unwrap();
     let env = Env::new().await;
-    let w = env.worker(&[
-        ("SCANGATE_S3_FORCE_PATH_STYLE", "true"),
-        ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
-    ]);
+    let w = env.worker().s3(&moto.endpoint).spawn();
     let job = NewJob {
         input_artifacts: vec![integration_tests::codepipeline::Artifact::s3(
             "Source",
@@ -688,11 +496,14 @@ async fn basic_auth_registry_and_wrong_credentials() {
         .unwrap();
     let image = env.registry.reference("private/debian:1");
 
-    let good = env.worker(&[
-        ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
-        ("SCANGATE_REGISTRY_PASSWORD", "right-password-789"),
-        ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
-    ]);
+    let good = env
+        .worker()
+        .envs(&[
+            ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
+            ("SCANGATE_REGISTRY_PASSWORD", "right-password-789"),
+            ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
+        ])
+        .spawn();
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "5")]);
     assert_eq!(
         success(&env.result(&id, &good).await)["IMAGE_DIGEST"],
@@ -700,18 +511,21 @@ async fn basic_auth_registry_and_wrong_credentials() {
     );
     drop(good);
 
-    let bad = env.worker(&[
-        ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
-        ("SCANGATE_REGISTRY_PASSWORD", "wrong-password-000"),
-        ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
-    ]);
+    let bad = env
+        .worker()
+        .envs(&[
+            ("SCANGATE_REGISTRY_USERNAME", "ci-user"),
+            ("SCANGATE_REGISTRY_PASSWORD", "wrong-password-000"),
+            ("SCANGATE_REGISTRY_HOSTS", &env.registry.addr),
+        ])
+        .spawn();
     let id = env.job(&[("ImageUrl", &image)]);
     let (kind, msg) = failure(&env.result(&id, &bad).await);
     assert_eq!(kind, "PermissionError", "{msg}");
     assert!(!msg.contains("wrong-password-000"), "{msg}");
     assert!(!bad.log().contains("wrong-password-000"));
 
-    let anonymous = env.worker(&[]);
+    let anonymous = env.worker().spawn();
     let id = env.job(&[("ImageUrl", &image)]);
     let (kind, msg) = failure(&env.result(&id, &anonymous).await);
     assert_eq!(kind, "PermissionError", "{msg}");
@@ -730,7 +544,7 @@ async fn poll_throttling_and_errors_back_off_and_recover() {
             FaultRule::new("PutJobSuccessResult", FaultKind::Error5xx).times(1),
         ])
         .unwrap();
-    let w = env.worker(&[]);
+    let w = env.worker().spawn();
     let id = env.job(&[
         ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
         ("HighThreshold", "5"),
@@ -754,7 +568,7 @@ async fn poll_throttling_and_errors_back_off_and_recover() {
 async fn policy_file_from_the_input_artifact() {
     let moto = integration_tests::process::MotoServer::start()
         .expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER");
-    let s3 = s3_client(&moto.endpoint).await;
+    let s3 = support::s3_client(&moto.endpoint).await;
     s3.create_bucket().bucket("artifacts").send().await.unwrap();
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
@@ -776,10 +590,7 @@ async fn policy_file_from_the_input_artifact() {
             .await
             .unwrap();
     }
-    let w = env.worker(&[
-        ("SCANGATE_S3_FORCE_PATH_STYLE", "true"),
-        ("AWS_ENDPOINT_URL_S3", &moto.endpoint),
-    ]);
+    let w = env.worker().s3(&moto.endpoint).spawn();
     let job = |key: &str, file: &str| NewJob {
         pipeline_name: "app-pipeline".into(),
         stage_name: "Scan".into(),
@@ -839,9 +650,8 @@ async fn policy_file_from_the_input_artifact() {
 async fn health_metrics_and_jobs_endpoints() {
     let env = Env::new().await;
     env.push_debian_fixture("2024").await;
-    let port = integration_tests::process::free_port().unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let w = env.worker(&[("SCANGATE_HEALTH_ADDR", &addr)]);
+    let w = env.worker().health().spawn();
+    let addr = w.health_addr().to_owned();
     let id = env.job(&[
         ("ImageUrl", &env.registry.reference("fixture/debian:2024")),
         ("HighThreshold", "5"),
@@ -865,4 +675,35 @@ async fn health_metrics_and_jobs_endpoints() {
     let (status, jobs) = get("/jobs").await;
     assert_eq!(status, 200);
     assert!(jobs.contains("\"running\""), "{jobs}");
+}
+
+// ------------------------------------------------- the harness itself ----
+
+/// A worker that cannot start (a concurrency it refuses) ends the wait for
+/// a result at once, with its log, rather than after the timeout: the old
+/// per-file check looked for `/proc/PID`, which a dead but unreaped worker
+/// still has, so it never fired.
+#[tokio::test(flavor = "multi_thread")]
+#[should_panic(expected = "worker exited: true")]
+async fn a_worker_that_exits_ends_the_wait_for_its_result() {
+    let env = Env::new().await;
+    let w = env.worker().slots(0).spawn();
+    let id = env.job(&[("ImageUrl", "127.0.0.1:1/x:1")]);
+    w.job_result(&env.emus, &id, Duration::from_secs(60)).await;
+}
+
+/// Dropping a running worker kills and reaps it: no process is left behind
+/// (not even a zombie) by a test that ends, passes or panics.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_worker_leaves_no_process() {
+    let env = Env::new().await;
+    let w = env.worker().spawn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!w.exited(), "{}", w.log());
+    let pid = w.pid();
+    drop(w);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "worker {pid} outlived its handle"
+    );
 }

@@ -14,154 +14,52 @@
 // the EMF schema is one json! literal, deeper than the default limit
 #![recursion_limit = "256"]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration_tests::codepipeline::{JobResult, JobSnapshot, NewJob};
+use integration_tests::codepipeline::{JobResult, JobSnapshot};
+use integration_tests::corpus;
 use integration_tests::ecs_agent::EcsAgent;
 use integration_tests::faults::{FaultKind, FaultRule};
-use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus, images};
 use serde_json::Value;
+use support::{RunningWorker, Worker, WorkerEnv as Env};
 
-struct Worker {
-    child: Child,
-    stdout: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Worker {
-    /// The EMF lines among the worker's stdout, where its JSON logs are too
-    /// (DESIGN, Operations): every line must be one JSON object.
-    fn stdout_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.stdout)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<Value>(l)
-                    .unwrap_or_else(|e| panic!("stdout line is not one JSON object ({e}): {l}"))
-            })
-            .filter(|l| l.get("_aws").is_some())
-            .collect()
-    }
-
-    /// Everything the worker wrote: its JSON logs are on stdout.
-    fn log(&self) -> String {
-        let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
-        out + &std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn job_lines(&self) -> Vec<Value> {
-        self.stdout_lines()
-            .into_iter()
-            .filter(|l| l["event"] == "job_finished")
-            .collect()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Env {
-    emus: Emulators,
-    registry: Registry,
-    reports: tempfile::TempDir,
-}
-
-impl Env {
-    async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
-        Env {
-            emus,
-            registry: Registry::start().expect("starting docker-registry"),
-            reports: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn worker(&self, extra: &[(&str, &str)]) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let (stdout, log) = (dir.path().join("stdout"), dir.path().join("stderr"));
-        let mut cmd = Command::new(corpus::scangate_bin());
-        cmd.arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env(
-                "AWS_ENDPOINT_URL_CODEPIPELINE",
-                &self.emus.urls.codepipeline,
-            )
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &self.emus.urls.inspector)
-            .env("SCANGATE_INSECURE_REGISTRIES", &self.registry.addr)
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env(
-                "SCANGATE_REPORTS",
-                format!("file://{}", self.reports.path().display()),
-            )
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Worker {
-            child: cmd.spawn().expect("starting scangate worker"),
-            stdout,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn job(&self, config: &[(&str, &str)]) -> String {
-        self.emus.codepipeline.enqueue_job(NewJob {
-            pipeline_name: "app-pipeline".into(),
-            stage_name: "Scan".into(),
-            action_name: "ImageScan".into(),
-            configuration: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..NewJob::default()
+/// The EMF lines among the worker's stdout, where its JSON logs are too
+/// (DESIGN, Operations): every line must be one JSON object.
+fn emf_lines(w: &RunningWorker) -> Vec<Value> {
+    w.stdout()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("stdout line is not one JSON object ({e}): {l}"))
         })
-    }
+        .filter(|l| l.get("_aws").is_some())
+        .collect()
+}
 
-    async fn result(&self, id: &str, w: &Worker) -> JobSnapshot {
-        match self
-            .emus
-            .codepipeline
-            .wait_for_result(id, Duration::from_secs(120))
-            .await
-        {
-            Some(s) if s.result.is_some() => s,
-            _ => panic!("job {id} got no result\n--- worker log ---\n{}", w.log()),
-        }
-    }
+fn job_lines(w: &RunningWorker) -> Vec<Value> {
+    emf_lines(w)
+        .into_iter()
+        .filter(|l| l["event"] == "job_finished")
+        .collect()
+}
 
-    /// Amazon's SBOM of debian:latest as an image: the Inspector emulator
-    /// answers it with 0 critical, 1 high.
-    async fn push_debian_fixture(&self) -> String {
-        let img = images::image_from_inspector_fixture(
-            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
-        )
-        .expect("building the fixture image");
-        img.push(&self.registry.addr, "fixture/debian:2024", None)
-            .await
-            .expect("pushing");
-        self.registry.reference("fixture/debian:2024")
-    }
+/// A worker on the env's registry and reports directory, its stdout apart
+/// (every line of it is parsed as JSON) and at the level an operator runs
+/// it at (`info`: the lines checked are the ones CloudWatch gets).
+fn worker(env: &Env) -> Worker {
+    env.worker().rust_log("info").stdout_apart()
+}
+
+/// Amazon's SBOM of debian:latest as an image: the Inspector emulator
+/// answers it with 0 critical, 1 high. Returns its reference.
+async fn push_debian_fixture(env: &Env) -> String {
+    env.push_debian_fixture("2024").await;
+    env.registry.reference("fixture/debian:2024")
 }
 
 fn result_kind(s: &JobSnapshot) -> String {
@@ -386,11 +284,13 @@ fn query_fields_are_the_identifiers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn emf_lines_follow_the_spec_and_the_stack_contract() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
-    let w = env.worker(&[
-        ("SCANGATE_METRICS_SERVICE", "TeamGate"),
-        ("SCANGATE_METRICS_INTERVAL", "300ms"),
-    ]);
+    let image = push_debian_fixture(&env).await;
+    let w = worker(&env)
+        .envs(&[
+            ("SCANGATE_METRICS_SERVICE", "TeamGate"),
+            ("SCANGATE_METRICS_INTERVAL", "300ms"),
+        ])
+        .spawn();
     let pass = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
     let fail = env.job(&[("ImageUrl", &image), ("HighThreshold", "0")]);
     let config = env.job(&[("HighThreshold", "nonsense")]);
@@ -406,7 +306,7 @@ async fn emf_lines_follow_the_spec_and_the_stack_contract() {
         "three job lines and gauges after them",
         Duration::from_secs(10),
         || {
-            let lines = w.stdout_lines();
+            let lines = emf_lines(&w);
             let jobs = lines
                 .iter()
                 .filter(|l| l["event"] == "job_finished")
@@ -417,7 +317,7 @@ async fn emf_lines_follow_the_spec_and_the_stack_contract() {
         },
     )
     .await;
-    let lines = w.stdout_lines();
+    let lines = emf_lines(&w);
     validate_emf(&lines);
     let size = |event: &str| {
         lines
@@ -462,7 +362,7 @@ async fn emf_lines_follow_the_spec_and_the_stack_contract() {
         .unwrap();
     assert_eq!(gauge["Slots"], 2);
 
-    let jobs = w.job_lines();
+    let jobs = job_lines(&w);
     let by_id = |id: &str| jobs.iter().find(|l| l["job_id"] == id).unwrap().clone();
     let (p, f, c) = (by_id(&pass), by_id(&fail), by_id(&config));
     assert_eq!(
@@ -520,12 +420,11 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
         .faults
         .set(vec![FaultRule::new("PollForJobs", FaultKind::AccessDenied)])
         .unwrap();
-    let port = integration_tests::process::free_port().unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let w = env.worker(&[
-        ("SCANGATE_HEALTH_ADDR", &addr),
-        ("SCANGATE_METRICS_INTERVAL", "300ms"),
-    ]);
+    let w = worker(&env)
+        .health()
+        .env("SCANGATE_METRICS_INTERVAL", "300ms")
+        .spawn();
+    let addr = w.health_addr().to_owned();
     let client = reqwest::Client::new();
     let healthz = || {
         let (client, url) = (client.clone(), format!("http://{addr}/healthz"));
@@ -572,7 +471,7 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
     );
     assert_eq!(healthcheck(), Some(1), "scangate healthcheck must fail");
     wait_until("PollErrors in a gauge line", Duration::from_secs(5), || {
-        w.stdout_lines()
+        emf_lines(&w)
             .iter()
             .any(|l| l["PollErrors"].as_u64().unwrap_or(0) > 0)
     })
@@ -606,7 +505,7 @@ async fn healthz_fails_after_three_failed_polls_and_recovers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn task_protection_spans_overlapping_jobs() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
+    let image = push_debian_fixture(&env).await;
     let agent = EcsAgent::start().await.unwrap();
     // Slow scans, so the jobs overlap.
     env.emus
@@ -616,11 +515,13 @@ async fn task_protection_spans_overlapping_jobs() {
             FaultKind::Delay { ms: 2500 },
         )])
         .unwrap();
-    let w = env.worker(&[
-        ("ECS_AGENT_URI", &agent.uri),
-        ("SCANGATE_JOB_TIMEOUT", "20m"),
-        ("SCANGATE_RESULT_RETRY", "5m"),
-    ]);
+    let w = worker(&env)
+        .envs(&[
+            ("ECS_AGENT_URI", &agent.uri),
+            ("SCANGATE_JOB_TIMEOUT", "20m"),
+            ("SCANGATE_RESULT_RETRY", "5m"),
+        ])
+        .spawn();
     // No job, no call.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(agent.calls().is_empty(), "{:?}", agent.calls());
@@ -690,10 +591,10 @@ async fn task_protection_spans_overlapping_jobs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_task_protection_fails_no_job() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
+    let image = push_debian_fixture(&env).await;
     let agent = EcsAgent::start().await.unwrap();
     agent.refuse(true);
-    let w = env.worker(&[("ECS_AGENT_URI", &agent.uri)]);
+    let w = worker(&env).env("ECS_AGENT_URI", &agent.uri).spawn();
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);
     assert_eq!(result_kind(&env.result(&id, &w).await), "success");
     assert!(agent.wait_for_calls(2, Duration::from_secs(15)).await);
@@ -716,10 +617,10 @@ async fn refused_task_protection_fails_no_job() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_agent_delays_no_job() {
     let env = Env::new().await;
-    let image = env.push_debian_fixture().await;
+    let image = push_debian_fixture(&env).await;
     let agent = EcsAgent::start().await.unwrap();
     agent.stall(true);
-    let w = env.worker(&[("ECS_AGENT_URI", &agent.uri)]);
+    let w = worker(&env).env("ECS_AGENT_URI", &agent.uri).spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let id = env.job(&[("ImageUrl", &image), ("HighThreshold", "1")]);

@@ -11,108 +11,16 @@
 //!   a result whose worker is killed while retrying is delivered by the next
 //!   worker, once.
 
-use integration_tests::process::LogTo;
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use integration_tests::Emulators;
 use integration_tests::codepipeline::{JobResult, JobSnapshot, JobStatus, NewJob};
 use integration_tests::faults::{FaultKind, FaultRule};
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus, images};
-
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Worker {
-    /// `pin_one_cpu`: run under `taskset -c 0` with one tokio worker thread.
-    fn start(env: &Env, extra: &[(&str, &str)], pin_one_cpu: bool) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("worker.log");
-        let mut cmd = if pin_one_cpu {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "0"]).arg(corpus::scangate_bin());
-            c
-        } else {
-            Command::new(corpus::scangate_bin())
-        };
-        cmd.arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL_CODEPIPELINE", &env.emus.urls.codepipeline)
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &env.emus.urls.inspector)
-            .env("SCANGATE_INSECURE_REGISTRIES", &env.registry.addr)
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env(
-                "SCANGATE_REPORTS",
-                format!("file://{}", env.reports.path().display()),
-            )
-            .env("RUST_LOG", "info,scangate=debug")
-            .log_to(&log);
-        if pin_one_cpu {
-            cmd.env("TOKIO_WORKER_THREADS", "1");
-        }
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Worker {
-            child: cmd.spawn().expect("starting scangate worker"),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    async fn wait_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the worker log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{RunningWorker, Worker, failure};
 
 struct Env {
     emus: Emulators,
@@ -122,15 +30,18 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
         Env {
-            emus,
+            emus: support::start_emulators().await,
             registry: Registry::start().expect("starting docker-registry"),
             reports: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// A worker on this registry and reports directory.
+    fn worker(&self) -> Worker {
+        Worker::new(&self.emus)
+            .registry(&self.registry.addr)
+            .reports(self.reports.path())
     }
 
     fn job(&self, image: &str) -> String {
@@ -151,31 +62,12 @@ impl Env {
     }
 
     async fn push_debian_fixture(&self, tag: &str) -> String {
-        let img = images::image_from_inspector_fixture(
-            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
-        )
-        .expect("building the fixture image");
-        img.push(&self.registry.addr, &format!("fixture/debian:{tag}"), None)
-            .await
-            .expect("pushing");
+        support::push_debian_fixture(&self.registry, tag).await;
         self.registry.reference(&format!("fixture/debian:{tag}"))
     }
 
-    async fn result(&self, id: &str, w: &Worker, timeout: Duration) -> JobSnapshot {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.emus.codepipeline.job(id)
-                && s.result.is_some()
-            {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job {id} got no result\n--- worker log ---\n{}",
-                w.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    async fn result(&self, id: &str, w: &RunningWorker, timeout: Duration) -> JobSnapshot {
+        w.job_result(&self.emus, id, timeout).await
     }
 
     fn pending_file(&self, id: &str) -> PathBuf {
@@ -195,33 +87,18 @@ impl Env {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The final statuses a job went through: exactly one result means one.
 fn final_statuses(s: &JobSnapshot) -> usize {
     s.history.iter().filter(|h| h.status.is_final()).count()
 }
 
-fn failure(s: &JobSnapshot) -> (String, String) {
-    match &s.result {
-        Some(JobResult::Failure(f)) => (format!("{:?}", f.failure_type), f.message.clone()),
-        other => panic!("expected failure, got {other:?}"),
-    }
-}
-
 /// Samples `/healthz` until `done` says stop; returns the slowest answer.
-async fn slowest_health(port: u16, mut done: impl FnMut() -> bool) -> (Duration, usize) {
+async fn slowest_health(addr: &str, mut done: impl FnMut() -> bool) -> (Duration, usize) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/healthz");
+    let url = format!("http://{addr}/healthz");
     let (mut worst, mut n) = (Duration::ZERO, 0);
     while !done() {
         let t = Instant::now();
@@ -238,19 +115,15 @@ async fn slowest_health(port: u16, mut done: impl FnMut() -> bool) -> (Duration,
 async fn cpu_bound_scan_on_one_cpu_keeps_health_polling_and_the_deadline() {
     let env = Env::new().await;
     let image = env.push_debian_fixture("cpu").await;
-    let port = free_port();
-    let health = format!("127.0.0.1:{port}");
     let timeout_s = 5;
-    let w = Worker::start(
-        &env,
-        &[
-            ("SCANGATE_HEALTH_ADDR", &health),
-            ("SCANGATE_JOB_TIMEOUT", &format!("{timeout_s}s")),
-            // Ten minutes of CPU: only the deadline can end this job.
-            ("SCANGATE_TEST_ONLY_BURN_CPU_MS", "600000"),
-        ],
-        true,
-    );
+    let w = env
+        .worker()
+        .on_one_cpu()
+        .health()
+        .env("SCANGATE_JOB_TIMEOUT", format!("{timeout_s}s"))
+        // Ten minutes of CPU: only the deadline can end this job.
+        .env("SCANGATE_TEST_ONLY_BURN_CPU_MS", "600000")
+        .spawn();
     w.wait_log("health server listening", Duration::from_secs(30))
         .await;
     let id = env.job(&image);
@@ -258,7 +131,7 @@ async fn cpu_bound_scan_on_one_cpu_keeps_health_polling_and_the_deadline() {
         .await;
     let acked = Instant::now();
     let polls_before = env.calls("PollForJobs");
-    let (worst, samples) = slowest_health(port, || {
+    let (worst, samples) = slowest_health(w.health_addr(), || {
         env.emus
             .codepipeline
             .job(&id)
@@ -292,20 +165,18 @@ async fn sigterm_ends_a_cpu_bound_job_within_the_grace_on_one_cpu() {
     let env = Env::new().await;
     let image = env.push_debian_fixture("term").await;
     let grace_s = 4;
-    let mut w = Worker::start(
-        &env,
-        &[
-            ("SCANGATE_SHUTDOWN_GRACE", &format!("{grace_s}s")),
-            ("SCANGATE_TEST_ONLY_BURN_CPU_MS", "600000"),
-        ],
-        true,
-    );
+    let w = env
+        .worker()
+        .on_one_cpu()
+        .env("SCANGATE_SHUTDOWN_GRACE", format!("{grace_s}s"))
+        .env("SCANGATE_TEST_ONLY_BURN_CPU_MS", "600000")
+        .spawn();
     let id = env.job(&image);
     w.wait_log("job acknowledged", Duration::from_secs(30))
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t = Instant::now();
-    w.signal("TERM");
+    w.terminate();
     let code = w.wait_exit(Duration::from_secs(grace_s + 10));
     let lived = t.elapsed();
     eprintln!(
@@ -339,7 +210,7 @@ async fn a_result_throttled_for_a_minute_is_delivered_once() {
         .codepipeline
         .set_faults(throttle_results())
         .unwrap();
-    let w = Worker::start(&env, &[], false);
+    let w = env.worker().spawn();
     let id = env.job(&image);
     w.wait_log("job result call failed, retrying", Duration::from_secs(60))
         .await;
@@ -377,14 +248,16 @@ async fn a_pending_result_is_sent_once_by_the_next_worker() {
         .codepipeline
         .set_faults(throttle_results())
         .unwrap();
-    let mut a = Worker::start(&env, &[("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")], false);
+    let a = env
+        .worker()
+        .env("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")
+        .spawn();
     let id = env.job(&image);
     a.wait_log("job result call failed, retrying", Duration::from_secs(60))
         .await;
     assert!(env.pending_file(&id).exists());
     // The task dies while CodePipeline throttles its result.
-    a.signal("KILL");
-    assert!(a.child.wait().is_ok());
+    a.kill();
     assert!(env.emus.codepipeline.job(&id).unwrap().result.is_none());
     assert_eq!(
         env.emus.codepipeline.job(&id).unwrap().status,
@@ -394,7 +267,10 @@ async fn a_pending_result_is_sent_once_by_the_next_worker() {
 
     // A new worker (it could be another task: the store is shared) sends
     // it on start-up, without any job of its own.
-    let b = Worker::start(&env, &[("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")], false);
+    let b = env
+        .worker()
+        .env("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")
+        .spawn();
     let snap = env.result(&id, &b, Duration::from_secs(30)).await;
     b.wait_log("pending job result sent", Duration::from_secs(5))
         .await;
@@ -415,7 +291,10 @@ async fn a_pending_result_is_sent_once_by_the_next_worker() {
 async fn a_stale_pending_result_is_dropped_without_a_second_result() {
     let env = Env::new().await;
     let image = env.push_debian_fixture("stale").await;
-    let w = Worker::start(&env, &[("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")], false);
+    let w = env
+        .worker()
+        .env("SCANGATE_PENDING_SWEEP_INTERVAL", "1s")
+        .spawn();
     let id = env.job(&image);
     let snap = env.result(&id, &w, Duration::from_secs(60)).await;
     let calls = snap.result_calls;
@@ -455,7 +334,7 @@ async fn a_job_whose_acknowledgements_lost_their_answers_still_gets_its_result()
             FaultRule::new("AcknowledgeJob", FaultKind::DropAnswer).times(6),
         ])
         .unwrap();
-    let w = Worker::start(&env, &[], false);
+    let w = env.worker().spawn();
     let id = env.job(&image);
     let snap = env.result(&id, &w, Duration::from_secs(90)).await;
     assert!(
@@ -491,7 +370,7 @@ impl Env {
         serde_json::from_str(&text).ok()
     }
 
-    async fn wait_lease(&self, id: &str, w: &Worker) -> serde_json::Value {
+    async fn wait_lease(&self, id: &str, w: &RunningWorker) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(l) = self.lease(id) {
@@ -524,7 +403,7 @@ async fn a_sigkilled_workers_job_is_reported_by_the_next_worker_within_the_lease
     let env = Env::new().await;
     let image = env.push_debian_fixture("killed").await;
     stall_inspector(&env);
-    let mut a = Worker::start(&env, &LEASE, false);
+    let a = env.worker().envs(&LEASE).spawn();
     let id = env.job(&image);
     a.wait_log("job acknowledged", Duration::from_secs(30))
         .await;
@@ -538,14 +417,13 @@ async fn a_sigkilled_workers_job_is_reported_by_the_next_worker_within_the_lease
         renewed["heartbeat_ms"].as_u64() > first["heartbeat_ms"].as_u64(),
         "{first} -> {renewed}"
     );
-    a.signal("KILL");
-    assert!(a.child.wait().is_ok());
+    a.kill();
     let killed = Instant::now();
     let snap = env.emus.codepipeline.job(&id).unwrap();
     assert_eq!(snap.status, JobStatus::InProgress);
     assert!(snap.result.is_none());
 
-    let b = Worker::start(&env, &LEASE, false);
+    let b = env.worker().envs(&LEASE).spawn();
     let snap = env.result(&id, &b, Duration::from_secs(30)).await;
     let took = killed.elapsed();
     eprintln!(
@@ -585,7 +463,7 @@ async fn a_worker_that_cannot_renew_its_lease_stops_the_job_before_the_ttl() {
     let env = Env::new().await;
     let image = env.push_debian_fixture("unrenewed").await;
     stall_inspector(&env);
-    let w = Worker::start(&env, &LEASE, false);
+    let w = env.worker().envs(&LEASE).spawn();
     let id = env.job(&image);
     env.wait_lease(&id, &w).await;
     // The journal breaks: `inflight` is no longer a directory.

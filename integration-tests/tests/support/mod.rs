@@ -1,14 +1,18 @@
-//! What jobs_cli.rs, policy_e2e.rs, scan_cli.rs and output_artifact.rs
-//! share: the real `scangate` binary as a worker and as a command, the
-//! emulators, the docker-registry, moto S3, images built from fixtures.
+//! What the end-to-end tests share: the real `scangate` binary as a worker
+//! ([`Worker`]) and as a command, the emulators, the docker-registry, moto
+//! S3, images built from fixtures.
 
 #![allow(dead_code)] // each test file uses its own part
 
-use integration_tests::process::LogTo;
+mod worker;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+#[allow(unused_imports)] // each test file uses its own part
+pub use worker::{ChildGuard, RunningWorker, Worker, emulator_env};
 
 use integration_tests::codepipeline::{Artifact, JobResult, JobSnapshot, NewJob};
 use integration_tests::images::{ImageBuilder, Layer};
@@ -16,40 +20,64 @@ use integration_tests::process::MotoServer;
 use integration_tests::registry::Registry;
 use integration_tests::{EmulatorOptions, Emulators, corpus, images};
 
-/// The environment every scangate process gets: the emulators' endpoints,
-/// made-up credentials, nothing from the developer's own AWS setup.
+/// The environment every scangate command gets ([`emulator_env`], and moto
+/// when the test started it).
 fn base_env(cmd: &mut Command, emus: &Emulators, moto: Option<&MotoServer>) {
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL_CODEPIPELINE", &emus.urls.codepipeline)
-        .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &emus.urls.inspector);
+    cmd.env_clear().envs(emulator_env(emus));
     if let Some(m) = moto {
         cmd.env("AWS_ENDPOINT_URL_S3", &m.endpoint)
             .env("SCANGATE_S3_FORCE_PATH_STYLE", "true");
     }
 }
 
-pub struct Worker {
-    pub child: Child,
-    pub log: PathBuf,
-    _dir: tempfile::TempDir,
+/// How long a job may take to get its result in a test before it fails.
+pub const RESULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a worker test stands on: the emulators, the docker-registry and a
+/// reports directory ([`Env`] adds moto and takes the reports URI).
+pub struct WorkerEnv {
+    pub emus: Emulators,
+    pub registry: Registry,
+    pub reports: tempfile::TempDir,
 }
 
-impl Worker {
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+impl WorkerEnv {
+    pub async fn new() -> WorkerEnv {
+        WorkerEnv {
+            emus: start_emulators().await,
+            registry: Registry::start().expect("starting docker-registry"),
+            reports: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A worker on this registry and reports directory; the test adds its
+    /// own settings and spawns it.
+    pub fn worker(&self) -> Worker {
+        Worker::new(&self.emus)
+            .registry(&self.registry.addr)
+            .reports(self.reports.path())
+    }
+
+    /// Queues a [`scan_job`]; returns its id.
+    pub fn job(&self, config: &[(&str, &str)]) -> String {
+        enqueue(&self.emus, config)
+    }
+
+    pub async fn result(&self, id: &str, w: &RunningWorker) -> JobSnapshot {
+        w.job_result(&self.emus, id, RESULT_TIMEOUT).await
+    }
+
+    /// [`push_debian_fixture`] to this registry; returns the digest.
+    pub async fn push_debian_fixture(&self, tag: &str) -> String {
+        push_debian_fixture(&self.registry, tag).await
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The CodePipeline, Inspector (and ECR...) emulators on free ports.
+pub async fn start_emulators() -> Emulators {
+    integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
+        .await
+        .expect("starting emulators")
 }
 
 pub struct Env {
@@ -68,10 +96,7 @@ pub struct Output {
 
 impl Env {
     pub async fn new(with_moto: bool) -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
+        let emus = start_emulators().await;
         let moto = with_moto.then(|| {
             MotoServer::start().expect("moto_server: run .ci/run, or set SCANGATE_MOTO_SERVER")
         });
@@ -82,24 +107,15 @@ impl Env {
         }
     }
 
-    /// `scangate worker` writing its reports to `reports`.
-    pub fn worker(&self, reports: &str) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("worker.log");
-        let mut cmd = Command::new(corpus::scangate_bin());
-        cmd.arg("worker");
-        base_env(&mut cmd, &self.emus, self.moto.as_ref());
-        cmd.env("SCANGATE_INSECURE_REGISTRIES", &self.registry.addr)
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env("SCANGATE_REPORTS", reports)
-            .env("RUST_LOG", "info,scangate=debug")
-            .log_to(&log);
-        Worker {
-            child: cmd.spawn().expect("starting scangate worker"),
-            log,
-            _dir: dir,
+    /// `scangate worker` writing its reports to `reports` (a URI).
+    pub fn worker(&self, reports: &str) -> RunningWorker {
+        let mut w = Worker::new(&self.emus)
+            .registry(&self.registry.addr)
+            .reports_uri(reports);
+        if let Some(m) = &self.moto {
+            w = w.s3(&m.endpoint);
         }
+        w.spawn()
     }
 
     /// Runs `scangate ARGS…` to completion with the test environment.
@@ -123,47 +139,20 @@ impl Env {
     ) -> String {
         self.emus.codepipeline.enqueue_job(NewJob {
             pipeline_name: pipeline.into(),
-            stage_name: "Scan".into(),
-            action_name: "ImageScan".into(),
-            configuration: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
             input_artifacts: input.into_iter().collect(),
-            ..NewJob::default()
+            ..scan_job(config)
         })
     }
 
-    pub async fn result(&self, id: &str, w: &Worker) -> JobSnapshot {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(s) = self.emus.codepipeline.job(id)
-                && s.result.is_some()
-            {
-                return s;
-            }
-            let exited = std::fs::metadata(format!("/proc/{}", w.child.id())).is_err();
-            if exited || Instant::now() > deadline {
-                panic!(
-                    "job {id} got no result (worker exited: {exited})\n--- worker log ---\n{}",
-                    w.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    pub async fn result(&self, id: &str, w: &RunningWorker) -> JobSnapshot {
+        w.job_result(&self.emus, id, RESULT_TIMEOUT).await
     }
 
     /// The image built from Amazon's own SBOM of debian:latest (2024): its
     /// real ScanSbom answer has one HIGH (CVE-2023-50387 in systemd, no
     /// fixed version), one MEDIUM and seven OTHER.
     pub async fn push_debian_fixture(&self, tag: &str) -> String {
-        let img = images::image_from_inspector_fixture(
-            &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
-        )
-        .expect("building the fixture image");
-        img.push(&self.registry.addr, &format!("fixture/debian:{tag}"), None)
-            .await
-            .expect("pushing")
+        push_debian_fixture(&self.registry, tag).await
     }
 
     /// The image built from Amazon's own SBOM of alpine:3.18.2 (one layer,
@@ -180,25 +169,64 @@ impl Env {
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let endpoint = &self.moto.as_ref().expect("started without moto").endpoint;
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "AKIDEXAMPLE",
-                "test-secret",
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await;
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf)
-                .force_path_style(true)
-                .build(),
-        )
+        s3_client(&self.moto.as_ref().expect("started without moto").endpoint).await
     }
+}
+
+/// A job of the `ImageScan` action in stage `Scan` of `app-pipeline`, with
+/// this configuration.
+pub fn scan_job(config: &[(&str, &str)]) -> NewJob {
+    NewJob {
+        pipeline_name: "app-pipeline".into(),
+        stage_name: "Scan".into(),
+        action_name: "ImageScan".into(),
+        configuration: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..NewJob::default()
+    }
+}
+
+/// Queues a [`scan_job`]; returns its id.
+pub fn enqueue(emus: &Emulators, config: &[(&str, &str)]) -> String {
+    emus.codepipeline.enqueue_job(scan_job(config))
+}
+
+/// Pushes the image built from Amazon's own SBOM of debian:latest (2024)
+/// as `fixture/debian:TAG`; returns its digest. The Inspector emulator
+/// answers it with that fixture's real findings (see
+/// [`Env::push_debian_fixture`]).
+pub async fn push_debian_fixture(registry: &Registry, tag: &str) -> String {
+    let img = images::image_from_inspector_fixture(
+        &corpus::inspector_fixtures_dir().join("sboms/debian_latest.json"),
+    )
+    .expect("building the fixture image");
+    img.push(&registry.addr, &format!("fixture/debian:{tag}"), None)
+        .await
+        .expect("pushing")
+}
+
+/// A client of moto's S3 at `endpoint`, with the tests' made-up keys,
+/// path-style (moto has no virtual-host buckets on 127.0.0.1).
+pub async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKIDEXAMPLE",
+            "test-secret",
+            None,
+            None,
+            "test",
+        ))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// A root filesystem layer with the apk database and os-release of Amazon's
