@@ -1145,7 +1145,12 @@ impl<'a> LayerMerge<'a> {
 
     /// Puts a file, symlink or hard link at `at`, counting what the tree
     /// keeps; false when the entry left nothing there.
-    fn place(&mut self, at: &str, kind: OpKind, link: Option<(LinkTarget, String, String)>) -> bool {
+    fn place(
+        &mut self,
+        at: &str,
+        kind: OpKind,
+        link: Option<(LinkTarget, String, String)>,
+    ) -> bool {
         let cost = at.len() as u64 + ENTRY_OVERHEAD;
         match kind {
             OpKind::File(i) => {
