@@ -23,7 +23,9 @@ use std::sync::Arc;
 use super::error::{ImageError, ReferenceProblem};
 use super::fs::FileTree;
 use super::layer::{self, Budget, Compression, LayerSource};
-use super::manifest::{self, Descriptor, ImageConfig, Manifest, ManifestProblem};
+use super::manifest::{
+    self, Descriptor, ImageConfig, ImageManifest, IndexManifest, Manifest, ManifestProblem,
+};
 use super::platform::Platform;
 use super::reference::ImageRef;
 use super::{FileSelector, Layer, PullOptions, PulledImage, Wants, sha256_digest};
@@ -187,7 +189,24 @@ struct Ctx<'a> {
     opts: &'a PullOptions,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(source: &ImageSource, opts: &'a PullOptions) -> Self {
+        Ctx {
+            image: source.to_string(),
+            opts,
+        }
+    }
+
+    /// The merged tree and warnings of a local pull, starting from
+    /// `warnings`, under one budget for the whole image.
+    fn accumulate(&self, warnings: Vec<String>) -> Accumulated {
+        Accumulated {
+            tree: FileTree::default(),
+            warnings,
+            budget: self.budget(),
+        }
+    }
+
     fn bad(&self, detail: impl Into<String>) -> ImageError {
         ImageError::LocalImage {
             image: self.image.clone(),
@@ -347,6 +366,45 @@ struct Accumulated {
     budget: Arc<Budget>,
 }
 
+/// Buffer for streaming a layer from a local file.
+const LAYER_BUFFER: usize = 1 << 16;
+
+/// A local image's metadata, gathered before its layers are read.
+struct LocalMeta {
+    manifest_digest: String,
+    index_digest: Option<String>,
+    config_digest: String,
+    platform: Platform,
+    config: ImageConfig,
+    annotations: BTreeMap<String, String>,
+}
+
+impl LocalMeta {
+    /// The pulled image; the kept files hold their memory budget for as
+    /// long as they live.
+    fn into_pulled(
+        self,
+        source: &ImageSource,
+        layers: Vec<Layer>,
+        acc: Accumulated,
+    ) -> PulledImage {
+        let mut files = acc.tree;
+        files.hold_budget(acc.budget);
+        PulledImage {
+            reference: source.clone(),
+            manifest_digest: self.manifest_digest,
+            index_digest: self.index_digest,
+            config_digest: self.config_digest,
+            platform: self.platform,
+            layers,
+            config: self.config,
+            annotations: self.annotations,
+            files,
+            warnings: acc.warnings,
+        }
+    }
+}
+
 fn config_platform(config: &ImageConfig) -> Platform {
     Platform {
         os: config.os.clone(),
@@ -394,209 +452,237 @@ fn pull_oci(
     opts: &PullOptions,
     wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
-    let ctx = Ctx {
-        image: source.to_string(),
-        opts,
+    let layout = OciLayout {
+        ctx: Ctx::new(source, opts),
+        dir,
     };
-    let limits = &opts.limits;
+    let ctx = &layout.ctx;
+    let top = layout.top_index()?;
+    let entry = layout.tagged_entry(&top, tag)?;
+    let chosen = layout.follow(entry)?;
+    super::check_layer_media_types(&chosen.manifest, &ctx.image)?;
+    let (config_digest, config) = layout.config(&chosen.manifest)?;
     let mut warnings = Vec::new();
-    let blob_path = |digest: &str| -> Result<PathBuf, ImageError> {
+    let platform = match chosen.platform_from_index {
+        Some(p) => p,
+        None => {
+            let p = config_platform(&config);
+            warn_platform(ctx, &p, &mut warnings);
+            p
+        }
+    };
+    let layers = super::layers_of(&chosen.manifest, &config);
+    let acc = layout.read_layers(&layers, warnings, wants)?;
+    let meta = LocalMeta {
+        manifest_digest: chosen.manifest_digest,
+        index_digest: chosen.index_digest,
+        config_digest,
+        platform,
+        config,
+        annotations: chosen.manifest.annotations,
+    };
+    Ok(meta.into_pulled(source, layers, acc))
+}
+
+/// An OCI image layout directory being read.
+struct OciLayout<'a> {
+    ctx: Ctx<'a>,
+    dir: &'a Path,
+}
+
+impl OciLayout<'_> {
+    /// Where a blob lies; only a well-formed sha256 digest names one, so a
+    /// hostile digest cannot point outside `blobs/sha256`.
+    fn blob_path(&self, digest: &str) -> Result<PathBuf, ImageError> {
         let hex = hex_of(digest).ok_or_else(|| ImageError::Unsupported {
-            reference: ctx.image.clone(),
+            reference: self.ctx.image.clone(),
             detail: format!("digest {digest:?} is not a sha256 digest"),
         })?;
-        Ok(dir.join("blobs").join("sha256").join(hex))
-    };
-    // Reads a blob, verified against its digest.
-    let blob = |what: &str, digest: &str, max: u64| -> Result<Vec<u8>, ImageError> {
-        let bytes = read_limited(&ctx, what, &blob_path(digest)?, max)?;
+        Ok(self.dir.join("blobs").join("sha256").join(hex))
+    }
+
+    /// Reads a blob (at most `max` bytes), verified against its digest.
+    fn blob(&self, what: &str, digest: &str, max: u64) -> Result<Vec<u8>, ImageError> {
+        let bytes = read_limited(&self.ctx, what, &self.blob_path(digest)?, max)?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(ImageError::DigestMismatch {
-                what: format!("{what} of {}", ctx.image),
+                what: format!("{what} of {}", self.ctx.image),
                 digest: digest.to_owned(),
                 actual,
             });
         }
         Ok(bytes)
-    };
+    }
 
-    let index_path = dir.join("index.json");
-    let index_bytes = read_limited(
-        &ctx,
-        "the OCI layout index",
-        &index_path,
-        limits.max_manifest_bytes,
-    )?;
-    let top = match manifest::parse_manifest(&index_bytes, Some(manifest::OCI_INDEX))
-        .map_err(|p| ctx.manifest_problem(p, "index.json"))?
-    {
-        Manifest::Index(i) => i,
-        Manifest::Image(_) => return Err(ctx.bad("index.json is not an image index")),
-    };
-    // The tag picks among index.json's entries; without one, the only
-    // entry, or the platform when the entries are platform manifests.
-    let tagged: Vec<&Descriptor> = match tag {
-        Some(t) => top
-            .manifests
-            .iter()
-            .filter(|d| {
-                d.annotations
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .is_some_and(|n| n == t)
-            })
-            .collect(),
-        None => top.manifests.iter().collect(),
-    };
-    let mut chosen: Descriptor = match tagged.as_slice() {
-        [] if tag.is_some() => {
-            let tags: Vec<&str> = top
+    /// The layout's `index.json`, bounded like a manifest.
+    fn top_index(&self) -> Result<IndexManifest, ImageError> {
+        let index_path = self.dir.join("index.json");
+        let index_bytes = read_limited(
+            &self.ctx,
+            "the OCI layout index",
+            &index_path,
+            self.ctx.opts.limits.max_manifest_bytes,
+        )?;
+        match manifest::parse_manifest(&index_bytes, Some(manifest::OCI_INDEX))
+            .map_err(|p| self.ctx.manifest_problem(p, "index.json"))?
+        {
+            Manifest::Index(i) => Ok(i),
+            Manifest::Image(_) => Err(self.ctx.bad("index.json is not an image index")),
+        }
+    }
+
+    /// The tag picks among index.json's entries; without one, the only
+    /// entry, or the platform when the entries are platform manifests.
+    fn tagged_entry(
+        &self,
+        top: &IndexManifest,
+        tag: Option<&str>,
+    ) -> Result<Descriptor, ImageError> {
+        let ctx = &self.ctx;
+        let tagged: Vec<&Descriptor> = match tag {
+            Some(t) => top
                 .manifests
                 .iter()
-                .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
-                .collect();
-            return Err(ImageError::NotFound {
+                .filter(|d| {
+                    d.annotations
+                        .as_ref()
+                        .and_then(|a| a.get(REF_NAME))
+                        .is_some_and(|n| n == t)
+                })
+                .collect(),
+            None => top.manifests.iter().collect(),
+        };
+        match tagged.as_slice() {
+            [] if tag.is_some() => Err(ImageError::NotFound {
                 reference: ctx.image.clone(),
                 what: format!(
                     "no tag {:?} in index.json; tags there: {}",
                     tag.unwrap_or_default(),
-                    if tags.is_empty() {
-                        "none".into()
-                    } else {
-                        tags.join(", ")
-                    }
+                    tag_list(&top.manifests)
                 ),
-            });
-        }
-        [] => return Err(ctx.bad("index.json lists no manifests")),
-        [one] => (*one).clone(),
-        many if tag.is_none() && many.iter().all(|d| d.platform.is_none()) => {
-            let tags: Vec<&str> = many
-                .iter()
-                .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
-                .collect();
-            return Err(ctx.bad(format!(
-                "index.json lists {} images; name one as oci:DIR:TAG (tags: {})",
-                many.len(),
-                if tags.is_empty() {
-                    "none".into()
-                } else {
-                    tags.join(", ")
-                }
-            )));
-        }
-        many => select_platform(&ctx, many)?.clone(),
-    };
-    let mut platform_from_index = chosen.platform.as_ref().map(Platform::from);
-    let mut index_digest = None;
-    let mut depth = 0;
-    let image_manifest = loop {
-        let bytes = blob("the manifest", &chosen.digest, limits.max_manifest_bytes)?;
-        let what = format!("manifest {}", chosen.digest);
-        match manifest::parse_manifest(&bytes, chosen.media_type.as_deref())
-            .map_err(|p| ctx.manifest_problem(p, &what))?
-        {
-            Manifest::Image(m) => break m,
-            Manifest::Index(i) => {
-                depth += 1;
-                if depth > MAX_INDEX_DEPTH {
-                    return Err(ctx.bad("indexes nest too deeply"));
-                }
-                index_digest = Some(chosen.digest.clone());
-                let entries = i.image_entries();
-                let next = if entries.is_empty() && i.manifests.len() == 1 {
-                    &i.manifests[0]
-                } else {
-                    select_platform(&ctx, &entries)?
-                };
-                chosen = next.clone();
-                if let Some(p) = &chosen.platform {
-                    platform_from_index = Some(Platform::from(p));
-                }
+            }),
+            [] => Err(ctx.bad("index.json lists no manifests")),
+            [one] => Ok((*one).clone()),
+            many if tag.is_none() && many.iter().all(|d| d.platform.is_none()) => {
+                Err(ctx.bad(format!(
+                    "index.json lists {} images; name one as oci:DIR:TAG (tags: {})",
+                    many.len(),
+                    tag_list(many.iter().copied())
+                )))
             }
-        }
-    };
-    let manifest_digest = chosen.digest.clone();
-    for l in &image_manifest.layers {
-        if let Some(mt) = &l.media_type {
-            super::check_layer_media_type(mt).map_err(|detail| ImageError::Unsupported {
-                reference: ctx.image.clone(),
-                detail: format!("layer {}: {detail}", l.digest),
-            })?;
+            many => Ok(select_platform(ctx, many)?.clone()),
         }
     }
-    let config_digest = image_manifest.config.digest.clone();
-    let config_bytes = blob("the config", &config_digest, limits.max_config_bytes)?;
-    let config = ctx.config(&config_bytes, &config_digest, image_manifest.layers.len())?;
-    let platform = match platform_from_index {
-        Some(p) => p,
-        None => {
-            let p = config_platform(&config);
-            warn_platform(&ctx, &p, &mut warnings);
-            p
-        }
-    };
-    let layers: Vec<Layer> = image_manifest
-        .layers
-        .iter()
-        .zip(&config.diff_ids)
-        .map(|(d, diff_id)| Layer {
-            digest: d.digest.clone(),
-            diff_id: diff_id.clone(),
-            media_type: d.media_type.clone().unwrap_or_default(),
-            size: d.size,
-        })
-        .collect();
 
-    let mut acc = Accumulated {
-        tree: FileTree::default(),
-        warnings,
-        budget: ctx.budget(),
-    };
-    let sources: Vec<(Layer, LayerSource)> = layers
-        .iter()
-        .map(|l| {
-            let src = LayerSource {
-                digest: l.digest.clone(),
-                media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
-                size: Some(l.size),
-                // As for a registry pull: the config's diff_ids must describe
-                // the layers the manifest names.
-                diff_id: Some(l.diff_id.clone()).filter(|d| !d.is_empty()),
+    /// Follows nested indexes (at most [`MAX_INDEX_DEPTH`]) from `chosen`
+    /// down to an image manifest, picking the requested platform.
+    fn follow(&self, mut chosen: Descriptor) -> Result<super::ChosenManifest, ImageError> {
+        let ctx = &self.ctx;
+        let mut platform_from_index = chosen.platform.as_ref().map(Platform::from);
+        let mut index_digest = None;
+        let mut depth = 0;
+        let manifest = loop {
+            let max = ctx.opts.limits.max_manifest_bytes;
+            let bytes = self.blob("the manifest", &chosen.digest, max)?;
+            let what = format!("manifest {}", chosen.digest);
+            let i = match manifest::parse_manifest(&bytes, chosen.media_type.as_deref())
+                .map_err(|p| ctx.manifest_problem(p, &what))?
+            {
+                Manifest::Image(m) => break m,
+                Manifest::Index(i) => i,
             };
-            (l.clone(), src)
+            depth += 1;
+            if depth > MAX_INDEX_DEPTH {
+                return Err(ctx.bad("indexes nest too deeply"));
+            }
+            index_digest = Some(chosen.digest.clone());
+            let entries = i.image_entries();
+            let next = if entries.is_empty() && i.manifests.len() == 1 {
+                &i.manifests[0]
+            } else {
+                select_platform(ctx, &entries)?
+            };
+            chosen = next.clone();
+            if let Some(p) = &chosen.platform {
+                platform_from_index = Some(Platform::from(p));
+            }
+        };
+        Ok(super::ChosenManifest {
+            manifest,
+            manifest_digest: chosen.digest,
+            index_digest,
+            platform_from_index,
         })
-        .collect();
-    let open_blob = |l: &Layer| -> Result<BufReader<File>, ImageError> {
-        let path = blob_path(&l.digest)?;
-        let file = File::open(&path).map_err(|e| ctx.io("layer", &path, e))?;
-        Ok(BufReader::with_capacity(1 << 16, file))
-    };
-    for (i, (l, src)) in sources.iter().enumerate() {
-        if super::is_foreign_layer(&l.media_type) {
-            acc.warnings.push(super::foreign_layer_warning(i, l));
-            continue;
-        }
-        ctx.apply(open_blob(l)?, l, i, src, &mut acc, wants)?;
     }
-    ctx.link_pass(&sources, &mut acc, wants, |i| open_blob(&sources[i].0))?;
-    Ok(PulledImage {
-        reference: source.clone(),
-        manifest_digest,
-        index_digest,
-        config_digest,
-        platform,
-        layers,
-        config,
-        annotations: image_manifest.annotations,
-        files: {
-            let mut tree = acc.tree;
-            tree.hold_budget(acc.budget);
-            tree
-        },
-        warnings: acc.warnings,
-    })
+
+    /// The config blob, verified and checked as a registry pull checks it.
+    fn config(&self, manifest: &ImageManifest) -> Result<(String, ImageConfig), ImageError> {
+        let config_digest = manifest.config.digest.clone();
+        let max = self.ctx.opts.limits.max_config_bytes;
+        let config_bytes = self.blob("the config", &config_digest, max)?;
+        let config = self
+            .ctx
+            .config(&config_bytes, &config_digest, manifest.layers.len())?;
+        Ok((config_digest, config))
+    }
+
+    /// Opens a layer blob for streaming.
+    fn open_layer(&self, l: &Layer) -> Result<BufReader<File>, ImageError> {
+        let path = self.blob_path(&l.digest)?;
+        let file = File::open(&path).map_err(|e| self.ctx.io("layer", &path, e))?;
+        Ok(BufReader::with_capacity(LAYER_BUFFER, file))
+    }
+
+    /// Reads the layers in order (foreign ones skipped with a warning),
+    /// then the second passes.
+    fn read_layers(
+        &self,
+        layers: &[Layer],
+        warnings: Vec<String>,
+        wants: &dyn FileSelector,
+    ) -> Result<Accumulated, ImageError> {
+        let ctx = &self.ctx;
+        let mut acc = ctx.accumulate(warnings);
+        let sources: Vec<(Layer, LayerSource)> = layers
+            .iter()
+            .map(|l| {
+                let src = LayerSource {
+                    digest: l.digest.clone(),
+                    media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
+                    size: Some(l.size),
+                    // As for a registry pull: the config's diff_ids must
+                    // describe the layers the manifest names.
+                    diff_id: Some(l.diff_id.clone()).filter(|d| !d.is_empty()),
+                };
+                (l.clone(), src)
+            })
+            .collect();
+        for (i, (l, src)) in sources.iter().enumerate() {
+            if super::is_foreign_layer(&l.media_type) {
+                acc.warnings.push(super::foreign_layer_warning(i, l));
+                continue;
+            }
+            ctx.apply(self.open_layer(l)?, l, i, src, &mut acc, wants)?;
+        }
+        ctx.link_pass(&sources, &mut acc, wants, |i| {
+            self.open_layer(&sources[i].0)
+        })?;
+        Ok(acc)
+    }
+}
+
+/// The `org.opencontainers.image.ref.name` tags of `entries`, for messages.
+fn tag_list<'d>(entries: impl IntoIterator<Item = &'d Descriptor>) -> String {
+    let tags: Vec<&str> = entries
+        .into_iter()
+        .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
+        .collect();
+    if tags.is_empty() {
+        "none".into()
+    } else {
+        tags.join(", ")
+    }
 }
 
 fn select_platform<'d>(
