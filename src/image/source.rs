@@ -785,144 +785,19 @@ fn pull_archive(
     opts: &PullOptions,
     wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
-    let ctx = Ctx {
-        image: source.to_string(),
-        opts,
-    };
-    let limits = &opts.limits;
-    let spans = index_archive(&ctx, path)?;
-    let mut file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
-    let mut read_entry = |name: &str, what: &str, max: u64| -> Result<Vec<u8>, ImageError> {
-        let span = spans
-            .get(name)
-            .ok_or_else(|| ctx.bad(format!("the archive has no {what} {name:?}")))?;
-        if span.size > max {
-            return Err(ImageError::LimitExceeded {
-                reference: ctx.image.clone(),
-                detail: format!("{what} {name} is larger than {max} bytes"),
-            });
-        }
-        let mut bytes = Vec::with_capacity(span.size as usize);
-        file.seek(SeekFrom::Start(span.offset))
-            .and_then(|_| (&mut file).take(span.size).read_to_end(&mut bytes))
-            .map_err(|e| ctx.io(what, path, e))?;
-        Ok(bytes)
-    };
-
-    let manifest_bytes = read_entry("manifest.json", "manifest", limits.max_manifest_bytes)
-        .map_err(|e| match e {
-            ImageError::LocalImage { .. } => {
-                ctx.bad("the archive has no manifest.json; is it `docker save` output?")
-            }
-            e => e,
-        })?;
-    let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| ctx.bad(format!("manifest.json: {e}")))?;
-    let entry = match entries.as_slice() {
-        [one] => one,
-        [] => return Err(ctx.bad("manifest.json lists no images")),
-        many => {
-            let tags: Vec<String> = many
-                .iter()
-                .map(|e| {
-                    e.repo_tags
-                        .as_ref()
-                        .and_then(|t| t.first().cloned())
-                        .unwrap_or_else(|| e.config.clone())
-                })
-                .collect();
-            return Err(ImageError::Unsupported {
-                reference: ctx.image.clone(),
-                detail: format!(
-                    "the archive holds {} images ({}); save one image per archive",
-                    many.len(),
-                    tags.join(", ")
-                ),
-            });
-        }
-    };
-    let config_name = layer::clean_path(&entry.config)
-        .ok_or_else(|| ctx.bad(format!("config path {:?} leaves the archive", entry.config)))?;
-    let config_bytes = read_entry(&config_name, "config", limits.max_config_bytes)?;
-    let config_digest = sha256_digest(&config_bytes);
-    // The config is named after its digest (`<hex>.json` or
-    // `blobs/sha256/<hex>`): check it when it is.
-    let stem = config_name
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches(".json");
-    if let Some(named) = hex_of(&format!("sha256:{stem}"))
-        && format!("sha256:{named}") != config_digest
-    {
-        return Err(ImageError::DigestMismatch {
-            what: format!("the config of {}", ctx.image),
-            digest: format!("sha256:{named}"),
-            actual: config_digest,
-        });
-    }
-    let config = ctx.config(&config_bytes, &config_digest, entry.layers.len())?;
+    let mut archive = Archive::open(Ctx::new(source, opts), path)?;
+    let entry = archive.image_entry()?;
+    let (config_digest, config) = archive.config(&entry)?;
+    let ctx = &archive.ctx;
     let platform = config_platform(&config);
     let mut warnings = vec![format!(
         "{} is a docker-archive with no registry manifest: the digest reported is the \
          config digest (image ID) {config_digest}",
         ctx.image
     )];
-    warn_platform(&ctx, &platform, &mut warnings);
-
-    let mut acc = Accumulated {
-        tree: FileTree::default(),
-        warnings,
-        budget: ctx.budget(),
-    };
-    let mut layers = Vec::with_capacity(entry.layers.len());
-    let mut sources = Vec::with_capacity(entry.layers.len());
-    let mut spans_read = Vec::with_capacity(entry.layers.len());
-    for (i, (name, diff_id)) in entry.layers.iter().zip(&config.diff_ids).enumerate() {
-        let clean = layer::clean_path(name)
-            .ok_or_else(|| ctx.bad(format!("layer path {name:?} leaves the archive")))?;
-        let span = *spans
-            .get(&clean)
-            .ok_or_else(|| ctx.bad(format!("the archive has no layer {name:?}")))?;
-        file.seek(SeekFrom::Start(span.offset))
-            .map_err(|e| ctx.io("layer", path, e))?;
-        let mut l = Layer {
-            // Replaced by the digest of the file as read.
-            digest: diff_id.clone(),
-            diff_id: diff_id.clone(),
-            media_type: String::new(),
-            size: span.size,
-        };
-        let src = LayerSource {
-            // No blob digest in a docker-archive: the diff_id is checked.
-            digest: String::new(),
-            diff_id: Some(diff_id.clone()),
-            media_type: None,
-            size: Some(span.size),
-        };
-        let reader = BufReader::with_capacity(1 << 16, (&mut file).take(span.size));
-        let (digest, compression) = ctx.apply(reader, &l, i, &src, &mut acc, wants)?;
-        l.digest = digest;
-        l.media_type = match compression {
-            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
-            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-        .to_owned();
-        sources.push((l.clone(), src));
-        spans_read.push(span);
-        layers.push(l);
-    }
-    ctx.link_pass(&sources, &mut acc, wants, |i| {
-        let span: Span = spans_read[i];
-        let mut again = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
-        again
-            .seek(SeekFrom::Start(span.offset))
-            .map_err(|e| ctx.io("layer", path, e))?;
-        Ok(BufReader::with_capacity(1 << 16, again.take(span.size)))
-    })?;
-    Ok(PulledImage {
-        reference: source.clone(),
+    warn_platform(ctx, &platform, &mut warnings);
+    let (layers, acc) = archive.read_layers(&entry, &config, warnings, wants)?;
+    let meta = LocalMeta {
         // A `docker save` archive has no registry manifest, and making one
         // up (compressing the layers as some push would) gives a digest no
         // registry will ever show. The config digest is the image ID that
@@ -933,16 +808,205 @@ fn pull_archive(
         index_digest: None,
         config_digest,
         platform,
-        layers,
         config,
         annotations: BTreeMap::new(),
-        files: {
-            let mut tree = acc.tree;
-            tree.hold_budget(acc.budget);
-            tree
-        },
-        warnings: acc.warnings,
-    })
+    };
+    Ok(meta.into_pulled(source, layers, acc))
+}
+
+/// A `docker save` archive being read: where its entries lie (pass one)
+/// and the open file the second pass seeks in.
+struct Archive<'a> {
+    ctx: Ctx<'a>,
+    path: &'a Path,
+    spans: HashMap<String, Span>,
+    file: File,
+}
+
+impl<'a> Archive<'a> {
+    fn open(ctx: Ctx<'a>, path: &'a Path) -> Result<Self, ImageError> {
+        let spans = index_archive(&ctx, path)?;
+        let file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+        Ok(Archive {
+            ctx,
+            path,
+            spans,
+            file,
+        })
+    }
+
+    /// Reads a whole entry, refusing one larger than `max` before reading.
+    fn read_entry(&mut self, name: &str, what: &str, max: u64) -> Result<Vec<u8>, ImageError> {
+        let ctx = &self.ctx;
+        let span = self
+            .spans
+            .get(name)
+            .ok_or_else(|| ctx.bad(format!("the archive has no {what} {name:?}")))?;
+        if span.size > max {
+            return Err(ImageError::LimitExceeded {
+                reference: ctx.image.clone(),
+                detail: format!("{what} {name} is larger than {max} bytes"),
+            });
+        }
+        let mut bytes = Vec::with_capacity(span.size as usize);
+        let file = &mut self.file;
+        file.seek(SeekFrom::Start(span.offset))
+            .and_then(|_| (&mut *file).take(span.size).read_to_end(&mut bytes))
+            .map_err(|e| ctx.io(what, self.path, e))?;
+        Ok(bytes)
+    }
+
+    /// The one image `manifest.json` describes; an archive of several is
+    /// refused (which one the pipeline meant cannot be guessed).
+    fn image_entry(&mut self) -> Result<ArchiveEntry, ImageError> {
+        let max = self.ctx.opts.limits.max_manifest_bytes;
+        let manifest_bytes =
+            self.read_entry("manifest.json", "manifest", max)
+                .map_err(|e| match e {
+                    ImageError::LocalImage { .. } => self
+                        .ctx
+                        .bad("the archive has no manifest.json; is it `docker save` output?"),
+                    e => e,
+                })?;
+        let ctx = &self.ctx;
+        let mut entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| ctx.bad(format!("manifest.json: {e}")))?;
+        match entries.len() {
+            1 => return Ok(entries.remove(0)),
+            0 => return Err(ctx.bad("manifest.json lists no images")),
+            _ => {}
+        }
+        let tags: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                e.repo_tags
+                    .as_ref()
+                    .and_then(|t| t.first().cloned())
+                    .unwrap_or_else(|| e.config.clone())
+            })
+            .collect();
+        Err(ImageError::Unsupported {
+            reference: ctx.image.clone(),
+            detail: format!(
+                "the archive holds {} images ({}); save one image per archive",
+                entries.len(),
+                tags.join(", ")
+            ),
+        })
+    }
+
+    /// The config entry, checked against the digest its name carries and
+    /// as a registry pull checks it.
+    fn config(&mut self, entry: &ArchiveEntry) -> Result<(String, ImageConfig), ImageError> {
+        let config_name = layer::clean_path(&entry.config).ok_or_else(|| {
+            self.ctx
+                .bad(format!("config path {:?} leaves the archive", entry.config))
+        })?;
+        let max = self.ctx.opts.limits.max_config_bytes;
+        let config_bytes = self.read_entry(&config_name, "config", max)?;
+        let config_digest = sha256_digest(&config_bytes);
+        // The config is named after its digest (`<hex>.json` or
+        // `blobs/sha256/<hex>`): check it when it is.
+        let stem = config_name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".json");
+        if let Some(named) = hex_of(&format!("sha256:{stem}"))
+            && format!("sha256:{named}") != config_digest
+        {
+            return Err(ImageError::DigestMismatch {
+                what: format!("the config of {}", self.ctx.image),
+                digest: format!("sha256:{named}"),
+                actual: config_digest,
+            });
+        }
+        let config = self
+            .ctx
+            .config(&config_bytes, &config_digest, entry.layers.len())?;
+        Ok((config_digest, config))
+    }
+
+    /// Reads the layers in order from the open file, then the second
+    /// passes, which reopen the archive at each layer's span.
+    fn read_layers(
+        &mut self,
+        entry: &ArchiveEntry,
+        config: &ImageConfig,
+        warnings: Vec<String>,
+        wants: &dyn FileSelector,
+    ) -> Result<(Vec<Layer>, Accumulated), ImageError> {
+        let mut acc = self.ctx.accumulate(warnings);
+        let mut layers = Vec::with_capacity(entry.layers.len());
+        let mut sources = Vec::with_capacity(entry.layers.len());
+        let mut spans_read = Vec::with_capacity(entry.layers.len());
+        for (i, (name, diff_id)) in entry.layers.iter().zip(&config.diff_ids).enumerate() {
+            let (l, src, span) = self.read_layer(i, name, diff_id, &mut acc, wants)?;
+            sources.push((l.clone(), src));
+            spans_read.push(span);
+            layers.push(l);
+        }
+        let (ctx, path) = (&self.ctx, self.path);
+        ctx.link_pass(&sources, &mut acc, wants, |i| {
+            let span: Span = spans_read[i];
+            let mut again = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+            again
+                .seek(SeekFrom::Start(span.offset))
+                .map_err(|e| ctx.io("layer", path, e))?;
+            Ok(BufReader::with_capacity(
+                LAYER_BUFFER,
+                again.take(span.size),
+            ))
+        })?;
+        Ok((layers, acc))
+    }
+
+    /// Reads layer `i` (`name` in the archive) into `acc`. A docker-archive
+    /// has no blob digests: the diff_id is checked, and the layer's digest
+    /// and media type are those of the file as read.
+    fn read_layer(
+        &mut self,
+        i: usize,
+        name: &str,
+        diff_id: &str,
+        acc: &mut Accumulated,
+        wants: &dyn FileSelector,
+    ) -> Result<(Layer, LayerSource, Span), ImageError> {
+        let ctx = &self.ctx;
+        let clean = layer::clean_path(name)
+            .ok_or_else(|| ctx.bad(format!("layer path {name:?} leaves the archive")))?;
+        let span = *self
+            .spans
+            .get(&clean)
+            .ok_or_else(|| ctx.bad(format!("the archive has no layer {name:?}")))?;
+        self.file
+            .seek(SeekFrom::Start(span.offset))
+            .map_err(|e| ctx.io("layer", self.path, e))?;
+        let mut l = Layer {
+            // Replaced by the digest of the file as read.
+            digest: diff_id.to_owned(),
+            diff_id: diff_id.to_owned(),
+            media_type: String::new(),
+            size: span.size,
+        };
+        let src = LayerSource {
+            // No blob digest in a docker-archive: the diff_id is checked.
+            digest: String::new(),
+            diff_id: Some(diff_id.to_owned()),
+            media_type: None,
+            size: Some(span.size),
+        };
+        let reader = BufReader::with_capacity(LAYER_BUFFER, (&mut self.file).take(span.size));
+        let (digest, compression) = ctx.apply(reader, &l, i, &src, acc, wants)?;
+        l.digest = digest;
+        l.media_type = match compression {
+            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
+            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+        .to_owned();
+        Ok((l, src, span))
+    }
 }
 
 #[cfg(test)]
