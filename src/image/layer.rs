@@ -1196,6 +1196,7 @@ impl<'a> LayerMerge<'a> {
         }
     }
 
+    /// A file (or a hard link to one) belongs to this layer.
     fn insert_file(&mut self, at: &str, data: FileData) {
         self.tree.files.insert(
             at.to_owned(),

@@ -296,6 +296,8 @@ fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// Top manifest (digest checked) → platform manifest when it is an index →
+/// layer checks → config → platform: all before any layer is downloaded.
 async fn resolve_with(
     client: &RegistryClient,
     reference: &ImageRef,

@@ -190,6 +190,7 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// Errors name the source as the user wrote it.
     fn new(source: &ImageSource, opts: &'a PullOptions) -> Self {
         Ctx {
             image: source.to_string(),
@@ -445,6 +446,8 @@ fn hex_of(digest: &str) -> Option<&str> {
 
 // ------------------------------------------------------------ OCI layout
 
+/// Reads `oci:DIR[:tag]`: index.json → tagged entry → (nested indexes →)
+/// image manifest → config → layers, each blob verified against its digest.
 fn pull_oci(
     source: &ImageSource,
     dir: &Path,
@@ -779,6 +782,8 @@ fn index_archive(ctx: &Ctx<'_>, path: &Path) -> Result<HashMap<String, Span>, Im
     Ok(spans)
 }
 
+/// Reads a `docker save` archive: pass one indexes the tar, then
+/// manifest.json → config → layers are read at their spans.
 fn pull_archive(
     source: &ImageSource,
     path: &Path,
@@ -824,6 +829,7 @@ struct Archive<'a> {
 }
 
 impl<'a> Archive<'a> {
+    /// Pass one (the index of entry spans), then the file pass two reads.
     fn open(ctx: Ctx<'a>, path: &'a Path) -> Result<Self, ImageError> {
         let spans = index_archive(&ctx, path)?;
         let file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
