@@ -1020,18 +1020,10 @@ pub fn apply_layer(
     layer_index: usize,
     budget: &Budget,
 ) -> Result<(), LayerFailure> {
-    let hasher = RandomState::new();
-    // What this layer wrote: an opaque directory hides only lower content.
-    let mut written: HashSet<u64> = HashSet::new();
-    let mut retained = 0u64;
-    let unresolvable = |path: &str, e: ResolveError| {
-        LayerFailure::Unsupported(format!(
-            "entry {path:?} cannot be placed: {e}; container runtimes refuse to extract it"
-        ))
-    };
     let mut n = 0u64;
     let mut notes = layer.notable.iter().peekable();
     tree.notable_dropped += layer.notable_dropped;
+    let mut merge = LayerMerge::new(tree, &layer, layer_index);
     layer.each_op(|path, kind| {
         n += 1;
         let note = notes
@@ -1040,103 +1032,180 @@ pub fn apply_layer(
         if n.is_multiple_of(4096) && budget.is_cancelled() {
             return Err(LayerFailure::Cancelled);
         }
-        if kind == OpKind::Opaque {
-            let dir = tree.try_resolve(path).map_err(|e| unresolvable(path, e))?;
-            tree.remove_below_except(&dir, |p| written.contains(&hasher.hash_one(p)));
-            return Ok(());
+        merge.op(path, kind, note)
+    })?;
+    let retained = merge.retained;
+    budget.release_metadata(layer.metadata_bytes);
+    budget.charge_metadata(retained)
+}
+
+/// The state of one [`apply_layer`]: the tree being changed, the paths this
+/// layer wrote and the metadata the tree will keep for it.
+struct LayerMerge<'a> {
+    tree: &'a mut FileTree,
+    layer: &'a LayerChanges,
+    layer_index: usize,
+    hasher: RandomState,
+    /// What this layer wrote: an opaque directory hides only lower content.
+    written: HashSet<u64>,
+    /// Metadata bytes the tree keeps for this layer's entries.
+    retained: u64,
+}
+
+/// The error for an entry whose parents cannot be resolved.
+fn unresolvable(path: &str, e: ResolveError) -> LayerFailure {
+    LayerFailure::Unsupported(format!(
+        "entry {path:?} cannot be placed: {e}; container runtimes refuse to extract it"
+    ))
+}
+
+impl<'a> LayerMerge<'a> {
+    fn new(tree: &'a mut FileTree, layer: &'a LayerChanges, layer_index: usize) -> Self {
+        LayerMerge {
+            tree,
+            layer,
+            layer_index,
+            hasher: RandomState::new(),
+            written: HashSet::new(),
+            retained: 0,
         }
-        let at = tree.locate(path).map_err(|e| unresolvable(path, e))?;
+    }
+
+    /// Replays one entry: clears its path, records it if notable, then
+    /// places what it is (directories keep what is below them).
+    fn op(&mut self, path: &str, kind: OpKind, note: Option<u32>) -> Result<(), LayerFailure> {
+        if kind == OpKind::Opaque {
+            return self.opaque(path);
+        }
+        let at = self.tree.locate(path).map_err(|e| unresolvable(path, e))?;
         // A hard link's target is looked up before its own path is cleared.
         let link = match kind {
-            OpKind::HardLink(i) => {
-                let target = &layer.targets[i as usize];
-                let t_at = tree.locate(target).map_err(|e| unresolvable(target, e))?;
-                Some(if let Some(f) = tree.files.get(&t_at) {
-                    LinkTarget::File(f.data.clone())
-                } else if let Some(s) = tree.symlink_at(&t_at) {
-                    LinkTarget::Symlink(s.clone())
-                } else if let Some(p) = tree.pending.get(&t_at) {
-                    LinkTarget::Pending(p.clone())
-                } else {
-                    LinkTarget::Missing
-                })
-                .map(|l| (l, target.clone(), t_at))
-            }
+            OpKind::HardLink(i) => Some(self.link_target(i)?),
             _ => None,
         };
-        tree.remove(&at);
+        self.tree.remove(&at);
         if let Some(mode) = note {
-            let dir = kind == OpKind::Dir;
-            let note = super::fs::Notable {
-                layer: layer_index,
-                mode,
-                dir,
-            };
-            tree.insert_notable(&at, note);
-            // An opaque marker later in this layer spares what it wrote.
-            written.insert(hasher.hash_one(at.as_str()));
+            self.note(&at, kind, mode);
         }
         if kind == OpKind::Dir {
             // A directory over a directory keeps what is below it.
             return Ok(());
         }
-        tree.remove_below(&at);
+        self.tree.remove_below(&at);
+        if self.place(&at, kind, link) {
+            self.written.insert(self.hasher.hash_one(at.as_str()));
+        }
+        Ok(())
+    }
+
+    /// An opaque marker hides the lower layers' content of its directory,
+    /// sparing what this layer already wrote there.
+    fn opaque(&mut self, path: &str) -> Result<(), LayerFailure> {
+        let dir = self
+            .tree
+            .try_resolve(path)
+            .map_err(|e| unresolvable(path, e))?;
+        let (written, hasher) = (&self.written, &self.hasher);
+        self.tree
+            .remove_below_except(&dir, |p| written.contains(&hasher.hash_one(p)));
+        Ok(())
+    }
+
+    /// What hard link `i`'s target is in the tree as merged so far.
+    fn link_target(&self, i: u32) -> Result<(LinkTarget, String, String), LayerFailure> {
+        let target = &self.layer.targets[i as usize];
+        let t_at = self
+            .tree
+            .locate(target)
+            .map_err(|e| unresolvable(target, e))?;
+        let found = if let Some(f) = self.tree.files.get(&t_at) {
+            LinkTarget::File(f.data.clone())
+        } else if let Some(s) = self.tree.symlink_at(&t_at) {
+            LinkTarget::Symlink(s.clone())
+        } else if let Some(p) = self.tree.pending.get(&t_at) {
+            LinkTarget::Pending(p.clone())
+        } else {
+            LinkTarget::Missing
+        };
+        Ok((found, target.clone(), t_at))
+    }
+
+    /// Keeps a notable entry (setuid, world-writable, ...) for the report.
+    fn note(&mut self, at: &str, kind: OpKind, mode: u32) {
+        let dir = kind == OpKind::Dir;
+        let note = super::fs::Notable {
+            layer: self.layer_index,
+            mode,
+            dir,
+        };
+        self.tree.insert_notable(at, note);
+        // An opaque marker later in this layer spares what it wrote.
+        self.written.insert(self.hasher.hash_one(at));
+    }
+
+    /// Puts a file, symlink or hard link at `at`, counting what the tree
+    /// keeps; false when the entry left nothing there.
+    fn place(
+        &mut self,
+        at: &str,
+        kind: OpKind,
+        link: Option<(LinkTarget, String, String)>,
+    ) -> bool {
         let cost = at.len() as u64 + ENTRY_OVERHEAD;
         match kind {
             OpKind::File(i) => {
-                let data = layer.files[i as usize].clone();
-                tree.files.insert(
-                    at.clone(),
-                    FileEntry {
-                        data,
-                        layer: layer_index,
-                    },
-                );
-                retained += cost;
+                let data = self.layer.files[i as usize].clone();
+                self.insert_file(at, data);
+                self.retained += cost;
             }
             OpKind::Symlink(i) => {
-                let target = layer.targets[i as usize].clone();
-                retained += cost + target.len() as u64;
-                tree.insert_symlink(at.clone(), target);
+                let target = self.layer.targets[i as usize].clone();
+                self.retained += cost + target.len() as u64;
+                self.tree.insert_symlink(at.to_owned(), target);
             }
             OpKind::HardLink(_) => {
                 let Some((found, target, t_at)) = link else {
-                    return Ok(());
+                    return false;
                 };
-                retained += cost + target.len() as u64;
-                match found {
-                    LinkTarget::File(data) => {
-                        tree.files.insert(
-                            at.clone(),
-                            FileEntry {
-                                data,
-                                layer: layer_index,
-                            },
-                        );
-                    }
-                    LinkTarget::Symlink(s) => tree.insert_symlink(at.clone(), s),
-                    LinkTarget::Pending(p) => {
-                        tree.pending.insert(at.clone(), p);
-                    }
-                    LinkTarget::Missing => {
-                        tree.pending.insert(
-                            at.clone(),
-                            PendingLink {
-                                layer: layer_index,
-                                target,
-                                resolved_target: t_at,
-                            },
-                        );
-                    }
-                }
+                self.retained += cost + target.len() as u64;
+                self.place_link(at, found, target, t_at);
             }
-            _ => return Ok(()),
+            _ => return false,
         }
-        written.insert(hasher.hash_one(at.as_str()));
-        Ok(())
-    })?;
-    budget.release_metadata(layer.metadata_bytes);
-    budget.charge_metadata(retained)
+        true
+    }
+
+    /// A hard link takes its target's content, or waits for it (pending).
+    fn place_link(&mut self, at: &str, found: LinkTarget, target: String, t_at: String) {
+        match found {
+            LinkTarget::File(data) => self.insert_file(at, data),
+            LinkTarget::Symlink(s) => self.tree.insert_symlink(at.to_owned(), s),
+            LinkTarget::Pending(p) => {
+                self.tree.pending.insert(at.to_owned(), p);
+            }
+            LinkTarget::Missing => {
+                self.tree.pending.insert(
+                    at.to_owned(),
+                    PendingLink {
+                        layer: self.layer_index,
+                        target,
+                        resolved_target: t_at,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A file (or a hard link to one) belongs to this layer.
+    fn insert_file(&mut self, at: &str, data: FileData) {
+        self.tree.files.insert(
+            at.to_owned(),
+            FileEntry {
+                data,
+                layer: self.layer_index,
+            },
+        );
+    }
 }
 
 // ------------------------------------------------- hard links, second pass

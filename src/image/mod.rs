@@ -46,7 +46,9 @@ pub use source::{ImageSource, pull_source};
 
 pub use layer::FileSelector;
 use layer::{Budget, LayerFailure, LayerSource};
-use manifest::{MANIFEST_ACCEPT, Manifest, ManifestProblem};
+use manifest::{
+    Descriptor, ImageManifest, IndexManifest, MANIFEST_ACCEPT, Manifest, ManifestProblem,
+};
 use registry::{RegistryClient, RegistryOptions, Target};
 
 /// Decides which regular files are kept (by path or by content) and how
@@ -294,26 +296,23 @@ fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// Top manifest (digest checked) → platform manifest when it is an index →
+/// layer checks → config → platform: all before any layer is downloaded.
 async fn resolve_with(
     client: &RegistryClient,
     reference: &ImageRef,
     opts: &PullOptions,
 ) -> Result<ResolvedImage, ImageError> {
-    let image = reference.to_string();
     let limits = &opts.limits;
-    let mut warnings = Vec::new();
-    let manifest_problem = |p: ManifestProblem, what: &str| match p {
-        ManifestProblem::Unsupported(detail) => ImageError::Unsupported {
-            reference: image.clone(),
-            detail,
-        },
-        ManifestProblem::Invalid(detail) => ImageError::Protocol {
-            registry: reference.registry.clone(),
-            what: what.to_owned(),
-            detail,
-        },
+    let mut r = Resolver {
+        reference,
+        opts,
+        image: reference.to_string(),
+        warnings: Vec::new(),
     };
-
+    // The downloads are awaited here rather than inside the steps: each
+    // async step would nest one more future inside the worker's, whose
+    // layout is already close to the compiler's depth limit.
     let top_ref = reference.manifest_reference();
     let (bytes, content_type, header_digest) = client
         .get_bytes(
@@ -322,168 +321,275 @@ async fn resolve_with(
             limits.max_manifest_bytes,
         )
         .await?;
-    let top_digest = sha256_digest(&bytes);
-    let expected = reference.digest.clone().or_else(|| {
-        // Registries report the digest of what they sent; a different one
-        // means something in between altered the manifest.
-        header_digest.filter(|d| d.starts_with("sha256:"))
-    });
-    if let Some(expected) = expected
-        && expected != top_digest
-    {
-        return Err(ImageError::DigestMismatch {
-            what: format!("the manifest of {image}"),
-            digest: expected,
-            actual: top_digest,
-        });
-    }
+    let top_digest = r.check_top_digest(&bytes, header_digest)?;
     let what_top = format!("manifest {top_ref}");
-    let (manifest, manifest_digest, index_digest, platform_from_index) =
-        match manifest::parse_manifest(&bytes, content_type.as_deref())
-            .map_err(|p| manifest_problem(p, &what_top))?
-        {
-            Manifest::Image(m) => (m, top_digest, None, None),
-            Manifest::Index(index) => {
-                let entries = index.image_entries();
-                let candidates: Vec<Option<Platform>> = entries
-                    .iter()
-                    .map(|d| d.platform.as_ref().map(Platform::from))
-                    .collect();
-                let chosen = match opts.platform.select(&candidates) {
-                    Some(i) => entries[i],
-                    None if entries.is_empty()
-                        && index.manifests.len() == 1
-                        && index.manifests[0].platform.is_none() =>
-                    {
-                        warnings.push(format!(
-                            "the index of {image} has one manifest and no platform for it; \
-                             scanning that manifest"
-                        ));
-                        &index.manifests[0]
-                    }
-                    None => {
-                        return Err(ImageError::PlatformNotFound {
-                            reference: image.clone(),
-                            wanted: opts.platform.to_string(),
-                            available: candidates
-                                .iter()
-                                .flatten()
-                                .map(Platform::to_string)
-                                .collect(),
-                        });
-                    }
-                };
-                let child_digest = chosen.digest.clone();
-                let (child, child_type, _) = client
-                    .get_bytes(
-                        Target::Manifest(&child_digest),
-                        Some(MANIFEST_ACCEPT),
-                        limits.max_manifest_bytes,
-                    )
-                    .await?;
-                let actual = sha256_digest(&child);
-                if actual != child_digest {
-                    return Err(ImageError::DigestMismatch {
-                        what: format!("the platform manifest of {image}"),
-                        digest: child_digest,
-                        actual,
-                    });
-                }
-                let what = format!("manifest {child_digest}");
-                match manifest::parse_manifest(&child, child_type.as_deref())
-                    .map_err(|p| manifest_problem(p, &what))?
-                {
-                    Manifest::Image(m) => (
-                        m,
-                        child_digest,
-                        Some(top_digest),
-                        chosen.platform.as_ref().map(Platform::from),
-                    ),
-                    Manifest::Index(_) => {
-                        return Err(ImageError::Unsupported {
-                            reference: image.clone(),
-                            detail: "its index points to another index (nested indexes are \
-                                     not supported)"
-                                .into(),
-                        });
-                    }
-                }
-            }
-        };
+    let chosen = match manifest::parse_manifest(&bytes, content_type.as_deref())
+        .map_err(|p| r.manifest_problem(p, &what_top))?
+    {
+        Manifest::Image(m) => ChosenManifest {
+            manifest: m,
+            manifest_digest: top_digest,
+            index_digest: None,
+            platform_from_index: None,
+        },
+        Manifest::Index(index) => {
+            let entry = r.choose_entry(&index)?;
+            let (child, child_type, _) = client
+                .get_bytes(
+                    Target::Manifest(&entry.digest),
+                    Some(MANIFEST_ACCEPT),
+                    limits.max_manifest_bytes,
+                )
+                .await?;
+            r.platform_manifest(entry, &child, child_type, top_digest)?
+        }
+    };
+    r.check_layers(&chosen.manifest)?;
+    let config_digest = chosen.manifest.config.digest.clone();
+    let (config_bytes, _, _) = client
+        .get_bytes(Target::Blob(&config_digest), None, limits.max_config_bytes)
+        .await?;
+    let config = r.config(&chosen.manifest, &config_bytes)?;
+    let platform = r.platform(chosen.platform_from_index, &config);
+    let layers = layers_of(&chosen.manifest, &config);
+    Ok(ResolvedImage {
+        reference: reference.clone(),
+        manifest_digest: chosen.manifest_digest,
+        index_digest: chosen.index_digest,
+        config_digest,
+        platform,
+        layers,
+        config,
+        annotations: chosen.manifest.annotations,
+        warnings: r.warnings,
+    })
+}
 
-    if manifest.layers.len() > limits.max_layers {
-        return Err(ImageError::LimitExceeded {
-            reference: image.clone(),
-            detail: format!(
-                "it has {} layers; at most {} are read",
-                manifest.layers.len(),
-                limits.max_layers
-            ),
-        });
+/// The state of one [`resolve_with`]: what was asked for and the warnings
+/// found on the way. Its steps check what was downloaded.
+struct Resolver<'a> {
+    reference: &'a ImageRef,
+    opts: &'a PullOptions,
+    /// The reference as text, for messages.
+    image: String,
+    warnings: Vec<String>,
+}
+
+/// The image manifest picked for the requested platform.
+struct ChosenManifest {
+    manifest: ImageManifest,
+    manifest_digest: String,
+    /// The index the manifest was picked from, when the reference named one.
+    index_digest: Option<String>,
+    /// The platform the index gave for the manifest.
+    platform_from_index: Option<Platform>,
+}
+
+impl Resolver<'_> {
+    fn manifest_problem(&self, p: ManifestProblem, what: &str) -> ImageError {
+        match p {
+            ManifestProblem::Unsupported(detail) => ImageError::Unsupported {
+                reference: self.image.clone(),
+                detail,
+            },
+            ManifestProblem::Invalid(detail) => ImageError::Protocol {
+                registry: self.reference.registry.clone(),
+                what: what.to_owned(),
+                detail,
+            },
+        }
     }
+
+    /// The top manifest's digest, checked against the reference's or else
+    /// the one the registry reported.
+    fn check_top_digest(
+        &self,
+        bytes: &[u8],
+        header_digest: Option<String>,
+    ) -> Result<String, ImageError> {
+        let top_digest = sha256_digest(bytes);
+        let expected = self.reference.digest.clone().or_else(|| {
+            // Registries report the digest of what they sent; a different one
+            // means something in between altered the manifest.
+            header_digest.filter(|d| d.starts_with("sha256:"))
+        });
+        if let Some(expected) = expected
+            && expected != top_digest
+        {
+            return Err(ImageError::DigestMismatch {
+                what: format!("the manifest of {}", self.image),
+                digest: expected,
+                actual: top_digest,
+            });
+        }
+        Ok(top_digest)
+    }
+
+    /// The index entry for the requested platform; an index with a single
+    /// platform-less manifest gets that manifest, with a warning.
+    fn choose_entry<'i>(&mut self, index: &'i IndexManifest) -> Result<&'i Descriptor, ImageError> {
+        let entries = index.image_entries();
+        let candidates: Vec<Option<Platform>> = entries
+            .iter()
+            .map(|d| d.platform.as_ref().map(Platform::from))
+            .collect();
+        match self.opts.platform.select(&candidates) {
+            Some(i) => Ok(entries[i]),
+            None if entries.is_empty()
+                && index.manifests.len() == 1
+                && index.manifests[0].platform.is_none() =>
+            {
+                self.warnings.push(format!(
+                    "the index of {} has one manifest and no platform for it; \
+                     scanning that manifest",
+                    self.image
+                ));
+                Ok(&index.manifests[0])
+            }
+            None => Err(ImageError::PlatformNotFound {
+                reference: self.image.clone(),
+                wanted: self.opts.platform.to_string(),
+                available: candidates
+                    .iter()
+                    .flatten()
+                    .map(Platform::to_string)
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The platform manifest an index entry names, verified against the
+    /// entry's digest; nested indexes are refused.
+    fn platform_manifest(
+        &self,
+        chosen: &Descriptor,
+        child: &[u8],
+        child_type: Option<String>,
+        top_digest: String,
+    ) -> Result<ChosenManifest, ImageError> {
+        let child_digest = chosen.digest.clone();
+        let actual = sha256_digest(child);
+        if actual != child_digest {
+            return Err(ImageError::DigestMismatch {
+                what: format!("the platform manifest of {}", self.image),
+                digest: child_digest,
+                actual,
+            });
+        }
+        let what = format!("manifest {child_digest}");
+        match manifest::parse_manifest(child, child_type.as_deref())
+            .map_err(|p| self.manifest_problem(p, &what))?
+        {
+            Manifest::Image(m) => Ok(ChosenManifest {
+                manifest: m,
+                manifest_digest: child_digest,
+                index_digest: Some(top_digest),
+                platform_from_index: chosen.platform.as_ref().map(Platform::from),
+            }),
+            Manifest::Index(_) => Err(ImageError::Unsupported {
+                reference: self.image.clone(),
+                detail: "its index points to another index (nested indexes are \
+                         not supported)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Refuses too many layers, or layers that are not filesystems, before
+    /// anything else is downloaded.
+    fn check_layers(&self, manifest: &ImageManifest) -> Result<(), ImageError> {
+        let limits = &self.opts.limits;
+        if manifest.layers.len() > limits.max_layers {
+            return Err(ImageError::LimitExceeded {
+                reference: self.image.clone(),
+                detail: format!(
+                    "it has {} layers; at most {} are read",
+                    manifest.layers.len(),
+                    limits.max_layers
+                ),
+            });
+        }
+        check_layer_media_types(manifest, &self.image)
+    }
+
+    /// The config (verified against its digest), checked to describe a
+    /// Linux image with the manifest's layers.
+    fn config(
+        &self,
+        manifest: &ImageManifest,
+        config_bytes: &[u8],
+    ) -> Result<ImageConfig, ImageError> {
+        let config_digest = &manifest.config.digest;
+        let actual = sha256_digest(config_bytes);
+        if actual != *config_digest {
+            return Err(ImageError::DigestMismatch {
+                what: format!("the config of {}", self.image),
+                digest: config_digest.clone(),
+                actual,
+            });
+        }
+        let protocol = |detail| ImageError::Protocol {
+            registry: self.reference.registry.clone(),
+            what: format!("config {config_digest}"),
+            detail,
+        };
+        let config = manifest::parse_config(config_bytes).map_err(protocol)?;
+        if config.os == "windows" {
+            return Err(ImageError::Unsupported {
+                reference: self.image.clone(),
+                detail: "Windows container images are not supported".into(),
+            });
+        }
+        if config.diff_ids.len() != manifest.layers.len() {
+            return Err(protocol(format!(
+                "the config lists {} layers (rootfs.diff_ids) but the manifest has {}",
+                config.diff_ids.len(),
+                manifest.layers.len()
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The index's platform, or else the config's (a single-platform image
+    /// of another platform is scanned anyway, with a warning).
+    fn platform(&mut self, from_index: Option<Platform>, config: &ImageConfig) -> Platform {
+        if let Some(p) = from_index {
+            return p;
+        }
+        let config_platform = Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+        };
+        if !config.os.is_empty() && !self.opts.platform.accepts(&config_platform) {
+            self.warnings.push(format!(
+                "{} is a single-platform {config_platform} image, not the requested \
+                 {}; scanning it anyway",
+                self.image, self.opts.platform
+            ));
+        }
+        config_platform
+    }
+}
+
+/// Every layer the manifest names must be a filesystem layer (registry and
+/// OCI layout alike), checked before any layer is read.
+fn check_layer_media_types(manifest: &ImageManifest, image: &str) -> Result<(), ImageError> {
     for l in &manifest.layers {
         if let Some(mt) = &l.media_type {
             check_layer_media_type(mt).map_err(|detail| ImageError::Unsupported {
-                reference: image.clone(),
+                reference: image.to_owned(),
                 detail: format!("layer {}: {detail}", l.digest),
             })?;
         }
     }
+    Ok(())
+}
 
-    let config_digest = manifest.config.digest.clone();
-    let (config_bytes, _, _) = client
-        .get_bytes(Target::Blob(&config_digest), None, limits.max_config_bytes)
-        .await?;
-    let actual = sha256_digest(&config_bytes);
-    if actual != config_digest {
-        return Err(ImageError::DigestMismatch {
-            what: format!("the config of {image}"),
-            digest: config_digest,
-            actual,
-        });
-    }
-    let config = manifest::parse_config(&config_bytes).map_err(|detail| ImageError::Protocol {
-        registry: reference.registry.clone(),
-        what: format!("config {config_digest}"),
-        detail,
-    })?;
-    if config.os == "windows" {
-        return Err(ImageError::Unsupported {
-            reference: image.clone(),
-            detail: "Windows container images are not supported".into(),
-        });
-    }
-    if config.diff_ids.len() != manifest.layers.len() {
-        return Err(ImageError::Protocol {
-            registry: reference.registry.clone(),
-            what: format!("config {config_digest}"),
-            detail: format!(
-                "the config lists {} layers (rootfs.diff_ids) but the manifest has {}",
-                config.diff_ids.len(),
-                manifest.layers.len()
-            ),
-        });
-    }
-    let config_platform = Platform {
-        os: config.os.clone(),
-        architecture: config.architecture.clone(),
-        variant: config.variant.clone(),
-    };
-    let platform = match platform_from_index {
-        Some(p) => p,
-        None => {
-            if !config.os.is_empty() && !opts.platform.accepts(&config_platform) {
-                warnings.push(format!(
-                    "{image} is a single-platform {config_platform} image, not the requested \
-                     {}; scanning it anyway",
-                    opts.platform
-                ));
-            }
-            config_platform
-        }
-    };
-
-    let layers = manifest
+/// The manifest's layers paired with the config's `rootfs.diff_ids` (whose
+/// counts the caller checked to be equal).
+fn layers_of(manifest: &ImageManifest, config: &ImageConfig) -> Vec<Layer> {
+    manifest
         .layers
         .iter()
         .zip(&config.diff_ids)
@@ -493,18 +599,7 @@ async fn resolve_with(
             media_type: d.media_type.clone().unwrap_or_default(),
             size: d.size,
         })
-        .collect();
-    Ok(ResolvedImage {
-        reference: reference.clone(),
-        manifest_digest,
-        index_digest,
-        config_digest,
-        platform,
-        layers,
-        config,
-        annotations: manifest.annotations,
-        warnings,
-    })
+        .collect()
 }
 
 /// Only filesystem layers can be read; anything else (OCI artifact

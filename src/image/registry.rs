@@ -746,31 +746,76 @@ impl RegistryClient {
         resolved: &Resolved,
         key: &TokenKey,
     ) -> Result<String, ImageError> {
-        let protocol = |detail: String| ImageError::Protocol {
-            registry: self.registry.clone(),
-            what: "authentication challenge".into(),
-            detail,
-        };
-        let realm = challenge
-            .params
-            .get("realm")
-            .ok_or_else(|| protocol("Bearer challenge without a realm".into()))?;
-        let mut url =
-            Url::parse(realm).map_err(|e| protocol(format!("token realm {realm:?}: {e}")))?;
-        let realm_host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => return Err(protocol(format!("token realm {realm:?} has no host"))),
-        };
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(protocol(format!(
-                "token realm {realm:?} is not an HTTP URL"
-            )));
-        }
+        // Awaited here rather than in the steps: each async step would nest
+        // one more future inside the worker's, whose layout is already close
+        // to the compiler's depth limit.
+        let (mut url, realm, realm_host) = self.token_realm(challenge)?;
         self.destinations
             .check_url(&url)
             .await
-            .map_err(|e| protocol(format!("token realm: {e}")))?;
+            .map_err(|e| self.challenge_error(format!("token realm: {e}")))?;
+        self.refuse_plain_http_secret(&url, realm, &realm_host, resolved)?;
+        let refresh_form = token_parameters(&mut url, challenge, resolved, &key.scope);
+        let request = TokenRequest {
+            url,
+            realm_host,
+            refresh_form,
+        };
+        let resp = self
+            .send_retrying(&request.what(), || self.token_request(&request, resolved))
+            .await?;
+        let body = self.token_body(resp, &request).await?;
+        let (token, lifetime) = self.parse_token(&body)?;
+        self.sources
+            .tokens()
+            .insert(key.clone(), token.clone(), lifetime);
+        Ok(token)
+    }
+
+    /// A malformed challenge or token answer.
+    fn challenge_error(&self, detail: String) -> ImageError {
+        ImageError::Protocol {
+            registry: self.registry.clone(),
+            what: "authentication challenge".into(),
+            detail,
+        }
+    }
+
+    /// The token service's URL (as written and parsed) and `host[:port]`:
+    /// the realm is hostile input, so it must be an HTTP(S) URL with a host
+    /// (the caller then checks where it leads and how credentials may go).
+    fn token_realm<'c>(
+        &self,
+        challenge: &'c Challenge,
+    ) -> Result<(Url, &'c str, String), ImageError> {
+        let realm = challenge
+            .params
+            .get("realm")
+            .ok_or_else(|| self.challenge_error("Bearer challenge without a realm".into()))?;
+        let url = Url::parse(realm)
+            .map_err(|e| self.challenge_error(format!("token realm {realm:?}: {e}")))?;
+        let realm_host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => {
+                return Err(self.challenge_error(format!("token realm {realm:?} has no host")));
+            }
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.challenge_error(format!("token realm {realm:?} is not an HTTP URL")));
+        }
+        Ok((url, realm, realm_host))
+    }
+
+    /// Credentials go over plain HTTP only to a host the operator listed in
+    /// `SCANGATE_INSECURE_REGISTRIES` (the token service's or the registry's).
+    fn refuse_plain_http_secret(
+        &self,
+        url: &Url,
+        realm: &str,
+        realm_host: &str,
+        resolved: &Resolved,
+    ) -> Result<(), ImageError> {
         if url.scheme() != "https"
             && resolved.secret.is_some()
             && !self
@@ -786,57 +831,43 @@ impl RegistryClient {
                 self.registry
             )));
         }
-        let scope = key.scope.clone();
-        let service = challenge.params.get("service");
-        // The refresh token goes in a form body, never in a URL (URLs end
-        // up in logs and error chains).
-        let refresh_form = match &resolved.secret {
-            Some(Secret::IdentityToken(t)) => {
-                // reqwest's Url encodes a query exactly as a form body is.
-                let mut form = Url::parse("http://form.invalid/").expect("static URL");
-                form.query_pairs_mut()
-                    .append_pair("grant_type", "refresh_token")
-                    .extend_pairs(service.map(|s| ("service", s.as_str())))
-                    .append_pair("scope", &scope)
-                    .append_pair("client_id", "scangate")
-                    .append_pair("refresh_token", t);
-                Some(form.query().unwrap_or_default().to_owned())
-            }
-            _ => None,
-        };
-        if refresh_form.is_none() {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = service {
-                q.append_pair("service", s);
-            }
-            q.append_pair("scope", &scope);
-            if let Some(c) = resolved.basic() {
-                q.append_pair("account", &c.username);
+        Ok(())
+    }
+
+    /// The token request: the refresh-token POST, or a GET with Basic
+    /// credentials or none.
+    fn token_request(&self, request: &TokenRequest, resolved: &Resolved) -> RequestBuilder {
+        let url = request.url.clone();
+        match &request.refresh_form {
+            Some(form) => self
+                .http
+                .post(url)
+                .timeout(SMALL_REQUEST_TIMEOUT)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form.clone()),
+            None => {
+                let req = self.http.get(url).timeout(SMALL_REQUEST_TIMEOUT);
+                match resolved.basic() {
+                    Some(c) => req.basic_auth(&c.username, Some(&c.password)),
+                    None => req,
+                }
             }
         }
-        let what = format!("token from {realm_host}");
-        let resp = self
-            .send_retrying(&what, || match &refresh_form {
-                Some(form) => self
-                    .http
-                    .post(url.clone())
-                    .timeout(SMALL_REQUEST_TIMEOUT)
-                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(form.clone()),
-                None => {
-                    let req = self.http.get(url.clone()).timeout(SMALL_REQUEST_TIMEOUT);
-                    match resolved.basic() {
-                        Some(c) => req.basic_auth(&c.username, Some(&c.password)),
-                        None => req,
-                    }
-                }
-            })
-            .await?;
+    }
+
+    /// The token service's answer body, at most [`MAX_TOKEN_BODY`] bytes; a
+    /// refusal is reported as the registry refusing the credentials.
+    async fn token_body(
+        &self,
+        resp: Response,
+        request: &TokenRequest,
+    ) -> Result<Vec<u8>, ImageError> {
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let body = error_body(resp).await;
             let detail = format!(
-                "the token service {realm_host} refused{}",
+                "the token service {} refused{}",
+                request.realm_host,
                 body.message().map(|m| format!(": {m}")).unwrap_or_default()
             );
             return Err(self.unauthorized(status, Some(detail)));
@@ -845,7 +876,7 @@ impl RegistryClient {
             let body = error_body(resp).await;
             return Err(ImageError::Protocol {
                 registry: self.registry.clone(),
-                what,
+                what: request.what(),
                 detail: format!(
                     "unexpected HTTP {}{}",
                     status.as_u16(),
@@ -853,44 +884,35 @@ impl RegistryClient {
                 ),
             });
         }
-        let body = match read_limited(resp, MAX_TOKEN_BODY as u64).await {
-            Ok(Some(b)) => b,
-            Ok(None) => return Err(protocol("token response too large".into())),
-            Err(e) => {
-                return Err(ImageError::Unavailable {
-                    registry: self.registry.clone(),
-                    attempts: 1,
-                    detail: format!("reading the {what} failed: {e}"),
-                });
-            }
-        };
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-            #[serde(default)]
-            expires_in: Option<u64>,
+        match read_limited(resp, MAX_TOKEN_BODY as u64).await {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err(self.challenge_error("token response too large".into())),
+            Err(e) => Err(ImageError::Unavailable {
+                registry: self.registry.clone(),
+                attempts: 1,
+                detail: format!("reading the {} failed: {e}", request.what()),
+            }),
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| protocol(format!("token response is not valid JSON: {e}")))?;
+    }
+
+    /// The token (`token`, else `access_token`) and how long to cache it:
+    /// its `expires_in`, capped so a hostile service cannot pin a token.
+    fn parse_token(&self, body: &[u8]) -> Result<(String, Duration), ImageError> {
+        let parsed: TokenResponse = serde_json::from_slice(body)
+            .map_err(|e| self.challenge_error(format!("token response is not valid JSON: {e}")))?;
         let token = parsed
             .token
             .filter(|t| !t.is_empty())
             .or(parsed.access_token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| protocol("token response has no token".into()))?;
+            .ok_or_else(|| self.challenge_error("token response has no token".into()))?;
         let lifetime = parsed
             .expires_in
             .filter(|s| *s > 0)
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_EXPIRES_IN)
             .min(MAX_TOKEN_LIFETIME);
-        self.sources
-            .tokens()
-            .insert(key.clone(), token.clone(), lifetime);
-        Ok(token)
+        Ok((token, lifetime))
     }
 
     /// Sends, retrying connection failures, 429 and 5xx with exponential
@@ -1150,6 +1172,65 @@ fn parse_resolve(spec: &str) -> Result<Vec<(String, std::net::SocketAddr)>, Stri
             Ok((host, std::net::SocketAddr::new(ip, 0)))
         })
         .collect()
+}
+
+/// A token request whose realm was checked, ready to send.
+struct TokenRequest {
+    url: Url,
+    /// `host[:port]` of the token service, for messages.
+    realm_host: String,
+    /// The OAuth2 refresh-token form for an identity token; `None` sends a
+    /// GET with the parameters in the URL.
+    refresh_form: Option<String>,
+}
+
+impl TokenRequest {
+    fn what(&self) -> String {
+        format!("token from {}", self.realm_host)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Puts the token request's parameters in place: for an identity token the
+/// refresh-token form (returned), because a refresh token goes in a form
+/// body, never in a URL (URLs end up in logs and error chains); otherwise
+/// service, scope and account in `url`'s query.
+fn token_parameters(
+    url: &mut Url,
+    challenge: &Challenge,
+    resolved: &Resolved,
+    scope: &str,
+) -> Option<String> {
+    let service = challenge.params.get("service");
+    if let Some(Secret::IdentityToken(t)) = &resolved.secret {
+        // reqwest's Url encodes a query exactly as a form body is.
+        let mut form = Url::parse("http://form.invalid/").expect("static URL");
+        form.query_pairs_mut()
+            .append_pair("grant_type", "refresh_token")
+            .extend_pairs(service.map(|s| ("service", s.as_str())))
+            .append_pair("scope", scope)
+            .append_pair("client_id", "scangate")
+            .append_pair("refresh_token", t);
+        return Some(form.query().unwrap_or_default().to_owned());
+    }
+    let mut q = url.query_pairs_mut();
+    if let Some(s) = service {
+        q.append_pair("service", s);
+    }
+    q.append_pair("scope", scope);
+    if let Some(c) = resolved.basic() {
+        q.append_pair("account", &c.username);
+    }
+    None
 }
 
 fn retryable(status: StatusCode) -> bool {

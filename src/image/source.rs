@@ -23,7 +23,9 @@ use std::sync::Arc;
 use super::error::{ImageError, ReferenceProblem};
 use super::fs::FileTree;
 use super::layer::{self, Budget, Compression, LayerSource};
-use super::manifest::{self, Descriptor, ImageConfig, Manifest, ManifestProblem};
+use super::manifest::{
+    self, Descriptor, ImageConfig, ImageManifest, IndexManifest, Manifest, ManifestProblem,
+};
 use super::platform::Platform;
 use super::reference::ImageRef;
 use super::{FileSelector, Layer, PullOptions, PulledImage, Wants, sha256_digest};
@@ -187,7 +189,25 @@ struct Ctx<'a> {
     opts: &'a PullOptions,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// Errors name the source as the user wrote it.
+    fn new(source: &ImageSource, opts: &'a PullOptions) -> Self {
+        Ctx {
+            image: source.to_string(),
+            opts,
+        }
+    }
+
+    /// The merged tree and warnings of a local pull, starting from
+    /// `warnings`, under one budget for the whole image.
+    fn accumulate(&self, warnings: Vec<String>) -> Accumulated {
+        Accumulated {
+            tree: FileTree::default(),
+            warnings,
+            budget: self.budget(),
+        }
+    }
+
     fn bad(&self, detail: impl Into<String>) -> ImageError {
         ImageError::LocalImage {
             image: self.image.clone(),
@@ -347,6 +367,45 @@ struct Accumulated {
     budget: Arc<Budget>,
 }
 
+/// Buffer for streaming a layer from a local file.
+const LAYER_BUFFER: usize = 1 << 16;
+
+/// A local image's metadata, gathered before its layers are read.
+struct LocalMeta {
+    manifest_digest: String,
+    index_digest: Option<String>,
+    config_digest: String,
+    platform: Platform,
+    config: ImageConfig,
+    annotations: BTreeMap<String, String>,
+}
+
+impl LocalMeta {
+    /// The pulled image; the kept files hold their memory budget for as
+    /// long as they live.
+    fn into_pulled(
+        self,
+        source: &ImageSource,
+        layers: Vec<Layer>,
+        acc: Accumulated,
+    ) -> PulledImage {
+        let mut files = acc.tree;
+        files.hold_budget(acc.budget);
+        PulledImage {
+            reference: source.clone(),
+            manifest_digest: self.manifest_digest,
+            index_digest: self.index_digest,
+            config_digest: self.config_digest,
+            platform: self.platform,
+            layers,
+            config: self.config,
+            annotations: self.annotations,
+            files,
+            warnings: acc.warnings,
+        }
+    }
+}
+
 fn config_platform(config: &ImageConfig) -> Platform {
     Platform {
         os: config.os.clone(),
@@ -387,6 +446,8 @@ fn hex_of(digest: &str) -> Option<&str> {
 
 // ------------------------------------------------------------ OCI layout
 
+/// Reads `oci:DIR[:tag]`: index.json → tagged entry → (nested indexes →)
+/// image manifest → config → layers, each blob verified against its digest.
 fn pull_oci(
     source: &ImageSource,
     dir: &Path,
@@ -394,209 +455,237 @@ fn pull_oci(
     opts: &PullOptions,
     wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
-    let ctx = Ctx {
-        image: source.to_string(),
-        opts,
+    let layout = OciLayout {
+        ctx: Ctx::new(source, opts),
+        dir,
     };
-    let limits = &opts.limits;
+    let ctx = &layout.ctx;
+    let top = layout.top_index()?;
+    let entry = layout.tagged_entry(&top, tag)?;
+    let chosen = layout.follow(entry)?;
+    super::check_layer_media_types(&chosen.manifest, &ctx.image)?;
+    let (config_digest, config) = layout.config(&chosen.manifest)?;
     let mut warnings = Vec::new();
-    let blob_path = |digest: &str| -> Result<PathBuf, ImageError> {
+    let platform = match chosen.platform_from_index {
+        Some(p) => p,
+        None => {
+            let p = config_platform(&config);
+            warn_platform(ctx, &p, &mut warnings);
+            p
+        }
+    };
+    let layers = super::layers_of(&chosen.manifest, &config);
+    let acc = layout.read_layers(&layers, warnings, wants)?;
+    let meta = LocalMeta {
+        manifest_digest: chosen.manifest_digest,
+        index_digest: chosen.index_digest,
+        config_digest,
+        platform,
+        config,
+        annotations: chosen.manifest.annotations,
+    };
+    Ok(meta.into_pulled(source, layers, acc))
+}
+
+/// An OCI image layout directory being read.
+struct OciLayout<'a> {
+    ctx: Ctx<'a>,
+    dir: &'a Path,
+}
+
+impl OciLayout<'_> {
+    /// Where a blob lies; only a well-formed sha256 digest names one, so a
+    /// hostile digest cannot point outside `blobs/sha256`.
+    fn blob_path(&self, digest: &str) -> Result<PathBuf, ImageError> {
         let hex = hex_of(digest).ok_or_else(|| ImageError::Unsupported {
-            reference: ctx.image.clone(),
+            reference: self.ctx.image.clone(),
             detail: format!("digest {digest:?} is not a sha256 digest"),
         })?;
-        Ok(dir.join("blobs").join("sha256").join(hex))
-    };
-    // Reads a blob, verified against its digest.
-    let blob = |what: &str, digest: &str, max: u64| -> Result<Vec<u8>, ImageError> {
-        let bytes = read_limited(&ctx, what, &blob_path(digest)?, max)?;
+        Ok(self.dir.join("blobs").join("sha256").join(hex))
+    }
+
+    /// Reads a blob (at most `max` bytes), verified against its digest.
+    fn blob(&self, what: &str, digest: &str, max: u64) -> Result<Vec<u8>, ImageError> {
+        let bytes = read_limited(&self.ctx, what, &self.blob_path(digest)?, max)?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(ImageError::DigestMismatch {
-                what: format!("{what} of {}", ctx.image),
+                what: format!("{what} of {}", self.ctx.image),
                 digest: digest.to_owned(),
                 actual,
             });
         }
         Ok(bytes)
-    };
+    }
 
-    let index_path = dir.join("index.json");
-    let index_bytes = read_limited(
-        &ctx,
-        "the OCI layout index",
-        &index_path,
-        limits.max_manifest_bytes,
-    )?;
-    let top = match manifest::parse_manifest(&index_bytes, Some(manifest::OCI_INDEX))
-        .map_err(|p| ctx.manifest_problem(p, "index.json"))?
-    {
-        Manifest::Index(i) => i,
-        Manifest::Image(_) => return Err(ctx.bad("index.json is not an image index")),
-    };
-    // The tag picks among index.json's entries; without one, the only
-    // entry, or the platform when the entries are platform manifests.
-    let tagged: Vec<&Descriptor> = match tag {
-        Some(t) => top
-            .manifests
-            .iter()
-            .filter(|d| {
-                d.annotations
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .is_some_and(|n| n == t)
-            })
-            .collect(),
-        None => top.manifests.iter().collect(),
-    };
-    let mut chosen: Descriptor = match tagged.as_slice() {
-        [] if tag.is_some() => {
-            let tags: Vec<&str> = top
+    /// The layout's `index.json`, bounded like a manifest.
+    fn top_index(&self) -> Result<IndexManifest, ImageError> {
+        let index_path = self.dir.join("index.json");
+        let index_bytes = read_limited(
+            &self.ctx,
+            "the OCI layout index",
+            &index_path,
+            self.ctx.opts.limits.max_manifest_bytes,
+        )?;
+        match manifest::parse_manifest(&index_bytes, Some(manifest::OCI_INDEX))
+            .map_err(|p| self.ctx.manifest_problem(p, "index.json"))?
+        {
+            Manifest::Index(i) => Ok(i),
+            Manifest::Image(_) => Err(self.ctx.bad("index.json is not an image index")),
+        }
+    }
+
+    /// The tag picks among index.json's entries; without one, the only
+    /// entry, or the platform when the entries are platform manifests.
+    fn tagged_entry(
+        &self,
+        top: &IndexManifest,
+        tag: Option<&str>,
+    ) -> Result<Descriptor, ImageError> {
+        let ctx = &self.ctx;
+        let tagged: Vec<&Descriptor> = match tag {
+            Some(t) => top
                 .manifests
                 .iter()
-                .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
-                .collect();
-            return Err(ImageError::NotFound {
+                .filter(|d| {
+                    d.annotations
+                        .as_ref()
+                        .and_then(|a| a.get(REF_NAME))
+                        .is_some_and(|n| n == t)
+                })
+                .collect(),
+            None => top.manifests.iter().collect(),
+        };
+        match tagged.as_slice() {
+            [] if tag.is_some() => Err(ImageError::NotFound {
                 reference: ctx.image.clone(),
                 what: format!(
                     "no tag {:?} in index.json; tags there: {}",
                     tag.unwrap_or_default(),
-                    if tags.is_empty() {
-                        "none".into()
-                    } else {
-                        tags.join(", ")
-                    }
+                    tag_list(&top.manifests)
                 ),
-            });
-        }
-        [] => return Err(ctx.bad("index.json lists no manifests")),
-        [one] => (*one).clone(),
-        many if tag.is_none() && many.iter().all(|d| d.platform.is_none()) => {
-            let tags: Vec<&str> = many
-                .iter()
-                .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
-                .collect();
-            return Err(ctx.bad(format!(
-                "index.json lists {} images; name one as oci:DIR:TAG (tags: {})",
-                many.len(),
-                if tags.is_empty() {
-                    "none".into()
-                } else {
-                    tags.join(", ")
-                }
-            )));
-        }
-        many => select_platform(&ctx, many)?.clone(),
-    };
-    let mut platform_from_index = chosen.platform.as_ref().map(Platform::from);
-    let mut index_digest = None;
-    let mut depth = 0;
-    let image_manifest = loop {
-        let bytes = blob("the manifest", &chosen.digest, limits.max_manifest_bytes)?;
-        let what = format!("manifest {}", chosen.digest);
-        match manifest::parse_manifest(&bytes, chosen.media_type.as_deref())
-            .map_err(|p| ctx.manifest_problem(p, &what))?
-        {
-            Manifest::Image(m) => break m,
-            Manifest::Index(i) => {
-                depth += 1;
-                if depth > MAX_INDEX_DEPTH {
-                    return Err(ctx.bad("indexes nest too deeply"));
-                }
-                index_digest = Some(chosen.digest.clone());
-                let entries = i.image_entries();
-                let next = if entries.is_empty() && i.manifests.len() == 1 {
-                    &i.manifests[0]
-                } else {
-                    select_platform(&ctx, &entries)?
-                };
-                chosen = next.clone();
-                if let Some(p) = &chosen.platform {
-                    platform_from_index = Some(Platform::from(p));
-                }
+            }),
+            [] => Err(ctx.bad("index.json lists no manifests")),
+            [one] => Ok((*one).clone()),
+            many if tag.is_none() && many.iter().all(|d| d.platform.is_none()) => {
+                Err(ctx.bad(format!(
+                    "index.json lists {} images; name one as oci:DIR:TAG (tags: {})",
+                    many.len(),
+                    tag_list(many.iter().copied())
+                )))
             }
-        }
-    };
-    let manifest_digest = chosen.digest.clone();
-    for l in &image_manifest.layers {
-        if let Some(mt) = &l.media_type {
-            super::check_layer_media_type(mt).map_err(|detail| ImageError::Unsupported {
-                reference: ctx.image.clone(),
-                detail: format!("layer {}: {detail}", l.digest),
-            })?;
+            many => Ok(select_platform(ctx, many)?.clone()),
         }
     }
-    let config_digest = image_manifest.config.digest.clone();
-    let config_bytes = blob("the config", &config_digest, limits.max_config_bytes)?;
-    let config = ctx.config(&config_bytes, &config_digest, image_manifest.layers.len())?;
-    let platform = match platform_from_index {
-        Some(p) => p,
-        None => {
-            let p = config_platform(&config);
-            warn_platform(&ctx, &p, &mut warnings);
-            p
-        }
-    };
-    let layers: Vec<Layer> = image_manifest
-        .layers
-        .iter()
-        .zip(&config.diff_ids)
-        .map(|(d, diff_id)| Layer {
-            digest: d.digest.clone(),
-            diff_id: diff_id.clone(),
-            media_type: d.media_type.clone().unwrap_or_default(),
-            size: d.size,
-        })
-        .collect();
 
-    let mut acc = Accumulated {
-        tree: FileTree::default(),
-        warnings,
-        budget: ctx.budget(),
-    };
-    let sources: Vec<(Layer, LayerSource)> = layers
-        .iter()
-        .map(|l| {
-            let src = LayerSource {
-                digest: l.digest.clone(),
-                media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
-                size: Some(l.size),
-                // As for a registry pull: the config's diff_ids must describe
-                // the layers the manifest names.
-                diff_id: Some(l.diff_id.clone()).filter(|d| !d.is_empty()),
+    /// Follows nested indexes (at most [`MAX_INDEX_DEPTH`]) from `chosen`
+    /// down to an image manifest, picking the requested platform.
+    fn follow(&self, mut chosen: Descriptor) -> Result<super::ChosenManifest, ImageError> {
+        let ctx = &self.ctx;
+        let mut platform_from_index = chosen.platform.as_ref().map(Platform::from);
+        let mut index_digest = None;
+        let mut depth = 0;
+        let manifest = loop {
+            let max = ctx.opts.limits.max_manifest_bytes;
+            let bytes = self.blob("the manifest", &chosen.digest, max)?;
+            let what = format!("manifest {}", chosen.digest);
+            let i = match manifest::parse_manifest(&bytes, chosen.media_type.as_deref())
+                .map_err(|p| ctx.manifest_problem(p, &what))?
+            {
+                Manifest::Image(m) => break m,
+                Manifest::Index(i) => i,
             };
-            (l.clone(), src)
+            depth += 1;
+            if depth > MAX_INDEX_DEPTH {
+                return Err(ctx.bad("indexes nest too deeply"));
+            }
+            index_digest = Some(chosen.digest.clone());
+            let entries = i.image_entries();
+            let next = if entries.is_empty() && i.manifests.len() == 1 {
+                &i.manifests[0]
+            } else {
+                select_platform(ctx, &entries)?
+            };
+            chosen = next.clone();
+            if let Some(p) = &chosen.platform {
+                platform_from_index = Some(Platform::from(p));
+            }
+        };
+        Ok(super::ChosenManifest {
+            manifest,
+            manifest_digest: chosen.digest,
+            index_digest,
+            platform_from_index,
         })
-        .collect();
-    let open_blob = |l: &Layer| -> Result<BufReader<File>, ImageError> {
-        let path = blob_path(&l.digest)?;
-        let file = File::open(&path).map_err(|e| ctx.io("layer", &path, e))?;
-        Ok(BufReader::with_capacity(1 << 16, file))
-    };
-    for (i, (l, src)) in sources.iter().enumerate() {
-        if super::is_foreign_layer(&l.media_type) {
-            acc.warnings.push(super::foreign_layer_warning(i, l));
-            continue;
-        }
-        ctx.apply(open_blob(l)?, l, i, src, &mut acc, wants)?;
     }
-    ctx.link_pass(&sources, &mut acc, wants, |i| open_blob(&sources[i].0))?;
-    Ok(PulledImage {
-        reference: source.clone(),
-        manifest_digest,
-        index_digest,
-        config_digest,
-        platform,
-        layers,
-        config,
-        annotations: image_manifest.annotations,
-        files: {
-            let mut tree = acc.tree;
-            tree.hold_budget(acc.budget);
-            tree
-        },
-        warnings: acc.warnings,
-    })
+
+    /// The config blob, verified and checked as a registry pull checks it.
+    fn config(&self, manifest: &ImageManifest) -> Result<(String, ImageConfig), ImageError> {
+        let config_digest = manifest.config.digest.clone();
+        let max = self.ctx.opts.limits.max_config_bytes;
+        let config_bytes = self.blob("the config", &config_digest, max)?;
+        let config = self
+            .ctx
+            .config(&config_bytes, &config_digest, manifest.layers.len())?;
+        Ok((config_digest, config))
+    }
+
+    /// Opens a layer blob for streaming.
+    fn open_layer(&self, l: &Layer) -> Result<BufReader<File>, ImageError> {
+        let path = self.blob_path(&l.digest)?;
+        let file = File::open(&path).map_err(|e| self.ctx.io("layer", &path, e))?;
+        Ok(BufReader::with_capacity(LAYER_BUFFER, file))
+    }
+
+    /// Reads the layers in order (foreign ones skipped with a warning),
+    /// then the second passes.
+    fn read_layers(
+        &self,
+        layers: &[Layer],
+        warnings: Vec<String>,
+        wants: &dyn FileSelector,
+    ) -> Result<Accumulated, ImageError> {
+        let ctx = &self.ctx;
+        let mut acc = ctx.accumulate(warnings);
+        let sources: Vec<(Layer, LayerSource)> = layers
+            .iter()
+            .map(|l| {
+                let src = LayerSource {
+                    digest: l.digest.clone(),
+                    media_type: Some(l.media_type.clone()).filter(|m| !m.is_empty()),
+                    size: Some(l.size),
+                    // As for a registry pull: the config's diff_ids must
+                    // describe the layers the manifest names.
+                    diff_id: Some(l.diff_id.clone()).filter(|d| !d.is_empty()),
+                };
+                (l.clone(), src)
+            })
+            .collect();
+        for (i, (l, src)) in sources.iter().enumerate() {
+            if super::is_foreign_layer(&l.media_type) {
+                acc.warnings.push(super::foreign_layer_warning(i, l));
+                continue;
+            }
+            ctx.apply(self.open_layer(l)?, l, i, src, &mut acc, wants)?;
+        }
+        ctx.link_pass(&sources, &mut acc, wants, |i| {
+            self.open_layer(&sources[i].0)
+        })?;
+        Ok(acc)
+    }
+}
+
+/// The `org.opencontainers.image.ref.name` tags of `entries`, for messages.
+fn tag_list<'d>(entries: impl IntoIterator<Item = &'d Descriptor>) -> String {
+    let tags: Vec<&str> = entries
+        .into_iter()
+        .filter_map(|d| d.annotations.as_ref()?.get(REF_NAME).map(String::as_str))
+        .collect();
+    if tags.is_empty() {
+        "none".into()
+    } else {
+        tags.join(", ")
+    }
 }
 
 fn select_platform<'d>(
@@ -693,150 +782,27 @@ fn index_archive(ctx: &Ctx<'_>, path: &Path) -> Result<HashMap<String, Span>, Im
     Ok(spans)
 }
 
+/// Reads a `docker save` archive: pass one indexes the tar, then
+/// manifest.json → config → layers are read at their spans.
 fn pull_archive(
     source: &ImageSource,
     path: &Path,
     opts: &PullOptions,
     wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
-    let ctx = Ctx {
-        image: source.to_string(),
-        opts,
-    };
-    let limits = &opts.limits;
-    let spans = index_archive(&ctx, path)?;
-    let mut file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
-    let mut read_entry = |name: &str, what: &str, max: u64| -> Result<Vec<u8>, ImageError> {
-        let span = spans
-            .get(name)
-            .ok_or_else(|| ctx.bad(format!("the archive has no {what} {name:?}")))?;
-        if span.size > max {
-            return Err(ImageError::LimitExceeded {
-                reference: ctx.image.clone(),
-                detail: format!("{what} {name} is larger than {max} bytes"),
-            });
-        }
-        let mut bytes = Vec::with_capacity(span.size as usize);
-        file.seek(SeekFrom::Start(span.offset))
-            .and_then(|_| (&mut file).take(span.size).read_to_end(&mut bytes))
-            .map_err(|e| ctx.io(what, path, e))?;
-        Ok(bytes)
-    };
-
-    let manifest_bytes = read_entry("manifest.json", "manifest", limits.max_manifest_bytes)
-        .map_err(|e| match e {
-            ImageError::LocalImage { .. } => {
-                ctx.bad("the archive has no manifest.json; is it `docker save` output?")
-            }
-            e => e,
-        })?;
-    let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| ctx.bad(format!("manifest.json: {e}")))?;
-    let entry = match entries.as_slice() {
-        [one] => one,
-        [] => return Err(ctx.bad("manifest.json lists no images")),
-        many => {
-            let tags: Vec<String> = many
-                .iter()
-                .map(|e| {
-                    e.repo_tags
-                        .as_ref()
-                        .and_then(|t| t.first().cloned())
-                        .unwrap_or_else(|| e.config.clone())
-                })
-                .collect();
-            return Err(ImageError::Unsupported {
-                reference: ctx.image.clone(),
-                detail: format!(
-                    "the archive holds {} images ({}); save one image per archive",
-                    many.len(),
-                    tags.join(", ")
-                ),
-            });
-        }
-    };
-    let config_name = layer::clean_path(&entry.config)
-        .ok_or_else(|| ctx.bad(format!("config path {:?} leaves the archive", entry.config)))?;
-    let config_bytes = read_entry(&config_name, "config", limits.max_config_bytes)?;
-    let config_digest = sha256_digest(&config_bytes);
-    // The config is named after its digest (`<hex>.json` or
-    // `blobs/sha256/<hex>`): check it when it is.
-    let stem = config_name
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches(".json");
-    if let Some(named) = hex_of(&format!("sha256:{stem}"))
-        && format!("sha256:{named}") != config_digest
-    {
-        return Err(ImageError::DigestMismatch {
-            what: format!("the config of {}", ctx.image),
-            digest: format!("sha256:{named}"),
-            actual: config_digest,
-        });
-    }
-    let config = ctx.config(&config_bytes, &config_digest, entry.layers.len())?;
+    let mut archive = Archive::open(Ctx::new(source, opts), path)?;
+    let entry = archive.image_entry()?;
+    let (config_digest, config) = archive.config(&entry)?;
+    let ctx = &archive.ctx;
     let platform = config_platform(&config);
     let mut warnings = vec![format!(
         "{} is a docker-archive with no registry manifest: the digest reported is the \
          config digest (image ID) {config_digest}",
         ctx.image
     )];
-    warn_platform(&ctx, &platform, &mut warnings);
-
-    let mut acc = Accumulated {
-        tree: FileTree::default(),
-        warnings,
-        budget: ctx.budget(),
-    };
-    let mut layers = Vec::with_capacity(entry.layers.len());
-    let mut sources = Vec::with_capacity(entry.layers.len());
-    let mut spans_read = Vec::with_capacity(entry.layers.len());
-    for (i, (name, diff_id)) in entry.layers.iter().zip(&config.diff_ids).enumerate() {
-        let clean = layer::clean_path(name)
-            .ok_or_else(|| ctx.bad(format!("layer path {name:?} leaves the archive")))?;
-        let span = *spans
-            .get(&clean)
-            .ok_or_else(|| ctx.bad(format!("the archive has no layer {name:?}")))?;
-        file.seek(SeekFrom::Start(span.offset))
-            .map_err(|e| ctx.io("layer", path, e))?;
-        let mut l = Layer {
-            // Replaced by the digest of the file as read.
-            digest: diff_id.clone(),
-            diff_id: diff_id.clone(),
-            media_type: String::new(),
-            size: span.size,
-        };
-        let src = LayerSource {
-            // No blob digest in a docker-archive: the diff_id is checked.
-            digest: String::new(),
-            diff_id: Some(diff_id.clone()),
-            media_type: None,
-            size: Some(span.size),
-        };
-        let reader = BufReader::with_capacity(1 << 16, (&mut file).take(span.size));
-        let (digest, compression) = ctx.apply(reader, &l, i, &src, &mut acc, wants)?;
-        l.digest = digest;
-        l.media_type = match compression {
-            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
-            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-        .to_owned();
-        sources.push((l.clone(), src));
-        spans_read.push(span);
-        layers.push(l);
-    }
-    ctx.link_pass(&sources, &mut acc, wants, |i| {
-        let span: Span = spans_read[i];
-        let mut again = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
-        again
-            .seek(SeekFrom::Start(span.offset))
-            .map_err(|e| ctx.io("layer", path, e))?;
-        Ok(BufReader::with_capacity(1 << 16, again.take(span.size)))
-    })?;
-    Ok(PulledImage {
-        reference: source.clone(),
+    warn_platform(ctx, &platform, &mut warnings);
+    let (layers, acc) = archive.read_layers(&entry, &config, warnings, wants)?;
+    let meta = LocalMeta {
         // A `docker save` archive has no registry manifest, and making one
         // up (compressing the layers as some push would) gives a digest no
         // registry will ever show. The config digest is the image ID that
@@ -847,16 +813,206 @@ fn pull_archive(
         index_digest: None,
         config_digest,
         platform,
-        layers,
         config,
         annotations: BTreeMap::new(),
-        files: {
-            let mut tree = acc.tree;
-            tree.hold_budget(acc.budget);
-            tree
-        },
-        warnings: acc.warnings,
-    })
+    };
+    Ok(meta.into_pulled(source, layers, acc))
+}
+
+/// A `docker save` archive being read: where its entries lie (pass one)
+/// and the open file the second pass seeks in.
+struct Archive<'a> {
+    ctx: Ctx<'a>,
+    path: &'a Path,
+    spans: HashMap<String, Span>,
+    file: File,
+}
+
+impl<'a> Archive<'a> {
+    /// Pass one (the index of entry spans), then the file pass two reads.
+    fn open(ctx: Ctx<'a>, path: &'a Path) -> Result<Self, ImageError> {
+        let spans = index_archive(&ctx, path)?;
+        let file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+        Ok(Archive {
+            ctx,
+            path,
+            spans,
+            file,
+        })
+    }
+
+    /// Reads a whole entry, refusing one larger than `max` before reading.
+    fn read_entry(&mut self, name: &str, what: &str, max: u64) -> Result<Vec<u8>, ImageError> {
+        let ctx = &self.ctx;
+        let span = self
+            .spans
+            .get(name)
+            .ok_or_else(|| ctx.bad(format!("the archive has no {what} {name:?}")))?;
+        if span.size > max {
+            return Err(ImageError::LimitExceeded {
+                reference: ctx.image.clone(),
+                detail: format!("{what} {name} is larger than {max} bytes"),
+            });
+        }
+        let mut bytes = Vec::with_capacity(span.size as usize);
+        let file = &mut self.file;
+        file.seek(SeekFrom::Start(span.offset))
+            .and_then(|_| (&mut *file).take(span.size).read_to_end(&mut bytes))
+            .map_err(|e| ctx.io(what, self.path, e))?;
+        Ok(bytes)
+    }
+
+    /// The one image `manifest.json` describes; an archive of several is
+    /// refused (which one the pipeline meant cannot be guessed).
+    fn image_entry(&mut self) -> Result<ArchiveEntry, ImageError> {
+        let max = self.ctx.opts.limits.max_manifest_bytes;
+        let manifest_bytes =
+            self.read_entry("manifest.json", "manifest", max)
+                .map_err(|e| match e {
+                    ImageError::LocalImage { .. } => self
+                        .ctx
+                        .bad("the archive has no manifest.json; is it `docker save` output?"),
+                    e => e,
+                })?;
+        let ctx = &self.ctx;
+        let mut entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| ctx.bad(format!("manifest.json: {e}")))?;
+        match entries.len() {
+            1 => return Ok(entries.remove(0)),
+            0 => return Err(ctx.bad("manifest.json lists no images")),
+            _ => {}
+        }
+        let tags: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                e.repo_tags
+                    .as_ref()
+                    .and_then(|t| t.first().cloned())
+                    .unwrap_or_else(|| e.config.clone())
+            })
+            .collect();
+        Err(ImageError::Unsupported {
+            reference: ctx.image.clone(),
+            detail: format!(
+                "the archive holds {} images ({}); save one image per archive",
+                entries.len(),
+                tags.join(", ")
+            ),
+        })
+    }
+
+    /// The config entry, checked against the digest its name carries and
+    /// as a registry pull checks it.
+    fn config(&mut self, entry: &ArchiveEntry) -> Result<(String, ImageConfig), ImageError> {
+        let config_name = layer::clean_path(&entry.config).ok_or_else(|| {
+            self.ctx
+                .bad(format!("config path {:?} leaves the archive", entry.config))
+        })?;
+        let max = self.ctx.opts.limits.max_config_bytes;
+        let config_bytes = self.read_entry(&config_name, "config", max)?;
+        let config_digest = sha256_digest(&config_bytes);
+        // The config is named after its digest (`<hex>.json` or
+        // `blobs/sha256/<hex>`): check it when it is.
+        let stem = config_name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".json");
+        if let Some(named) = hex_of(&format!("sha256:{stem}"))
+            && format!("sha256:{named}") != config_digest
+        {
+            return Err(ImageError::DigestMismatch {
+                what: format!("the config of {}", self.ctx.image),
+                digest: format!("sha256:{named}"),
+                actual: config_digest,
+            });
+        }
+        let config = self
+            .ctx
+            .config(&config_bytes, &config_digest, entry.layers.len())?;
+        Ok((config_digest, config))
+    }
+
+    /// Reads the layers in order from the open file, then the second
+    /// passes, which reopen the archive at each layer's span.
+    fn read_layers(
+        &mut self,
+        entry: &ArchiveEntry,
+        config: &ImageConfig,
+        warnings: Vec<String>,
+        wants: &dyn FileSelector,
+    ) -> Result<(Vec<Layer>, Accumulated), ImageError> {
+        let mut acc = self.ctx.accumulate(warnings);
+        let mut layers = Vec::with_capacity(entry.layers.len());
+        let mut sources = Vec::with_capacity(entry.layers.len());
+        let mut spans_read = Vec::with_capacity(entry.layers.len());
+        for (i, (name, diff_id)) in entry.layers.iter().zip(&config.diff_ids).enumerate() {
+            let (l, src, span) = self.read_layer(i, name, diff_id, &mut acc, wants)?;
+            sources.push((l.clone(), src));
+            spans_read.push(span);
+            layers.push(l);
+        }
+        let (ctx, path) = (&self.ctx, self.path);
+        ctx.link_pass(&sources, &mut acc, wants, |i| {
+            let span: Span = spans_read[i];
+            let mut again = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+            again
+                .seek(SeekFrom::Start(span.offset))
+                .map_err(|e| ctx.io("layer", path, e))?;
+            Ok(BufReader::with_capacity(
+                LAYER_BUFFER,
+                again.take(span.size),
+            ))
+        })?;
+        Ok((layers, acc))
+    }
+
+    /// Reads layer `i` (`name` in the archive) into `acc`. A docker-archive
+    /// has no blob digests: the diff_id is checked, and the layer's digest
+    /// and media type are those of the file as read.
+    fn read_layer(
+        &mut self,
+        i: usize,
+        name: &str,
+        diff_id: &str,
+        acc: &mut Accumulated,
+        wants: &dyn FileSelector,
+    ) -> Result<(Layer, LayerSource, Span), ImageError> {
+        let ctx = &self.ctx;
+        let clean = layer::clean_path(name)
+            .ok_or_else(|| ctx.bad(format!("layer path {name:?} leaves the archive")))?;
+        let span = *self
+            .spans
+            .get(&clean)
+            .ok_or_else(|| ctx.bad(format!("the archive has no layer {name:?}")))?;
+        self.file
+            .seek(SeekFrom::Start(span.offset))
+            .map_err(|e| ctx.io("layer", self.path, e))?;
+        let mut l = Layer {
+            // Replaced by the digest of the file as read.
+            digest: diff_id.to_owned(),
+            diff_id: diff_id.to_owned(),
+            media_type: String::new(),
+            size: span.size,
+        };
+        let src = LayerSource {
+            // No blob digest in a docker-archive: the diff_id is checked.
+            digest: String::new(),
+            diff_id: Some(diff_id.to_owned()),
+            media_type: None,
+            size: Some(span.size),
+        };
+        let reader = BufReader::with_capacity(LAYER_BUFFER, (&mut self.file).take(span.size));
+        let (digest, compression) = ctx.apply(reader, &l, i, &src, acc, wants)?;
+        l.digest = digest;
+        l.media_type = match compression {
+            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
+            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+        .to_owned();
+        Ok((l, src, span))
+    }
 }
 
 #[cfg(test)]
