@@ -451,14 +451,8 @@ async fn check_signature(
         .map_err(|e| ConfigError::Signature(e.to_string()))?;
     let verdict = match source.registry_ref() {
         Some(image) => {
-            crate::signature::verify_image(
-                image,
-                manifest_digest,
-                index_digest,
-                &trust,
-                &ctx.pull,
-            )
-            .await
+            crate::signature::verify_image(image, manifest_digest, index_digest, &trust, &ctx.pull)
+                .await
         }
         None => SignatureVerdict::NotChecked {
             detail: format!("{source} is a local image: signatures are looked up in a registry"),

@@ -44,7 +44,7 @@ pub(super) async fn scan(
     let t1 = Instant::now();
     // The layer pass runs while ECR scans (a basic scan takes seconds to
     // minutes): its cost mostly hides behind ECR's.
-    let (ecr, layers) = tokio::join!(
+    let ((ecr, ecr_ms), (layers, pull_ms)) = tokio::join!(
         async {
             let r = ctx.ecr.scan(&target(req, &resolved), mode).await;
             (r, t1.elapsed().as_millis() as u64)
@@ -54,7 +54,6 @@ pub(super) async fn scan(
             (r, t0.elapsed().as_millis() as u64)
         }
     );
-    let ((ecr, ecr_ms), (layers, pull_ms)) = (ecr, layers);
     let ecr = ecr?;
     tracing::info!(
         engine = mode.as_str(),

@@ -108,8 +108,7 @@ pub struct SameLayer {
 impl SameLayer {
     pub fn watch(&mut self, path: &str) {
         if self.exact.insert(path.to_owned()) {
-            self.parents
-                .extend(ancestors(path).map(str::to_owned));
+            self.parents.extend(ancestors(path).map(str::to_owned));
         }
     }
 

@@ -460,7 +460,11 @@ fn later_of(layers: &[&[Op<'_>]], read_order: &[usize]) -> Vec<(String, Option<L
         for op in layers[i] {
             match op {
                 Op::Secret(p) | Op::Plain(p) => {
-                    let body = if matches!(op, Op::Secret(_)) { GH } else { "x=1\n" };
+                    let body = if matches!(op, Op::Secret(_)) {
+                        GH
+                    } else {
+                        "x=1\n"
+                    };
                     if v.file(p, body.len() as u64) {
                         v.data(body.as_bytes());
                     }
@@ -596,10 +600,7 @@ fn what_a_layer_wrote_is_remembered_as_hashes_within_a_cap() {
     }
     assert!(w.overflow);
     w.seal();
-    assert_eq!(
-        w.change_to(5, &[]),
-        Some(LaterLayer::Overwritten)
-    );
+    assert_eq!(w.change_to(5, &[]), Some(LaterLayer::Overwritten));
     assert_eq!(w.change_to(u64::MAX, &[]), None);
     assert_eq!(
         later::ancestors("a/b/c").collect::<Vec<_>>(),
