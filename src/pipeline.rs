@@ -372,7 +372,14 @@ async fn scan_inner(
         Some(secret_scan),
     )
     .await?;
-    let signature = check_signature(ctx, source, &pulled, policy).await?;
+    let signature = check_signature(
+        ctx,
+        source,
+        &pulled.manifest_digest,
+        pulled.index_digest.as_deref(),
+        policy,
+    )
+    .await?;
     let mut judged = judge(cancel, bom, result, base, pulled.layers.len(), policy).await?;
     let today = crate::policy::file::today_utc();
     policy.decide_risks(&mut judged.decision, &risks.findings, today);
@@ -418,11 +425,14 @@ async fn scan_inner(
 /// The signature check the policy's `signature:` section asks for, over
 /// the digest actually scanned; `None` when the section asks for nothing.
 /// Keys and roots come from the policy only (read with the policy file);
-/// the registry is only asked where the signatures are.
+/// the registry is only asked where the signatures are. Takes the digests,
+/// not the pulled image: the ECR engines check the same way without
+/// pulling through the cataloguing path.
 async fn check_signature(
     ctx: &Context,
     source: &ImageSource,
-    pulled: &image::PulledImage,
+    manifest_digest: &str,
+    index_digest: Option<&str>,
     policy: &Policy,
 ) -> Result<Option<crate::signature::SignatureVerdict>, PipelineError> {
     use crate::signature::SignatureVerdict;
@@ -441,14 +451,8 @@ async fn check_signature(
         .map_err(|e| ConfigError::Signature(e.to_string()))?;
     let verdict = match source.registry_ref() {
         Some(image) => {
-            crate::signature::verify_image(
-                image,
-                &pulled.manifest_digest,
-                pulled.index_digest.as_deref(),
-                &trust,
-                &ctx.pull,
-            )
-            .await
+            crate::signature::verify_image(image, manifest_digest, index_digest, &trust, &ctx.pull)
+                .await
         }
         None => SignatureVerdict::NotChecked {
             detail: format!("{source} is a local image: signatures are looked up in a registry"),

@@ -81,7 +81,7 @@ fn run_sbom(image_dir: &Path, secrets: bool) -> Run {
 }
 
 /// (rule, where) of every finding: `file:/path`, `deleted:/path`,
-/// `config:Env[3]`.
+/// `overwritten:/path`, `config:Env[3]`.
 fn located(findings: &Value) -> BTreeSet<(String, String)> {
     findings["findings"]
         .as_array()
@@ -90,9 +90,11 @@ fn located(findings: &Value) -> BTreeSet<(String, String)> {
         .map(|f| {
             let loc = &f["location"];
             let at = match loc["in"].as_str().unwrap() {
-                "file" if loc["deleted_later"] == true => {
-                    format!("deleted:{}", loc["path"].as_str().unwrap())
-                }
+                "file" if loc["later_layer"].is_string() => format!(
+                    "{}:{}",
+                    loc["later_layer"].as_str().unwrap(),
+                    loc["path"].as_str().unwrap()
+                ),
                 "file" => format!("file:{}", loc["path"].as_str().unwrap()),
                 "config" => format!("config:{}", loc["field"].as_str().unwrap()),
                 other => other.to_owned(),
@@ -277,4 +279,44 @@ fn memory_stays_flat_with_large_and_many_text_files() {
         plain.max_rss_kib
     );
     let _ = plain.out;
+}
+
+/// A secret in a file a later layer overwrote is still in the earlier
+/// layer's blob: it is reported, and says `overwritten`; a file under a
+/// directory a later layer replaced with a symlink, or made opaque, says
+/// `deleted`; an untouched one says neither.
+#[test]
+fn secrets_a_later_layer_overwrote_or_hid_say_so() {
+    let token = "token: ghp_wR4y9ojfljoQoaF1LlqsajAIxNKu8iS2G8NP\n";
+    let built = ImageBuilder::new()
+        .layer(
+            Layer::new()
+                .file("app/settings.env", token)
+                .file("srv/conf/key.env", token)
+                .file("opt/cache/token.txt", token)
+                .file("keep.env", token),
+        )
+        .layer(
+            Layer::new()
+                .file("app/settings.env", "token: from-the-vault\n")
+                .symlink("srv/conf", "/etc")
+                .opaque("opt/cache"),
+        )
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    built.write_oci_layout(dir.path(), None).unwrap();
+    let run = run_sbom(dir.path(), true);
+    let found = located(&run.findings);
+    let want: BTreeSet<(String, String)> = [
+        "overwritten:/app/settings.env",
+        "deleted:/srv/conf/key.env",
+        "deleted:/opt/cache/token.txt",
+        "file:/keep.env",
+    ]
+    .iter()
+    .map(|at| ("github-token".to_string(), at.to_string()))
+    .collect();
+    assert_eq!(found, want);
+    assert!(!run.all_output.contains("ajAIxNKu8iS2G8NP"));
 }

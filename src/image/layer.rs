@@ -778,6 +778,11 @@ fn read_entries<R: Read>(
             Kind::Other => (OpKind::Replaced, 0),
         };
         let regular = matches!(header.kind, Kind::Regular | Kind::Sparse);
+        if header.kind != Kind::Regular
+            && let Some(v) = visit.as_mut()
+        {
+            v.entry(&path, kind == OpKind::Dir);
+        }
         if notable_mode(&path, header.mode, regular, kind == OpKind::Dir) {
             changes.note(header.mode);
         }

@@ -37,6 +37,10 @@ pub trait LayerVisit {
     fn data(&mut self, bytes: &[u8]) -> bool;
     /// The file ended, whether or not all of it was shown.
     fn end_file(&mut self);
+    /// Any other entry (directory, symlink, hard link, sparse file,
+    /// device) at `path`: it replaces what lower layers had there, so a
+    /// visit that tracks overwrites needs it.
+    fn entry(&mut self, _path: &str, _dir: bool) {}
     /// The layer was read whole and its digests verified.
     fn finish(self: Box<Self>);
 }

@@ -257,16 +257,12 @@ pub fn location_text(l: &RiskLocation) -> String {
             layer,
             path,
             line,
-            deleted_later,
+            later_layer,
             ..
         } => format!(
             "{path}{} (layer {layer}{})",
             line.map(|n| format!(":{n}")).unwrap_or_default(),
-            if *deleted_later {
-                ", deleted by a later layer but still in the image"
-            } else {
-                ""
-            }
+            later_layer.map_or(String::new(), |l| format!(", {}", l.describe()))
         ),
         RiskLocation::Config { field } => format!("image config {field}"),
         RiskLocation::Image => "the image".into(),
@@ -716,7 +712,7 @@ mod tests {
                     layer_digest: "sha256:l1".into(),
                     path: p.into(),
                     line: Some(3),
-                    deleted_later: false,
+                    later_layer: None,
                 },
                 None => RiskLocation::Config {
                     field: "User".into(),

@@ -26,8 +26,9 @@ pub enum RiskKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "in", rename_all = "snake_case")]
 pub enum RiskLocation {
-    /// A file in a layer. `deleted_later` is set when a later layer removed
-    /// the path: the bytes are still in the image and extractable.
+    /// A file in a layer. `later_layer` is set when a later layer deleted
+    /// or overwrote the path: the bytes are still in this layer's blob and
+    /// extractable, though the running container does not see them.
     File {
         /// 0-based index of the layer in the manifest.
         layer: usize,
@@ -38,14 +39,37 @@ pub enum RiskLocation {
         /// 1-based line, when the finding is in a text line.
         #[serde(skip_serializing_if = "Option::is_none")]
         line: Option<u32>,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        deleted_later: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        later_layer: Option<LaterLayer>,
     },
     /// A member of the image configuration: `Env[3]`, `Labels.maintainer`,
     /// `history[5].created_by`, `User`, `ExposedPorts`, `Healthcheck`.
     Config { field: String },
     /// The image as a whole (e.g. its base reference).
     Image,
+}
+
+/// What a later layer did to a file's path (`"later_layer"` in reports).
+/// Either way the earlier layer's blob still holds the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaterLayer {
+    /// A whiteout or an opaque directory removed it, or a later layer put
+    /// a file or symlink where one of its parent directories was.
+    Deleted,
+    /// A later layer wrote another entry (file, symlink, directory …) at
+    /// the same path.
+    Overwritten,
+}
+
+impl LaterLayer {
+    /// For messages: "deleted by a later layer but still in the image".
+    pub fn describe(self) -> &'static str {
+        match self {
+            LaterLayer::Deleted => "deleted by a later layer but still in the image",
+            LaterLayer::Overwritten => "overwritten by a later layer but still in the image",
+        }
+    }
 }
 
 /// One secret or configuration finding.

@@ -338,7 +338,7 @@ fn file_location(input: &ConfigInput<'_>, layer: usize, path: &str) -> RiskLocat
         layer_digest: input.layer_digests.get(layer).cloned().unwrap_or_default(),
         path: format!("/{}", path.trim_start_matches('/')),
         line: None,
-        deleted_later: false,
+        later_layer: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Embedded clear-text secrets (NIST SP 800-190 §4.1.4).
 //!
 //! Searched: every text file of every layer (a file a later layer deleted
-//! is still in the image and is reported with `deleted_later`), and the
+//! or overwrote is still in the image and is reported with `later_layer`,
+//! see [`later`]), and the
 //! image config's `Env`, `Labels` and history `created_by` (where build
 //! args leak). Not searched: binaries, archives and compressed files (by
 //! magic number or a NUL byte in their head), files over
@@ -22,6 +23,7 @@
 pub mod cfg;
 mod engine;
 pub mod glob;
+pub mod later;
 pub mod rules;
 pub mod skip;
 mod stream;
@@ -37,16 +39,17 @@ use crate::cancel::{Cancelled, checkpoint};
 use crate::image::layer::LayerSource;
 use crate::image::observe::{EntryObserver, LayerVisit, Observer};
 use crate::image::{ImageConfig, Layer};
-use crate::risks::{RiskFinding, RiskKind, RiskLocation};
+use crate::risks::{LaterLayer, RiskFinding, RiskKind, RiskLocation};
 
 pub use cfg::{SecretsPolicy, SecretsPolicyError};
 use engine::{Hit, RuleSet};
+use later::{PathHasher, SameLayer, Written};
 use stream::{FileScan, Found};
 
 /// Secret findings kept per image; the rest are counted in a warning.
 pub const MAX_FINDINGS: usize = 500;
-/// Whiteouts remembered per image to tell `deleted_later` (real images
-/// have hundreds).
+/// Whiteouts remembered per layer to tell `later_layer: deleted` (real
+/// images have hundreds).
 const MAX_REMOVED: usize = 100_000;
 
 /// Counters of one scan, for reports and measurements.
@@ -71,10 +74,30 @@ struct Counters {
 /// What one read of one layer found.
 #[derive(Default)]
 struct LayerResult {
-    findings: Vec<(String, Found)>,
+    /// (path, finding, what a later entry of this same layer did to it).
+    findings: Vec<(String, Found, Option<LaterLayer>)>,
     /// (path, opaque): whiteouts and opaque directories.
     removed: Vec<(String, bool)>,
     removed_overflow: bool,
+    /// Every other entry, hashed: for the findings of lower layers.
+    written: Written,
+}
+
+impl LayerResult {
+    /// What this layer did to a lower layer's file at `path` (hashes from
+    /// [`PathHasher::with_parents`]): a whiteout or opaque directory
+    /// deletes it; an entry at the path overwrites it; a non-directory at
+    /// a parent path deletes it.
+    fn change_to(&self, path: &str, own: u64, parents: &[u64]) -> Option<LaterLayer> {
+        if self
+            .removed
+            .iter()
+            .any(|(gone, opaque)| deletes(gone, *opaque, path))
+        {
+            return Some(LaterLayer::Deleted);
+        }
+        self.written.change_to(own, parents)
+    }
 }
 
 /// The secret scan of one image: shown the layers during the pull, asked
@@ -86,6 +109,7 @@ pub struct SecretScan {
     /// the last complete read of that layer.
     layers: Mutex<HashMap<String, LayerResult>>,
     counters: Counters,
+    paths: PathHasher,
 }
 
 /// The findings of an image, and what a person should know about them.
@@ -118,6 +142,7 @@ impl SecretScan {
             allow,
             layers: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            paths: PathHasher::default(),
         }))
     }
 
@@ -172,32 +197,24 @@ impl SecretScan {
 
     fn layer_findings(&self, layers: &[Layer], warnings: &mut Vec<String>) -> Vec<RiskFinding> {
         let results = self.layers.lock().unwrap_or_else(|p| p.into_inner());
-        // A layer key may repeat (the same blob twice): the last index is
-        // the copy whose deletion matters.
-        let index_of = |key: &str| {
-            layers
-                .iter()
-                .rposition(|l| l.digest == key || l.diff_id == key)
-        };
-        let mut removed: Vec<(usize, &str, bool)> = Vec::new();
+        let of = |l: &Layer| results.get(&l.digest).or_else(|| results.get(&l.diff_id));
+        let by_index: Vec<Option<&LayerResult>> = layers.iter().map(of).collect();
         for (key, r) in results.iter() {
-            if r.removed_overflow {
-                warnings.push(format!(
-                    "layer {key} deletes more than {MAX_REMOVED} paths; secrets in files it \
-                     deletes may not say deleted_later"
-                ));
-            }
-            if let Some(i) = index_of(key) {
-                removed.extend(r.removed.iter().map(|(p, o)| (i, p.as_str(), *o)));
-            }
+            self.overflow_warnings(key, r, warnings);
         }
         let mut out = Vec::new();
         for (key, r) in results.iter() {
-            let Some(layer) = index_of(key) else { continue };
-            for (path, f) in &r.findings {
-                let deleted_later = removed
-                    .iter()
-                    .any(|(i, gone, opaque)| *i > layer && deletes(gone, *opaque, path));
+            // A layer key may repeat (the same blob twice): the last index
+            // is the copy whose deletion matters.
+            let Some(layer) = layers
+                .iter()
+                .rposition(|l| l.digest == *key || l.diff_id == *key)
+            else {
+                continue;
+            };
+            for (path, f, same_layer) in &r.findings {
+                let later_layer =
+                    same_layer.or_else(|| self.later_change(&by_index[layer + 1..], path));
                 out.push(self.finding(
                     f.rule,
                     RiskLocation::File {
@@ -205,7 +222,7 @@ impl SecretScan {
                         layer_digest: layers[layer].digest.clone(),
                         path: format!("/{path}"),
                         line: Some(f.line),
-                        deleted_later,
+                        later_layer,
                     },
                     f.excerpt.clone(),
                 ));
@@ -213,6 +230,32 @@ impl SecretScan {
         }
         out.sort_by_key(|f| location_key(&f.location));
         out
+    }
+
+    /// The first change a layer above made to `path` (the change that hid
+    /// the file; what happened afterwards does not matter).
+    fn later_change(&self, above: &[Option<&LayerResult>], path: &str) -> Option<LaterLayer> {
+        let (own, parents) = self.paths.with_parents(path);
+        above
+            .iter()
+            .flatten()
+            .find_map(|r| r.change_to(path, own, &parents))
+    }
+
+    fn overflow_warnings(&self, key: &str, r: &LayerResult, warnings: &mut Vec<String>) {
+        if r.removed_overflow {
+            warnings.push(format!(
+                "layer {key} deletes more than {MAX_REMOVED} paths; secrets in files it \
+                 deletes may not say later_layer: deleted"
+            ));
+        }
+        if r.written.overflow {
+            warnings.push(format!(
+                "layer {key} has more than {} entries; secrets in files it overwrites may \
+                 not say later_layer: overwritten",
+                later::MAX_WRITTEN
+            ));
+        }
     }
 
     /// `Env`, `Labels` and history `created_by`: rules limited to file
@@ -364,6 +407,7 @@ impl EntryObserver for SecretScan {
             result: LayerResult::default(),
             current: None,
             bytes: 0,
+            same_layer: SameLayer::default(),
         })
     }
 }
@@ -375,6 +419,24 @@ struct Visit<'a> {
     result: LayerResult,
     current: Option<(String, FileScan<'a>)>,
     bytes: u64,
+    /// This layer's finding paths, for a later entry at the same path.
+    same_layer: SameLayer,
+}
+
+impl Visit<'_> {
+    /// An entry of this layer at `path`: remembered (hashed) for the lower
+    /// layers' findings, and checked against this layer's own.
+    fn wrote(&mut self, path: &str, dir: bool) {
+        let hash = self.scan.paths.hash(path);
+        self.result.written.add(hash, dir);
+        if let Some(change) = self.same_layer.hit(path, dir) {
+            for (p, _, later) in &mut self.result.findings {
+                if later.is_none() && SameLayer::applies(path, change, p) {
+                    *later = Some(change);
+                }
+            }
+        }
+    }
 }
 
 impl LayerVisit for Visit<'_> {
@@ -387,6 +449,7 @@ impl LayerVisit for Visit<'_> {
     }
 
     fn file(&mut self, path: &str, size: u64) -> bool {
+        self.wrote(path, false);
         let c = &self.scan.counters;
         if size == 0 {
             return false;
@@ -423,17 +486,27 @@ impl LayerVisit for Visit<'_> {
             &c.files_searched
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if found.is_empty() || self.result.findings.len() >= MAX_FINDINGS {
+            return;
+        }
+        self.same_layer.watch(&path);
         self.result
             .findings
-            .extend(found.into_iter().map(|f| (path.clone(), f)));
+            .extend(found.into_iter().map(|f| (path.clone(), f, None)));
         self.result.findings.truncate(MAX_FINDINGS);
+    }
+
+    fn entry(&mut self, path: &str, dir: bool) {
+        self.wrote(path, dir);
     }
 
     fn finish(self: Box<Self>) {
         let c = &self.scan.counters;
         c.bytes_searched.fetch_add(self.bytes, Ordering::Relaxed);
+        let mut result = self.result;
+        result.written.seal();
         let mut layers = self.scan.layers.lock().unwrap_or_else(|p| p.into_inner());
-        layers.insert(self.key, self.result);
+        layers.insert(self.key, result);
     }
 }
 

@@ -189,7 +189,7 @@ fn redaction_shows_at_most_four_characters_each_side() {
 }
 
 #[test]
-fn findings_by_location_deleted_later_and_config() {
+fn findings_by_location_deleted_by_a_later_layer_and_config() {
     let s = scan();
     let gh = "token: ghp_wR4y9ojfljoQoaF1LlqsajAIxNKu8iS2G8NP\n";
     let layer = |digest: &str| LayerSource {
@@ -240,10 +240,12 @@ fn findings_by_location_deleted_later_and_config() {
         .iter()
         .map(|f| match &f.location {
             RiskLocation::File {
-                path,
-                deleted_later,
-                ..
-            } => (f.rule_id.clone(), path.clone(), *deleted_later),
+                path, later_layer, ..
+            } => (
+                f.rule_id.clone(),
+                path.clone(),
+                *later_layer == Some(LaterLayer::Deleted),
+            ),
             RiskLocation::Config { field } => (f.rule_id.clone(), field.clone(), false),
             RiskLocation::Image => unreachable!(),
         })
@@ -424,4 +426,184 @@ fn the_debian_snakeoil_key_is_reported() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "private-key");
     assert_eq!(found[0].1, 2);
+}
+
+// ---------------------------------------- overwritten and deleted later
+
+const GH: &str = "token: ghp_wR4y9ojfljoQoaF1LlqsajAIxNKu8iS2G8NP\n";
+
+/// One layer's entries, as the layer reader shows them to a visit.
+enum Op<'a> {
+    /// A regular file holding `GH`.
+    Secret(&'a str),
+    /// A regular file with nothing secret.
+    Plain(&'a str),
+    Dir(&'a str),
+    /// A symlink, hard link or device.
+    Other(&'a str),
+    Whiteout(&'a str),
+    Opaque(&'a str),
+}
+
+/// (path, later_layer) of each file finding after reading `layers` (in
+/// the order given; indices are the manifest's).
+fn later_of(layers: &[&[Op<'_>]], read_order: &[usize]) -> Vec<(String, Option<LaterLayer>)> {
+    let s = scan();
+    let digest = |i: usize| format!("sha256:{i:064x}");
+    for &i in read_order {
+        let mut v = s.layer(&LayerSource {
+            digest: digest(i),
+            diff_id: None,
+            media_type: None,
+            size: None,
+        });
+        for op in layers[i] {
+            match op {
+                Op::Secret(p) | Op::Plain(p) => {
+                    let body = if matches!(op, Op::Secret(_)) {
+                        GH
+                    } else {
+                        "x=1\n"
+                    };
+                    if v.file(p, body.len() as u64) {
+                        v.data(body.as_bytes());
+                    }
+                    v.end_file();
+                }
+                Op::Dir(p) => v.entry(p, true),
+                Op::Other(p) => v.entry(p, false),
+                Op::Whiteout(p) => v.removed(p, false),
+                Op::Opaque(p) => v.removed(p, true),
+            }
+        }
+        v.finish();
+    }
+    let manifest: Vec<Layer> = (0..layers.len())
+        .map(|i| Layer {
+            digest: digest(i),
+            diff_id: String::new(),
+            media_type: String::new(),
+            size: 0,
+        })
+        .collect();
+    let config = crate::image::manifest::parse_config(br#"{"rootfs": {"diff_ids": []}}"#).unwrap();
+    let today = time::macros::date!(2026 - 12 - 03);
+    s.findings(&manifest, &config, today)
+        .unwrap()
+        .findings
+        .into_iter()
+        .filter_map(|f| match f.location {
+            RiskLocation::File {
+                path, later_layer, ..
+            } => Some((path, later_layer)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn at(p: &str, l: Option<LaterLayer>) -> (String, Option<LaterLayer>) {
+    (p.to_string(), l)
+}
+
+#[test]
+fn a_secret_a_later_layer_overwrote_says_overwritten_not_deleted() {
+    use LaterLayer::{Deleted, Overwritten};
+    let base: &[Op<'_>] = &[
+        Op::Secret("app/.env"),
+        Op::Secret("app/link.env"),
+        Op::Secret("app/dir.env"),
+        Op::Secret("app/kept.env"),
+        Op::Secret("app/gone.env"),
+    ];
+    let top: &[Op<'_>] = &[
+        // A clean file, a symlink and a directory replace three of them.
+        Op::Plain("app/.env"),
+        Op::Other("app/link.env"),
+        Op::Dir("app/dir.env"),
+        Op::Whiteout("app/gone.env"),
+        // A directory over a directory keeps what is below it.
+        Op::Dir("app"),
+    ];
+    let want = vec![
+        at("/app/.env", Some(Overwritten)),
+        at("/app/dir.env", Some(Overwritten)),
+        at("/app/gone.env", Some(Deleted)),
+        at("/app/kept.env", None),
+        at("/app/link.env", Some(Overwritten)),
+    ];
+    // Layers are read in parallel: the top layer may finish first.
+    assert_eq!(later_of(&[base, top], &[0, 1]), want);
+    assert_eq!(later_of(&[base, top], &[1, 0]), want);
+}
+
+#[test]
+fn a_replaced_parent_directory_or_an_opaque_one_deletes_what_was_below() {
+    use LaterLayer::Deleted;
+    let base: &[Op<'_>] = &[
+        Op::Secret("srv/a/key.txt"),
+        Op::Secret("srv/b/c/key.txt"),
+        Op::Secret("opt/o/key.txt"),
+        Op::Secret("srv/ab/key.txt"),
+    ];
+    let top: &[Op<'_>] = &[
+        // A symlink where a directory was, a file where a grandparent was.
+        Op::Other("srv/a"),
+        Op::Plain("srv/b"),
+        // An opaque directory hides lower content, its own new file stays.
+        Op::Dir("opt/o"),
+        Op::Opaque("opt/o"),
+        Op::Plain("opt/o/key.txt"),
+    ];
+    assert_eq!(
+        later_of(&[base, top], &[1, 0]),
+        vec![
+            at("/opt/o/key.txt", Some(Deleted)),
+            at("/srv/a/key.txt", Some(Deleted)),
+            // `srv/a` is not a parent of `srv/ab`.
+            at("/srv/ab/key.txt", None),
+            at("/srv/b/c/key.txt", Some(Deleted)),
+        ]
+    );
+}
+
+#[test]
+fn the_first_later_change_wins_and_the_same_layer_counts_too() {
+    use LaterLayer::{Deleted, Overwritten};
+    let l0: &[Op<'_>] = &[
+        Op::Secret("etc/app.conf"),
+        // The same path twice in one layer: the last entry wins.
+        Op::Secret("etc/twice.conf"),
+        Op::Plain("etc/twice.conf"),
+        // A file, then a symlink at its directory, in the same layer.
+        Op::Secret("var/s/k.txt"),
+        Op::Other("var/s"),
+    ];
+    // Overwritten in layer 1, deleted in layer 2: layer 1 hid it first.
+    let l1: &[Op<'_>] = &[Op::Plain("etc/app.conf")];
+    let l2: &[Op<'_>] = &[Op::Whiteout("etc/app.conf"), Op::Secret("etc/new.conf")];
+    assert_eq!(
+        later_of(&[l0, l1, l2], &[2, 1, 0]),
+        vec![
+            at("/etc/app.conf", Some(Overwritten)),
+            at("/etc/twice.conf", Some(Overwritten)),
+            at("/var/s/k.txt", Some(Deleted)),
+            at("/etc/new.conf", None),
+        ]
+    );
+}
+
+#[test]
+fn what_a_layer_wrote_is_remembered_as_hashes_within_a_cap() {
+    let mut w = later::Written::default();
+    for i in 0..later::MAX_WRITTEN as u64 + 10 {
+        w.add(i, false);
+    }
+    assert!(w.overflow);
+    w.seal();
+    assert_eq!(w.change_to(5, &[]), Some(LaterLayer::Overwritten));
+    assert_eq!(w.change_to(u64::MAX, &[]), None);
+    assert_eq!(
+        later::ancestors("a/b/c").collect::<Vec<_>>(),
+        vec!["a", "a/b"]
+    );
 }
