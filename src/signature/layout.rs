@@ -156,13 +156,16 @@ impl Layout {
                 found.extend(index.manifests);
             }
         }
-        let mut reads = 0;
-        for desc in self.entries.iter().filter(|d| may_be_referrer(d, digest)) {
+        let candidates = self
+            .entries
+            .iter()
+            .filter(|d| may_be_referrer(d, digest))
+            .take(4 * limits.max_signatures);
+        for desc in candidates {
             crate::cancel::checkpoint().map_err(|c| ImageError::Client(c.to_string()))?;
-            if reads >= 4 * limits.max_signatures || found.len() >= limits.max_signatures {
+            if found.len() >= limits.max_signatures {
                 break;
             }
-            reads += 1;
             if let Some(d) = self.referrer_of(desc, digest, limits) {
                 found.push(d);
             }
