@@ -244,26 +244,52 @@ impl Ca {
 
     /// An intermediate CA issued by this one.
     fn intermediate(&self, name: &str, subject: &str) -> Ca {
-        let dir = &self.key.dir;
-        let key = Key::new(dir, name, Kind::P256);
-        let ext = format!("{name}.ext");
-        std::fs::write(
-            dir.join(&ext),
+        let (key, pem, der) = self.issue(
+            name,
+            subject,
+            Kind::P256,
             "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+            "20",
+        );
+        Ca { key, pem, der }
+    }
+
+    /// A code-signing leaf as Notation's certificate requirements describe.
+    fn leaf(&self, name: &str, subject: &str, kind: Kind) -> (Key, Vec<u8>) {
+        self.leaf_with(
+            name,
+            subject,
+            kind,
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
         )
-        .unwrap();
+    }
+
+    /// A leaf with these X.509 v3 extensions (openssl `-extfile` syntax).
+    fn leaf_with(&self, name: &str, subject: &str, kind: Kind, extensions: &str) -> (Key, Vec<u8>) {
+        let (key, _, der) = self.issue(name, subject, kind, extensions, "10");
+        (key, der)
+    }
+
+    /// A new key `name` and its certificate issued by this CA: the key,
+    /// the PEM and the DER of the certificate.
+    fn issue(
+        &self,
+        name: &str,
+        subject: &str,
+        kind: Kind,
+        extensions: &str,
+        days: &str,
+    ) -> (Key, String, Vec<u8>) {
+        let dir = &self.key.dir;
+        let key = Key::new(dir, name, kind);
+        let ext = format!("{name}.ext");
+        std::fs::write(dir.join(&ext), extensions).unwrap();
         let csr = format!("{name}.csr");
+        let key_file = format!("{name}.key");
         openssl(
             dir,
             &[
-                "req",
-                "-new",
-                "-key",
-                &format!("{name}.key"),
-                "-subj",
-                subject,
-                "-out",
-                &csr,
+                "req", "-new", "-key", &key_file, "-subj", subject, "-out", &csr,
             ],
         );
         let ca = &self.key.name;
@@ -281,7 +307,7 @@ impl Ca {
                 &format!("{ca}.key"),
                 "-CAcreateserial",
                 "-days",
-                "20",
+                days,
                 "-sha256",
                 "-extfile",
                 &ext,
@@ -291,66 +317,7 @@ impl Ca {
         );
         let der = openssl(dir, &["x509", "-in", &pem_file, "-outform", "DER"]);
         let pem = std::fs::read_to_string(dir.join(&pem_file)).unwrap();
-        Ca { key, pem, der }
-    }
-
-    /// A code-signing leaf as Notation's certificate requirements describe.
-    fn leaf(&self, name: &str, subject: &str, kind: Kind) -> (Key, Vec<u8>) {
-        self.leaf_with(
-            name,
-            subject,
-            kind,
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
-        )
-    }
-
-    /// A leaf with these X.509 v3 extensions (openssl `-extfile` syntax).
-    fn leaf_with(&self, name: &str, subject: &str, kind: Kind, extensions: &str) -> (Key, Vec<u8>) {
-        let dir = &self.key.dir;
-        let key = Key::new(dir, name, kind);
-        let ext = format!("{name}.ext");
-        std::fs::write(dir.join(&ext), extensions).unwrap();
-        let csr = format!("{name}.csr");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                &format!("{name}.key"),
-                "-subj",
-                subject,
-                "-out",
-                &csr,
-            ],
-        );
-        let ca = &self.key.name;
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &format!("{ca}.pem"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-CAcreateserial",
-                "-days",
-                "10",
-                "-sha256",
-                "-extfile",
-                &ext,
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
-        let der = openssl(
-            dir,
-            &["x509", "-in", &format!("{name}.pem"), "-outform", "DER"],
-        );
-        (key, der)
+        (key, pem, der)
     }
 }
 
