@@ -508,6 +508,28 @@ impl Dest<'_> {
         }
     }
 
+    /// A new image `tag` with a cosign signature by `key` over `signs` (by
+    /// default its own digest), under the `.sig` tag or as a referrer.
+    /// Returns the image's digest.
+    #[allow(clippy::too_many_arguments)]
+    async fn image_with_cosign(
+        &self,
+        repo: &str,
+        tag: &str,
+        content: &str,
+        reference: &str,
+        signs: Option<&str>,
+        key: &Key,
+        referrer: bool,
+    ) -> String {
+        let (image, digest) = self.image(repo, tag, content).await;
+        let subject = (digest.as_str(), image.manifest_bytes.len());
+        let signs = signs.unwrap_or(&digest);
+        self.cosign(repo, reference, subject, signs, key, referrer)
+            .await;
+        digest
+    }
+
     /// A Notation signature manifest (referrer of `subject`) holding
     /// `envelope`; with `fallback_tag`, also the referrers index under the
     /// `sha256-HEX` tag as Notation writes it for registries without the
@@ -789,16 +811,9 @@ async fn cosign_tag_signatures_on_docker_registry() {
     let reference = format!("{}/{repo}", registry.addr);
 
     // valid ECDSA P-256, key from a file path
-    let (a, da) = dest.image(repo, "1", "a").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&da, a.manifest_bytes.len()),
-        &da,
-        &ec,
-        false,
-    )
-    .await;
+    let da = dest
+        .image_with_cosign(repo, "1", "a", &reference, None, &ec, false)
+        .await;
     let key_path = scratch.0.join("ec.pub").display().to_string();
     let t = trust(vec![key_path.clone()], vec![], &[], None).await;
     let started = std::time::Instant::now();
@@ -826,16 +841,9 @@ async fn cosign_tag_signatures_on_docker_registry() {
     assert!(v.reason().contains("untrusted key"), "{}", v.reason());
 
     // valid Ed25519, the key through awskms:/// (kms:GetPublicKey)
-    let (b, db) = dest.image(repo, "2", "b").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&db, b.manifest_bytes.len()),
-        &db,
-        &ed,
-        false,
-    )
-    .await;
+    let db = dest
+        .image_with_cosign(repo, "2", "b", &reference, None, &ed, false)
+        .await;
     let kms = LocalKms(ed.public_der());
     let arn = "awskms:///arn:aws:kms:us-east-1:111122223333:key/test";
     let t_ed = trust(vec![arn.to_owned()], vec![], &[], Some(&kms)).await;
@@ -846,46 +854,25 @@ async fn cosign_tag_signatures_on_docker_registry() {
     );
 
     // valid ECDSA P-384 (SHA-384, as cosign 2.x signs with P-384 keys)
-    let (e, de) = dest.image(repo, "5", "e").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&de, e.manifest_bytes.len()),
-        &de,
-        &other,
-        false,
-    )
-    .await;
+    let de = dest
+        .image_with_cosign(repo, "5", "e", &reference, None, &other, false)
+        .await;
     let v = check(&registry.addr, repo, &de, &t_other).await;
     assert_eq!(v.name(), "VERIFIED", "{v:?}");
 
     // valid RSA (PKCS#1 v1.5, SHA-256)
     let rsa = Key::new(&scratch.0, "rsa", Kind::Rsa);
-    let (f, df) = dest.image(repo, "6", "f").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&df, f.manifest_bytes.len()),
-        &df,
-        &rsa,
-        false,
-    )
-    .await;
+    let df = dest
+        .image_with_cosign(repo, "6", "f", &reference, None, &rsa, false)
+        .await;
     let t_rsa = trust(vec![rsa.public_pem()], vec![], &[], None).await;
     let v = check(&registry.addr, repo, &df, &t_rsa).await;
     assert_eq!(v.name(), "VERIFIED", "{v:?}");
 
     // a valid signature over another digest, copied under this digest's tag
-    let (c, dc) = dest.image(repo, "3", "c").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&dc, c.manifest_bytes.len()),
-        &da,
-        &ec,
-        false,
-    )
-    .await;
+    let dc = dest
+        .image_with_cosign(repo, "3", "c", &reference, Some(&da), &ec, false)
+        .await;
     let v = check(&registry.addr, repo, &dc, &t).await;
     assert_eq!(reasons(&v), [&Invalid::WrongDigest { signed: da.clone() }]);
     assert_eq!(v.name(), "INVALID");
