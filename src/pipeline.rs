@@ -425,9 +425,9 @@ async fn scan_inner(
 /// The signature check the policy's `signature:` section asks for, over
 /// the digest actually scanned; `None` when the section asks for nothing.
 /// Keys and roots come from the policy only (read with the policy file);
-/// the registry is only asked where the signatures are. Takes the digests,
-/// not the pulled image: the ECR engines check the same way without
-/// pulling through the cataloguing path.
+/// the registry (or the OCI layout) is only asked where the signatures
+/// are. Takes the digests, not the pulled image: the ECR engines check the
+/// same way without pulling through the cataloguing path.
 async fn check_signature(
     ctx: &Context,
     source: &ImageSource,
@@ -449,13 +449,21 @@ async fn check_signature(
         .load(&unread, Some(&ctx.kms))
         .await
         .map_err(|e| ConfigError::Signature(e.to_string()))?;
-    let verdict = match source.registry_ref() {
-        Some(image) => {
-            crate::signature::verify_image(image, manifest_digest, index_digest, &trust, &ctx.pull)
-                .await
+    let (manifest, index) = (manifest_digest, index_digest);
+    let verdict = match source {
+        ImageSource::Registry(image) => {
+            crate::signature::verify_image(image, manifest, index, &trust, &ctx.pull).await
         }
-        None => SignatureVerdict::NotChecked {
-            detail: format!("{source} is a local image: signatures are looked up in a registry"),
+        // cosign and Notation store the signatures of a layout's image in
+        // the layout itself.
+        ImageSource::OciLayout { dir, .. } => {
+            crate::signature::verify_layout_image(dir, manifest, index, &trust).await
+        }
+        ImageSource::DockerArchive { .. } => SignatureVerdict::NotChecked {
+            detail: format!(
+                "{source}: a docker save archive cannot carry signatures; \
+                 scan the registry image or an OCI layout"
+            ),
         },
     };
     tracing::info!(signature = verdict.name(), reason = %verdict.reason(), "signature checked");

@@ -1,7 +1,7 @@
 //! Finding the signatures of a manifest digest in its registry: the OCI 1.1
 //! referrers API, its fallback tag (`sha256-HEX`, an index the pusher keeps
 //! when the registry has no referrers API) and cosign's own tag
-//! (`sha256-HEX.sig`).
+//! (`sha256-HEX.sig`); or the same in an OCI image layout ([`Origin`]).
 //!
 //! The registry is not trusted: every answer is size-capped, every
 //! descriptor digest is checked for shape before it goes into a URL and
@@ -19,6 +19,7 @@ use crate::image::manifest::OCI_INDEX;
 use crate::image::registry::{RegistryClient, Target};
 
 use super::Invalid;
+use super::layout::Layout;
 
 /// Caps on what discovery reads from the registry.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct DiscoveryLimits {
     pub max_blob_bytes: u64,
     /// Signature manifests examined, over all discovery paths.
     pub max_signatures: usize,
+    /// Entries of an OCI layout's `index.json` looked through.
+    pub max_index_entries: usize,
     /// Layers examined per signature manifest (cosign adds one per signing).
     pub max_layers: usize,
     /// The whole check: all requests, retries and verifications.
@@ -44,6 +47,7 @@ impl Default for DiscoveryLimits {
             max_manifest_bytes: 256 << 10,
             max_blob_bytes: 256 << 10,
             max_signatures: 16,
+            max_index_entries: 1024,
             max_layers: 16,
             max_time: super::MAX_CHECK_TIME,
         }
@@ -90,9 +94,9 @@ impl SignatureManifest {
 }
 
 #[derive(Deserialize)]
-struct Index {
+pub(crate) struct Index {
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    pub manifests: Vec<Descriptor>,
 }
 
 /// `sha256:` and 64 lowercase hex digits: the only digests that go into a
@@ -102,13 +106,22 @@ pub(crate) fn is_sha256_digest(d: &str) -> bool {
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Bounded fetches through one registry client.
+/// Where signature manifests and blobs are fetched from: the image's
+/// registry, or the OCI layout the image was read from. Everything above
+/// this (what is a candidate, the caps, the digest checks, verification)
+/// is the same for both.
+pub(crate) enum Origin<'a> {
+    Registry(&'a RegistryClient),
+    Layout(&'a Layout),
+}
+
+/// Bounded fetches from one origin.
 pub(crate) struct Fetcher<'a> {
-    pub client: &'a RegistryClient,
+    pub origin: Origin<'a>,
     pub limits: &'a DiscoveryLimits,
 }
 
@@ -117,31 +130,62 @@ pub(crate) enum ReferrersSource {
     Api,
     FallbackTag,
     None,
+    Layout,
 }
 
 impl Fetcher<'_> {
+    /// At most `limit` bytes of `target`.
+    async fn get(
+        &self,
+        target: Target<'_>,
+        accept: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<u8>, ImageError> {
+        match self.origin {
+            Origin::Registry(client) => client
+                .get_bytes(target, accept, limit)
+                .await
+                .map(|(bytes, _, _)| bytes),
+            Origin::Layout(layout) => layout.get(target, limit),
+        }
+    }
+
+    /// The manifests `cosign save` stored as the layout image's signatures
+    /// (none for a registry: there cosign uses the `.sig` tag).
+    pub fn cosign_saved(&self) -> Vec<Descriptor> {
+        match self.origin {
+            Origin::Registry(_) => Vec::new(),
+            Origin::Layout(layout) => layout.cosign_saved(),
+        }
+    }
+
     /// The referrers of `digest`: from the API, or (when the registry has
     /// none: 404) from the fallback tag; each with the artifact type its
-    /// list entry claims (checked again on the manifest itself).
+    /// list entry claims (checked again on the manifest itself). In a
+    /// layout, what [`Layout::referrers`] finds.
     pub async fn referrers(
         &self,
         digest: &str,
     ) -> Result<(Vec<Descriptor>, ReferrersSource), ImageError> {
+        if let Origin::Layout(layout) = self.origin {
+            return Ok((
+                layout.referrers(digest, self.limits)?,
+                ReferrersSource::Layout,
+            ));
+        }
         let limit = self.limits.max_index_bytes;
         let api = self
-            .client
-            .get_bytes(Target::Referrers(digest), Some(OCI_INDEX), limit)
+            .get(Target::Referrers(digest), Some(OCI_INDEX), limit)
             .await;
         let (bytes, source) = match api {
-            Ok((bytes, _, _)) => (bytes, ReferrersSource::Api),
+            Ok(bytes) => (bytes, ReferrersSource::Api),
             Err(ImageError::NotFound { .. }) => {
                 let tag = digest.replacen(':', "-", 1);
                 match self
-                    .client
-                    .get_bytes(Target::Manifest(&tag), Some(OCI_INDEX), limit)
+                    .get(Target::Manifest(&tag), Some(OCI_INDEX), limit)
                     .await
                 {
-                    Ok((bytes, _, _)) => (bytes, ReferrersSource::FallbackTag),
+                    Ok(bytes) => (bytes, ReferrersSource::FallbackTag),
                     Err(ImageError::NotFound { .. }) => {
                         return Ok((Vec::new(), ReferrersSource::None));
                     }
@@ -159,23 +203,25 @@ impl Fetcher<'_> {
     }
 
     /// A manifest by tag (cosign's `.sig`), or `None` when there is none.
+    /// One that is too large (or, in a layout, not a confined regular file)
+    /// is that signature's problem, as for a manifest by digest.
     pub async fn manifest_by_tag(
         &self,
         tag: &str,
     ) -> Result<Option<Result<SignatureManifest, Invalid>>, ImageError> {
-        match self
-            .client
-            .get_bytes(
+        let fetched = self
+            .get(
                 Target::Manifest(tag),
                 Some(OCI_MANIFEST_ACCEPT),
                 self.limits.max_manifest_bytes,
             )
-            .await
-        {
-            Ok((bytes, _, _)) => Ok(Some(parse_manifest(&bytes))),
-            Err(ImageError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
+            .await;
+        if let Err(ImageError::NotFound { .. }) = fetched {
+            return Ok(None);
         }
+        Ok(Some(
+            artifact_problem(fetched)?.and_then(|bytes| parse_manifest(&bytes)),
+        ))
     }
 
     /// A manifest by the digest a referrer list names, checked against it.
@@ -183,65 +229,50 @@ impl Fetcher<'_> {
         &self,
         desc: &Descriptor,
     ) -> Result<Result<SignatureManifest, Invalid>, ImageError> {
-        if !is_sha256_digest(&desc.digest) {
-            return Ok(Err(Invalid::Malformed(format!(
-                "a referrer digest {:?} is not sha256",
-                truncate(&desc.digest)
-            ))));
-        }
-        if desc.size > self.limits.max_manifest_bytes {
-            return Ok(Err(Invalid::Malformed(format!(
-                "a signature manifest of {} bytes (at most {})",
-                desc.size, self.limits.max_manifest_bytes
-            ))));
-        }
-        let fetched = self
-            .client
-            .get_bytes(
-                Target::Manifest(&desc.digest),
-                Some(OCI_MANIFEST_ACCEPT),
-                self.limits.max_manifest_bytes,
-            )
-            .await;
-        let bytes = match artifact_problem(fetched)? {
-            Ok(bytes) => bytes,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        if sha256_digest(&bytes) != desc.digest {
-            return Ok(Err(Invalid::Malformed(format!(
-                "the registry's manifest {} does not have that digest",
-                desc.digest
-            ))));
-        }
-        Ok(parse_manifest(&bytes))
+        let max = self.limits.max_manifest_bytes;
+        let target = Target::Manifest(&desc.digest);
+        Ok(self
+            .checked(desc, target, Some(OCI_MANIFEST_ACCEPT), max, "manifest")
+            .await?
+            .and_then(|bytes| parse_manifest(&bytes)))
     }
 
     /// A blob a signature manifest names, checked against its digest.
     pub async fn blob(&self, desc: &Descriptor) -> Result<Result<Vec<u8>, Invalid>, ImageError> {
         let max = self.limits.max_blob_bytes;
+        self.checked(desc, Target::Blob(&desc.digest), None, max, "blob")
+            .await
+    }
+
+    /// The bytes `desc` names: its digest well-formed before it is used,
+    /// its size within `max`, and the bytes that came back of that digest.
+    async fn checked(
+        &self,
+        desc: &Descriptor,
+        target: Target<'_>,
+        accept: Option<&str>,
+        max: u64,
+        what: &str,
+    ) -> Result<Result<Vec<u8>, Invalid>, ImageError> {
         if !is_sha256_digest(&desc.digest) {
             return Ok(Err(Invalid::Malformed(format!(
-                "a signature layer digest {:?} is not sha256",
+                "a signature {what} digest {:?} is not sha256",
                 truncate(&desc.digest)
             ))));
         }
         if desc.size > max {
             return Ok(Err(Invalid::Malformed(format!(
-                "a signature blob of {} bytes (at most {max})",
+                "a signature {what} of {} bytes (at most {max})",
                 desc.size
             ))));
         }
-        let fetched = self
-            .client
-            .get_bytes(Target::Blob(&desc.digest), None, max)
-            .await;
-        let bytes = match artifact_problem(fetched)? {
+        let bytes = match artifact_problem(self.get(target, accept, max).await)? {
             Ok(bytes) => bytes,
             Err(reason) => return Ok(Err(reason)),
         };
         if sha256_digest(&bytes) != desc.digest {
             return Ok(Err(Invalid::Malformed(format!(
-                "the registry's blob {} does not have that digest",
+                "the {what} {} does not have that digest",
                 desc.digest
             ))));
         }
@@ -264,24 +295,27 @@ fn parse_manifest(bytes: &[u8]) -> Result<SignatureManifest, Invalid> {
     })
 }
 
-/// What [`RegistryClient::get_bytes`] returns: body, content type, digest.
-type Fetched = Result<(Vec<u8>, Option<String>, Option<String>), ImageError>;
-
 /// What is wrong with one signature's manifest or blob (listed but absent,
-/// larger than it said) makes that signature invalid, not the whole check
+/// larger than it said; in a layout also a symbolic link or a file of
+/// another digest) makes that signature invalid, not the whole check
 /// unanswerable: another signature may still verify. A registry that cannot
 /// be reached or refuses access is an error of the check.
-fn artifact_problem(fetched: Fetched) -> Result<Result<Vec<u8>, Invalid>, ImageError> {
+fn artifact_problem(
+    fetched: Result<Vec<u8>, ImageError>,
+) -> Result<Result<Vec<u8>, Invalid>, ImageError> {
     match fetched {
-        Ok((bytes, _, _)) => Ok(Ok(bytes)),
-        Err(e @ (ImageError::NotFound { .. } | ImageError::LimitExceeded { .. })) => {
-            Ok(Err(Invalid::Malformed(e.to_string())))
-        }
+        Ok(bytes) => Ok(Ok(bytes)),
+        Err(
+            e @ (ImageError::NotFound { .. }
+            | ImageError::LimitExceeded { .. }
+            | ImageError::LocalImage { .. }
+            | ImageError::DigestMismatch { .. }),
+        ) => Ok(Err(Invalid::Malformed(e.to_string()))),
         Err(e) => Err(e),
     }
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 

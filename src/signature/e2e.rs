@@ -3,7 +3,8 @@
 //! specifications publish them), pushed to the real Debian
 //! `docker-registry` 2.8 (cosign's `.sig` tag, and the OCI referrers tag
 //! because that registry has no referrers API) and to an in-process OCI 1.1
-//! server that has the referrers API.
+//! server that has the referrers API; and written into an OCI image layout
+//! as cosign and Notation store them there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -243,26 +244,52 @@ impl Ca {
 
     /// An intermediate CA issued by this one.
     fn intermediate(&self, name: &str, subject: &str) -> Ca {
-        let dir = &self.key.dir;
-        let key = Key::new(dir, name, Kind::P256);
-        let ext = format!("{name}.ext");
-        std::fs::write(
-            dir.join(&ext),
+        let (key, pem, der) = self.issue(
+            name,
+            subject,
+            Kind::P256,
             "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+            "20",
+        );
+        Ca { key, pem, der }
+    }
+
+    /// A code-signing leaf as Notation's certificate requirements describe.
+    fn leaf(&self, name: &str, subject: &str, kind: Kind) -> (Key, Vec<u8>) {
+        self.leaf_with(
+            name,
+            subject,
+            kind,
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
         )
-        .unwrap();
+    }
+
+    /// A leaf with these X.509 v3 extensions (openssl `-extfile` syntax).
+    fn leaf_with(&self, name: &str, subject: &str, kind: Kind, extensions: &str) -> (Key, Vec<u8>) {
+        let (key, _, der) = self.issue(name, subject, kind, extensions, "10");
+        (key, der)
+    }
+
+    /// A new key `name` and its certificate issued by this CA: the key,
+    /// the PEM and the DER of the certificate.
+    fn issue(
+        &self,
+        name: &str,
+        subject: &str,
+        kind: Kind,
+        extensions: &str,
+        days: &str,
+    ) -> (Key, String, Vec<u8>) {
+        let dir = &self.key.dir;
+        let key = Key::new(dir, name, kind);
+        let ext = format!("{name}.ext");
+        std::fs::write(dir.join(&ext), extensions).unwrap();
         let csr = format!("{name}.csr");
+        let key_file = format!("{name}.key");
         openssl(
             dir,
             &[
-                "req",
-                "-new",
-                "-key",
-                &format!("{name}.key"),
-                "-subj",
-                subject,
-                "-out",
-                &csr,
+                "req", "-new", "-key", &key_file, "-subj", subject, "-out", &csr,
             ],
         );
         let ca = &self.key.name;
@@ -280,7 +307,7 @@ impl Ca {
                 &format!("{ca}.key"),
                 "-CAcreateserial",
                 "-days",
-                "20",
+                days,
                 "-sha256",
                 "-extfile",
                 &ext,
@@ -290,74 +317,84 @@ impl Ca {
         );
         let der = openssl(dir, &["x509", "-in", &pem_file, "-outform", "DER"]);
         let pem = std::fs::read_to_string(dir.join(&pem_file)).unwrap();
-        Ca { key, pem, der }
-    }
-
-    /// A code-signing leaf as Notation's certificate requirements describe.
-    fn leaf(&self, name: &str, subject: &str, kind: Kind) -> (Key, Vec<u8>) {
-        self.leaf_with(
-            name,
-            subject,
-            kind,
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
-        )
-    }
-
-    /// A leaf with these X.509 v3 extensions (openssl `-extfile` syntax).
-    fn leaf_with(&self, name: &str, subject: &str, kind: Kind, extensions: &str) -> (Key, Vec<u8>) {
-        let dir = &self.key.dir;
-        let key = Key::new(dir, name, kind);
-        let ext = format!("{name}.ext");
-        std::fs::write(dir.join(&ext), extensions).unwrap();
-        let csr = format!("{name}.csr");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                &format!("{name}.key"),
-                "-subj",
-                subject,
-                "-out",
-                &csr,
-            ],
-        );
-        let ca = &self.key.name;
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &format!("{ca}.pem"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-CAcreateserial",
-                "-days",
-                "10",
-                "-sha256",
-                "-extfile",
-                &ext,
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
-        let der = openssl(
-            dir,
-            &["x509", "-in", &format!("{name}.pem"), "-outform", "DER"],
-        );
-        (key, der)
+        (key, pem, der)
     }
 }
 
-/// Where signature artifacts are pushed: the real registry or the
-/// in-process server with the referrers API.
+/// Where signature artifacts are pushed: the real registry, the
+/// in-process server with the referrers API, or an OCI image layout.
 enum Dest<'a> {
     Registry(&'a Registry),
     Server(&'a OciServer),
+    Layout(&'a LayoutDir),
+}
+
+/// An OCI image layout written as cosign and Notation write signatures
+/// into one: blobs under `blobs/sha256`, every manifest listed in
+/// `index.json`, with its tag as `org.opencontainers.image.ref.name` or,
+/// untagged, with its artifact type (as oras-go's layout store, which
+/// `notation --oci-layout` uses, lists the referrers it pushes).
+struct LayoutDir {
+    dir: PathBuf,
+    entries: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+impl LayoutDir {
+    fn new(dir: PathBuf) -> LayoutDir {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let layout = LayoutDir {
+            dir,
+            entries: std::sync::Mutex::new(Vec::new()),
+        };
+        layout.save(&[]);
+        layout
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        self.dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    fn blob(&self, bytes: &[u8]) -> String {
+        let digest = integration_tests::images::sha256_digest(bytes);
+        std::fs::write(self.blob_path(&digest), bytes).unwrap();
+        digest
+    }
+
+    fn save(&self, entries: &[serde_json::Value]) {
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+        std::fs::write(self.dir.join("index.json"), index.to_string()).unwrap();
+    }
+
+    /// Changes the `index.json` entries and writes the file again.
+    fn edit(&self, change: impl FnOnce(&mut Vec<serde_json::Value>)) {
+        let mut entries = self.entries.lock().unwrap();
+        change(&mut entries);
+        self.save(&entries);
+    }
+
+    fn manifest(&self, tag: Option<&str>, media_type: &str, bytes: &[u8]) -> String {
+        let digest = self.blob(bytes);
+        let mut entry = json!({"mediaType": media_type, "digest": digest, "size": bytes.len()});
+        let parsed: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        match tag {
+            Some(t) => entry["annotations"] = json!({"org.opencontainers.image.ref.name": t}),
+            None => {
+                if let Some(t) = parsed.get("artifactType") {
+                    entry["artifactType"] = t.clone();
+                }
+            }
+        }
+        self.edit(|e| e.push(entry));
+        digest
+    }
+
+    /// Takes the entry of `digest` out of `index.json` (its blob stays).
+    fn unlist(&self, digest: &str) {
+        self.edit(|e| e.retain(|d| d["digest"] != digest));
+    }
 }
 
 impl Dest<'_> {
@@ -365,6 +402,7 @@ impl Dest<'_> {
         let digest = match self {
             Dest::Registry(r) => push_blob(r, repo, bytes).await.unwrap(),
             Dest::Server(s) => s.add_blob(bytes.to_vec()),
+            Dest::Layout(l) => l.blob(bytes),
         };
         (digest, bytes.len())
     }
@@ -383,6 +421,7 @@ impl Dest<'_> {
                 .await
                 .unwrap(),
             Dest::Server(s) => s.add_manifest(repo, tag, media_type, bytes.to_vec()),
+            Dest::Layout(l) => l.manifest(Some(tag).filter(|t| *t != digest), media_type, bytes),
         }
     }
 
@@ -399,6 +438,13 @@ impl Dest<'_> {
                 }
                 s.add_blob(built.config_bytes.clone());
                 s.add_manifest(repo, tag, &built.media_type, built.manifest_bytes.clone())
+            }
+            Dest::Layout(l) => {
+                for layer in &built.layers {
+                    l.blob(&layer.blob);
+                }
+                l.blob(&built.config_bytes);
+                l.manifest(Some(tag), &built.media_type, &built.manifest_bytes)
             }
         };
         (built, digest)
@@ -462,6 +508,28 @@ impl Dest<'_> {
         }
     }
 
+    /// A new image `tag` with a cosign signature by `key` over `signs` (by
+    /// default its own digest), under the `.sig` tag or as a referrer.
+    /// Returns the image's digest.
+    #[allow(clippy::too_many_arguments)]
+    async fn image_with_cosign(
+        &self,
+        repo: &str,
+        tag: &str,
+        content: &str,
+        reference: &str,
+        signs: Option<&str>,
+        key: &Key,
+        referrer: bool,
+    ) -> String {
+        let (image, digest) = self.image(repo, tag, content).await;
+        let subject = (digest.as_str(), image.manifest_bytes.len());
+        let signs = signs.unwrap_or(&digest);
+        self.cosign(repo, reference, subject, signs, key, referrer)
+            .await;
+        digest
+    }
+
     /// A Notation signature manifest (referrer of `subject`) holding
     /// `envelope`; with `fallback_tag`, also the referrers index under the
     /// `sha256-HEX` tag as Notation writes it for registries without the
@@ -494,6 +562,26 @@ impl Dest<'_> {
             "size": manifest.len(),
             "artifactType": notation::ARTIFACT_TYPE,
         })
+    }
+
+    /// A new image `tag` with one Notation JWS signature, listed in its
+    /// referrers tag; `sign` makes the envelope from the image's digest
+    /// and manifest size. Returns the image's digest.
+    async fn image_with_jws(
+        &self,
+        repo: &str,
+        tag: &str,
+        content: &str,
+        sign: impl FnOnce(&str, usize) -> Vec<u8>,
+    ) -> String {
+        let (image, digest) = self.image(repo, tag, content).await;
+        let size = image.manifest_bytes.len();
+        let envelope = sign(&digest, size);
+        let entry = self
+            .notation(repo, (&digest, size), &envelope, notation::JWS_MEDIA_TYPE)
+            .await;
+        self.referrers_tag(repo, &digest, &[entry]).await;
+        digest
     }
 
     async fn referrers_tag(&self, repo: &str, subject: &str, entries: &[serde_json::Value]) {
@@ -542,6 +630,16 @@ fn jws(leaf: &(Key, Vec<u8>), ca: &Ca, payload: &[u8], expiry: Option<OffsetDate
     })
     .to_string()
     .into_bytes()
+}
+
+/// The JWS `leaf` (issued by `ca`) makes over an image's digest and size,
+/// for [`Dest::image_with_jws`].
+fn jws_by<'a>(
+    leaf: &'a (Key, Vec<u8>),
+    ca: &'a Ca,
+    expiry: Option<OffsetDateTime>,
+) -> impl FnOnce(&str, usize) -> Vec<u8> + 'a {
+    move |digest, size| jws(leaf, ca, &notary_payload(digest, size), expiry)
 }
 
 fn text(s: &str) -> Value {
@@ -632,6 +730,15 @@ fn cose(
     out
 }
 
+/// Serves `server` on a free loopback port; its address.
+async fn serve(server: &OciServer) -> String {
+    server
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .to_string()
+}
+
 fn options(addr: &str) -> PullOptions {
     PullOptions {
         insecure_registries: vec![addr.to_owned()],
@@ -704,16 +811,9 @@ async fn cosign_tag_signatures_on_docker_registry() {
     let reference = format!("{}/{repo}", registry.addr);
 
     // valid ECDSA P-256, key from a file path
-    let (a, da) = dest.image(repo, "1", "a").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&da, a.manifest_bytes.len()),
-        &da,
-        &ec,
-        false,
-    )
-    .await;
+    let da = dest
+        .image_with_cosign(repo, "1", "a", &reference, None, &ec, false)
+        .await;
     let key_path = scratch.0.join("ec.pub").display().to_string();
     let t = trust(vec![key_path.clone()], vec![], &[], None).await;
     let started = std::time::Instant::now();
@@ -741,16 +841,9 @@ async fn cosign_tag_signatures_on_docker_registry() {
     assert!(v.reason().contains("untrusted key"), "{}", v.reason());
 
     // valid Ed25519, the key through awskms:/// (kms:GetPublicKey)
-    let (b, db) = dest.image(repo, "2", "b").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&db, b.manifest_bytes.len()),
-        &db,
-        &ed,
-        false,
-    )
-    .await;
+    let db = dest
+        .image_with_cosign(repo, "2", "b", &reference, None, &ed, false)
+        .await;
     let kms = LocalKms(ed.public_der());
     let arn = "awskms:///arn:aws:kms:us-east-1:111122223333:key/test";
     let t_ed = trust(vec![arn.to_owned()], vec![], &[], Some(&kms)).await;
@@ -761,46 +854,25 @@ async fn cosign_tag_signatures_on_docker_registry() {
     );
 
     // valid ECDSA P-384 (SHA-384, as cosign 2.x signs with P-384 keys)
-    let (e, de) = dest.image(repo, "5", "e").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&de, e.manifest_bytes.len()),
-        &de,
-        &other,
-        false,
-    )
-    .await;
+    let de = dest
+        .image_with_cosign(repo, "5", "e", &reference, None, &other, false)
+        .await;
     let v = check(&registry.addr, repo, &de, &t_other).await;
     assert_eq!(v.name(), "VERIFIED", "{v:?}");
 
     // valid RSA (PKCS#1 v1.5, SHA-256)
     let rsa = Key::new(&scratch.0, "rsa", Kind::Rsa);
-    let (f, df) = dest.image(repo, "6", "f").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&df, f.manifest_bytes.len()),
-        &df,
-        &rsa,
-        false,
-    )
-    .await;
+    let df = dest
+        .image_with_cosign(repo, "6", "f", &reference, None, &rsa, false)
+        .await;
     let t_rsa = trust(vec![rsa.public_pem()], vec![], &[], None).await;
     let v = check(&registry.addr, repo, &df, &t_rsa).await;
     assert_eq!(v.name(), "VERIFIED", "{v:?}");
 
     // a valid signature over another digest, copied under this digest's tag
-    let (c, dc) = dest.image(repo, "3", "c").await;
-    dest.cosign(
-        repo,
-        &reference,
-        (&dc, c.manifest_bytes.len()),
-        &da,
-        &ec,
-        false,
-    )
-    .await;
+    let dc = dest
+        .image_with_cosign(repo, "3", "c", &reference, Some(&da), &ec, false)
+        .await;
     let v = check(&registry.addr, repo, &dc, &t).await;
     assert_eq!(reasons(&v), [&Invalid::WrongDigest { signed: da.clone() }]);
     assert_eq!(v.name(), "INVALID");
@@ -829,14 +901,9 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
     let repo = "team/svc";
     let identity = "x509.subject: CN=release, O=Acme, C=US";
 
-    let (a, da) = dest.image(repo, "1", "a").await;
-    let size = a.manifest_bytes.len();
-    let envelope = jws(&leaf, &ca, &notary_payload(&da, size), None);
-    let entry = dest
-        .notation(repo, (&da, size), &envelope, notation::JWS_MEDIA_TYPE)
+    let da = dest
+        .image_with_jws(repo, "1", "a", jws_by(&leaf, &ca, None))
         .await;
-    dest.referrers_tag(repo, &da, &[entry]).await;
-
     let t = trust(vec![], vec![ca.pem.clone()], &[identity], None).await;
     let started = std::time::Instant::now();
     let v = check(&registry.addr, repo, &da, &t).await;
@@ -857,22 +924,9 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
     // root only in the trust store), as AWS Signer's chains are
     let inter = ca.intermediate("inter", "/C=US/ST=WA/O=Acme/CN=Acme Issuing");
     let leaf2 = inter.leaf("leaf2", "/C=US/ST=WA/O=Acme/CN=release", Kind::P256);
-    let (e, de) = dest.image(repo, "5", "e").await;
-    let envelope = jws(
-        &leaf2,
-        &inter,
-        &notary_payload(&de, e.manifest_bytes.len()),
-        None,
-    );
-    let entry = dest
-        .notation(
-            repo,
-            (&de, e.manifest_bytes.len()),
-            &envelope,
-            notation::JWS_MEDIA_TYPE,
-        )
+    let de = dest
+        .image_with_jws(repo, "5", "e", jws_by(&leaf2, &inter, None))
         .await;
-    dest.referrers_tag(repo, &de, &[entry]).await;
     let v = check(&registry.addr, repo, &de, &t).await;
     assert_eq!(v.name(), "VERIFIED", "{v:?}");
 
@@ -883,43 +937,24 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
         Kind::P256,
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyEncipherment\nextendedKeyUsage=codeSigning\n",
     );
-    let (g, dg) = dest.image(repo, "6", "g").await;
-    let envelope = jws(
-        &bad_ku,
-        &ca,
-        &notary_payload(&dg, g.manifest_bytes.len()),
-        None,
-    );
-    let entry = dest
-        .notation(
-            repo,
-            (&dg, g.manifest_bytes.len()),
-            &envelope,
-            notation::JWS_MEDIA_TYPE,
-        )
+    let dg = dest
+        .image_with_jws(repo, "6", "g", jws_by(&bad_ku, &ca, None))
         .await;
-    dest.referrers_tag(repo, &dg, &[entry]).await;
     let v = check(&registry.addr, repo, &dg, &t).await;
     assert!(
         matches!(reasons(&v)[..], [Invalid::Malformed(m)] if m.contains("digitalSignature")),
         "{v:?}"
     );
 
-    // tampered: the payload swapped after signing
-    let (d, dd) = dest.image(repo, "4", "d").await;
-    let mut tampered: serde_json::Value =
-        serde_json::from_slice(&jws(&leaf, &ca, &notary_payload(&da, size), None)).unwrap();
-    tampered["payload"] =
-        json!(URL_SAFE_NO_PAD.encode(notary_payload(&dd, d.manifest_bytes.len())));
-    let entry = dest
-        .notation(
-            repo,
-            (&dd, d.manifest_bytes.len()),
-            tampered.to_string().as_bytes(),
-            notation::JWS_MEDIA_TYPE,
-        )
+    // tampered: a signed payload (over the first image) swapped for this one's
+    let dd = dest
+        .image_with_jws(repo, "4", "d", |d, size| {
+            let signed = jws(&leaf, &ca, &notary_payload(&da, size), None);
+            let mut tampered: serde_json::Value = serde_json::from_slice(&signed).unwrap();
+            tampered["payload"] = json!(URL_SAFE_NO_PAD.encode(notary_payload(d, size)));
+            tampered.to_string().into_bytes()
+        })
         .await;
-    dest.referrers_tag(repo, &dd, &[entry]).await;
     let v = check(&registry.addr, repo, &dd, &t).await;
     assert_eq!(reasons(&v), [&Invalid::BadSignature]);
 
@@ -946,14 +981,10 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
     );
 
     // expired signature
-    let (b, db) = dest.image(repo, "2", "b").await;
-    let size = b.manifest_bytes.len();
     let past = OffsetDateTime::now_utc() - time::Duration::hours(1);
-    let envelope = jws(&leaf, &ca, &notary_payload(&db, size), Some(past));
-    let entry = dest
-        .notation(repo, (&db, size), &envelope, notation::JWS_MEDIA_TYPE)
+    let db = dest
+        .image_with_jws(repo, "2", "b", jws_by(&leaf, &ca, Some(past)))
         .await;
-    dest.referrers_tag(repo, &db, &[entry]).await;
     let v = check(&registry.addr, repo, &db, &t).await;
     assert!(
         matches!(reasons(&v)[..], [Invalid::Expired { .. }]),
@@ -962,17 +993,11 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
     assert!(v.reason().contains("expired"), "{}", v.reason());
 
     // a JWS over another digest, listed as a referrer of this one
-    let (c, dc) = dest.image(repo, "3", "c").await;
-    let envelope = jws(&leaf, &ca, &notary_payload(&da, size), None);
-    let entry = dest
-        .notation(
-            repo,
-            (&dc, c.manifest_bytes.len()),
-            &envelope,
-            notation::JWS_MEDIA_TYPE,
-        )
+    let dc = dest
+        .image_with_jws(repo, "3", "c", |_, size| {
+            jws(&leaf, &ca, &notary_payload(&da, size), None)
+        })
         .await;
-    dest.referrers_tag(repo, &dc, &[entry]).await;
     let v = check(&registry.addr, repo, &dc, &t).await;
     assert_eq!(reasons(&v), [&Invalid::WrongDigest { signed: da.clone() }]);
 }
@@ -980,11 +1005,7 @@ async fn notation_jws_through_the_referrers_tag_on_docker_registry() {
 #[tokio::test]
 async fn cose_and_cosign_through_the_referrers_api() {
     let server = OciServer::new();
-    let addr = server
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .to_string();
+    let addr = serve(&server).await;
     let dest = Dest::Server(&server);
     let scratch = Scratch::new();
     let ca = Ca::new(&scratch.0, "root", "/C=US/ST=WA/O=Acme/CN=Acme Root");
@@ -1071,11 +1092,7 @@ async fn cose_and_cosign_through_the_referrers_api() {
 #[tokio::test]
 async fn hostile_registry_answers_are_bounded() {
     let server = OciServer::new();
-    let addr = server
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .to_string();
+    let addr = serve(&server).await;
     let dest = Dest::Server(&server);
     let repo = "evil/app";
     let scratch = Scratch::new();
@@ -1112,11 +1129,7 @@ async fn hostile_registry_answers_are_bounded() {
     // whose subject is another image, an envelope larger than the cap
     let plain = OciServer::new();
     plain.disable_referrers_api();
-    let plain_addr = plain
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .to_string();
+    let plain_addr = serve(&plain).await;
     let reg = Dest::Server(&plain);
     let (b, db) = reg.image(repo, "1", "b").await;
     let (_, dother) = reg.image(repo, "2", "other").await;
@@ -1303,4 +1316,261 @@ async fn a_signed_index_covers_its_platform_manifests() {
         verify(&image, &platform, &t, &opts).await.name(),
         "UNSIGNED"
     );
+}
+
+/// The signatures of the image in the layout `dir`, as `scangate scan
+/// oci:DIR` checks them.
+async fn check_layout(dir: &Path, digest: &str, t: &TrustMaterial) -> SignatureVerdict {
+    verify_layout_with(
+        dir,
+        digest,
+        t,
+        &DiscoveryLimits::default(),
+        OffsetDateTime::now_utc(),
+    )
+    .await
+}
+
+/// Signatures stored in an OCI image layout the ways cosign and Notation
+/// store them there, verified by the same code as a registry's.
+#[tokio::test]
+async fn signatures_in_an_oci_layout() {
+    let scratch = Scratch::new();
+    let layout = LayoutDir::new(scratch.0.join("layout"));
+    let dest = Dest::Layout(&layout);
+    let dir = layout.dir.clone();
+    let ec = Key::new(&scratch.0, "ec", Kind::P256);
+    let other = Key::new(&scratch.0, "other", Kind::P256);
+    let ca = Ca::new(&scratch.0, "root", "/C=US/ST=WA/O=Acme/CN=Acme Root");
+    let leaf = ca.leaf("leaf", "/C=US/ST=WA/O=Acme/CN=release", Kind::P256);
+    let repo = "local/app";
+    let t = trust(vec![ec.public_pem()], vec![], &[], None).await;
+
+    // cosign's .sig tag as a ref name in index.json
+    let (a, da) = dest.image(repo, "1", "a").await;
+    let subject_a = (da.as_str(), a.manifest_bytes.len());
+    dest.cosign(repo, "local/app", subject_a, &da, &ec, false)
+        .await;
+    let v = check_layout(&dir, &da, &t).await;
+    assert!(
+        matches!(&v, SignatureVerdict::Verified { source, .. } if *source == format!("tag {}", cosign::signature_tag(&da))),
+        "{v:?}"
+    );
+    // the wrong key
+    let t_other = trust(vec![other.public_pem()], vec![], &[], None).await;
+    assert_eq!(
+        reasons(&check_layout(&dir, &da, &t_other).await),
+        [&Invalid::UntrustedKey]
+    );
+
+    // a Notation JWS referrer listed in index.json with its artifact type
+    let (b, db) = dest.image(repo, "2", "b").await;
+    let size = b.manifest_bytes.len();
+    let envelope = jws(&leaf, &ca, &notary_payload(&db, size), None);
+    dest.notation(repo, (&db, size), &envelope, notation::JWS_MEDIA_TYPE)
+        .await;
+    let t_notary = trust(
+        vec![],
+        vec![ca.pem.clone()],
+        &["x509.subject: CN=release"],
+        None,
+    )
+    .await;
+    let v = check_layout(&dir, &db, &t_notary).await;
+    assert!(
+        matches!(&v, SignatureVerdict::Verified { scheme: SignatureScheme::Notation, source, .. } if source.starts_with("referrer sha256:")),
+        "{v:?}"
+    );
+
+    // a cosign referrer listed without its artifact type: found by its subject
+    let (c, dc) = dest.image(repo, "3", "c").await;
+    dest.cosign(
+        repo,
+        "local/app",
+        (&dc, c.manifest_bytes.len()),
+        &dc,
+        &ec,
+        true,
+    )
+    .await;
+    layout.edit(|e| {
+        for entry in e.iter_mut() {
+            entry.as_object_mut().unwrap().remove("artifactType");
+        }
+    });
+    let v = check_layout(&dir, &dc, &t).await;
+    assert!(
+        matches!(&v, SignatureVerdict::Verified { scheme: SignatureScheme::Cosign, source, .. } if source.starts_with("referrer")),
+        "{v:?}"
+    );
+
+    // unsigned, though the layout holds other images' signatures
+    let (_, dd) = dest.image(repo, "4", "d").await;
+    let v = check_layout(&dir, &dd, &t).await;
+    let SignatureVerdict::Unsigned { detail } = &v else {
+        panic!("{v:?}")
+    };
+    assert!(detail.contains("OCI layout"), "{detail}");
+
+    // a valid signature over another digest under this digest's .sig tag
+    let (e, de) = dest.image(repo, "5", "e").await;
+    dest.cosign(
+        repo,
+        "local/app",
+        (&de, e.manifest_bytes.len()),
+        &da,
+        &ec,
+        false,
+    )
+    .await;
+    assert_eq!(
+        reasons(&check_layout(&dir, &de, &t).await),
+        [&Invalid::WrongDigest { signed: da.clone() }]
+    );
+
+    // only in the referrers index under the sha256-HEX tag
+    let (f, df) = dest.image(repo, "6", "f").await;
+    let size = f.manifest_bytes.len();
+    let envelope = jws(&leaf, &ca, &notary_payload(&df, size), None);
+    let entry = dest
+        .notation(repo, (&df, size), &envelope, notation::JWS_MEDIA_TYPE)
+        .await;
+    layout.unlist(entry["digest"].as_str().unwrap());
+    dest.referrers_tag(repo, &df, &[entry]).await;
+    let v = check_layout(&dir, &df, &t_notary).await;
+    assert_eq!(v.name(), "VERIFIED", "{v:?}");
+
+    // cosign save: the signatures manifest marked kind=…/sigs
+    let (g, dg) = dest.image(repo, "7", "g").await;
+    dest.cosign(
+        repo,
+        "local/app",
+        (&dg, g.manifest_bytes.len()),
+        &dg,
+        &ec,
+        false,
+    )
+    .await;
+    let tag = cosign::signature_tag(&dg);
+    layout.edit(|e| {
+        let sig = e
+            .iter_mut()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
+            .unwrap();
+        sig["annotations"] = json!({"kind": "dev.cosignproject.cosign/sigs"});
+    });
+    let v = check_layout(&dir, &dg, &t).await;
+    assert!(
+        matches!(&v, SignatureVerdict::Verified { source, .. } if source.starts_with("cosign save")),
+        "{v:?}"
+    );
+}
+
+/// A layout is as hostile as a registry: a blob is read only from a
+/// regular file under its blobs/sha256 (not through a symbolic link, even
+/// to the right bytes; not from a FIFO or device), within the caps, and
+/// index.json is bounded in size and entries.
+#[tokio::test]
+async fn hostile_layouts_are_bounded_and_refused() {
+    let scratch = Scratch::new();
+    let layout = LayoutDir::new(scratch.0.join("layout"));
+    let dest = Dest::Layout(&layout);
+    let dir = layout.dir.clone();
+    let ec = Key::new(&scratch.0, "ec", Kind::P256);
+    let t = trust(vec![ec.public_pem()], vec![], &[], None).await;
+    let repo = "evil/app";
+    let malformed = |v: &SignatureVerdict| -> String {
+        match &reasons(v)[..] {
+            [Invalid::Malformed(m)] => m.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+
+    // the payload blob a symbolic link to a file outside the layout that
+    // holds exactly the signed bytes
+    let (a, da) = dest.image(repo, "1", "a").await;
+    dest.cosign(
+        repo,
+        "evil/app",
+        (&da, a.manifest_bytes.len()),
+        &da,
+        &ec,
+        false,
+    )
+    .await;
+    assert_eq!(check_layout(&dir, &da, &t).await.name(), "VERIFIED");
+    let sig_manifest: serde_json::Value = {
+        let tag = cosign::signature_tag(&da);
+        let entries = layout.entries.lock().unwrap();
+        let d = entries
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
+            .unwrap();
+        serde_json::from_slice(
+            &std::fs::read(layout.blob_path(d["digest"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap()
+    };
+    let payload = layout.blob_path(sig_manifest["layers"][0]["digest"].as_str().unwrap());
+    let outside = scratch.0.join("outside");
+    std::fs::rename(&payload, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &payload).unwrap();
+    let v = check_layout(&dir, &da, &t).await;
+    assert!(malformed(&v).contains("not a regular file"), "{v:?}");
+
+    // the payload a FIFO (an open would block) and then /dev/zero
+    std::fs::remove_file(&payload).unwrap();
+    let fifo = Command::new("mkfifo").arg(&payload).status().unwrap();
+    assert!(fifo.success());
+    let started = std::time::Instant::now();
+    let v = check_layout(&dir, &da, &t).await;
+    assert!(malformed(&v).contains("not a regular file"), "{v:?}");
+    std::fs::remove_file(&payload).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &payload).unwrap();
+    let v = check_layout(&dir, &da, &t).await;
+    assert!(malformed(&v).contains("not a regular file"), "{v:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // an oversized signature manifest under the .sig tag (its index entry
+    // claims a small size)
+    let (b, db) = dest.image(repo, "2", "b").await;
+    let huge = json!({"schemaVersion": 2, "padding": " ".repeat(300 << 10)}).to_string();
+    let sig_tag = cosign::signature_tag(&db);
+    dest.manifest(repo, Some(&sig_tag), OCI_MANIFEST, huge.as_bytes())
+        .await;
+    layout.edit(|e| e.last_mut().unwrap()["size"] = json!(100));
+    let v = check_layout(&dir, &db, &t).await;
+    assert!(malformed(&v).contains("larger than"), "{v:?}");
+    let _ = b;
+
+    // `blobs` itself a symbolic link out of the layout: nothing is read
+    let evil = LayoutDir::new(scratch.0.join("evil"));
+    let (_, de) = Dest::Layout(&evil).image(repo, "1", "e").await;
+    let elsewhere = scratch.0.join("elsewhere");
+    std::fs::rename(evil.dir.join("blobs"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, evil.dir.join("blobs")).unwrap();
+    let v = check_layout(&evil.dir, &de, &t).await;
+    let SignatureVerdict::NotChecked { detail } = &v else {
+        panic!("{v:?}")
+    };
+    assert!(detail.contains("outside the layout"), "{detail}");
+    assert!(v.fails(true));
+
+    // 10,000 index.json entries: refused after one bounded read
+    let many = LayoutDir::new(scratch.0.join("many"));
+    let (_, dm) = Dest::Layout(&many).image(repo, "1", "m").await;
+    many.edit(|e| {
+        for i in 0..10_000 {
+            e.push(json!({"digest": format!("sha256:{i:064x}"), "size": 1}));
+        }
+    });
+    let started = std::time::Instant::now();
+    let v = check_layout(&many.dir, &dm, &t).await;
+    let elapsed = started.elapsed();
+    eprintln!("10,000 index.json entries refused in {elapsed:?}");
+    let SignatureVerdict::NotChecked { detail } = &v else {
+        panic!("{v:?}")
+    };
+    assert!(detail.contains("10001 entries"), "{detail}");
+    assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
 }

@@ -27,9 +27,12 @@ pub mod discover;
 mod e2e;
 pub mod keys;
 pub mod kms;
+pub mod layout;
 pub mod notation;
 
 use std::fmt;
+use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -42,7 +45,7 @@ pub use discover::DiscoveryLimits;
 pub use keys::{KeyError, KmsPublicKeys, PublicKey};
 pub use kms::AwsKms;
 
-use discover::{Descriptor, Fetcher, ReferrersSource, SignatureManifest, is_sha256_digest};
+use discover::{Descriptor, Fetcher, Origin, ReferrersSource, SignatureManifest, is_sha256_digest};
 
 /// A whole signature check (all requests, all retries) takes at most this.
 pub const MAX_CHECK_TIME: Duration = Duration::from_secs(180);
@@ -183,14 +186,10 @@ pub enum SignatureVerdict {
 }
 
 impl SignatureVerdict {
-    /// `VERIFIED`, `UNSIGNED`, `INVALID` or `NOT_CHECKED`.
+    /// `VERIFIED`, `UNSIGNED`, `INVALID` or `NOT_CHECKED`: the `SIGNATURE`
+    /// output variable's value, taken from it so the two cannot drift.
     pub fn name(&self) -> &'static str {
-        match self {
-            SignatureVerdict::Verified { .. } => "VERIFIED",
-            SignatureVerdict::Unsigned { .. } => "UNSIGNED",
-            SignatureVerdict::Invalid { .. } => "INVALID",
-            SignatureVerdict::NotChecked { .. } => "NOT_CHECKED",
-        }
+        crate::risks::SignatureStatus::of(self).as_str()
     }
 
     /// Whether a policy with `signature.required` fails on this verdict:
@@ -264,14 +263,47 @@ pub async fn verify_image(
     trust: &TrustMaterial,
     opts: &PullOptions,
 ) -> SignatureVerdict {
-    let platform = verify(image, manifest_digest, trust, opts).await;
+    platform_then_index(manifest_digest, index_digest, |d| {
+        verify(image, d, trust, opts)
+    })
+    .await
+}
+
+/// [`verify_image`] for an image read from the OCI image layout `dir`:
+/// the signatures stored in the layout itself (see [`layout`]).
+pub async fn verify_layout_image(
+    dir: &Path,
+    manifest_digest: &str,
+    index_digest: Option<&str>,
+    trust: &TrustMaterial,
+) -> SignatureVerdict {
+    let limits = DiscoveryLimits::default();
+    let now = OffsetDateTime::now_utc();
+    platform_then_index(manifest_digest, index_digest, |d| {
+        verify_layout_with(dir, d, trust, &limits, now)
+    })
+    .await
+}
+
+/// The verdict over the platform manifest, or else over the index that
+/// lists it.
+async fn platform_then_index<'d, F, Fut>(
+    manifest_digest: &'d str,
+    index_digest: Option<&'d str>,
+    verify_one: F,
+) -> SignatureVerdict
+where
+    F: Fn(&'d str) -> Fut,
+    Fut: Future<Output = SignatureVerdict>,
+{
+    let platform = verify_one(manifest_digest).await;
     let Some(index) = index_digest.filter(|i| *i != manifest_digest) else {
         return platform;
     };
     if matches!(platform, SignatureVerdict::Verified { .. }) {
         return platform;
     }
-    let over_index = verify(image, index, trust, opts).await;
+    let over_index = verify_one(index).await;
     combine(platform, over_index, index)
 }
 
@@ -315,6 +347,18 @@ fn combine(
     }
 }
 
+/// Why a check cannot start, before anything is fetched.
+fn unanswerable(digest: &str, trust: &TrustMaterial) -> Option<SignatureVerdict> {
+    let detail = if trust.is_empty() {
+        "the policy names no signature keys and no trust store".to_owned()
+    } else if !is_sha256_digest(digest) {
+        format!("{digest:?} is not a sha256 manifest digest")
+    } else {
+        return None;
+    };
+    Some(SignatureVerdict::NotChecked { detail })
+}
+
 /// [`verify`] with explicit limits and "now" (tests).
 pub async fn verify_with(
     image: &ImageRef,
@@ -324,31 +368,70 @@ pub async fn verify_with(
     limits: &DiscoveryLimits,
     now: OffsetDateTime,
 ) -> SignatureVerdict {
-    let not_checked = |detail: String| SignatureVerdict::NotChecked { detail };
-    if trust.is_empty() {
-        return not_checked("the policy names no signature keys and no trust store".into());
-    }
-    if !is_sha256_digest(digest) {
-        return not_checked(format!("{digest:?} is not a sha256 manifest digest"));
+    if let Some(v) = unanswerable(digest, trust) {
+        return v;
     }
     let client = match crate::image::client(&image.with_digest(digest), opts) {
         Ok(c) => c,
-        Err(e) => return not_checked(format!("no registry client: {e}")),
+        Err(e) => {
+            return SignatureVerdict::NotChecked {
+                detail: format!("no registry client: {e}"),
+            };
+        }
     };
     let fetcher = Fetcher {
-        client: &client,
+        origin: Origin::Registry(&client),
         limits,
     };
-    match tokio::time::timeout(limits.max_time, check(&fetcher, digest, trust, now)).await {
-        Ok(Ok(verdict)) => verdict,
-        Ok(Err(e)) => not_checked(format!(
-            "the registry could not be asked for signatures: {e}"
-        )),
-        Err(_) => not_checked(format!(
-            "looking for signatures took more than {:?}",
-            limits.max_time
-        )),
+    bounded(&fetcher, digest, trust, now, "the registry").await
+}
+
+/// The signatures of `digest` stored in the OCI image layout `dir`, with
+/// explicit limits and "now".
+pub async fn verify_layout_with(
+    dir: &Path,
+    digest: &str,
+    trust: &TrustMaterial,
+    limits: &DiscoveryLimits,
+    now: OffsetDateTime,
+) -> SignatureVerdict {
+    if let Some(v) = unanswerable(digest, trust) {
+        return v;
     }
+    let layout = match layout::Layout::open(dir, limits) {
+        Ok(l) => l,
+        Err(e) => {
+            return SignatureVerdict::NotChecked {
+                detail: format!(
+                    "the OCI layout {} could not be searched for signatures: {e}",
+                    dir.display()
+                ),
+            };
+        }
+    };
+    let fetcher = Fetcher {
+        origin: Origin::Layout(&layout),
+        limits,
+    };
+    bounded(&fetcher, digest, trust, now, "the OCI layout").await
+}
+
+/// [`check`] within the time limit; what could not be answered is
+/// NOT_CHECKED (which a required policy fails on).
+async fn bounded(
+    fetcher: &Fetcher<'_>,
+    digest: &str,
+    trust: &TrustMaterial,
+    now: OffsetDateTime,
+    origin: &str,
+) -> SignatureVerdict {
+    let limit = fetcher.limits.max_time;
+    let detail = match tokio::time::timeout(limit, check(fetcher, digest, trust, now)).await {
+        Ok(Ok(verdict)) => return verdict,
+        Ok(Err(e)) => format!("{origin} could not be asked for signatures: {e}"),
+        Err(_) => format!("looking for signatures took more than {limit:?}"),
+    };
+    SignatureVerdict::NotChecked { detail }
 }
 
 /// Everything found so far.
@@ -400,13 +483,27 @@ async fn check(
     {
         found.examined += 1;
         let source = format!("tag {tag}");
-        match manifest {
-            Ok(m) => {
-                if let Some(v) = check_cosign(f, &m, &source, digest, trust, &mut found).await? {
-                    return Ok(v);
-                }
-            }
-            Err(reason) => found.reject(SignatureScheme::Cosign, &source, reason),
+        if let Some(v) =
+            check_cosign_manifest(f, manifest, &source, digest, trust, &mut found).await?
+        {
+            return Ok(v);
+        }
+    }
+    for desc in f.cosign_saved() {
+        check_cancelled()?;
+        if found.examined >= f.limits.max_signatures {
+            break;
+        }
+        found.examined += 1;
+        let source = format!(
+            "cosign save signatures {}",
+            discover::truncate(&desc.digest)
+        );
+        let manifest = f.manifest_by_digest(&desc).await?;
+        if let Some(v) =
+            check_cosign_manifest(f, manifest, &source, digest, trust, &mut found).await?
+        {
+            return Ok(v);
         }
     }
     if found.examined == 0 {
@@ -417,6 +514,9 @@ async fn check(
             }
             ReferrersSource::None => {
                 "no OCI referrers (the registry has no referrers API and there is no referrers tag)"
+            }
+            ReferrersSource::Layout => {
+                "no signature in its OCI layout (no manifest there has it as subject, no referrers tag, no cosign save signatures)"
             }
         };
         return Ok(SignatureVerdict::Unsigned {
@@ -529,6 +629,25 @@ async fn check_notation(
     }
 }
 
+/// A cosign signature manifest found by tag or by `cosign save`: it names
+/// no subject; the signed payload names the digest.
+async fn check_cosign_manifest(
+    f: &Fetcher<'_>,
+    manifest: Result<SignatureManifest, Invalid>,
+    source: &str,
+    digest: &str,
+    trust: &TrustMaterial,
+    found: &mut Findings,
+) -> Result<Option<SignatureVerdict>, ImageError> {
+    match manifest {
+        Ok(m) => check_cosign(f, &m, source, digest, trust, found).await,
+        Err(reason) => {
+            found.reject(SignatureScheme::Cosign, source, reason);
+            Ok(None)
+        }
+    }
+}
+
 async fn check_cosign(
     f: &Fetcher<'_>,
     manifest: &SignatureManifest,
@@ -604,6 +723,57 @@ mod tests {
         let json = serde_json::to_value(&invalid).unwrap();
         assert_eq!(json["status"], "INVALID");
         assert_eq!(json["rejections"][0]["reason"]["kind"], "wrong-digest");
+    }
+
+    /// The verdict's JSON status, its name and the `SIGNATURE` output
+    /// variable's JSON are one spelling.
+    #[test]
+    fn verdict_and_status_spell_alike() {
+        let verified = SignatureVerdict::Verified {
+            scheme: SignatureScheme::Cosign,
+            source: "s".into(),
+            signer: "k".into(),
+        };
+        let all = [
+            verified,
+            SignatureVerdict::Unsigned { detail: "x".into() },
+            SignatureVerdict::Invalid { rejections: vec![] },
+            SignatureVerdict::NotChecked { detail: "x".into() },
+        ];
+        for v in &all {
+            let status = crate::risks::SignatureStatus::of(v);
+            assert_eq!(serde_json::to_value(v).unwrap()["status"], v.name());
+            assert_eq!(serde_json::to_value(status).unwrap(), v.name());
+        }
+    }
+
+    /// With `signature.required`, a check that could not run fails the
+    /// gate, with the reason in the violation (fail closed).
+    #[test]
+    fn a_required_signature_not_checked_fails_the_gate() {
+        let policy = crate::policy::Policy {
+            risks: crate::policy::risks::RiskPolicy {
+                signature: SignaturePolicy {
+                    required: true,
+                    ..SignaturePolicy::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut decision = policy.decide(&[]);
+        assert_eq!(decision.verdict, crate::policy::Verdict::Pass);
+        let v = SignatureVerdict::NotChecked {
+            detail: "a docker save archive cannot carry signatures".into(),
+        };
+        policy.decide_signature(&mut decision, &v);
+        assert_eq!(decision.verdict, crate::policy::Verdict::Fail);
+        assert!(
+            matches!(&decision.violations[..], [crate::policy::Violation::Signature { verdict, reason }]
+                if verdict == "NOT_CHECKED" && reason.contains("docker save")),
+            "{:?}",
+            decision.violations
+        );
     }
 
     #[tokio::test]
