@@ -14,7 +14,7 @@ where scangate is measured (no registry serves it). This writes one:
   known); `npm::GitHub Security Advisory npm` -> name -> id ->
   `{"PatchedVersions", "VulnerableVersions"}`; `vulnerability` -> CVE id ->
   description, severities, CWEs, references, dates; `data-source` -> bucket
-  name -> source.
+  name -> source; `Red Hat CPE` -> repository / cpe (see redhat_cpes).
 - `db/metadata.json`: Version 2 (trivy-db's SchemaVersion), NextUpdate in
   the future, so `--skip-db-update` uses it as it is.
 
@@ -207,7 +207,32 @@ def build(scan_dir, debian, alpine):
         root[b"vulnerability"][vid.encode()] = json.dumps(detail, separators=(",", ":")).encode()
     for bucket, (_, src) in sources.items():
         root[b"data-source"][bucket.encode()] = json.dumps(src, separators=(",", ":")).encode()
+    root[b"Red Hat CPE"] = redhat_cpes()
     return root, rows
+
+
+def redhat_cpes():
+    """trivy's Red Hat detector fails ("unable to find CPE indices") unless
+    the repositories it assumes for an image without content sets map to
+    CPEs: the default repositories of RHEL 6-9 and their CPEs (Red Hat's
+    published repository-to-CPE mapping). No Red Hat advisories: the
+    Inspector answers hold none, so RHEL images are looked up, not matched."""
+    repos = {
+        "rhel-6-server-rpms": "cpe:/o:redhat:enterprise_linux:6::server",
+        "rhel-6-server-extras-rpms": "cpe:/a:redhat:rhel_extras:6",
+        "rhel-7-server-rpms": "cpe:/o:redhat:enterprise_linux:7::server",
+        "rhel-7-server-extras-rpms": "cpe:/a:redhat:rhel_extras:7",
+        "rhel-8-for-x86_64-baseos-rpms": "cpe:/o:redhat:enterprise_linux:8::baseos",
+        "rhel-8-for-x86_64-appstream-rpms": "cpe:/a:redhat:enterprise_linux:8::appstream",
+        "rhel-9-for-x86_64-baseos-rpms": "cpe:/o:redhat:enterprise_linux:9::baseos",
+        "rhel-9-for-x86_64-appstream-rpms": "cpe:/a:redhat:enterprise_linux:9::appstream",
+    }
+    enc = lambda x: json.dumps(x).encode()
+    return {
+        b"repository": {r.encode(): enc([i]) for i, r in enumerate(repos)},
+        b"nvr": {},
+        b"cpe": {str(i).encode(): enc(c) for i, c in enumerate(repos.values())},
+    }
 
 
 def main():
