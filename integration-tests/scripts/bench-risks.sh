@@ -108,7 +108,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))["findings"]
 t = json.load(open(sys.argv[2])).get("Results") or []
 n = lambda k: sum(len(x.get(k) or []) for x in t)
-print(f"{sum(f['kind'] == 'config' for f in r)} config, {sum(f['kind'] == 'secret' for f in r)} secret "
+print(f"{sum(f['kind'] == 'config' for f in r)} config, {sum(f['kind'] == 'secret' for f in r)} secret"
       f"; {n('Vulnerabilities')} vuln, {n('Misconfigurations')} misconfig, {n('Secrets')} secret")
 PY
 }
