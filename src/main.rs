@@ -209,6 +209,12 @@ struct SbomArgs {
     /// layers) and write the findings here as JSON (values redacted).
     #[arg(long, value_name = "FILE")]
     secrets: Option<std::path::PathBuf>,
+    /// Also run every image-risk producer that needs no service (the
+    /// configuration rules and the secret scan, default policy) and write
+    /// all their findings here as JSON: what `scan` adds to the SBOM's
+    /// cost, measurable offline.
+    #[arg(long, value_name = "FILE")]
+    risks: Option<std::path::PathBuf>,
 }
 
 /// Logs go to stderr, where a person at the command line sees them beside
@@ -371,15 +377,10 @@ fn parse_image(a: &ImageArgs) -> Result<(ImageSource, Platform), String> {
 
 /// The secret findings of `sbom --secrets`, as JSON.
 fn write_secrets(
-    scan: &SecretScan,
-    pulled: &scangate::image::PulledImage,
+    out: &scangate::risks::secrets::SecretsOutcome,
     path: &std::path::Path,
 ) -> Result<(), String> {
-    let today = time::OffsetDateTime::now_utc().date();
-    let out = scan
-        .findings(&pulled.layers, &pulled.config, today)
-        .map_err(|e| e.to_string())?;
-    let json = serde_json::to_vec_pretty(&out).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(out).map_err(|e| e.to_string())?;
     std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
     for w in &out.warnings {
         eprintln!("warning: {}", terminal_safe(w));
@@ -393,20 +394,65 @@ fn write_secrets(
     Ok(())
 }
 
+/// The findings of `sbom --risks`: every producer of `risks::PRODUCERS`
+/// (default policy, no base image) plus the secret scan, as `scan` would
+/// combine them, as JSON.
+fn write_risks(
+    secrets: scangate::risks::secrets::SecretsOutcome,
+    s: &pipeline::ImageSbom,
+    reference: &str,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let digests: Vec<String> = s.pulled.layers.iter().map(|l| l.digest.clone()).collect();
+    let policy = scangate::policy::risks::RiskPolicy::default();
+    let view = scangate::risks::ImageView {
+        reference,
+        manifest_digest: &s.pulled.manifest_digest,
+        config: &s.pulled.config,
+        annotations: &s.pulled.annotations,
+        layer_digests: &digests,
+        files: Some(&s.pulled.files),
+        packages: &s.catalog.packages,
+        base_layers: None,
+        policy: &policy,
+    };
+    let mut out = scangate::risks::produce_all(&view).map_err(|e| e.to_string())?;
+    out.findings.extend(secrets.findings);
+    out.warnings.extend(secrets.warnings);
+    let json = serde_json::to_vec_pretty(&out).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    for w in &out.warnings {
+        eprintln!("warning: {}", terminal_safe(w));
+    }
+    eprintln!("risks: {} findings", out.findings.len());
+    Ok(())
+}
+
 async fn sbom(args: SbomArgs) -> ExitCode {
     let run = async {
         let (image, platform) = parse_image(&args.image)?;
         let mut pull = worker::pull_options(&args.image.registry)?;
-        let secrets = match &args.secrets {
-            Some(_) => Some(SecretScan::new(&SecretsPolicy::default()).map_err(|e| e.to_string())?),
-            None => None,
+        // --risks includes the secret scan: it runs in the same pass.
+        let secrets = if args.secrets.is_some() || args.risks.is_some() {
+            Some(SecretScan::new(&SecretsPolicy::default()).map_err(|e| e.to_string())?)
+        } else {
+            None
         };
         pull.observer = secrets.as_ref().map(SecretScan::observer);
         let s = pipeline::build_sbom(&pull, &image, &platform)
             .await
             .map_err(|e| e.to_string())?;
-        if let (Some(scan), Some(path)) = (&secrets, &args.secrets) {
-            write_secrets(scan, &s.pulled, path)?;
+        if let Some(scan) = &secrets {
+            let today = time::OffsetDateTime::now_utc().date();
+            let found = scan
+                .findings(&s.pulled.layers, &s.pulled.config, today)
+                .map_err(|e| e.to_string())?;
+            if let Some(path) = &args.secrets {
+                write_secrets(&found, path)?;
+            }
+            if let Some(path) = &args.risks {
+                write_risks(found, &s, &image.to_string(), path)?;
+            }
         }
         let json = serde_json::to_vec_pretty(&s.bom).map_err(|e| e.to_string())?;
         match &args.output {

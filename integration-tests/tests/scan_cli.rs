@@ -307,3 +307,66 @@ async fn signature_required_fails_an_unsigned_image() {
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stderr.contains("missing.pub"), "{}", out.stderr);
 }
+
+/// `sbom --risks FILE` runs every risk producer that needs no service in
+/// the SBOM's one pass, offline (what `bench-risks.sh` measures): the
+/// configuration rules (the image runs as root and has no HEALTHCHECK) and
+/// the secret scan (a planted private key) land in FILE, the key's value
+/// never does, and the SBOM is still written.
+#[test]
+fn sbom_risks_writes_configuration_and_secret_findings() {
+    use integration_tests::images::{ImageBuilder, Layer};
+    let b64 = "2O76UMFxFkM+R5Kjp1vRt/1fjORS+6ilI8ihN5KXSc7Tvo+hBKqFYY+kv5ZJr3J1";
+    let key = format!(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n{b64}\n{b64}\nAB12==\n-----END OPENSSH PRIVATE KEY-----\n"
+    );
+    let built = ImageBuilder::new()
+        .layer(Layer::new().file("/root/.ssh/id_ed25519", key.as_bytes()))
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("image");
+    built.write_oci_layout(&layout, None).unwrap();
+    let (sbom, risks) = (dir.path().join("sbom.json"), dir.path().join("risks.json"));
+    let out = std::process::Command::new(integration_tests::corpus::scangate_bin())
+        .arg("sbom")
+        .arg(format!("oci:{}", layout.display()))
+        .arg("-o")
+        .arg(&sbom)
+        .arg("--risks")
+        .arg(&risks)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "scangate sbom --risks failed: {stderr}"
+    );
+    let text = std::fs::read_to_string(&risks).expect("the risks file");
+    assert!(!text.contains(b64), "the key's value leaked: {text}");
+    let found: Value = serde_json::from_str(&text).unwrap();
+    let got: Vec<(String, String)> = found["findings"]
+        .as_array()
+        .expect("a findings array")
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().into(),
+                f["rule_id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for want in [
+        ("config", "CIS-DI-0001"),
+        ("config", "CIS-DI-0006"),
+        ("secret", "private-key"),
+    ] {
+        assert!(
+            got.iter().any(|(k, r)| (k.as_str(), r.as_str()) == want),
+            "{want:?} not in {got:?}"
+        );
+    }
+    let bom: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+}
