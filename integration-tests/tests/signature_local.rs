@@ -56,6 +56,14 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
 /// (ECDSA over SHA-256, ASN.1 DER, base64 in the layer annotation) in a
 /// manifest tagged `sha256-HEX.sig` in `index.json`.
 fn cosign_sign_in_layout(layout: &Path, image: &BuiltImage, key: &str) {
+    let tag = format!("{}.sig", image.manifest_digest.replacen(':', "-", 1));
+    let entry = json!({"org.opencontainers.image.ref.name": tag});
+    add_cosign_signature(layout, image, key, entry);
+}
+
+/// Adds a cosign signature manifest of `image` to the layout's
+/// `index.json` with the entry annotations `annotations`.
+fn add_cosign_signature(layout: &Path, image: &BuiltImage, key: &str, annotations: Value) {
     let digest = &image.manifest_digest;
     let payload = json!({
         "critical": {
@@ -87,10 +95,9 @@ fn cosign_sign_in_layout(layout: &Path, image: &BuiltImage, key: &str) {
     let (manifest_digest, manifest_size) = write_blob(layout, manifest.as_bytes());
     let index_path = layout.join("index.json");
     let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    let tag = format!("{}.sig", digest.replacen(':', "-", 1));
     index["manifests"].as_array_mut().unwrap().push(json!({
         "mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest_size,
-        "annotations": {"org.opencontainers.image.ref.name": tag}
+        "annotations": annotations
     }));
     std::fs::write(&index_path, index.to_string()).unwrap();
 }
@@ -163,6 +170,47 @@ async fn a_signed_oci_layout_passes_a_required_signature() {
         report["violations"]
             .to_string()
             .contains("a docker save archive cannot carry signatures"),
+        "{report}"
+    );
+}
+
+/// `cosign save` writes the image and its signature manifest untagged in
+/// `index.json`, told apart only by `kind` annotations: `scangate scan
+/// oci:DIR` (no tag) reads the image, not the signature, and verifies it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cosign_saved_layout_scans_untagged_and_verifies() {
+    let env = Env::new(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let image = ImageBuilder::new()
+        .layer(support::alpine_fixture_layer())
+        .build()
+        .unwrap();
+    let layout = dir.path().join("layout");
+    image.write_oci_layout(&layout, None).unwrap();
+    let index_path = layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"][0]["annotations"] = json!({"kind": "dev.cosignproject.cosign/image"});
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    let (key, public) = key_pair(dir.path(), "cosign");
+    let sigs = json!({"kind": "dev.cosignproject.cosign/sigs"});
+    add_cosign_signature(&layout, &image, &key, sigs);
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1\nthresholds: {{ critical: null, high: null }}\n\
+             signature:\n  required: true\n  cosign:\n    keys: [{public}]\n"
+        ),
+    )
+    .unwrap();
+    let source = format!("oci:{}", layout.display());
+    let (code, report, stderr) = scan(&env, &source, &policy.display().to_string());
+    assert_eq!(code, Some(0), "{report}\n{stderr}");
+    assert_eq!(report["verdict"], "PASS", "{report}");
+    assert_eq!(report["signature"], "VERIFIED", "{report}");
+    assert_eq!(
+        report["digest"].as_str(),
+        Some(image.manifest_digest.as_str()),
         "{report}"
     );
 }

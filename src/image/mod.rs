@@ -16,6 +16,7 @@ pub mod auth;
 pub mod error;
 pub mod fs;
 pub mod layer;
+pub mod localfs;
 pub mod manifest;
 pub mod memory;
 pub mod observe;

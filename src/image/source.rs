@@ -23,6 +23,7 @@ use std::sync::Arc;
 use super::error::{ImageError, ReferenceProblem};
 use super::fs::FileTree;
 use super::layer::{self, Budget, Compression, LayerSource};
+use super::localfs::{self, Links, LocalFileError};
 use super::manifest::{
     self, Descriptor, ImageConfig, ImageManifest, IndexManifest, Manifest, ManifestProblem,
 };
@@ -34,6 +35,15 @@ use super::{FileSelector, Layer, PullOptions, PulledImage, Wants, sha256_digest}
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Nested indexes followed in an OCI layout before giving up.
 const MAX_INDEX_DEPTH: usize = 4;
+/// cosign marks each entry of a `cosign save` layout with `kind:`: the
+/// image is `…/image` or `…/imageIndex`; its signatures, attestations and
+/// SBOMs (`…/sigs`, `…/atts`, `…/sboms`) and any other kind are not.
+const COSIGN_KIND: &str = "kind";
+const COSIGN_KIND_PREFIX: &str = "dev.cosignproject.cosign/";
+const COSIGN_IMAGE_KINDS: [&str; 2] = ["image", "imageIndex"];
+/// Untagged entries whose manifests are read to tell the image from its
+/// referrers; a layout listing more is refused without a tag, as before.
+const MAX_UNTAGGED_PROBES: usize = 16;
 
 /// An image to scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +233,18 @@ impl<'a> Ctx<'a> {
             }
         } else {
             self.bad(format!("reading {what} {}: {e}", path.display()))
+        }
+    }
+
+    /// A local file that could not be opened: absent, or not a regular
+    /// file (a link out of the layout, a FIFO, a device).
+    fn local(&self, what: &str, e: LocalFileError) -> ImageError {
+        match e {
+            LocalFileError::NotFound { path } => ImageError::NotFound {
+                reference: self.image.clone(),
+                what: format!("{what} {path} does not exist"),
+            },
+            e => self.bad(format!("{what}: {e}")),
         }
     }
 
@@ -423,17 +445,23 @@ fn warn_platform(ctx: &Ctx<'_>, p: &Platform, warnings: &mut Vec<String>) {
     }
 }
 
+/// At most `max` bytes of a layout file, which must be a regular file
+/// (not a link, FIFO or device); a larger one is refused before reading.
 fn read_limited(ctx: &Ctx<'_>, what: &str, path: &Path, max: u64) -> Result<Vec<u8>, ImageError> {
-    let f = File::open(path).map_err(|e| ctx.io(what, path, e))?;
+    let too_large = || ImageError::LimitExceeded {
+        reference: ctx.image.clone(),
+        detail: format!("{what} {} is larger than {max} bytes", path.display()),
+    };
+    let (f, meta) = localfs::open_regular(path, Links::Refuse).map_err(|e| ctx.local(what, e))?;
+    if meta.len() > max {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
     f.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| ctx.io(what, path, e))?;
     if bytes.len() as u64 > max {
-        return Err(ImageError::LimitExceeded {
-            reference: ctx.image.clone(),
-            detail: format!("{what} {} is larger than {max} bytes", path.display()),
-        });
+        return Err(too_large());
     }
     Ok(bytes)
 }
@@ -455,10 +483,7 @@ fn pull_oci(
     opts: &PullOptions,
     wants: &dyn FileSelector,
 ) -> Result<PulledImage, ImageError> {
-    let layout = OciLayout {
-        ctx: Ctx::new(source, opts),
-        dir,
-    };
+    let layout = OciLayout::open(Ctx::new(source, opts), dir)?;
     let ctx = &layout.ctx;
     let top = layout.top_index()?;
     let entry = layout.tagged_entry(&top, tag)?;
@@ -491,9 +516,19 @@ fn pull_oci(
 struct OciLayout<'a> {
     ctx: Ctx<'a>,
     dir: &'a Path,
+    /// `blobs/sha256`, resolved: a directory inside the layout.
+    blobs: PathBuf,
 }
 
-impl OciLayout<'_> {
+impl<'a> OciLayout<'a> {
+    /// Resolves `blobs/sha256`, refusing one that is a link out of the
+    /// layout (blob files themselves are opened without following links).
+    fn open(ctx: Ctx<'a>, dir: &'a Path) -> Result<Self, ImageError> {
+        let blobs = localfs::dir_within(dir, Path::new("blobs/sha256"))
+            .map_err(|e| ctx.local("the OCI layout directory", e))?;
+        Ok(OciLayout { ctx, dir, blobs })
+    }
+
     /// Where a blob lies; only a well-formed sha256 digest names one, so a
     /// hostile digest cannot point outside `blobs/sha256`.
     fn blob_path(&self, digest: &str) -> Result<PathBuf, ImageError> {
@@ -501,7 +536,7 @@ impl OciLayout<'_> {
             reference: self.ctx.image.clone(),
             detail: format!("digest {digest:?} is not a sha256 digest"),
         })?;
-        Ok(self.dir.join("blobs").join("sha256").join(hex))
+        Ok(self.blobs.join(hex))
     }
 
     /// Reads a blob (at most `max` bytes), verified against its digest.
@@ -554,7 +589,7 @@ impl OciLayout<'_> {
                         .is_some_and(|n| n == t)
                 })
                 .collect(),
-            None => top.manifests.iter().collect(),
+            None => self.image_candidates(&top.manifests)?,
         };
         match tagged.as_slice() {
             [] if tag.is_some() => Err(ImageError::NotFound {
@@ -565,7 +600,10 @@ impl OciLayout<'_> {
                     tag_list(&top.manifests)
                 ),
             }),
-            [] => Err(ctx.bad("index.json lists no manifests")),
+            [] if top.manifests.is_empty() => Err(ctx.bad("index.json lists no manifests")),
+            [] => Err(ctx.bad(
+                "index.json lists only signatures, attestations, SBOMs or referrers, no image",
+            )),
             [one] => Ok((*one).clone()),
             many if tag.is_none() && many.iter().all(|d| d.platform.is_none()) => {
                 Err(ctx.bad(format!(
@@ -576,6 +614,57 @@ impl OciLayout<'_> {
             }
             many => Ok(select_platform(ctx, many)?.clone()),
         }
+    }
+
+    /// Without a tag, the entries that may be the image to scan: what
+    /// signing tools list beside it is left out (cosign's `sha256-HEX.sig`
+    /// style tags and `kind: dev.cosignproject.cosign/…` entries, then
+    /// manifests with a `subject` or an `artifactType`, as Notation and
+    /// oras write referrers). Those manifests are read only when several
+    /// untagged entries remain, and at most [`MAX_UNTAGGED_PROBES`].
+    fn image_candidates<'d>(
+        &self,
+        entries: &'d [Descriptor],
+    ) -> Result<Vec<&'d Descriptor>, ImageError> {
+        let named: Vec<&Descriptor> = entries.iter().filter(|d| !is_companion_entry(d)).collect();
+        let probe = named.len() > 1
+            && named.len() <= MAX_UNTAGGED_PROBES
+            && named.iter().all(|d| d.platform.is_none());
+        if !probe {
+            return Ok(named);
+        }
+        let mut kept = Vec::with_capacity(named.len());
+        for d in named {
+            if crate::cancel::is_cancelled() {
+                return Err(self.ctx.bad("cancelled while reading index.json's entries"));
+            }
+            if !self.is_referrer(d) {
+                kept.push(d);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Whether `d`'s manifest refers to another (a `subject`) or declares
+    /// an artifact type. One that cannot be read stays a candidate, so
+    /// that choosing it reports why.
+    fn is_referrer(&self, d: &Descriptor) -> bool {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Probe {
+            #[serde(default)]
+            artifact_type: Option<String>,
+            #[serde(default)]
+            subject: Option<serde_json::Value>,
+        }
+        let max = self.ctx.opts.limits.max_manifest_bytes;
+        let Ok(bytes) = self.blob("the manifest", &d.digest, max) else {
+            return false;
+        };
+        serde_json::from_slice::<Probe>(&bytes).is_ok_and(|p| {
+            p.subject.is_some_and(|s| !s.is_null())
+                || p.artifact_type.is_some_and(|t| !t.is_empty())
+        })
     }
 
     /// Follows nested indexes (at most [`MAX_INDEX_DEPTH`]) from `chosen`
@@ -633,7 +722,8 @@ impl OciLayout<'_> {
     /// Opens a layer blob for streaming.
     fn open_layer(&self, l: &Layer) -> Result<BufReader<File>, ImageError> {
         let path = self.blob_path(&l.digest)?;
-        let file = File::open(&path).map_err(|e| self.ctx.io("layer", &path, e))?;
+        let (file, _) =
+            localfs::open_regular(&path, Links::Refuse).map_err(|e| self.ctx.local("layer", e))?;
         Ok(BufReader::with_capacity(LAYER_BUFFER, file))
     }
 
@@ -673,6 +763,32 @@ impl OciLayout<'_> {
         })?;
         Ok(acc)
     }
+}
+
+/// An entry a signing tool lists beside the image, told by its descriptor:
+/// cosign's `kind` annotation other than the image's (`cosign save`), or a tag cosign derives from
+/// the image digest (`sha256-HEX.sig`, `.att`, `.sbom`) or the referrers
+/// index tag (`sha256-HEX`).
+fn is_companion_entry(d: &Descriptor) -> bool {
+    let Some(a) = d.annotations.as_ref() else {
+        return false;
+    };
+    let cosign_kind = a
+        .get(COSIGN_KIND)
+        .and_then(|k| k.strip_prefix(COSIGN_KIND_PREFIX));
+    if cosign_kind.is_some_and(|k| !COSIGN_IMAGE_KINDS.contains(&k)) {
+        return true;
+    }
+    let Some(tag) = a.get(REF_NAME) else {
+        return false;
+    };
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let (Some(hex), Some(suffix)) = (rest.get(..64), rest.get(64..)) else {
+        return false;
+    };
+    hex.bytes().all(|b| b.is_ascii_hexdigit()) && matches!(suffix, "" | ".sig" | ".att" | ".sbom")
 }
 
 /// The `org.opencontainers.image.ref.name` tags of `entries`, for messages.
@@ -732,7 +848,7 @@ struct ArchiveEntry {
 /// Pass one: the data span of every regular file in the archive (by
 /// cleaned path, the last entry winning), reading headers only.
 fn index_archive(ctx: &Ctx<'_>, path: &Path) -> Result<HashMap<String, Span>, ImageError> {
-    let file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+    let file = open_archive(ctx, path)?;
     let mut archive = tar::Archive::new(file);
     let bad = |e: io::Error| ctx.bad(format!("not a valid tar file: {e}"));
     let mut spans = HashMap::new();
@@ -780,6 +896,15 @@ fn index_archive(ctx: &Ctx<'_>, path: &Path) -> Result<HashMap<String, Span>, Im
         }
     }
     Ok(spans)
+}
+
+/// The `docker save` tar the user named: a link to it is followed (the
+/// user made it), but it must be a regular file, so that a FIFO or device
+/// cannot stall or flood the read.
+fn open_archive(ctx: &Ctx<'_>, path: &Path) -> Result<File, ImageError> {
+    let (file, _) =
+        localfs::open_regular(path, Links::Follow).map_err(|e| ctx.local("archive", e))?;
+    Ok(file)
 }
 
 /// Reads a `docker save` archive: pass one indexes the tar, then
@@ -832,7 +957,7 @@ impl<'a> Archive<'a> {
     /// Pass one (the index of entry spans), then the file pass two reads.
     fn open(ctx: Ctx<'a>, path: &'a Path) -> Result<Self, ImageError> {
         let spans = index_archive(&ctx, path)?;
-        let file = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+        let file = open_archive(&ctx, path)?;
         Ok(Archive {
             ctx,
             path,
@@ -955,7 +1080,7 @@ impl<'a> Archive<'a> {
         let (ctx, path) = (&self.ctx, self.path);
         ctx.link_pass(&sources, &mut acc, wants, |i| {
             let span: Span = spans_read[i];
-            let mut again = File::open(path).map_err(|e| ctx.io("archive", path, e))?;
+            let mut again = open_archive(ctx, path)?;
             again
                 .seek(SeekFrom::Start(span.offset))
                 .map_err(|e| ctx.io("layer", path, e))?;

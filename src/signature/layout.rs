@@ -14,12 +14,11 @@
 //! device or FIFO, no `blobs` directory that resolves elsewhere), at most
 //! the cap of bytes, and its digest checked.
 
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::image::ImageError;
+use crate::image::localfs::{self, Links, LocalFileError};
 use crate::image::registry::Target;
 
 use super::discover::{Descriptor, DiscoveryLimits, Index, SignatureManifest, is_sha256_digest};
@@ -39,12 +38,10 @@ pub enum LayoutError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "{path} is not a regular file (a symbolic link, device or FIFO): blobs are read only from regular files under blobs/sha256/"
-    )]
-    NotRegular { path: String },
-    #[error("{path} resolves to {resolved}, outside the layout")]
-    Escapes { path: String, resolved: String },
+    /// Not a regular file inside the layout (a link, FIFO or device), or a
+    /// `blobs` directory resolving outside it.
+    #[error(transparent)]
+    Local(LocalFileError),
     #[error("{path} is larger than {max} bytes")]
     TooLarge { path: String, max: u64 },
     #[error("index.json lists {count} entries; at most {max} are looked through for signatures")]
@@ -97,14 +94,8 @@ impl Layout {
             move |source| LayoutError::Io { path, source }
         };
         let root = dir.canonicalize().map_err(io(dir))?;
-        let blobs = root.join("blobs").join("sha256");
-        let resolved = blobs.canonicalize().map_err(io(&blobs))?;
-        if resolved != blobs {
-            return Err(LayoutError::Escapes {
-                path: blobs.display().to_string(),
-                resolved: resolved.display().to_string(),
-            });
-        }
+        let blobs =
+            localfs::dir_within(&root, Path::new("blobs/sha256")).map_err(LayoutError::Local)?;
         let bytes = read_regular(&root.join("index.json"), limits.max_index_bytes)?;
         let index: Index =
             serde_json::from_slice(&bytes).map_err(|e| LayoutError::NotAnIndex(e.to_string()))?;
@@ -250,39 +241,37 @@ fn is_signature_type(t: &str) -> bool {
     matches!(t, notation::ARTIFACT_TYPE | cosign::SIG_ARTIFACT_TYPE)
 }
 
-/// At most `max` bytes of a regular file that is not a symbolic link. The
-/// type is checked before opening (a FIFO would block the open) and again
-/// on the open file (it must be the same file).
+/// At most `max` bytes of a regular file of the layout, opened without
+/// following a link or blocking on a FIFO (`localfs::open_regular`).
 fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, LayoutError> {
-    let shown = || path.display().to_string();
-    let io = |source: std::io::Error| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            LayoutError::Missing { what: shown() }
-        } else {
-            LayoutError::Io {
-                path: shown(),
-                source,
-            }
-        }
+    let too_large = || LayoutError::TooLarge {
+        path: path.display().to_string(),
+        max,
     };
-    let before = std::fs::symlink_metadata(path).map_err(io)?;
-    if !before.file_type().is_file() {
-        return Err(LayoutError::NotRegular { path: shown() });
-    }
-    if before.len() > max {
-        return Err(LayoutError::TooLarge { path: shown(), max });
-    }
-    let file = File::open(path).map_err(io)?;
-    let after = file.metadata().map_err(io)?;
-    if !after.is_file() || (after.dev(), after.ino()) != (before.dev(), before.ino()) {
-        return Err(LayoutError::NotRegular { path: shown() });
+    let (file, meta) = localfs::open_regular(path, Links::Refuse).map_err(local)?;
+    if meta.len() > max {
+        return Err(too_large());
     }
     let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes).map_err(io)?;
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LayoutError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     if bytes.len() as u64 > max {
-        return Err(LayoutError::TooLarge { path: shown(), max });
+        return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// An absent file is a missing artifact (the signature is invalid, as for
+/// a registry's 404); anything else is the layout's defect.
+fn local(e: LocalFileError) -> LayoutError {
+    match e {
+        LocalFileError::NotFound { path } => LayoutError::Missing { what: path },
+        e => LayoutError::Local(e),
+    }
 }
 
 fn truncate(s: &str) -> String {

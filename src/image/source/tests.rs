@@ -635,3 +635,190 @@ async fn oci_layout_diff_ids_are_checked_and_foreign_layers_skipped() {
     );
     assert!(p.files.files.contains_key("etc/keep"));
 }
+
+/// Reads `source` on a thread and fails the test if that takes more than
+/// ten seconds: the read of a FIFO must be refused, not block forever.
+fn pull_within_timeout(source: ImageSource) -> Result<PulledImage, ImageError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(pull_local(&source, &PullOptions::default(), &*want_all()));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the read of a hostile local image hung")
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.unwrap().success());
+}
+
+/// The local-image error of a refused file, with its message.
+fn refused(r: Result<PulledImage, ImageError>) -> String {
+    match r {
+        Err(ImageError::LocalImage { detail, .. }) => detail,
+        Err(e) => panic!("expected a local image error, got {e}"),
+        Ok(_) => panic!("a hostile layout was read"),
+    }
+}
+
+/// Blobs are read only from regular files under the layout: a FIFO layer
+/// (which blocked the open forever), a link to `/dev/zero` or to the right
+/// bytes elsewhere, a manifest reached through a link, and a `blobs`
+/// directory linked out of the layout are all refused at once.
+#[test]
+fn oci_layout_refuses_fifos_links_and_devices() {
+    let tmp = TempDir::new();
+    let (oci, md) = simple_oci(&tmp.0);
+    let source = ImageSource::OciLayout {
+        dir: oci.dir.clone(),
+        tag: None,
+    };
+    let layer = oci.path(&digest(&layer_tars()[2]));
+    let good = std::fs::read(&layer).unwrap();
+    let elsewhere = TempDir::new();
+    let outside = elsewhere.0.clone();
+
+    std::fs::remove_file(&layer).unwrap();
+    mkfifo(&layer);
+    let started = std::time::Instant::now();
+    let e = refused(pull_within_timeout(source.clone()));
+    assert!(e.contains("not a regular file but a FIFO"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    std::fs::remove_file(&layer).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &layer).unwrap();
+    let e = refused(pull_within_timeout(source.clone()));
+    assert!(e.contains("not a regular file but a symbolic link"), "{e}");
+
+    // A link to the very bytes the digest names is still refused.
+    std::fs::remove_file(&layer).unwrap();
+    std::fs::write(outside.join("layer"), &good).unwrap();
+    std::os::unix::fs::symlink(outside.join("layer"), &layer).unwrap();
+    let e = refused(pull_within_timeout(source.clone()));
+    assert!(e.contains("symbolic link"), "{e}");
+    std::fs::remove_file(&layer).unwrap();
+    std::fs::write(&layer, &good).unwrap();
+    pull_within_timeout(source.clone()).unwrap();
+
+    let manifest = oci.path(&md);
+    std::fs::rename(&manifest, outside.join("manifest")).unwrap();
+    std::os::unix::fs::symlink(outside.join("manifest"), &manifest).unwrap();
+    let e = refused(pull_within_timeout(source.clone()));
+    assert!(e.contains("symbolic link"), "{e}");
+    std::fs::remove_file(&manifest).unwrap();
+    std::fs::rename(outside.join("manifest"), &manifest).unwrap();
+
+    let index = oci.dir.join("index.json");
+    std::fs::rename(&index, outside.join("index.json")).unwrap();
+    mkfifo(&index);
+    let e = refused(pull_within_timeout(source.clone()));
+    assert!(e.contains("FIFO"), "{e}");
+    std::fs::remove_file(&index).unwrap();
+    std::fs::rename(outside.join("index.json"), &index).unwrap();
+
+    std::fs::rename(oci.dir.join("blobs"), outside.join("blobs")).unwrap();
+    std::os::unix::fs::symlink(outside.join("blobs"), oci.dir.join("blobs")).unwrap();
+    let e = refused(pull_within_timeout(source));
+    assert!(e.contains("outside the layout"), "{e}");
+}
+
+/// A `docker save` path the user names may be a link, but a FIFO (or a
+/// link to one) is refused instead of blocking the read.
+#[test]
+fn docker_archive_refuses_a_fifo() {
+    let tmp = TempDir::new();
+    let fifo = tmp.0.join("image.tar");
+    mkfifo(&fifo);
+    let link = tmp.0.join("link.tar");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    for path in [fifo, link] {
+        let e = refused(pull_within_timeout(ImageSource::DockerArchive { path }));
+        assert!(e.contains("FIFO"), "{e}");
+    }
+    let e = refused(pull_within_timeout(ImageSource::DockerArchive {
+        path: "/dev/zero".into(),
+    }));
+    assert!(e.contains("a device"), "{e}");
+}
+
+/// A `cosign save` layout lists the image untagged beside its signature,
+/// attestation and SBOM manifests (`kind: dev.cosignproject.cosign/…`);
+/// `cosign sign` tags `sha256-HEX.sig`; Notation and oras list referrers
+/// (a `subject`, an `artifactType`) untagged. Without a tag the image is
+/// still the one read; two untagged images are still refused.
+#[test]
+fn oci_layout_without_tag_skips_signatures_and_referrers() {
+    let tmp = TempDir::new();
+    let (oci, md) = simple_oci(&tmp.0);
+    let image_size = std::fs::read(oci.path(&md)).unwrap().len();
+    let image = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": md, "size": image_size});
+    // Companion manifests: ordinary image manifests by their shape.
+    let companion = |payload: &[u8], extra: serde_json::Value| {
+        let tar = tar_bytes(&[E::File("payload", payload)]);
+        let (d, size) = oci.image(
+            &[(tar.clone(), "application/vnd.oci.image.layer.v1.tar")],
+            &[digest(&tar)],
+            "amd64",
+        );
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(oci.path(&d)).unwrap()).unwrap();
+        let edited = !extra.is_null();
+        if edited {
+            m.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+        }
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let d = if edited { oci.blob(&bytes) } else { d };
+        let size = if edited { bytes.len() } else { size };
+        serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size})
+    };
+    let kind = |k: &str| {
+        let mut e = companion(k.as_bytes(), serde_json::Value::Null);
+        e["annotations"] = serde_json::json!({"kind": format!("dev.cosignproject.cosign/{k}")});
+        e
+    };
+    let subject = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": md, "size": image_size});
+    let notation = companion(
+        b"jws",
+        serde_json::json!({"artifactType": "application/vnd.cncf.notary.signature",
+                           "subject": subject}),
+    );
+    let sbom = companion(
+        b"spdx",
+        serde_json::json!({"artifactType": "application/spdx+json"}),
+    );
+    let mut sig_tag = companion(b"sig", serde_json::Value::Null);
+    sig_tag["annotations"] =
+        serde_json::json!({REF_NAME: format!("{}.sig", md.replacen(':', "-", 1))});
+
+    let mut image_kind = image.clone();
+    image_kind["annotations"] = serde_json::json!({"kind": "dev.cosignproject.cosign/image"});
+    oci.index(serde_json::json!([
+        kind("sigs"),
+        image_kind,
+        kind("atts"),
+        kind("sboms"),
+        notation,
+        sbom,
+        sig_tag
+    ]));
+    let source = ImageSource::OciLayout {
+        dir: oci.dir.clone(),
+        tag: None,
+    };
+    let p = pull_within_timeout(source.clone()).unwrap();
+    assert_eq!(p.manifest_digest, md);
+    check_squashed(&p.files);
+
+    // Only companions: no image to pick, said so.
+    oci.index(serde_json::json!([kind("sigs"), kind("atts")]));
+    let e = refused(pull_within_timeout(source.clone()));
+    assert!(e.contains("only signatures"), "{e}");
+
+    // A second plain untagged image: which one is meant cannot be guessed.
+    let other = companion(b"other image", serde_json::Value::Null);
+    oci.index(serde_json::json!([image, other, kind("sigs")]));
+    let e = refused(pull_within_timeout(source));
+    assert!(e.contains("lists 2 images"), "{e}");
+}
