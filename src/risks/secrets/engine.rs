@@ -3,12 +3,13 @@
 //! only on the few lines around a keyword hit.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 
 use super::cfg::{self, SecretsPolicy, SecretsPolicyError};
-use super::rules::BUILTIN;
+use super::rules::{BUILTIN, Builtin};
 use crate::inspector::findings::Severity;
 
 /// Lines of context before and after a keyword's line that its rule's
@@ -26,16 +27,74 @@ pub struct Rule {
     pub title: String,
     pub severity: Severity,
     pub remediation: String,
-    pub patterns: Vec<Regex>,
+    /// A built-in rule's regexes and path globs, compiled on its first
+    /// keyword hit (see [`Rule::patterns`]).
+    builtin: Option<&'static Builtin>,
+    patterns: OnceLock<Vec<Regex>>,
     /// Files the rule is limited to; such a rule never runs on the config.
-    pub paths: Option<regex::Regex>,
+    paths: OnceLock<Option<regex::Regex>>,
     pub check: Option<fn(&[u8]) -> bool>,
 }
 
 impl Rule {
-    pub fn applies_to(&self, abs_path: &str) -> bool {
-        self.paths.as_ref().is_none_or(|p| p.is_match(abs_path))
+    /// Whether the rule is limited to some files (and so never runs on the
+    /// image config).
+    pub fn limited(&self) -> bool {
+        match self.builtin {
+            Some(b) => !b.paths.is_empty(),
+            None => self.paths.get().is_some_and(Option::is_some),
+        }
     }
+
+    pub fn applies_to(&self, abs_path: &str) -> bool {
+        self.paths
+            .get_or_init(|| {
+                let b = self
+                    .builtin
+                    .expect("a user rule's globs are compiled in new");
+                super::glob::any_of(b.paths).expect("built-in globs compile (unit-tested)")
+            })
+            .as_ref()
+            .is_none_or(|p| p.is_match(abs_path))
+    }
+
+    /// The rule's regexes. A built-in rule's are compiled here, once, on
+    /// the first keyword hit: compiling all of them up front was most of a
+    /// small image's scan time (issue 13), and most images hit few rules.
+    /// A user rule's regex was compiled (and so validated) in
+    /// [`RuleSet::new`], when the policy was read.
+    fn patterns(&self) -> &[Regex] {
+        self.patterns.get_or_init(|| {
+            let b = self
+                .builtin
+                .expect("a user rule's regex is compiled in new");
+            b.patterns.iter().map(|p| builtin_regex(p)).collect()
+        })
+    }
+}
+
+#[cfg(test)]
+impl Rule {
+    /// Whether the rule's regexes have been compiled yet.
+    pub fn compiled(&self) -> bool {
+        self.patterns.get().is_some()
+    }
+
+    /// Compiles the regexes and globs now (tests that they do compile).
+    pub fn force(&self) -> usize {
+        self.applies_to("/");
+        self.patterns().len()
+    }
+}
+
+/// A built-in pattern, compiled. ASCII-only formats: byte classes and
+/// ASCII `\b` keep the automata small (a Unicode `\b` also forces the
+/// slower engines on non-ASCII text).
+fn builtin_regex(p: &str) -> Regex {
+    regex::bytes::RegexBuilder::new(p)
+        .unicode(false)
+        .build()
+        .expect("built-in secret regexes compile (unit-tested)")
 }
 
 /// A secret found in a text: which rule, where its value is (byte range in
@@ -64,28 +123,15 @@ impl RuleSet {
         let mut rules = Vec::new();
         let mut keywords: Vec<(String, usize)> = Vec::new();
         for b in BUILTIN.iter().filter(|b| !disabled(b.id)) {
-            let patterns = b
-                .patterns
-                .iter()
-                .map(|p| {
-                    // ASCII-only formats: byte classes and ASCII `\b` keep
-                    // the automata small (a Unicode `\b` also forces the
-                    // slower engines on non-ASCII text).
-                    regex::bytes::RegexBuilder::new(p)
-                        .unicode(false)
-                        .build()
-                        .expect("built-in secret regexes compile (unit-tested)")
-                })
-                .collect();
-            let paths = super::glob::any_of(b.paths).expect("built-in globs compile");
             keywords.extend(b.keywords.iter().map(|k| (k.to_string(), rules.len())));
             rules.push(Rule {
                 id: b.id.into(),
                 title: b.title.into(),
                 severity: b.severity,
                 remediation: b.remediation.into(),
-                patterns,
-                paths,
+                builtin: Some(b),
+                patterns: OnceLock::new(),
+                paths: OnceLock::new(),
                 check: b.check,
             });
         }
@@ -109,8 +155,9 @@ impl RuleSet {
                 },
                 severity: cfg::parse_severity(&u.severity).map_err(field)?,
                 remediation: super::rules::BUILTIN[0].remediation.into(),
-                patterns: vec![cfg::compile_user_regex(&u.regex).map_err(field)?],
-                paths,
+                builtin: None,
+                patterns: OnceLock::from(vec![cfg::compile_user_regex(&u.regex).map_err(field)?]),
+                paths: OnceLock::from(paths),
                 check: None,
             });
         }
@@ -193,7 +240,7 @@ impl RuleSet {
 
     fn run_rule(&self, rule: usize, text: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
         let r = &self.rules[rule];
-        for re in &r.patterns {
+        for re in r.patterns() {
             for caps in re.captures_iter(&text[s..e]) {
                 let Some(m) = caps.get(1).or_else(|| caps.get(0)) else {
                     continue;

@@ -297,7 +297,7 @@ impl SecretScan {
             text,
             0,
             text.len(),
-            &mut |r| rules.rules[r].paths.is_none(),
+            &mut |r| !rules.rules[r].limited(),
             &mut hits,
         );
         let mut kept: Vec<Hit> = Vec::new();

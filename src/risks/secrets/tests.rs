@@ -392,6 +392,33 @@ fn the_skip_list_covers_documentation_and_package_tests() {
 }
 
 #[test]
+fn every_builtin_regex_and_glob_compiles() {
+    // They compile on a rule's first keyword hit, so a bad one would
+    // panic in a scan: compile them all here.
+    let s = scan();
+    for (r, b) in s.rules.rules.iter().zip(rules::BUILTIN) {
+        assert_eq!(r.force(), b.patterns.len(), "{}", b.id);
+    }
+}
+
+#[test]
+fn a_rule_compiles_its_regexes_only_on_its_first_keyword_hit() {
+    // Compiling every regex up front was most of a small image's scan
+    // (issue 13); text without keywords must compile none of them.
+    let s = scan();
+    let compiled = |s: &SecretScan| -> Vec<String> {
+        let r = s.rules.rules.iter().filter(|r| r.compiled());
+        r.map(|r| r.id.clone()).collect()
+    };
+    assert!(compiled(&s).is_empty());
+    found_in(&s, "/etc/motd", b"nothing secret here\n", usize::MAX);
+    assert!(compiled(&s).is_empty());
+    let found = found_in(&s, "/etc/app", b"x glpat-abcdefghij0123456789ABCD\n", 7);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(compiled(&s), ["gitlab-token"]);
+}
+
+#[test]
 fn keyword_hits_far_apart_cost_one_regex_run_each() {
     // A megabyte of keywords: the scan stays linear (merged windows).
     let s = scan();
