@@ -11,39 +11,26 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use base64::Engine as _;
+use integration_tests::Emulators;
 use integration_tests::codepipeline::{Artifact, JobSnapshot, NewJob};
 use integration_tests::ecr::{EcrEmulator, ScanSetup, fixture};
 use integration_tests::images::{
     ImageBuilder, Layer, debian_os_release, dpkg_layer, dpkg_status, push_blob, push_manifest,
 };
-use integration_tests::process::{LogTo, MotoServer};
+use integration_tests::process::MotoServer;
 use integration_tests::registry::Registry;
-use integration_tests::{EmulatorOptions, Emulators, corpus};
 use serde_json::{Value, json};
-use support::{failure, success};
+use support::{RunningWorker, Worker, failure, success};
 
 const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 /// The registry password is the ECR token's, as with real ECR.
 const ECR_PASSWORD: &str = "eyJwYXlsb2FkIjoiZWNyLXJpc2tzIn0";
 /// A GitHub token of the planted-secret corpus (not a live credential).
 const TOKEN: &str = "ghp_wR4y9ojfljoQoaF1LlqsajAIxNKu8iS2G8NP";
-
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Env {
     emus: Emulators,
@@ -52,15 +39,12 @@ struct Env {
     moto: MotoServer,
     reports: tempfile::TempDir,
     keys: tempfile::TempDir,
-    worker: Option<Worker>,
+    worker: Option<RunningWorker>,
 }
 
 impl Env {
     async fn new() -> Env {
-        let emus =
-            integration_tests::start("127.0.0.1:0".parse().unwrap(), EmulatorOptions::default())
-                .await
-                .expect("starting emulators");
+        let emus = support::start_emulators().await;
         let ecr = EcrEmulator::start("AWS", ECR_PASSWORD, Duration::from_secs(12 * 3600))
             .await
             .unwrap();
@@ -90,62 +74,20 @@ impl Env {
         format!("{HOST}:{port}")
     }
 
-    fn start_worker(&self) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("worker.log");
-        let child = Command::new(corpus::scangate_bin())
-            .arg("worker")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env(
-                "AWS_ENDPOINT_URL_CODEPIPELINE",
-                &self.emus.urls.codepipeline,
-            )
-            .env("AWS_ENDPOINT_URL_INSPECTOR_SCAN", &self.emus.urls.inspector)
+    /// The worker reaches the registry under the ECR host name (pinned to
+    /// 127.0.0.1), ECR's API at the emulator and the policy artifact in moto.
+    fn start_worker(&self) -> RunningWorker {
+        Worker::new(&self.emus)
             .env("AWS_ENDPOINT_URL_ECR", self.ecr.url())
-            .env("AWS_ENDPOINT_URL_S3", &self.moto.endpoint)
-            .env("SCANGATE_S3_FORCE_PATH_STYLE", "true")
             .env("SCANGATE_REGISTRY_RESOLVE", format!("{HOST}=127.0.0.1"))
-            .env("SCANGATE_INSECURE_REGISTRIES", self.ecr_addr())
-            .env("SCANGATE_POLL_INTERVAL", "200ms")
-            .env("SCANGATE_HEALTH_ADDR", "off")
-            .env(
-                "SCANGATE_REPORTS",
-                format!("file://{}", self.reports.path().display()),
-            )
-            .env("RUST_LOG", "info,scangate=debug")
-            .log_to(&log)
+            .registry(&self.ecr_addr())
+            .s3(&self.moto.endpoint)
+            .reports(self.reports.path())
             .spawn()
-            .expect("starting scangate worker");
-        Worker {
-            child,
-            log,
-            _dir: dir,
-        }
     }
 
     async fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.moto.endpoint)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "AKIDEXAMPLE",
-                "test-secret",
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await;
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf)
-                .force_path_style(true)
-                .build(),
-        )
+        support::s3_client(&self.moto.endpoint).await
     }
 
     /// Puts a zip of `files` into the artifacts bucket as `key`.
@@ -187,22 +129,7 @@ impl Env {
 
     async fn result(&self, id: &str) -> JobSnapshot {
         let w = self.worker.as_ref().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(s) = self.emus.codepipeline.job(id)
-                && s.result.is_some()
-            {
-                return s;
-            }
-            let exited = std::fs::metadata(format!("/proc/{}", w.child.id())).is_err();
-            if exited || Instant::now() > deadline {
-                panic!(
-                    "job {id} got no result (worker exited: {exited})\n--- worker log ---\n{}",
-                    std::fs::read_to_string(&w.log).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        w.job_result(&self.emus, id, Duration::from_secs(120)).await
     }
 
     fn report(&self, id: &str, name: &str) -> String {
