@@ -7,17 +7,18 @@
 #   (c) `trivy image --scanners vuln,secret --image-config-scanners
 #        misconfig,secret`               offline, DB from trivy-db.py
 #   (d) `scangate sbom docker-archive:IMAGE.tar --risks FILE`
-#                                        (b) on trivy's own input
+#                                        (b) on (c)'s input
+#   (e) (c) on the OCI layout            (c) on (b)'s input
 # Median wall time of RUNS runs (default 5; a, b, c alternate within each
 # round so that load on a shared machine spreads over all three), peak RSS
-# the largest of the runs (wait4), and the ratios b/a, c/b and c/d. Prints a
+# the largest of the runs (wait4), and the ratios b/a, c/d and e/b (trivy
+# over scangate on the same input, tar and layout). Prints a
 # markdown table; measurements, not assertions: nothing fails on a number.
 #
-# (a) and (b) read the OCI layout (gzip layers); trivy reads the
-# docker-archive of the same image (it cannot read an OCI layout offline),
-# whose layers are not compressed, with its in-memory cache (its file cache
-# would answer every run after the first from the previous run). (d) reads
-# that same tar, so c/d compares the two tools on the same input bytes.
+# (a), (b) and (e) read the OCI layout (gzip layers); (c) and (d) the
+# docker-archive of the same image, whose layers are not compressed. trivy
+# runs with its in-memory cache (its file cache would answer every run
+# after the first from the previous run).
 # trivy gets an empty Java DB and a vulnerability DB of real advisory rows
 # (trivy-db.py), both offline; its misconfiguration checks are the ones
 # embedded in the binary (--skip-check-update: it logs "Falling back to
@@ -92,7 +93,10 @@ run() { # run TOOL IMAGE → appends "ms kib" to $WORK/TOOL.IMAGE
     a) cmd=("$SCANGATE" sbom "oci:$CORPUS/$name" -o "$WORK/sbom.json") ;;
     b) cmd=("$SCANGATE" sbom "oci:$CORPUS/$name" -o "$WORK/sbom.json" --risks "$WORK/$name.risks.json") ;;
     d) cmd=("$SCANGATE" sbom "docker-archive:$CORPUS/$name.tar" -o "$WORK/sbom.json" --risks "$WORK/$name.risks-tar.json") ;;
-    c) cmd=(trivy image --input "$CORPUS/$name.tar" --scanners vuln,secret
+    c | e)
+      local input=$CORPUS/$name.tar
+      [[ $tool == e ]] && input=$CORPUS/$name
+      cmd=(trivy image --input "$input" --scanners vuln,secret
       --image-config-scanners misconfig,secret --offline-scan --skip-db-update
       --skip-java-db-update --skip-check-update --cache-dir "$TCACHE" --cache-backend memory
       --format json -o "$WORK/$name.trivy.json") ;;
@@ -102,7 +106,7 @@ run() { # run TOOL IMAGE → appends "ms kib" to $WORK/TOOL.IMAGE
 }
 for _ in $(seq "$RUNS"); do
   for name in "${IMAGES[@]}"; do
-    for tool in a b c d; do run "$tool" "$name"; done
+    for tool in a b c d e; do run "$tool" "$name"; done
   done
 done
 
@@ -123,19 +127,22 @@ stat() { # stat FILE → "median_ms max_kib"
 }
 echo "scangate $("$SCANGATE" --version | awk '{print $2}'), $(trivy --version | awk '/^Version/ {print "trivy " $2; exit}'), median of $RUNS runs, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| image | (a) sbom | (b) sbom --risks | b/a | (c) trivy | c/b | (d) --risks, trivy's tar | c/d | peak RSS a / b / c / d | found: scangate (b); trivy (c) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
-ta=0 tb=0 tc=0 td=0
+echo "| image | (a) sbom | (b) sbom --risks | b/a | (e) trivy, layout | e/b | (d) --risks, tar | (c) trivy, tar | c/d | peak RSS a / b / d / c / e | found: scangate (b); trivy (c) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+ta=0 tb=0 tc=0 td=0 te=0
 for name in "${IMAGES[@]}"; do
   read -r a ra < <(stat "$WORK/a.$name")
   read -r b rb < <(stat "$WORK/b.$name")
   read -r c rc < <(stat "$WORK/c.$name")
   read -r d rd < <(stat "$WORK/d.$name")
-  ta=$(awk "BEGIN{print $ta+$a}") tb=$(awk "BEGIN{print $tb+$b}") tc=$(awk "BEGIN{print $tc+$c}") td=$(awk "BEGIN{print $td+$d}")
-  F=$(found "$name") awk -v n="$name" -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v ra="$ra" -v rb="$rb" -v rc="$rc" -v rd="$rd" 'BEGIN{
+  read -r e re < <(stat "$WORK/e.$name")
+  ta=$(awk "BEGIN{print $ta+$a}") tb=$(awk "BEGIN{print $tb+$b}") tc=$(awk "BEGIN{print $tc+$c}")
+  td=$(awk "BEGIN{print $td+$d}") te=$(awk "BEGIN{print $te+$e}")
+  F=$(found "$name") awk -v n="$name" -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" \
+    -v ra="$ra" -v rb="$rb" -v rc="$rc" -v rd="$rd" -v re="$re" 'BEGIN{
     f = ENVIRON["F"]
-    printf "| %s | %.0f ms | %.0f ms | %.2f | %.0f ms | %.1f | %.0f ms | %.1f | %.0f / %.0f / %.0f / %.0f MiB | %s |\n",
-      n, a, b, b/a, c, c/b, d, c/d, ra/1024, rb/1024, rc/1024, rd/1024, f }'
+    printf "| %s | %.0f ms | %.0f ms | %.2f | %.0f ms | %.1f | %.0f ms | %.0f ms | %.1f | %.0f / %.0f / %.0f / %.0f / %.0f MiB | %s |\n",
+      n, a, b, b/a, e, e/b, d, c, c/d, ra/1024, rb/1024, rd/1024, rc/1024, re/1024, f }'
 done
-awk -v a="$ta" -v b="$tb" -v c="$tc" -v d="$td" 'BEGIN{
-  printf "| **total** | **%.0f ms** | **%.0f ms** | **%.2f** | **%.0f ms** | **%.1f** | **%.0f ms** | **%.1f** | | |\n", a, b, b/a, c, c/b, d, c/d }'
+awk -v a="$ta" -v b="$tb" -v c="$tc" -v d="$td" -v e="$te" 'BEGIN{
+  printf "| **total** | **%.0f ms** | **%.0f ms** | **%.2f** | **%.0f ms** | **%.1f** | **%.0f ms** | **%.0f ms** | **%.1f** | | |\n", a, b, b/a, e, e/b, d, c, c/d }'
