@@ -62,17 +62,7 @@ TCACHE=$WORK/trivy-cache
 python3 "$HERE/trivy-db.py" "$TCACHE" --debian 12 --alpine 3.16
 # trivy insists on a Java DB before it scans an image; an empty one keeps it
 # offline (as in bench-sbom.sh).
-python3 - "$TCACHE/java-db" <<'PY'
-import datetime, json, os, sqlite3, sys
-d = sys.argv[1]; os.makedirs(d, exist_ok=True)
-con = sqlite3.connect(os.path.join(d, "trivy-java.db"))
-con.execute("CREATE TABLE artifacts(id INTEGER PRIMARY KEY, group_id TEXT, artifact_id TEXT)")
-con.execute("CREATE TABLE indices(artifact_id INTEGER, version TEXT, sha1 BLOB, archive_type TEXT)")
-con.commit(); con.close()
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-json.dump({"Version": 1, "NextUpdate": "2099-01-01T00:00:00Z", "UpdatedAt": now, "DownloadedAt": now},
-          open(os.path.join(d, "metadata.json"), "w"))
-PY
+python3 "$HERE/trivy-java-db.py" "$TCACHE/java-db"
 # One run of a command: "milliseconds peak_rss_kib" (perf_counter around
 # the child, its rusage from wait4). Output and stderr go to files.
 cat >"$WORK/measure.py" <<'PY'

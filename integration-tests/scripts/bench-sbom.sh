@@ -24,17 +24,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # trivy insists on a Java DB before it scans an image; an empty one keeps it
 # offline (the same trick as ../shared/corpus/peers/run_peers.py).
-python3 - "$WORK/trivy-cache/java-db" <<'PY'
-import datetime, json, os, sqlite3, sys
-d = sys.argv[1]; os.makedirs(d, exist_ok=True)
-con = sqlite3.connect(os.path.join(d, "trivy-java.db"))
-con.execute("CREATE TABLE artifacts(id INTEGER PRIMARY KEY, group_id TEXT, artifact_id TEXT)")
-con.execute("CREATE TABLE indices(artifact_id INTEGER, version TEXT, sha1 BLOB, archive_type TEXT)")
-con.commit(); con.close()
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-json.dump({"Version": 1, "NextUpdate": "2099-01-01T00:00:00Z", "UpdatedAt": now, "DownloadedAt": now},
-          open(os.path.join(d, "metadata.json"), "w"))
-PY
+python3 "$(dirname "${BASH_SOURCE[0]}")/trivy-java-db.py" "$WORK/trivy-cache/java-db"
 
 # measure NAME CMD... → prints "seconds maxrss_kib" (best wall time of RUNS, its RSS)
 measure() {

@@ -13,17 +13,7 @@ NAMES=("$@")
 ((${#NAMES[@]})) || NAMES=(wild-uv-hardlinks wild-go-stamped wild-python-odd wild-npm-global wild-java-layouts wild-dotnet-runtime wild-apk-no-os-release wild-rpm-no-os-release)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-python3 - "$WORK/trivy-cache/java-db" <<'PY'
-import datetime, json, os, sqlite3, sys
-d = sys.argv[1]; os.makedirs(d, exist_ok=True)
-con = sqlite3.connect(os.path.join(d, "trivy-java.db"))
-con.execute("CREATE TABLE artifacts(id INTEGER PRIMARY KEY, group_id TEXT, artifact_id TEXT)")
-con.execute("CREATE TABLE indices(artifact_id INTEGER, version TEXT, sha1 BLOB, archive_type TEXT)")
-con.commit(); con.close()
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-json.dump({"Version": 1, "NextUpdate": "2099-01-01T00:00:00Z", "UpdatedAt": now, "DownloadedAt": now},
-          open(os.path.join(d, "metadata.json"), "w"))
-PY
+python3 "$(dirname "${BASH_SOURCE[0]}")/../scripts/trivy-java-db.py" "$WORK/trivy-cache/java-db"
 score() { python3 "$SHARED/corpus/score.py" "$OUT/expected/$1.json" "$2" | tail -1 | sed 's/recall=//; s/precision=//'; }
 {
   echo "# Peers on the wild corpus"
